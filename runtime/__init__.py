@@ -1,0 +1,7 @@
+"""symprop runtime: loads and runs compiled programs on NumPy buffers (never imports sympy)."""
+
+from . import datasets
+from .cache import ObjectCache
+from .engine import Engine
+
+__all__ = ["Engine", "ObjectCache", "datasets"]

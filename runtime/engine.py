@@ -1,0 +1,238 @@
+"""The process-wide LLVM JIT: optimise IR for the host CPU, emit objects, load them.
+
+One MCJIT serves the whole process (`Engine.instance()`). Compiled code is
+loaded as object files, the same bytes the on-disk cache stores, so a program
+built now and a program loaded from the cache take one path.
+
+Symbol names share one namespace per process: every program must prefix its
+symbols with a hash of itself (the engine refuses to define a name twice).
+
+Facts this module relies on (llvmlite 0.50 / LLVM 22):
+- `create_mcjit_compiler` takes ownership of its target machine; reusing that
+  machine elsewhere gave non-vectorised code, then a crash. So the MCJIT gets
+  its own machine and every optimisation or emission builds a fresh one.
+- MCJIT hands out addresses even for code calling an unresolved external
+  symbol; calling it crashes. Externals are checked before an object is added.
+- Adding bytes that are not an object file crashes the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import llvmlite
+import llvmlite.binding as llvm
+
+__all__ = [
+    "Engine",
+    "InvalidIRError",
+    "UnresolvedSymbolError",
+    "DuplicateSymbolError",
+    "host_identity",
+    "declared_externals",
+]
+
+_OBJECT_MAGIC = {
+    "ELF": (b"\x7fELF",),
+    "MachO": (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe"),
+}
+
+
+class InvalidIRError(ValueError):
+    """LLVM IR text that does not parse or does not verify."""
+
+
+class UnresolvedSymbolError(RuntimeError):
+    """An external symbol the code needs is not defined in this process."""
+
+
+class DuplicateSymbolError(RuntimeError):
+    """A symbol name already defined by an earlier object (missing program prefix?)."""
+
+
+_llvm_ready = False
+_llvm_ready_lock = threading.Lock()
+
+
+def _initialize_llvm() -> None:
+    """Register the host target (`llvm.initialize()` raises since llvmlite 0.45)."""
+    global _llvm_ready
+    with _llvm_ready_lock:
+        if not _llvm_ready:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            llvm.initialize_native_asmparser()
+            _llvm_ready = True
+
+
+@functools.cache
+def _host_cpu() -> tuple[str, str]:
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+@functools.cache
+def host_identity() -> str:
+    """What machine code depends on: llvmlite and LLVM versions, CPU name and features.
+
+    Cheap (no JIT is built), so cache keys can use it without compiling anything.
+    """
+    cpu_name, cpu_features = _host_cpu()
+    llvm_version = ".".join(map(str, llvm.llvm_version_info))
+    return (
+        f"llvmlite={llvmlite.__version__};llvm={llvm_version};"
+        f"triple={llvm.get_process_triple()};cpu={cpu_name};features={cpu_features}"
+    )
+
+
+class Engine:
+    """Compiles LLVM IR for the host CPU and loads machine code into this process."""
+
+    _instance: Engine | None = None
+    _instance_lock = threading.Lock()
+
+    @classmethod
+    def instance(cls) -> Engine:
+        """The process-wide engine, created on first use."""
+        if cls._instance is None:
+            with cls._instance_lock:
+                if cls._instance is None:
+                    cls._instance = cls()
+        return cls._instance
+
+    def __init__(self) -> None:
+        _initialize_llvm()
+        self.cpu_name, self.cpu_features = _host_cpu()
+        self.llvm_version = ".".join(map(str, llvm.llvm_version_info))
+        self.identity = host_identity()
+        self._lock = threading.RLock()
+        # The MCJIT owns this target machine: nothing else may ever use it.
+        self._mcjit = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.target_machine())
+        self._loaded_objects: list[tuple[bytes, llvm.ObjectFileRef]] = []
+        self._symbols: dict[str, int] = {}
+        self.blas_error: Exception | None = _load_blas()
+
+    def target_machine(self) -> llvm.TargetMachine:
+        """A fresh O3 target machine for the host CPU and its features."""
+        target = llvm.Target.from_default_triple()
+        return target.create_target_machine(
+            cpu=self.cpu_name, features=self.cpu_features, opt=3, jit=True
+        )
+
+    def optimize(self, ir_text: str) -> llvm.ModuleRef:
+        """Parse, verify and optimise IR at O3 (loop and SLP vectorisation) for the host.
+
+        Returns the module: `str(module)` is the optimised IR.
+        """
+        try:
+            module = llvm.parse_assembly(ir_text)
+        except RuntimeError as error:
+            raise InvalidIRError(f"LLVM IR does not parse:\n{error}") from None
+        try:
+            module.verify()
+        except RuntimeError as error:
+            raise InvalidIRError(f"LLVM IR does not verify:\n{error}") from None
+        tm = self.target_machine()
+        module.triple = tm.triple
+        module.data_layout = str(tm.target_data)
+        tuning = llvm.create_pipeline_tuning_options(speed_level=3)
+        tuning.loop_vectorization = True
+        tuning.slp_vectorization = True
+        passes = llvm.create_pass_builder(tm, tuning)
+        passes.getModulePassManager().run(module, passes)
+        return module
+
+    def emit_object(self, module: llvm.ModuleRef) -> bytes:
+        """Machine code for an (optimised) module, as an object file."""
+        return bytes(self.target_machine().emit_object(module))
+
+    def emit_assembly(self, module: llvm.ModuleRef) -> str:
+        """Host assembly for an (optimised) module, for inspection."""
+        return self.target_machine().emit_assembly(module)
+
+    def add_object(
+        self, obj: bytes, symbols: list[str], externals: list[str] = ()
+    ) -> dict[str, int]:
+        """Load an object file and return the address of each requested symbol.
+
+        `externals` names every symbol the object needs from the process (libm,
+        BLAS, ...): each must resolve before the object is added, or
+        `UnresolvedSymbolError` is raised. The object stays loaded for the life
+        of the process.
+        """
+        obj = bytes(obj)
+        self._check_object_format(obj)
+        with self._lock:
+            missing = [name for name in externals if not self._resolves(name)]
+            if missing:
+                hint = f" (BLAS did not load: {self.blas_error})" if self.blas_error else ""
+                raise UnresolvedSymbolError(
+                    f"external symbol {missing[0]!r} is not defined in this process"
+                    f"{hint}; unresolved: {missing}"
+                )
+            taken = [name for name in symbols if self._defined(name)]
+            if taken:
+                raise DuplicateSymbolError(
+                    f"symbol {taken[0]!r} is already defined in this process; "
+                    "prefix symbol names with a hash of their program"
+                )
+            object_file = llvm.ObjectFileRef.from_data(obj)
+            self._mcjit.add_object_file(object_file)
+            self._loaded_objects.append((obj, object_file))
+            self._mcjit.finalize_object()
+            addresses = {name: self._mcjit.get_function_address(name) for name in symbols}
+            self._symbols.update((name, a) for name, a in addresses.items() if a)
+        absent = [name for name, address in addresses.items() if not address]
+        if absent:
+            raise RuntimeError(f"symbol {absent[0]!r} is not defined by the object; absent: {absent}")
+        return addresses
+
+    def compile(
+        self, ir_text: str, symbols: list[str], externals: list[str] = ()
+    ) -> tuple[dict[str, int], bytes]:
+        """Optimise, emit and load IR; returns (symbol addresses, object bytes).
+
+        Functions and globals the module declares but does not define are
+        checked as externals along with `externals`.
+        """
+        module = self.optimize(ir_text)
+        obj = self.emit_object(module)
+        needed = list(dict.fromkeys([*externals, *declared_externals(module)]))
+        return self.add_object(obj, symbols, needed), obj
+
+    def _resolves(self, name: str) -> bool:
+        return bool(llvm.address_of_symbol(name)) or name in self._symbols
+
+    def _defined(self, name: str) -> bool:
+        return name in self._symbols or bool(self._mcjit.get_function_address(name))
+
+    @staticmethod
+    def _check_object_format(obj: bytes) -> None:
+        magics = _OBJECT_MAGIC.get(llvm.get_object_format())
+        if magics is not None and not obj.startswith(magics):
+            raise ValueError(
+                f"not a {llvm.get_object_format()} object file "
+                f"({len(obj)} bytes starting {obj[:8]!r}); refusing to load it"
+            )
+
+
+def declared_externals(module: llvm.ModuleRef) -> list[str]:
+    """Names a module uses but does not define (LLVM intrinsics excluded)."""
+    names = [f.name for f in module.functions if f.is_declaration]
+    names += [g.name for g in module.global_variables if g.is_declaration]
+    return [name for name in names if not name.startswith("llvm.")]
+
+
+def _load_blas() -> Exception | None:
+    """Make numpy's OpenBLAS symbols resolvable for JIT code, when available."""
+    try:
+        from . import blas
+    except ModuleNotFoundError as error:
+        if error.name in ("runtime.blas", "runtime"):
+            return error
+        raise
+    try:
+        found = blas.load()
+    except Exception as error:  # no BLAS: only kernels that call it fail, by name
+        return error
+    return None if found is not None else RuntimeError("NumPy ships no OpenBLAS library here")
