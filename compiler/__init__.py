@@ -1,0 +1,10 @@
+"""symprop's compiler: declare tensor graphs, differentiate them symbolically, simplify, lower."""
+from .errors import GraphError
+from .graph import Input, Param, Node, const
+from . import ops
+from .ops import *  # noqa: F401,F403  (every op is importable from compiler)
+from .ops import elementwise
+from .traversal import leaves
+from .autodiff import grad
+from .evaluate import evaluate
+from .show import show

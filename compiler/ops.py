@@ -1,0 +1,403 @@
+"""The operations users call, written on the primitives of ``graph``.
+
+Elementwise functions are maps whose body is a sympy expression; everything
+else is a reduce, an einsum or a layout op. Composites (softmax, logsumexp,
+cross-entropy) are numerically stable by construction: the max-shift passes
+through ``stop_gradient``.
+"""
+from __future__ import annotations
+
+import math
+import string
+
+import numpy as np
+import sympy
+
+from . import scalar_functions as sf
+from .dtypes import canonical_dtype, float_result, promote
+from .errors import fail
+from .graph import (Node, as_node, const, make_broadcast, make_concat, make_einsum, make_map, make_pad,
+                    make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
+                    scalar_symbol, size_of)
+from .shapes import broadcast_shapes, normalize_axes, reshape_target
+
+__all__ = [
+    "elementwise", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "softplus", "gelu",
+    "sin", "cos", "abs", "maximum", "minimum", "where", "clip", "equal", "not_equal", "matmul", "einsum",
+    "concat", "stack", "broadcast_to", "reshape", "transpose", "sum", "mean", "max", "softmax",
+    "log_softmax", "logsumexp", "mse", "cross_entropy", "binary_cross_entropy_with_logits",
+    "stop_gradient", "one_hot",
+]
+
+_builtin_abs, _builtin_sum, _builtin_max = abs, sum, max
+
+
+def _sympy_number(value):
+    """A Python number as an exact sympy number (0.1 -> 1/10, as written)."""
+    if isinstance(value, (bool, np.bool_)):
+        return sympy.Integer(int(value))
+    if isinstance(value, (int, np.integer)):
+        return sympy.Integer(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return sympy.nan
+    if math.isinf(value):
+        return sympy.oo if value > 0 else -sympy.oo
+    return sympy.Rational(repr(value))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (bool, int, float, np.number))
+
+
+class Elementwise:
+    """An elementwise op from a function of sympy scalars; broadcasts like NumPy.
+
+    ``swish = elementwise(lambda t: t / (1 + sympy.exp(-t)))``. Its derivative is
+    ``sympy.diff`` of the body: nobody writes one.
+    """
+
+    def __init__(self, fn, name: str | None = None, dtype=None, float_only: bool = False):
+        self.fn, self.name = fn, name or getattr(fn, "__name__", "elementwise")
+        self.dtype, self.float_only = dtype, float_only
+
+    def __call__(self, *args):
+        nodes, scalars, weak = [], [], []
+        for a in args:
+            if isinstance(a, Node):
+                scalars.append(scalar_symbol(len(nodes)))
+                nodes.append(a)
+            elif _is_number(a):
+                scalars.append(_sympy_number(a))
+                weak.append(a)
+            else:
+                a = const(a)
+                scalars.append(scalar_symbol(len(nodes)))
+                nodes.append(a)
+        dtype = self.dtype
+        if dtype is None:
+            dtype = promote([n.dtype for n in nodes], weak) if nodes else promote([], weak)
+            if self.float_only:
+                dtype = float_result(dtype)
+        body = self.fn(*scalars)
+        if not nodes:
+            return const(float(body), dtype)
+        return make_map(body, nodes, dtype, op_name=self.name)
+
+    def __repr__(self):
+        return f"elementwise({self.name})"
+
+
+def elementwise(fn, name: str | None = None, dtype=None) -> Elementwise:
+    """A new differentiable elementwise op from a Python function of sympy scalars."""
+    return Elementwise(fn, name, None if dtype is None else canonical_dtype(dtype))
+
+
+def _float_op(fn, name):
+    return Elementwise(fn, name, float_only=True)
+
+
+exp = _float_op(sympy.exp, "exp")
+log = _float_op(sympy.log, "log")
+sqrt = _float_op(sympy.sqrt, "sqrt")
+tanh = _float_op(sympy.tanh, "tanh")
+sin = _float_op(sympy.sin, "sin")
+cos = _float_op(sympy.cos, "cos")
+sigmoid = _float_op(sf.Sigmoid, "sigmoid")
+softplus = _float_op(sf.Softplus, "softplus")
+gelu = _float_op(lambda t: t * (1 + sympy.erf(t / sympy.sqrt(2))) / 2, "gelu")
+relu = Elementwise(sf.Relu, "relu")
+abs = Elementwise(sympy.Abs, "abs")
+maximum = Elementwise(sf.Maximum, "maximum")
+minimum = Elementwise(sf.Minimum, "minimum")
+equal = Elementwise(sf.Equal, "equal", dtype="bool")
+not_equal = Elementwise(sf.NotEqual, "not_equal", dtype="bool")
+_comparisons = {name: Elementwise(fn, name, dtype="bool") for name, fn in
+                [("less", sf.Less), ("less_equal", sf.LessEqual), ("greater", sf.Greater),
+                 ("greater_equal", sf.GreaterEqual)]}
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return Elementwise(lambda t: sf.Where(sf.Greater(t, 0), t, _sympy_number(negative_slope) * t), "leaky_relu")(x)
+
+
+def where(condition, a, b):
+    """a where condition is true (nonzero), else b."""
+    values = [v for v in (a, b) if isinstance(v, Node)]
+    weak = [v for v in (a, b) if _is_number(v)]
+    dtype = promote([v.dtype for v in values], weak) if values else promote([], weak)
+    return Elementwise(sf.Where, "where", dtype=dtype)(as_node(condition), a, b)
+
+
+def clip(x, lo, hi):
+    return minimum(maximum(x, lo), hi)
+
+
+# ---- reductions ---------------------------------------------------------------------------
+
+def _keep(result: Node, x: Node, axes, keepdims: bool) -> Node:
+    if not keepdims:
+        return result
+    return make_reshape(result, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+
+
+def sum(x, axis=None, keepdims=False):
+    x = as_node(x)
+    axes = normalize_axes(axis, x.ndim, "sum")
+    return _keep(make_reduce("sum", x, axes), x, axes, keepdims)
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over axes; the gradient of a tie is split evenly among the maxima."""
+    x = as_node(x)
+    axes = normalize_axes(axis, x.ndim, "max")
+    return _keep(make_reduce("max", x, axes), x, axes, keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    x = as_node(x)
+    axes = normalize_axes(axis, x.ndim, "mean")
+    total = sum(x, axes, keepdims)
+    dtype = float_result(x.dtype)
+    count = size_of(x.shape, axes, dtype)
+    if isinstance(count, Node):
+        return make_map(scalar_symbol(0) / scalar_symbol(1), [total, count], dtype, op_name="mean")
+    return make_map(scalar_symbol(0) / count, [total], dtype, op_name="mean") if count else total
+
+
+# ---- contraction -----------------------------------------------------------------------------
+
+def einsum(spec: str, *operands):
+    """Einstein summation; an implicit spec ('ij,jk') sums indices that appear twice, as NumPy."""
+    operands = [as_node(o) for o in operands]
+    spec = spec.replace(" ", "")
+    if "..." in spec:
+        raise fail("einsum", f"ellipsis in {spec!r} is not supported; name the axes")
+    if "->" not in spec:
+        letters = spec.replace(",", "")
+        spec = spec + "->" + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return make_einsum(spec, *operands)
+
+
+def matmul(a, b):
+    """NumPy's matmul: 1-D and 2-D operands, and batched with broadcast batch dims."""
+    a, b = as_node(a), as_node(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise fail("matmul", f"operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
+    k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise fail("matmul", f"shapes {a.shape} and {b.shape} are not aligned: "
+                   f"{k_a} (last dim of the first) != {k_b} ({'second-to-last' if b.ndim > 1 else 'only'} dim of the second)")
+    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    letters = "".join(string.ascii_lowercase[3:3 + len(batch)])
+
+    def spec(x, own):
+        if x.ndim <= 2:
+            return x, own
+        if x.shape[:-2] != batch:
+            x = broadcast_to(x, batch + x.shape[-2:])
+        return x, letters + own
+
+    a, a_spec = spec(a, "ik" if a.ndim > 1 else "k")
+    b, b_spec = spec(b, "kj" if b.ndim > 1 else "k")
+    out = letters + ("i" if a.ndim > 1 else "") + ("j" if b.ndim > 1 else "")
+    return make_einsum(f"{a_spec},{b_spec}->{out}", a, b)
+
+
+# ---- layout ---------------------------------------------------------------------------------
+
+def reshape(x, *shape):
+    x = as_node(x)
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return make_reshape(x, reshape_target(x.shape, shape))
+
+
+def transpose(x, *axes):
+    x = as_node(x)
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    if not axes:
+        axes = tuple(reversed(range(x.ndim)))
+    if sorted(a % x.ndim for a in axes) != list(range(x.ndim)) or len(axes) != x.ndim:
+        raise fail("transpose", f"axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    return make_transpose(x, tuple(a % x.ndim for a in axes))
+
+
+def broadcast_to(x, shape):
+    x = as_node(x)
+    shape = tuple(shape)
+    if len(shape) < x.ndim:
+        raise fail("broadcast_to", f"cannot broadcast {x.shape} to the lower-rank shape {shape}")
+    if len(shape) > x.ndim:
+        x = make_reshape(x, (1,) * (len(shape) - x.ndim) + x.shape)
+    return make_broadcast(x, shape)
+
+
+def concat(xs, axis=0):
+    xs = [as_node(x) for x in xs]
+    if not xs:
+        raise fail("concat", "needs at least one tensor")
+    axis = normalize_axes(axis, xs[0].ndim, "concat")[0]
+    return make_concat(xs, axis)
+
+
+def stack(xs, axis=0):
+    xs = [as_node(x) for x in xs]
+    if not xs:
+        raise fail("stack", "needs at least one tensor")
+    axis = normalize_axes(axis, xs[0].ndim + 1, "stack")[0]
+    return make_concat([make_reshape(x, x.shape[:axis] + (1,) + x.shape[axis:]) for x in xs], axis)
+
+
+def getitem(x: Node, index):
+    """Basic indexing: integers, slices with step 1, None and one Ellipsis."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    if _builtin_sum(1 for i in index if i is Ellipsis) > 1:
+        raise fail("getitem", "only one Ellipsis allowed")
+    n_real = _builtin_sum(1 for i in index if i is not None and i is not Ellipsis)
+    if n_real > x.ndim:
+        raise fail("getitem", f"too many indices ({n_real}) for shape {x.shape}")
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (x.ndim - n_real) + index[at + 1:]
+    index = index + (slice(None),) * (x.ndim - n_real)
+    starts, stops, out_shape, axis = [], [], [], 0
+    for item in index:
+        if item is None:
+            out_shape.append(1)
+            continue
+        d = x.shape[axis]
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            if isinstance(d, str):
+                raise fail("getitem", f"cannot index the symbolic dimension {d!r} of {x.shape} with an integer")
+            i = int(item) + (d if item < 0 else 0)
+            if not 0 <= i < d:
+                raise fail("getitem", f"index {item} out of range for axis {axis} of size {d}")
+            starts.append(i), stops.append(i + 1)
+        elif isinstance(item, slice):
+            if isinstance(d, str):
+                if item != slice(None):
+                    raise fail("getitem", f"only ':' can slice the symbolic dimension {d!r}")
+                starts.append(0), stops.append(d), out_shape.append(d)
+            else:
+                start, stop, step = item.indices(d)
+                if step != 1:
+                    raise fail("getitem", f"slice steps other than 1 are not supported (got {item})")
+                stop = _builtin_max(stop, start)
+                starts.append(start), stops.append(stop), out_shape.append(stop - start)
+        else:
+            raise fail("getitem", f"unsupported index {item!r}: use ints, slices, None or ...")
+        axis += 1
+    sliced = make_slice(x, tuple(starts), tuple(stops))
+    return make_reshape(sliced, tuple(out_shape))
+
+
+def astype(x, dtype):
+    x = as_node(x)
+    return make_map(scalar_symbol(0), [x], canonical_dtype(dtype, "astype"), op_name="astype")
+
+
+def stop_gradient(x):
+    """x, through which no gradient flows."""
+    return make_stop_gradient(as_node(x))
+
+
+# ---- composites -------------------------------------------------------------------------------
+
+_finite_or_zero = Elementwise(lambda m: sf.Where(sf.Less(sympy.Abs(m), sympy.oo), m, 0), "finite_or_zero")
+
+
+def _shift(x, axis):
+    """max over axis (keepdims), without gradient; 0 where the max is not finite."""
+    return stop_gradient(_finite_or_zero(max(x, axis, keepdims=True)))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    x = as_node(x)
+    axes = normalize_axes(axis, x.ndim, "logsumexp")
+    m = _shift(x, axes)
+    result = m + log(sum(exp(x - m), axes, keepdims=True))
+    return result if keepdims else make_reshape(result, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+def log_softmax(x, axis=-1):
+    x = as_node(x)
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    x = as_node(x)
+    e = exp(x - _shift(x, normalize_axes(axis, x.ndim, "softmax")))
+    return e / sum(e, axis, keepdims=True)
+
+
+def one_hot(labels, num_classes: int, dtype="float32"):
+    labels = as_node(labels)
+    classes = const(np.arange(num_classes, dtype=labels.dtype if labels.dtype != "bool" else "int64"))
+    return make_map(sf.Equal(scalar_symbol(0), scalar_symbol(1)),
+                    [make_reshape(labels, labels.shape + (1,)), classes], canonical_dtype(dtype), "one_hot")
+
+
+def mse(prediction, target):
+    """Mean over every element of (prediction - target)**2."""
+    prediction, target = as_node(prediction), as_node(target, prediction)
+    return mean((prediction - target) ** 2)
+
+
+def cross_entropy(logits, labels):
+    """Softmax cross-entropy of logits (batch, classes) with integer labels (batch,), mean over the batch."""
+    logits, labels = as_node(logits), as_node(labels)
+    if logits.ndim != 2 or labels.shape != logits.shape[:1] or labels.dtype not in ("int32", "int64"):
+        raise fail("cross_entropy", f"expected logits (batch, classes) and integer labels (batch,), got "
+                   f"{logits.shape} {logits.dtype} and {labels.shape} {labels.dtype}")
+    logp = log_softmax(logits, -1)
+    classes = const(np.arange(logits.shape[1], dtype=labels.dtype))
+    picked = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), 0),
+                      [make_reshape(labels, labels.shape + (1,)), classes, logp], logp.dtype, "pick")
+    return -mean(sum(picked, axis=1))
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    """Mean of softplus(x) - x*y: stable for any logit magnitude."""
+    logits, targets = as_node(logits), as_node(targets, logits)
+    return mean(Elementwise(lambda x, y: sf.Softplus(x) - x * y, "bce_with_logits", float_only=True)(logits, targets))
+
+
+# ---- Python operators on nodes ------------------------------------------------------------
+
+def _binary(body, name):
+    op = Elementwise(body, name)
+    return (lambda self, other: op(self, other)), (lambda self, other: op(other, self))
+
+
+def _install_operators():
+    for dunder, body, name in [("add", lambda a, b: a + b, "add"), ("sub", lambda a, b: a - b, "sub"),
+                               ("mul", lambda a, b: a * b, "mul"), ("pow", lambda a, b: a ** b, "pow")]:
+        forward, reflected = _binary(body, name)
+        setattr(Node, f"__{dunder}__", forward)
+        setattr(Node, f"__r{dunder}__", reflected)
+    div = _float_op(lambda a, b: a / b, "div")
+    Node.__truediv__ = lambda self, other: div(self, other)
+    Node.__rtruediv__ = lambda self, other: div(other, self)
+    Node.__neg__ = lambda self: Elementwise(lambda a: -a, "neg")(self)
+    Node.__pos__ = lambda self: self
+    Node.__abs__ = lambda self: abs(self)
+    Node.__matmul__ = lambda self, other: matmul(self, other)
+    Node.__rmatmul__ = lambda self, other: matmul(other, self)
+    Node.__lt__ = lambda self, other: _comparisons["less"](self, other)
+    Node.__le__ = lambda self, other: _comparisons["less_equal"](self, other)
+    Node.__gt__ = lambda self, other: _comparisons["greater"](self, other)
+    Node.__ge__ = lambda self, other: _comparisons["greater_equal"](self, other)
+    Node.__getitem__ = getitem
+    Node.sum = sum
+    Node.mean = mean
+    Node.max = max
+    Node.reshape = reshape
+    Node.transpose = transpose
+    Node.astype = astype
+    Node.T = property(lambda self: transpose(self))
+
+
+_install_operators()

@@ -1,0 +1,90 @@
+"""Static shapes with named symbolic dimensions.
+
+A dimension is an int or a string (``"batch"``) bound when values are given.
+Rules follow NumPy; a symbolic dimension only matches itself or 1.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from .errors import fail
+
+Shape = tuple
+
+
+def canonical_shape(shape, op: str) -> Shape:
+    if isinstance(shape, (int, str)):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise fail(op, f"shape must be a tuple of ints and dimension names, got {shape!r}") from None
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, int) and d < 0):
+            raise fail(op, f"bad dimension {d!r} in shape {shape!r}: expected an int >= 0 or a name")
+    return tuple(int(d) if isinstance(d, int) else d for d in dims)
+
+
+def broadcast_shapes(op: str, *shapes: Shape) -> Shape:
+    ndim = max((len(s) for s in shapes), default=0)
+    result = []
+    for axis in range(ndim):
+        dims = {s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise fail(op, "shapes " + " and ".join(str(s) for s in shapes) + " do not broadcast")
+        result.append(dims.pop() if dims else 1)
+    return tuple(result)
+
+
+def normalize_axes(axis, ndim: int, op: str) -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, int) or not -ndim <= a < ndim:
+            raise fail(op, f"axis {a!r} out of range for a tensor of rank {ndim}")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise fail(op, f"repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def size_factors(shape: Shape):
+    """(product of int dims, Counter of symbolic dims): the size of a shape."""
+    return math.prod(d for d in shape if isinstance(d, int)), Counter(d for d in shape if isinstance(d, str))
+
+
+def reshape_target(old: Shape, new, op: str = "reshape") -> Shape:
+    """Resolve `new` (may contain one -1) against `old`; sizes must agree."""
+    new = tuple(new)
+    if sum(1 for d in new if d == -1) > 1:
+        raise fail(op, f"only one -1 allowed in {new!r}")
+    known = tuple(d for d in new if d != -1)
+    canonical_shape(known, op)
+    old_int, old_sym = size_factors(old)
+    new_int, new_sym = size_factors(known)
+    if -1 in new:
+        missing_sym = old_sym - new_sym
+        if new_sym - old_sym or (new_int and old_int % new_int) or (new_int == 0):
+            raise fail(op, f"cannot reshape {old} to {new}")
+        fill_int = old_int // new_int
+        fill = list(missing_sym.elements())
+        if len(fill) > 1 or (fill and fill_int != 1):
+            raise fail(op, f"cannot infer -1 in {new} from {old}: it would be a product of dimensions")
+        inferred = fill[0] if fill else fill_int
+        new = tuple(inferred if d == -1 else d for d in new)
+    elif old_int != new_int or old_sym != new_sym:
+        raise fail(op, f"cannot reshape {old} (size {describe_size(old)}) to {new} (size {describe_size(new)})")
+    return new
+
+
+def describe_size(shape: Shape) -> str:
+    n, sym = size_factors(shape)
+    return "*".join([str(n)] + sorted(sym.elements())) if sym else str(n)
+
+
+def symbolic_dims(shape: Shape) -> list:
+    return [d for d in shape if isinstance(d, str)]
