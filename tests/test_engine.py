@@ -140,6 +140,14 @@ def test_symbol_defined_twice_is_refused():
         engine.compile(axpb_ir(name), [name])
 
 
+def test_symbol_defined_but_not_requested_still_counts_as_taken():
+    engine = Engine.instance()
+    requested, bystander = unique("requested"), unique("bystander")
+    engine.compile(axpb_ir(requested) + axpb_ir(bystander), [requested])
+    with pytest.raises(DuplicateSymbolError, match=bystander):
+        engine.compile(axpb_ir(bystander), [bystander])
+
+
 def test_requested_symbol_absent_from_object_raises():
     engine = Engine.instance()
     defined, absent = unique("defined"), unique("absent")
