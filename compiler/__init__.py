@@ -8,3 +8,4 @@ from .traversal import leaves
 from .autodiff import grad
 from .evaluate import evaluate
 from .show import show
+from .passes import simplify

@@ -18,7 +18,7 @@ import sympy
 from .dtypes import is_float
 from .errors import GraphError
 from .graph import (Node, const, make_broadcast, make_einsum, make_map, make_pad, make_reduce,
-                    make_reshape, make_slice, make_transpose, scalar_symbol)
+                    make_reshape, make_slice, make_transpose, rename_symbols, scalar_symbol)
 from . import scalar_functions as sf
 from .traversal import as_node_list, check_unique_names, topological_order
 
@@ -106,15 +106,9 @@ def _vjp_map(node, g):
         symbols = [_COTANGENT] + [scalar_symbol(j) for j in range(len(node.args))] + ([_OUT] if uses_output else [])
         args = [g] + list(node.args) + ([node] if uses_output else [])
         renamed = {s: scalar_symbol(k) for k, s in enumerate(symbols)}
-        contribution = make_map(_rename(expr, renamed), args, node.dtype)
+        contribution = make_map(rename_symbols(expr, renamed), args, node.dtype)
         out.append(unbroadcast(contribution, arg.shape))
     return out
-
-
-def _rename(expr, mapping):
-    """Simultaneous symbol substitution (x1 -> x2 and x2 -> x3 without collisions)."""
-    temps = {old: sympy.Dummy() for old in mapping}
-    return expr.xreplace(temps).xreplace({temps[old]: new for old, new in mapping.items()})
 
 
 def _vjp_sum(node, g):

@@ -206,6 +206,12 @@ def make_map(body, args, dtype: str | None = None, op_name: str = "map") -> Node
     return Node("map", tuple(args), (("body", body),), shape, dtype)
 
 
+def rename_symbols(expr, mapping: dict):
+    """Simultaneous symbol substitution (x1 -> x2 and x2 -> x3 without collisions)."""
+    temps = {old: sympy.Dummy() for old in mapping}
+    return expr.xreplace(temps).xreplace({temps[old]: new for old, new in mapping.items()})
+
+
 def _canonical_args(body, args):
     """Drop unused and duplicate args; renumber symbols densely in order."""
     used = body.free_symbols

@@ -1,0 +1,1 @@
+"""LLVM IR generation: kernels and the entry function of a compiled program."""

@@ -1,0 +1,68 @@
+"""Constant folding: nodes computed only from small constants become constants,
+and scalar constants are written into the bodies of the maps that use them."""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from ..graph import Node, const, make_map, rename_symbols, scalar_symbol
+from ..evaluate import _evaluate_node
+from .rewrite import rewrite
+
+MAX_FOLDED_SIZE = 4096
+
+
+def _folds(node: Node) -> bool:
+    if node.is_leaf or not node.args or any(a.op != "const" for a in node.args):
+        return False
+    return all(isinstance(d, int) for d in node.shape) and int(np.prod(node.shape)) <= MAX_FOLDED_SIZE
+
+
+def _fold(node: Node):
+    if not _folds(node):
+        return None
+    with np.errstate(all="ignore"):
+        value = _evaluate_node(node, [a.attr("value").array for a in node.args], {}, {})
+    return const(np.asarray(value, dtype=node.dtype), node.dtype)
+
+
+def _scalar_value(node: Node):
+    if node.op != "const":
+        return None
+    array = node.attr("value").array
+    if array.size != 1 or array.dtype.kind not in "fiub":
+        return None
+    value = array.reshape(()).item()
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return sympy.nan if np.isnan(value) else (sympy.oo if value > 0 else -sympy.oo)
+        return sympy.Rational(repr(value)) if float(repr(value)) == value else sympy.Float(value, 17)
+    return sympy.Integer(int(value))
+
+
+def _inline(node: Node):
+    if node.op != "map":
+        return None
+    body, args, changed = node.attr("body"), list(node.args), False
+    for i, arg in enumerate(node.args):
+        value = _scalar_value(arg)
+        if value is not None and arg.dtype == node.dtype:
+            body = body.xreplace({scalar_symbol(i): value})
+            changed = True
+    if not changed:
+        return None
+    kept = [a for i, a in enumerate(args) if scalar_symbol(i) in body.free_symbols]
+    renumber = {scalar_symbol(i): scalar_symbol(kept.index(a)) for i, a in enumerate(args)
+                if scalar_symbol(i) in body.free_symbols}
+    result = make_map(rename_symbols(body, renumber), kept, node.dtype)
+    return result if result.shape == node.shape else None
+
+
+def fold_constants(outputs) -> list:
+    """Evaluate operations whose inputs are all (small) constants."""
+    return rewrite(outputs, _fold)
+
+
+def inline_scalar_constants(outputs) -> list:
+    """Write scalar constants into map bodies (``x * const(1)`` becomes ``x``)."""
+    return rewrite(outputs, _inline)

@@ -1,0 +1,66 @@
+"""Numerical stability rewrites of map bodies (a phase of its own, run on
+backward graphs too): overflow-prone forms a user may write become the
+stable opaque functions.
+
+    log(1 + exp(x))    -> Softplus(x)
+    1 / (1 + exp(-x))  -> Sigmoid(x)
+    exp(x) / (1 + exp(x)) -> Sigmoid(x)
+    log(Sigmoid(x))    -> -Softplus(-x)
+    log(1 - Sigmoid(x)) -> -Softplus(x)
+
+Targeted sympy ``replace`` rules only: ``sympy.simplify`` is slow and can
+make numerics worse.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ..graph import Node, make_map
+from ..scalar_functions import Sigmoid, Softplus
+from .identities import compose_maps
+from .rewrite import rewrite
+
+STABILIZE_DEPTH = 3
+
+_a = sympy.Wild("a")
+
+
+def _stabilize_expr(expr: sympy.Expr) -> sympy.Expr:
+    rules = [
+        (sympy.log(1 + sympy.exp(_a)), lambda a: Softplus(a)),
+        (1 / (1 + sympy.exp(-_a)), lambda a: Sigmoid(a)),
+        (sympy.exp(_a) / (1 + sympy.exp(_a)), lambda a: Sigmoid(a)),
+        (sympy.log(Sigmoid(_a)), lambda a: -Softplus(-a)),
+        (sympy.log(1 - Sigmoid(_a)), lambda a: -Softplus(a)),
+    ]
+    for pattern, build in rules:
+        if expr.has(sympy.exp) or expr.has(Sigmoid):
+            expr = _replace(expr, pattern, build)
+    return expr
+
+
+def _replace(expr, pattern, build):
+    def visit(e):
+        match = e.match(pattern)
+        if match is not None and _a in match:
+            return build(match[_a])
+        return None
+    return expr.replace(lambda e: visit(e) is not None, lambda e: visit(e))
+
+
+def _stabilize(node: Node):
+    """Stabilize the body, composed with the maps it reads (patterns span several maps)."""
+    if node.op != "map":
+        return None
+    body, args = compose_maps(node, depth=STABILIZE_DEPTH)
+    if not (body.has(sympy.exp) or body.has(Sigmoid)):
+        return None
+    stable = _stabilize_expr(body)
+    if stable == body:
+        return None
+    return make_map(stable, args, node.dtype)
+
+
+def stabilize(outputs) -> list:
+    """Rewrite overflow-prone elementwise forms into stable ones."""
+    return rewrite(outputs, _stabilize)
