@@ -262,7 +262,8 @@ def getitem(x: Node, index):
     if Ellipsis in index:
         at = index.index(Ellipsis)
         index = index[:at] + (slice(None),) * (x.ndim - n_real) + index[at + 1:]
-    index = index + (slice(None),) * (x.ndim - n_real)
+    else:
+        index = index + (slice(None),) * (x.ndim - n_real)
     starts, stops, out_shape, axis = [], [], [], 0
     for item in index:
         if item is None:
