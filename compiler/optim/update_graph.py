@@ -1,0 +1,99 @@
+"""The symbolic training step: loss, gradients and the new values of parameters and state.
+
+``update_graph(loss, optimizer)`` is everything a training step computes, as
+graph nodes over named leaves: the model's Inputs and Params, one Input per
+optimizer state buffer (named ``<param>__<state>``), and two float64 scalar
+Inputs, the 1-based step count and the learning rate. Evaluating
+``graph.outputs`` -- in the reference evaluator or in compiled code -- is one
+step; writing ``new_params`` / ``new_state`` back over their inputs is the
+update.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..autodiff import grad as gradient
+from ..evaluate import evaluate
+from ..graph import Input, Node
+from ..traversal import leaves
+from .base import Optimizer, StateSpec
+
+STEP_INPUT = "optimizer_step"
+LR_INPUT = "optimizer_lr"
+SCALAR_DTYPE = "float64"
+
+
+def state_input_name(param_name: str, state_name: str) -> str:
+    return f"{param_name}__{state_name}"
+
+
+@dataclass(frozen=True)
+class UpdateGraph:
+    """One training step as a graph. Dicts are keyed by leaf name, in parameter order."""
+
+    loss: Node
+    optimizer: Optimizer
+    params: tuple                   # the trained Params
+    grads: tuple                    # d loss / d param, before clipping
+    step: Input                     # scalar float64, 1 on the first step
+    lr: Input                       # scalar float64, the current learning rate
+    state: dict = field(default_factory=dict)        # state input name -> Input
+    state_specs: dict = field(default_factory=dict)  # state input name -> StateSpec
+    new_params: dict = field(default_factory=dict)   # param name -> Node
+    new_state: dict = field(default_factory=dict)    # state input name -> Node
+
+    @property
+    def outputs(self) -> list:
+        """[loss, *new params, *new state]: every value a step produces."""
+        return [self.loss, *self.new_params.values(), *self.new_state.values()]
+
+    @property
+    def data_inputs(self) -> list:
+        """The Inputs fed per step (the model's, not the optimizer's)."""
+        own = {self.step, self.lr, *self.state.values()}
+        return [leaf for leaf in leaves(self.outputs) if leaf.op == "input" and leaf not in own]
+
+    def initial_state(self) -> dict:
+        """state input name -> a fresh array filled with the state's initial value."""
+        return {name: np.full(spec.shape, spec.init_value, dtype=spec.dtype) for name, spec in self.state_specs.items()}
+
+    def evaluate(self, params: dict, state: dict, step: int, lr: float, inputs: dict) -> tuple:
+        """One step in the NumPy reference evaluator: (loss, new params, new state) as arrays."""
+        values = {**params, **state, **inputs, STEP_INPUT: np.float64(step), LR_INPUT: np.float64(lr)}
+        results = evaluate(self.outputs, values)
+        n = len(self.new_params)
+        loss, new_params, new_state = results[0], results[1:1 + n], results[1 + n:]
+        return (float(loss), dict(zip(self.new_params, new_params)), dict(zip(self.new_state, new_state)))
+
+
+def update_graph(loss: Node, optimizer: Optimizer, params=None) -> UpdateGraph:
+    """The step graph of `optimizer` minimising the scalar `loss` over `params`
+    (default: every Param the loss depends on, in order of first use)."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"update_graph: expected an optimizer from compiler.optim, got {optimizer!r}")
+    if params is None:
+        params = [leaf for leaf in leaves(loss) if leaf.op == "param"]
+    params = list(params)
+    for p in params:
+        if not isinstance(p, Node) or p.op != "param":
+            raise TypeError(f"update_graph: params must be Param nodes, got {p!r}")
+    if len({p.name for p in params}) != len(params):
+        raise ValueError(f"update_graph: a parameter is listed twice in {[p.name for p in params]}")
+    grads = gradient(loss, params) if params else []
+    step = Input(STEP_INPUT, (), SCALAR_DTYPE)
+    lr = Input(LR_INPUT, (), SCALAR_DTYPE)
+    state_inputs, specs, per_param = {}, {}, []
+    for p in params:
+        own = {}
+        for spec in optimizer.state_specs(p):
+            name = state_input_name(p.name, spec.name)
+            own[spec.name] = state_inputs[name] = Input(name, spec.shape, spec.dtype)
+            specs[name] = spec
+        per_param.append(own)
+    new_params, new_states = optimizer.update_all(params, grads, per_param, step, lr)
+    new_state = {state_input_name(p.name, k): v for p, s in zip(params, new_states) for k, v in s.items()}
+    return UpdateGraph(loss=loss, optimizer=optimizer, params=tuple(params), grads=tuple(grads), step=step, lr=lr,
+                       state=state_inputs, state_specs=specs,
+                       new_params={p.name: v for p, v in zip(params, new_params)}, new_state=new_state)
