@@ -1,0 +1,215 @@
+"""Generated matrix multiply against numpy.matmul: every layout, odd sizes, strided views."""
+
+import ctypes
+import itertools
+import random
+import uuid
+
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from llvmlite import ir
+
+from compiler.codegen import gemm
+from runtime import blas
+from runtime.engine import Engine
+
+DTYPES = ("float32", "float64")
+SIZES = (0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 100)
+LAYOUTS = list(itertools.product((0, 1), (0, 1), (0, 1)))  # a_trans, b_trans, accumulate
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+_SIGNATURE = ctypes.CFUNCTYPE(None, _I64, _I64, _I64, _PTR, _I64, _I64, _PTR, _I64, _I64, _PTR, _I64, _I64)
+
+# Loop-path blockings besides the host's: AVX2-like registers with tiny cache
+# blocks (so small matrices cross every K and N block boundary), and odd shapes.
+SMALL_BLOCKS = gemm.TileShape(lanes=8, rows=6, vectors=2, depth=16, columns=32)
+ODD_BLOCKS = gemm.TileShape(lanes=4, rows=5, vectors=3, depth=7, columns=12)
+
+
+def _compile(dtype, define):
+    """JIT an exported wrapper around the function `define(module)` returns."""
+    module = ir.Module(name="test_gemm")
+    target = define(module)
+    wrapper = ir.Function(module, target.function_type, name=f"test_gemm_{uuid.uuid4().hex}")
+    builder = ir.IRBuilder(wrapper.append_basic_block())
+    builder.call(target, wrapper.args)
+    builder.ret_void()
+    addresses, _ = Engine.instance().compile(str(module), [wrapper.name], gemm.gemm_externals(module))
+    return _SIGNATURE(addresses[wrapper.name])
+
+
+_VARIANTS = {
+    "dispatch": lambda dtype: lambda m: gemm.gemm_function(m, dtype),
+    "tiled": lambda dtype: lambda m: gemm.tiled_gemm_function(m, dtype),
+    "small_blocks": lambda dtype: lambda m: gemm.tiled_gemm_function(m, dtype, SMALL_BLOCKS),
+    "odd_blocks": lambda dtype: lambda m: gemm.tiled_gemm_function(m, dtype, ODD_BLOCKS),
+}
+_compiled = {}
+
+
+def kernel(variant, dtype):
+    key = (variant, dtype)
+    if key not in _compiled:
+        _compiled[key] = _compile(dtype, _VARIANTS[variant](dtype))
+    return _compiled[key]
+
+
+def _view(rng, rows, cols, dtype, pad, offset):
+    """A rows x cols view with row stride cols + pad, starting `offset` elements in
+    (so it is only element-aligned), inside a NaN-filled buffer."""
+    stride = cols + pad
+    base = np.full(offset + max(rows, 1) * stride + 1, np.nan, dtype=dtype)
+    view = base[offset:offset + rows * stride].reshape(rows, stride)[:, :cols]
+    view[...] = rng.standard_normal((rows, cols))
+    return view, base
+
+
+def run_case(fn, dtype, M, N, K, a_trans, b_trans, accumulate, pad=0, offset=0, seed=0):
+    rng = np.random.default_rng(seed)
+    A, _ = _view(rng, *((K, M) if a_trans else (M, K)), dtype, pad, offset)
+    B, _ = _view(rng, *((N, K) if b_trans else (K, N)), dtype, pad + 1, offset)
+    C, c_base = _view(rng, M, N, dtype, pad + 2, offset)
+    if not accumulate:
+        C[...] = np.nan  # must never be read
+    c_before = C.copy()
+    op_a, op_b = (A.T if a_trans else A), (B.T if b_trans else B)
+    want = op_a.astype(np.float64) @ op_b.astype(np.float64)
+    bound = np.abs(op_a).astype(np.float64) @ np.abs(op_b).astype(np.float64)
+    if accumulate:
+        want += c_before
+        bound += np.abs(c_before)
+
+    def lead(x):
+        return x.strides[0] // x.itemsize
+
+    fn(M, N, K, A.ctypes.data, lead(A), a_trans, B.ctypes.data, lead(B), b_trans,
+       C.ctypes.data, lead(C), accumulate)
+
+    eps = np.finfo(dtype).eps
+    tolerance = 4 * eps * (K + 2) * bound + np.finfo(dtype).tiny
+    error = np.abs(C - want)
+    assert np.all(error <= tolerance), (
+        f"M={M} N={N} K={K} a_trans={a_trans} b_trans={b_trans} accumulate={accumulate}: "
+        f"max error {error.max()} (worst relative to bound {np.max(error / tolerance)})")
+    row = lead(C)
+    padding = c_base[offset:offset + M * row].reshape(M, row)[:, N:] if M else c_base[:0]
+    assert np.isnan(padding).all(), "wrote outside C"
+    assert np.isnan(c_base[:offset]).all() and np.isnan(c_base[offset + M * row:]).all()
+
+
+def _sampled_shapes(count, seed):
+    rng = random.Random(seed)
+    shapes = [(0, 5, 3), (4, 0, 3), (4, 5, 0), (1, 1, 1), (1, 100, 65), (100, 1, 33), (17, 31, 1)]
+    shapes += [tuple(rng.choice(SIZES) for _ in range(3)) for _ in range(count)]
+    return shapes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", ["dispatch", "small_blocks", "odd_blocks"])
+@pytest.mark.parametrize("a_trans,b_trans,accumulate", LAYOUTS)
+def test_shape_table(variant, dtype, a_trans, b_trans, accumulate):
+    fn = kernel(variant, dtype)
+    for seed, (M, N, K) in enumerate(_sampled_shapes(12, seed=hash((a_trans, b_trans, accumulate)) % 1000)):
+        run_case(fn, dtype, M, N, K, a_trans, b_trans, accumulate, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("a_trans,b_trans,accumulate", LAYOUTS)
+def test_large_calls_blas_and_matches(dtype, a_trans, b_trans, accumulate):
+    run_case(kernel("dispatch", dtype), dtype, 300, 200, 257, a_trans, b_trans, accumulate, pad=3, offset=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loop_path_at_large_sizes(dtype):
+    """The loops alone (the path used when no BLAS loads) across several cache blocks."""
+    fn = kernel("tiled", dtype)
+    for a_trans, b_trans, accumulate in LAYOUTS[::3]:
+        run_case(fn, dtype, 131, 301, 600, a_trans, b_trans, accumulate, pad=1, offset=1)
+
+
+@pytest.mark.parametrize("variant", ["dispatch", "tiled"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views_and_misaligned_pointers(variant, dtype):
+    fn = kernel(variant, dtype)
+    for (M, N, K), (a_trans, b_trans, accumulate) in zip(
+            [(9, 33, 17), (64, 65, 31), (3, 100, 2), (33, 17, 64)], LAYOUTS[::2]):
+        run_case(fn, dtype, M, N, K, a_trans, b_trans, accumulate, pad=5, offset=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_depth_zeroes_or_keeps_c(dtype):
+    fn = kernel("dispatch", dtype)
+    C = np.full((3, 4), 7.0, dtype)
+    empty = np.zeros((3, 0), dtype)
+    fn(3, 4, 0, empty.ctypes.data, 0, 0, empty.ctypes.data, 4, 0, C.ctypes.data, 4, 1)
+    assert (C == 7.0).all()
+    fn(3, 4, 0, empty.ctypes.data, 0, 0, empty.ctypes.data, 4, 0, C.ctypes.data, 4, 0)
+    assert (C == 0.0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(DTYPES),
+    variant=st.sampled_from(["dispatch", "tiled", "small_blocks"]),
+    M=st.integers(0, 70), N=st.integers(0, 70), K=st.integers(0, 70),
+    a_trans=st.integers(0, 1), b_trans=st.integers(0, 1), accumulate=st.integers(0, 1),
+    pad=st.integers(0, 3), offset=st.integers(0, 1),
+)
+def test_random_shapes(dtype, variant, M, N, K, a_trans, b_trans, accumulate, pad, offset):
+    run_case(kernel(variant, dtype), dtype, M, N, K, a_trans, b_trans, accumulate, pad, offset)
+
+
+def test_function_is_defined_once_per_module():
+    module = ir.Module()
+    assert gemm.gemm_function(module, "float32") is gemm.gemm_function(module, "f32")
+    assert gemm.gemm_function(module, "float64") is not gemm.gemm_function(module, "float32")
+    assert gemm.gemm_function(module, "float32").name == "symprop.gemm.f32"
+    with pytest.raises(ValueError, match="int32"):
+        gemm.gemm_function(module, "int32")
+
+
+def test_loop_path_only_when_no_blas(monkeypatch):
+    monkeypatch.setattr(gemm.blas, "load", lambda: None)
+    module = ir.Module()
+    gemm.gemm_function(module, "float32")
+    assert gemm.gemm_externals(module) == []
+    assert "cblas" not in str(module)
+
+
+# ------------------------------------------------------------ runtime.blas
+
+def test_blas_loads_numpy_openblas():
+    info = blas.load()
+    if info is None:
+        pytest.skip("this NumPy ships no OpenBLAS")
+    assert blas.load() is info
+    library = ctypes.CDLL(info.path)
+    for name in (info.sgemm, info.dgemm):
+        assert hasattr(library, name)
+        assert llvm.address_of_symbol(name)
+    assert info.gemm("float32") == info.sgemm and info.gemm("f64") == info.dgemm
+    assert info.int64 == ("64" in info.sgemm)
+
+
+def test_blas_large_externals_are_declared():
+    info = blas.load()
+    if info is None:
+        pytest.skip("this NumPy ships no OpenBLAS")
+    module = ir.Module()
+    gemm.gemm_function(module, "float32")
+    assert gemm.gemm_externals(module) == [info.sgemm]
+
+
+def test_blas_absent_is_none(monkeypatch):
+    monkeypatch.setattr(blas, "_library_dirs", lambda: [])
+    blas._open.cache_clear()
+    try:
+        assert blas.find_library() is None
+        assert blas.load() is None
+        assert blas.set_num_threads(1) is False
+    finally:
+        blas._open.cache_clear()
+    monkeypatch.undo()
+    assert (blas.load() is None) == (blas.find_library() is None)
