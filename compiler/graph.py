@@ -69,10 +69,17 @@ class Node:
         node = _nodes.get(key)
         if node is None:
             node = object.__new__(cls)
-            node.op, node.args, node.attrs, node.shape, node.dtype = op, args, attrs, shape, dtype
-            node.location = location or user_location()
+            for name, value in (("op", op), ("args", args), ("attrs", attrs), ("shape", shape), ("dtype", dtype),
+                                ("location", location or user_location())):
+                object.__setattr__(node, name, value)
             _nodes[key] = node
         return node
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"graph nodes are immutable (shared by every graph that uses them); cannot set {name!r}")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"graph nodes are immutable; cannot delete {name!r}")
 
     def attr(self, key: str):
         for k, v in self.attrs:
