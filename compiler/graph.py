@@ -147,12 +147,17 @@ def _check_name(name, op):
         raise fail(op, f"name must be a Python identifier, got {name!r}")
 
 
+def is_python_number(value) -> bool:
+    """A Python bool, int or float: weak in dtype promotion. NumPy scalars are not (NumPy 2)."""
+    return isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
+
+
 def const(value, dtype=None) -> Node:
     """A constant tensor (a NumPy array or number)."""
     array = np.asarray(value)
-    if dtype is None and array.dtype.kind == "f" and isinstance(value, (int, float)):
+    if dtype is None and array.dtype.kind == "f" and is_python_number(value):
         dtype = "float32"
-    if dtype is None and array.dtype.kind in "iu" and isinstance(value, int):
+    if dtype is None and array.dtype.kind in "iu" and is_python_number(value):
         dtype = "int64"
     dtype = canonical_dtype(dtype or array.dtype, "const")
     array = array.astype(dtype)
@@ -183,7 +188,7 @@ def size_of(shape, axes, dtype: str):
 def as_node(value, like: Node | None = None) -> Node:
     if isinstance(value, Node):
         return value
-    if isinstance(value, (bool, int, float, np.number)) and like is not None:
+    if is_python_number(value) and like is not None:
         return const(value, promote([like.dtype], [value]))
     return const(value)
 

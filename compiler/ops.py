@@ -16,7 +16,7 @@ import sympy
 from . import scalar_functions as sf
 from .dtypes import canonical_dtype, float_result, promote
 from .errors import fail
-from .graph import (Node, as_node, const, make_broadcast, make_concat, make_einsum, make_map, make_pad,
+from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map, make_pad,
                     make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
                     scalar_symbol, size_of)
 from .shapes import broadcast_shapes, normalize_axes, reshape_target
@@ -47,7 +47,7 @@ def _sympy_number(value):
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (bool, int, float, np.number))
+    return is_python_number(value)
 
 
 class Elementwise:
