@@ -1,0 +1,446 @@
+"""Every op's gradient agrees with central finite differences of a NumPy reference.
+
+One row per op, as JAX's tests do: how to build it, an independent NumPy
+reference, a hypothesis strategy for shapes and arguments (broadcasting
+between ranks and size-1 dims included), and an input domain per operand
+(positive for ``log``, away from kinks for ``relu``). For each example,
+``compiler.grad`` of a random-weighted sum of the op's output, evaluated in
+float64, must match a five-point central difference of the reference with a
+relative error below 1e-6; the forward value must match the reference too.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import compiler as C
+from compiler import Input, const, evaluate, grad
+
+MAX_EXAMPLES = 15
+TOLERANCE = 1e-6
+STEP = 1e-3
+
+# ---- input domains: fn(rng, shape, all_shapes) -> float64 array -------------------------------
+
+
+def real(lo=-2.0, hi=2.0):
+    return lambda rng, shape, shapes: rng.uniform(lo, hi, shape)
+
+
+def positive(lo=0.5, hi=3.0):
+    return real(lo, hi)
+
+
+def nonzero(rng, shape, shapes):
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape)
+
+
+def off_grid(rng, shape, shapes):
+    """At least 0.1 away from every multiple of 0.5: clear of relu/abs/clip kinks at 0, +-0.5, 1."""
+    return 0.5 * rng.integers(-4, 4, shape) + 0.25 + rng.uniform(-0.15, 0.15, shape)
+
+
+def on_grid(rng, shape, shapes):
+    """Within 0.05 of a multiple of 0.5: at least 0.05 away from any off_grid value."""
+    return 0.5 * rng.integers(-4, 4, shape) + rng.uniform(-0.05, 0.05, shape)
+
+
+def labels_for_logits(rng, shape, shapes):
+    return rng.integers(0, shapes[0][1], shape)
+
+
+def unit(rng, shape, shapes):
+    return rng.uniform(0.0, 1.0, shape)
+
+
+# ---- shape strategies: each yields (shapes, kwargs) -------------------------------------------
+
+SHAPE = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+SHAPE_AT_LEAST_1D = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
+
+
+def one_shape(shapes=SHAPE, **kwargs):
+    return shapes.map(lambda s: ((s,), kwargs))
+
+
+def broadcast_shapes(n):
+    """n shapes that broadcast together: different ranks, size-1 dims."""
+    return hnp.mutually_broadcastable_shapes(num_shapes=n, min_dims=0, max_dims=3, min_side=1, max_side=4).map(
+        lambda b: (tuple(b.input_shapes), {}))
+
+
+@st.composite
+def reduction_case(draw, allow_tuple=True, keepdims=True):
+    shape = draw(SHAPE)
+    choices = [st.none()] if allow_tuple else []
+    if shape:
+        choices.append(st.integers(-len(shape), len(shape) - 1))
+        if allow_tuple:
+            choices.append(hnp.valid_tuple_axes(len(shape)))
+    axis = draw(st.one_of(*choices)) if choices else None
+    kwargs = {"axis": axis}
+    if keepdims:
+        kwargs["keepdims"] = draw(st.booleans())
+    return (shape,), kwargs
+
+
+@st.composite
+def axis_case(draw):
+    shape = draw(SHAPE_AT_LEAST_1D)
+    return (shape,), {"axis": draw(st.integers(-len(shape), len(shape) - 1))}
+
+
+@st.composite
+def matmul_case(draw):
+    """1-D operands, matrices, and batches whose batch dims broadcast."""
+    batch_a, batch_b = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3)).input_shapes
+    m, k, n = (draw(st.integers(1, 4)) for _ in range(3))
+    a = (k,) if draw(st.booleans()) else batch_a + (m, k)
+    b = (k,) if draw(st.booleans()) else batch_b + (k, n)
+    return (a, b), {}
+
+
+EINSUM_SPECS = [
+    "ij,jk->ik",       # matmul
+    "i,j->ij",         # outer product
+    "bij,bjk->bik",    # batched
+    "ijk,jl->il",      # k appears in one operand only: summed away
+    "ij,jkl->ik",      # l likewise, in the second operand
+    "ij->",            # a full sum
+    "ij->ji",          # a transpose
+    "i,i->",           # a dot product
+    "bi,bi->b",        # row-wise dots
+    "ij,jk,kl->il",    # three operands
+    "ij,jk",           # implicit output (NumPy: 'ik')
+]
+
+
+@st.composite
+def einsum_case(draw):
+    spec = draw(st.sampled_from(EINSUM_SPECS))
+    terms = spec.split("->")[0].split(",")
+    sizes = {c: draw(st.integers(1, 4)) for c in sorted(set("".join(terms)))}
+    return tuple(tuple(sizes[c] for c in t) for t in terms), {"spec": spec}
+
+
+@st.composite
+def concat_case(draw, same_shapes=False):
+    base = draw(SHAPE_AT_LEAST_1D)
+    count = draw(st.integers(1, 3))
+    if same_shapes:
+        axis = draw(st.integers(-len(base) - 1, len(base)))
+        return (base,) * count, {"axis": axis}
+    axis = draw(st.integers(-len(base), len(base) - 1))
+    shapes = []
+    for _ in range(count):
+        s = list(base)
+        s[axis] = draw(st.integers(1, 3))
+        shapes.append(tuple(s))
+    return tuple(shapes), {"axis": axis}
+
+
+@st.composite
+def broadcast_to_case(draw):
+    target = draw(SHAPE)
+    keep = draw(st.integers(0, len(target)))
+    source = tuple(1 if draw(st.booleans()) else d for d in target[len(target) - keep:])
+    return (source,), {"shape": target}
+
+
+@st.composite
+def reshape_case(draw):
+    shape = draw(SHAPE)
+    n = math.prod(shape)
+    options = [(n,), shape[::-1], shape + (1,), (1,) + shape, (-1,)]
+    if shape:
+        options.append((-1,) + shape[-1:])
+    target = draw(st.sampled_from(options))
+    return (shape,), {"shape": target, "as_method": draw(st.booleans())}
+
+
+@st.composite
+def transpose_case(draw):
+    shape = draw(SHAPE)
+    perm = draw(st.permutations(range(len(shape))))
+    return (shape,), {"axes": None if draw(st.booleans()) else tuple(perm)}
+
+
+@st.composite
+def index_case(draw):
+    """Basic indices: ints (also negative), unit-step slices, None and one Ellipsis."""
+    shape = draw(SHAPE_AT_LEAST_1D)
+    items = []
+    for d in shape[:draw(st.integers(1, len(shape)))]:
+        kind = draw(st.sampled_from(["int", "slice", "full"]))
+        if kind == "int":
+            items.append(draw(st.integers(-d, d - 1)))
+        elif kind == "slice":
+            start = draw(st.one_of(st.none(), st.integers(-d, d)))
+            stop = draw(st.one_of(st.none(), st.integers(-d, d)))
+            items.append(slice(start, stop))
+        else:
+            items.append(slice(None))
+    if draw(st.booleans()):
+        items.insert(draw(st.integers(0, len(items))), None)
+    if draw(st.booleans()) and len(items) < len(shape):
+        items.insert(0, Ellipsis)
+    index = tuple(items) if len(items) != 1 or draw(st.booleans()) else items[0]
+    return (shape,), {"index": index}
+
+
+@st.composite
+def cross_entropy_case(draw):
+    batch, classes = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    return ((batch, classes), (batch,)), {}
+
+
+# ---- NumPy references ------------------------------------------------------------------------
+
+
+def np_logsumexp(x, axis=None, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+
+
+def np_log_softmax(x, axis):
+    return x - np_logsumexp(x, axis=axis, keepdims=True)
+
+
+def np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+_erf = np.vectorize(math.erf, otypes=[float])
+
+
+def np_cross_entropy(logits, labels):
+    return -np.mean(np_log_softmax(logits, -1)[np.arange(len(labels)), labels])
+
+
+# ---- the table -------------------------------------------------------------------------------
+
+
+@dataclass
+class Op:
+    name: str
+    build: object          # (*nodes, **kwargs) -> node
+    reference: object      # (*arrays, **kwargs) -> ndarray, in float64
+    case: object           # strategy of (shapes, kwargs)
+    domains: tuple         # one sampler per operand; a single one is repeated
+    dtypes: tuple = ()     # per operand; default float64
+    no_gradient: frozenset = field(default_factory=frozenset)  # operands whose gradient must be exactly 0
+    forward_rtol: float = 1e-10
+
+
+swish = C.elementwise(lambda t: t / (1 + sympy.exp(-t)))
+damped = C.elementwise(lambda a, b: a * sympy.exp(-b ** 2), name="damped")
+
+R, P = real(), positive()
+
+OPS = [
+    Op("exp", C.exp, np.exp, one_shape(), (R,)),
+    Op("log", C.log, np.log, one_shape(), (P,)),
+    Op("sqrt", C.sqrt, np.sqrt, one_shape(), (P,)),
+    Op("tanh", C.tanh, np.tanh, one_shape(), (real(-3, 3),)),
+    Op("sigmoid", C.sigmoid, np_sigmoid, one_shape(), (real(-4, 4),)),
+    Op("relu", C.relu, lambda x: np.maximum(x, 0), one_shape(), (off_grid,)),
+    Op("leaky_relu", lambda x, slope: C.leaky_relu(x, slope), lambda x, slope: np.where(x > 0, x, slope * x),
+       one_shape(slope=0.1), (off_grid,)),
+    Op("leaky_relu_default", C.leaky_relu, lambda x: np.where(x > 0, x, 0.01 * x), one_shape(), (off_grid,)),
+    Op("softplus", C.softplus, lambda x: np.log1p(np.exp(x)), one_shape(), (real(-4, 4),)),
+    Op("gelu", C.gelu, lambda x: x * (1 + _erf(x / np.sqrt(2))) / 2, one_shape(), (real(-3, 3),)),
+    Op("sin", C.sin, np.sin, one_shape(), (real(-4, 4),)),
+    Op("cos", C.cos, np.cos, one_shape(), (real(-4, 4),)),
+    Op("abs", C.abs, np.abs, one_shape(), (off_grid,)),
+    Op("builtin_abs", lambda x: abs(x), np.abs, one_shape(), (off_grid,)),
+    Op("maximum", C.maximum, np.maximum, broadcast_shapes(2), (off_grid, on_grid)),
+    Op("minimum", C.minimum, np.minimum, broadcast_shapes(2), (on_grid, off_grid)),
+    Op("maximum_scalar", lambda x: C.maximum(x, 0.5), lambda x: np.maximum(x, 0.5), one_shape(), (off_grid,)),
+    Op("where", lambda c, a, b: C.where(c > 0, a, b), lambda c, a, b: np.where(c > 0, a, b),
+       broadcast_shapes(3), (nonzero, R, R)),
+    Op("where_scalar_branch", lambda c, a: C.where(c < 0, a, 0.0), lambda c, a: np.where(c < 0, a, 0.0),
+       broadcast_shapes(2), (nonzero, R)),
+    Op("clip", lambda x: C.clip(x, -0.5, 1.0), lambda x: np.clip(x, -0.5, 1.0), one_shape(), (off_grid,)),
+    Op("clip_tensor_bounds", C.clip, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+       broadcast_shapes(3), (off_grid, on_grid, on_grid)),
+    Op("matmul", C.matmul, np.matmul, matmul_case(), (R,)),
+    Op("matmul_operator", lambda a, b: a @ b, np.matmul, matmul_case(), (R,)),
+    Op("einsum", lambda *xs, spec: C.einsum(spec, *xs), lambda *xs, spec: np.einsum(spec, *xs), einsum_case(), (R,)),
+    Op("concat", lambda *xs, axis: C.concat(list(xs), axis=axis), lambda *xs, axis: np.concatenate(xs, axis=axis),
+       concat_case(), (R,)),
+    Op("stack", lambda *xs, axis: C.stack(list(xs), axis=axis), lambda *xs, axis: np.stack(xs, axis=axis),
+       concat_case(same_shapes=True), (R,)),
+    Op("broadcast_to", C.broadcast_to, np.broadcast_to, broadcast_to_case(), (R,)),
+    Op("reshape", lambda x, shape, as_method: x.reshape(*shape) if as_method else C.reshape(x, shape),
+       lambda x, shape, as_method: x.reshape(shape), reshape_case(), (R,)),
+    Op("transpose", lambda x, axes: x.T if axes is None else x.transpose(*axes),
+       lambda x, axes: np.transpose(x, axes), transpose_case(), (R,)),
+    Op("transpose_function", lambda x, axes: C.transpose(x, axes) if axes else C.transpose(x),
+       lambda x, axes: np.transpose(x, axes), transpose_case(), (R,)),
+    Op("getitem", lambda x, index: x[index], lambda x, index: x[index], index_case(), (R,)),
+    Op("sum", lambda x, **kw: x.sum(**kw), np.sum, reduction_case(), (R,)),
+    Op("sum_function", C.sum, np.sum, reduction_case(), (R,)),
+    Op("mean", lambda x, **kw: x.mean(**kw), np.mean, reduction_case(), (R,)),
+    Op("max", lambda x, **kw: x.max(**kw), np.max, reduction_case(), (R,)),
+    Op("max_function", C.max, np.max, reduction_case(), (R,)),
+    Op("softmax", C.softmax, lambda x, axis: np.exp(np_log_softmax(x, axis)), axis_case(), (real(-5, 5),)),
+    Op("log_softmax", C.log_softmax, np_log_softmax, axis_case(), (real(-5, 5),)),
+    Op("logsumexp", C.logsumexp, np_logsumexp, reduction_case(), (real(-5, 5),)),
+    Op("mse", C.mse, lambda a, b: np.mean((a - b) ** 2), broadcast_shapes(2), (R,)),
+    Op("cross_entropy", C.cross_entropy, np_cross_entropy, cross_entropy_case(), (real(-5, 5), labels_for_logits),
+       dtypes=("float64", "int64")),
+    Op("cross_entropy_int32_labels", C.cross_entropy, np_cross_entropy, cross_entropy_case(),
+       (real(-5, 5), labels_for_logits), dtypes=("float64", "int32")),
+    Op("binary_cross_entropy_with_logits", C.binary_cross_entropy_with_logits,
+       lambda x, y: np.mean(np.logaddexp(0, x) - x * y), broadcast_shapes(2), (real(-5, 5), unit)),
+    Op("stop_gradient", lambda x, y: C.stop_gradient(x) * y, lambda x, y: x * y, broadcast_shapes(2), (R,),
+       no_gradient=frozenset({0})),
+    Op("stop_gradient_alone", C.stop_gradient, lambda x: x, one_shape(), (R,), no_gradient=frozenset({0})),
+    Op("add", lambda a, b: a + b, np.add, broadcast_shapes(2), (R,)),
+    Op("sub", lambda a, b: a - b, np.subtract, broadcast_shapes(2), (R,)),
+    Op("mul", lambda a, b: a * b, np.multiply, broadcast_shapes(2), (R,)),
+    Op("div", lambda a, b: a / b, np.divide, broadcast_shapes(2), (R, nonzero)),
+    Op("pow", lambda a, b: a ** b, np.power, broadcast_shapes(2), (P, R)),
+    Op("neg", lambda a: -a, np.negative, one_shape(), (R,)),
+    Op("scalar_left_operands", lambda a: 2.0 - a + 3 * a - 1.5 / a + 2.0 ** a,
+       lambda a: 2.0 - a + 3 * a - 1.5 / a + 2.0 ** a, one_shape(), (nonzero,)),
+    Op("integer_powers", lambda a: a ** 2 + a ** 3 - a ** -1, lambda a: a ** 2 + a ** 3 - a ** -1.0, one_shape(),
+       (nonzero,)),
+    Op("fractional_power", lambda a: a ** 0.5 + a ** 1.5, lambda a: a ** 0.5 + a ** 1.5, one_shape(), (P,)),
+    Op("astype_float32", lambda a: a.astype("float32"), lambda a: a, one_shape(), (R,), forward_rtol=1e-6),
+    Op("astype_roundtrip", lambda a: a.astype("float32").astype("float64") * 2, lambda a: a * 2, one_shape(), (R,),
+       forward_rtol=1e-6),
+    Op("swish", swish, lambda t: t / (1 + np.exp(-t)), one_shape(), (real(-4, 4),)),
+    Op("user_binary_elementwise", damped, lambda a, b: a * np.exp(-b ** 2), broadcast_shapes(2), (R,)),
+    Op("composite_chain", lambda x, W: C.tanh(x @ W).sum(axis=-1) * C.sigmoid(x).mean(),
+       lambda x, W: np.tanh(x @ W).sum(axis=-1) * np_sigmoid(x).mean(),
+       st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)).map(lambda s: (((s[0], s[1]), (s[1], s[2])), {})),
+       (R,)),
+]
+
+
+def test_every_op_has_a_row():
+    """The table covers every op in compiler.ops (comparisons and one_hot have no gradient to check;
+    ``elementwise`` is covered by the user-op rows)."""
+    without_gradient = {"equal", "not_equal", "one_hot", "elementwise"}
+    covered = {row.name.split("_")[0] for row in OPS} | {row.name for row in OPS}
+    missing = [name for name in C.ops.__all__ if name not in covered and name not in without_gradient]
+    assert not missing, f"ops without a gradient row: {missing}"
+
+
+# ---- the check -------------------------------------------------------------------------------
+
+
+def central_difference(f, arrays, i):
+    """d f(arrays) / d arrays[i] by a five-point central stencil (error O(h^4))."""
+    x = arrays[i]
+    result = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        values = []
+        for offset in (-2, -1, 1, 2):
+            shifted = x.copy()
+            shifted[index] += offset * STEP
+            values.append(f(*arrays[:i], shifted, *arrays[i + 1:]))
+        result[index] = (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * STEP)
+    return result
+
+
+def relative_error(actual, expected):
+    """Norm-wise; the floor keeps a zero gradient (whose difference quotient is rounding noise) checkable."""
+    return np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-5)
+
+
+def check_op(row: Op, shapes, kwargs, seed):
+    rng = np.random.default_rng(seed)
+    domains = row.domains * len(shapes) if len(row.domains) == 1 else row.domains
+    dtypes = row.dtypes or ("float64",) * len(shapes)
+    names = [f"{row.name}_{i}" for i in range(len(shapes))]
+    arrays = [np.asarray(domain(rng, shape, shapes)).astype(dtype)
+              for domain, shape, dtype in zip(domains, shapes, dtypes)]
+    nodes = [Input(n, shape, dtype=dtype) for n, shape, dtype in zip(names, shapes, dtypes)]
+
+    out = row.build(*nodes, **kwargs)
+    expected = np.asarray(row.reference(*arrays, **kwargs), dtype=np.float64)
+    assert out.shape == expected.shape, (out.shape, expected.shape)
+    values = dict(zip(names, arrays))
+    np.testing.assert_allclose(evaluate(out, values), expected, rtol=row.forward_rtol, atol=row.forward_rtol)
+
+    weights = rng.normal(size=expected.shape)
+    loss = (out * const(weights)).sum()
+    float_operands = [i for i, d in enumerate(dtypes) if d.startswith("float")]
+    gradients = evaluate(grad(loss, [nodes[i] for i in float_operands]), values)
+
+    def weighted(*xs):
+        return float(np.sum(np.asarray(row.reference(*xs, **kwargs)) * weights))
+
+    for i, g in zip(float_operands, gradients):
+        assert g.shape == shapes[i] and g.dtype == np.float64
+        if i in row.no_gradient:
+            assert np.all(g == 0), f"{row.name}: gradient of operand {i} should be exactly 0"
+            continue
+        expected_grad = central_difference(weighted, arrays, i)
+        error = relative_error(g, expected_grad)
+        assert error < TOLERANCE, f"{row.name} operand {i} {shapes} {kwargs}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("row", OPS, ids=[row.name for row in OPS])
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_gradient_matches_finite_differences(row, data):
+    shapes, kwargs = data.draw(row.case, label="shapes and arguments")
+    seed = data.draw(st.integers(0, 2 ** 32 - 1), label="seed")
+    check_op(row, shapes, kwargs, seed)
+
+
+# ---- conventions at non-differentiable points, checked exactly ----------------------------------
+
+
+def _grad_at(build, *arrays):
+    nodes = [Input(f"p{i}", a.shape, dtype="float64") for i, a in enumerate(arrays)]
+    gradients = grad(build(*nodes).sum(), nodes)
+    return evaluate(gradients, {f"p{i}": a for i, a in enumerate(arrays)})
+
+
+def test_relu_derivative_at_zero_is_zero():
+    (g,) = _grad_at(C.relu, np.array([-1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(g, [0.0, 0.0, 1.0])
+
+
+def test_abs_derivative_at_zero_is_zero():
+    (g,) = _grad_at(C.abs, np.array([-1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(g, [-1.0, 0.0, 1.0])
+
+
+def test_maximum_tie_sends_gradient_to_first_argument():
+    ga, gb = _grad_at(C.maximum, np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 3.0]))
+    np.testing.assert_array_equal(ga, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(gb, [0.0, 1.0, 0.0])
+
+
+def test_minimum_tie_sends_gradient_to_first_argument():
+    ga, gb = _grad_at(C.minimum, np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 3.0]))
+    np.testing.assert_array_equal(ga, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(gb, [0.0, 0.0, 0.0])
+
+
+def test_max_reduction_splits_ties_evenly():
+    (g,) = _grad_at(lambda x: x.max(), np.array([1.0, 3.0, 3.0, 2.0]))
+    np.testing.assert_array_equal(g, [0.0, 0.5, 0.5, 0.0])
+    (g,) = _grad_at(lambda x: x.max(axis=1), np.array([[2.0, 2.0, 2.0], [0.0, 1.0, -1.0]]))
+    np.testing.assert_allclose(g, [[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]], rtol=1e-15)
+
+
+def test_max_reduction_tie_gradient_through_keepdims_and_weights():
+    x = np.array([[4.0, 1.0, 4.0], [7.0, 7.0, 7.0]])
+    node = Input("tied", x.shape, dtype="float64")
+    w = np.array([[2.0], [3.0]])
+    g = evaluate(grad((node.max(axis=1, keepdims=True) * const(w)).sum(), node), {"tied": x})
+    np.testing.assert_allclose(g, [[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], rtol=1e-15)
