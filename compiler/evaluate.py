@@ -93,6 +93,8 @@ def _evaluate_node(node, args, values, dims):
         return np.max(x, axis=node.attr("axes")).astype(dtype, copy=False)
     if op == "einsum":
         return np.einsum(node.attr("spec"), *args, optimize=True).astype(dtype, copy=False)
+    if op == "bmm":
+        return np.matmul(args[0], args[1]).astype(dtype, copy=False)
     if op == "reshape":
         return args[0].reshape(shape)
     if op == "transpose":

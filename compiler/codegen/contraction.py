@@ -1,0 +1,92 @@
+"""Einsum as batched matrix multiplication (a pass before scheduling).
+
+Every einsum becomes layout ops around one ``bmm`` node:
+``bmm(A, B)`` with A of shape ``batch + (M, K)`` and B of ``batch + (K, N)``
+gives ``batch + (M, N)``. Index groups (M, N, K) of several dimensions are
+merged by reshapes; an index summed in one operand only is summed first;
+three or more operands contract pairwise, left to right. The scheduler then
+turns the transposes into BLAS transpose flags or strides where it can.
+"""
+from __future__ import annotations
+
+import math
+
+from ..errors import GraphError
+from ..graph import Node, make_reduce, make_reshape, make_transpose
+from ..passes.rewrite import rewrite
+
+
+def make_bmm(a: Node, b: Node) -> Node:
+    shape = a.shape[:-2] + (a.shape[-2], b.shape[-1])
+    return Node("bmm", (a, b), (), shape, a.dtype)
+
+
+def _group_size(x: Node, axes, spec) -> int | str:
+    dims = [x.shape[spec.index(c)] for c in axes]
+    if not dims:
+        return 1
+    if len(dims) == 1:
+        return dims[0]
+    if any(isinstance(d, str) for d in dims):
+        raise GraphError(f"einsum: cannot merge the symbolic dimension in {dims} into one matrix dimension")
+    return math.prod(dims)
+
+
+def _operand(x: Node, spec: str, batch, rows, cols) -> Node:
+    order = [spec.index(c) for c in batch + rows + cols]
+    moved = make_transpose(x, tuple(order))
+    shape = tuple(x.shape[spec.index(c)] for c in batch) + (_group_size(x, rows, spec), _group_size(x, cols, spec))
+    return make_reshape(moved, shape)
+
+
+def _pre_sum(x: Node, spec: str, keep) -> tuple:
+    axes = tuple(i for i, c in enumerate(spec) if c not in keep)
+    if not axes:
+        return x, spec
+    return make_reduce("sum", x, axes), "".join(c for c in spec if c in keep)
+
+
+def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node:
+    a, ta = _pre_sum(a, ta, set(tb) | set(out))
+    b, tb = _pre_sum(b, tb, set(ta) | set(out))
+    batch = [c for c in out if c in ta and c in tb]
+    m = [c for c in out if c in ta and c not in tb]
+    n = [c for c in out if c in tb and c not in ta]
+    k = [c for c in ta if c in tb and c not in out]
+    free = [c for c in out if c not in batch]
+    if free and free[0] in n:  # C^T = B^T A^T keeps the output in row order
+        a, ta, b, tb, m, n = b, tb, a, ta, n, m
+    product = make_bmm(_operand(a, ta, batch, m, k), _operand(b, tb, batch, k, n))
+    natural = batch + m + n
+    sizes = {c: d for spec, x in ((ta, a), (tb, b)) for c, d in zip(spec, x.shape)}
+    unmerged = make_reshape(product, tuple(sizes[c] for c in natural))
+    result = make_transpose(unmerged, tuple(natural.index(c) for c in out))
+    if result.dtype != dtype:
+        raise GraphError(f"einsum: operand dtypes differ from the result dtype {dtype}")
+    return result
+
+
+def _lower(node: Node):
+    if node.op != "einsum":
+        return None
+    inputs, out = node.attr("spec").split("->")
+    terms = inputs.split(",")
+    operands = list(node.args)
+    if any(x.dtype != node.dtype for x in operands):
+        from ..graph import make_map, scalar_symbol
+        operands = [x if x.dtype == node.dtype else make_map(scalar_symbol(0), [x], node.dtype) for x in operands]
+    if len(terms) == 1:
+        x, spec = _pre_sum(operands[0], terms[0], set(out))
+        return make_transpose(x, tuple(spec.index(c) for c in out))
+    acc, acc_spec = operands[0], terms[0]
+    for j in range(1, len(terms)):
+        later = set(out).union(*terms[j + 1:])
+        keep = out if j + 1 == len(terms) else "".join(dict.fromkeys(c for c in acc_spec + terms[j] if c in later))
+        acc = lower_pair(acc, acc_spec, operands[j], terms[j], keep, node.dtype)
+        acc_spec = keep
+    return acc
+
+
+def lower_einsums(outputs) -> list:
+    """Replace every einsum with layout ops around bmm nodes."""
+    return rewrite(outputs, _lower)

@@ -1,0 +1,218 @@
+"""LLVM IR for one scheduled kernel.
+
+Each kernel is an internal function ``void k(T0* noalias, T1* noalias, ...,
+i64* dims)`` taking one pointer per distinct buffer it touches (output first)
+and the table of symbolic dimension values. Elementwise kernels loop over
+the output; reductions loop over their input and accumulate into the
+output; ``bmm`` loops over batch dimensions and calls the GEMM routine.
+"""
+from __future__ import annotations
+
+import sympy
+from llvmlite import ir
+
+from .access import Access, contiguous_strides, linear_form, size_expr
+from .gemm import gemm_function
+from .loops import I64, counted_loop, emit_size, loop_nest
+from .scalar import lower_cse
+from .schedule import Kernel
+
+IR_TYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int32": ir.IntType(32),
+            "int64": ir.IntType(64), "bool": ir.IntType(8)}
+ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+
+
+def kernel_buffers(kernel: Kernel) -> list:
+    """Distinct buffers of a kernel, output first, then reads by buffer index."""
+    reads = sorted(kernel.reads() - {kernel.out}, key=lambda b: b.index)
+    return [kernel.out] + reads
+
+
+class KernelEmitter:
+    def __init__(self, module: ir.Module, kernel: Kernel, name: str, dim_names: list):
+        self.module, self.kernel = module, kernel
+        self.buffers = kernel_buffers(kernel)
+        args = [IR_TYPES[b.dtype].as_pointer() for b in self.buffers] + [I64.as_pointer()]
+        self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name=name)
+        self.function.linkage = "internal"
+        for arg in self.function.args[:-1]:
+            arg.add_attribute("noalias")
+        self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
+        self.pointers = {b: arg for b, arg in zip(self.buffers, self.function.args)}
+        dims_ptr = self.function.args[-1]
+        self.dims = {name: self.builder.load(self.builder.gep(dims_ptr, [I64(k)]), name=f"dim.{name}", align=8)
+                     for k, name in enumerate(dim_names)}
+        self.ty = IR_TYPES[kernel.dtype]
+
+    def size(self, expr) -> ir.Value:
+        return emit_size(self.builder, expr, self.dims)
+
+    def emit(self) -> ir.Function:
+        kind = self.kernel.kind
+        if kind == "elementwise":
+            self._elementwise()
+        elif kind in ("sum", "max"):
+            self._reduce()
+        elif kind == "bmm":
+            self._bmm()
+        else:
+            raise AssertionError(kind)
+        self.builder.ret_void()
+        return self.function
+
+    # ---- loads and stores --------------------------------------------------------------------
+
+    def convert(self, value: ir.Value, source: str, target_ty: ir.Type) -> ir.Value:
+        b = self.builder
+        if source in ("float32", "float64"):
+            if value.type == target_ty:
+                return value
+            return b.fpext(value, target_ty) if source == "float32" else b.fptrunc(value, target_ty)
+        if source == "bool":
+            return b.uitofp(value, target_ty)
+        return b.sitofp(value, target_ty)
+
+    def load(self, access: Access, indices) -> ir.Value:
+        b = self.builder
+        if not access.checked:
+            coefs, offset = linear_form(access, len(indices))
+            linear = self.size(offset)
+            for coef, index in zip(coefs, indices):
+                if coef != 0:
+                    linear = b.add(linear, b.mul(index, self.size(coef)))
+        else:
+            linear, valid = I64(0), ir.Constant(ir.IntType(1), 1)
+            for stride, m, extent in zip(contiguous_strides(access.view_shape), access.dims, access.view_shape):
+                index = I64(m.offset) if m.axis is None else b.add(indices[m.axis], I64(m.offset))
+                if m.checked:
+                    size = self.size(size_expr(extent))
+                    inside = b.and_(b.icmp_signed(">=", index, I64(0)), b.icmp_signed("<", index, size))
+                    valid = b.and_(valid, inside)
+                    index = b.select(inside, index, I64(0))
+                linear = b.add(linear, b.mul(index, self.size(stride)))
+        pointer = b.gep(self.pointers[access.buffer], [linear])
+        value = b.load(pointer, align=ITEMSIZE[access.buffer.dtype])
+        value = self.convert(value, access.buffer.dtype, self.ty)
+        if access.checked:
+            value = b.select(valid, value, ir.Constant(self.ty, 0.0))
+        return value
+
+    def store_value(self, value: ir.Value, dtype: str) -> ir.Value:
+        """Convert a compute value to the buffer dtype."""
+        b, target = self.builder, IR_TYPES[dtype]
+        if dtype in ("float32", "float64"):
+            if value.type == target:
+                return value
+            return b.fptrunc(value, target) if dtype == "float32" else b.fpext(value, target)
+        if dtype == "bool":
+            return b.zext(b.fcmp_unordered("!=", value, ir.Constant(value.type, 0.0)), target)
+        return b.fptosi(value, target)
+
+    def out_index(self, indices, shape) -> ir.Value:
+        b, linear = self.builder, I64(0)
+        for stride, index in zip(contiguous_strides(shape), indices):
+            linear = b.add(linear, b.mul(index, self.size(stride)))
+        return linear
+
+    def body_value(self, indices) -> ir.Value:
+        env = {}
+        for symbol, source in self.kernel.leaves.items():
+            if isinstance(source, Access):
+                env[symbol] = self.load(source, indices)
+            else:
+                env[symbol] = self.builder.sitofp(self.dims[source[1]], self.ty)
+        return lower_cse(self.builder, [self.kernel.body], env, self.ty)[0]
+
+    # ---- kernel kinds ------------------------------------------------------------------------
+
+    def _elementwise(self):
+        kernel, b = self.kernel, self.builder
+        counts = [self.size(size_expr(d)) for d in kernel.space]
+        with loop_nest(b, counts) as indices:
+            value = self.store_value(self.body_value(indices), kernel.out.dtype)
+            pointer = b.gep(self.pointers[kernel.out], [self.out_index(indices, kernel.space)])
+            b.store(value, pointer, align=ITEMSIZE[kernel.out.dtype])
+
+    def _reduce(self):
+        kernel, b = self.kernel, self.builder
+        out_shape = tuple(kernel.space[a] for a in kernel.kept_axes)
+        out_ptr = self.pointers[kernel.out]
+        acc_ty = IR_TYPES[kernel.out.dtype] if kernel.out.dtype in ("float32", "float64") else self.ty
+        start = 0.0 if kernel.kind == "sum" else float("-inf")
+        total = self.size(sympy.Mul(*[size_expr(d) for d in out_shape]))
+        if acc_ty != IR_TYPES[kernel.out.dtype]:  # integer sums: accumulate in a register, one output at a time
+            self._reduce_per_output(out_shape)
+            return
+        with counted_loop(b, total, "init") as i:
+            b.store(ir.Constant(acc_ty, start), b.gep(out_ptr, [i]), align=ITEMSIZE[kernel.out.dtype])
+        counts = [self.size(size_expr(d)) for d in kernel.space]
+        with loop_nest(b, counts) as indices:
+            value = self.body_value(indices)
+            if value.type != acc_ty:
+                value = b.fptrunc(value, acc_ty) if acc_ty == ir.FloatType() else b.fpext(value, acc_ty)
+            pointer = b.gep(out_ptr, [self.out_index([indices[a] for a in kernel.kept_axes], out_shape)])
+            old = b.load(pointer, align=ITEMSIZE[kernel.out.dtype])
+            b.store(self.combine(old, value), pointer, align=ITEMSIZE[kernel.out.dtype])
+
+    def combine(self, old: ir.Value, value: ir.Value) -> ir.Value:
+        b = self.builder
+        if self.kernel.kind == "sum":
+            return b.fadd(old, value, flags=("reassoc", "contract"))
+        greater = b.fcmp_unordered(">", value, old)  # true when value is NaN too
+        keep_nan = b.fcmp_unordered("uno", old, old)
+        return b.select(keep_nan, old, b.select(greater, value, old))
+
+    def _reduce_per_output(self, out_shape):
+        """Reductions into integer outputs (sums of masks): accumulate in a register."""
+        kernel, b = self.kernel, self.builder
+        kept = kernel.kept_axes
+        reduced = [a for a in range(len(kernel.space)) if a not in kept]
+        kept_counts = [self.size(size_expr(kernel.space[a])) for a in kept]
+        reduced_counts = [self.size(size_expr(kernel.space[a])) for a in reduced]
+        accumulator = b.alloca(self.ty)
+        with loop_nest(b, kept_counts, "o") as outer:
+            b.store(ir.Constant(self.ty, 0.0 if kernel.kind == "sum" else float("-inf")), accumulator)
+            with loop_nest(b, reduced_counts, "r") as inner:
+                indices = [None] * len(kernel.space)
+                for a, index in zip(kept, outer):
+                    indices[a] = index
+                for a, index in zip(reduced, inner):
+                    indices[a] = index
+                b.store(self.combine(b.load(accumulator), self.body_value(indices)), accumulator)
+            pointer = b.gep(self.pointers[kernel.out], [self.out_index(outer, out_shape)])
+            b.store(self.store_value(b.load(accumulator), kernel.out.dtype), pointer, align=ITEMSIZE[kernel.out.dtype])
+
+    def _bmm(self):
+        kernel, b = self.kernel, self.builder
+        a_access, b_access = kernel.operands
+        space = kernel.space  # batch..., M, N
+        batch = space[:-2]
+        m, n = self.size(size_expr(space[-2])), self.size(size_expr(space[-1]))
+        k = self.size(size_expr(kernel.contract_dim))
+        a_coefs, a_offset = linear_form(a_access, len(batch) + 2)
+        b_coefs, b_offset = linear_form(b_access, len(batch) + 2)
+        gemm = gemm_function(self.module, kernel.dtype)
+        a_trans, lda = self._leading(a_coefs[-2], a_coefs[-1], k, m)
+        b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, k)
+        ldc = self._max(n, I64(1))
+        c_strides = contiguous_strides(space)
+        with loop_nest(b, [self.size(size_expr(d)) for d in batch], "b") as indices:
+            offsets = []
+            for coefs, offset in ((a_coefs, a_offset), (b_coefs, b_offset), (c_strides, 0)):
+                linear = self.size(offset)
+                for coef, index in zip(coefs, indices):
+                    linear = b.add(linear, b.mul(index, self.size(coef)))
+                offsets.append(linear)
+            pa = b.gep(self.pointers[a_access.buffer], [offsets[0]])
+            pb = b.gep(self.pointers[b_access.buffer], [offsets[1]])
+            pc = b.gep(self.pointers[kernel.out], [offsets[2]])
+            b.call(gemm, [m, n, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
+
+    def _max(self, x, y):
+        return self.builder.select(self.builder.icmp_signed(">", x, y), x, y)
+
+    def _leading(self, row_coef, col_coef, cols, rows):
+        """(transposed flag, leading dimension) of a matrix view rows x cols."""
+        if col_coef == 1:
+            return I64(0), self._max(self.size(row_coef), self._max(cols, I64(1)))
+        return I64(1), self._max(self.size(col_coef), self._max(rows, I64(1)))

@@ -1,0 +1,53 @@
+"""Counted loops and integer size arithmetic in LLVM IR."""
+from __future__ import annotations
+
+import contextlib
+
+import sympy
+from llvmlite import ir
+
+I8, I64 = ir.IntType(8), ir.IntType(64)
+
+
+@contextlib.contextmanager
+def counted_loop(builder: ir.IRBuilder, count: ir.Value, name: str = "i"):
+    """`for (i = 0; i < count; ++i)`; yields i. The builder ends after the loop."""
+    preheader = builder.block
+    header = builder.append_basic_block(f"{name}.header")
+    body = builder.append_basic_block(f"{name}.body")
+    done = builder.append_basic_block(f"{name}.done")
+    builder.branch(header)
+    builder.position_at_end(header)
+    index = builder.phi(I64, name=name)
+    index.add_incoming(I64(0), preheader)
+    builder.cbranch(builder.icmp_signed("<", index, count), body, done)
+    builder.position_at_end(body)
+    yield index
+    step = builder.add(index, I64(1), name=f"{name}.next", flags=("nsw",))
+    index.add_incoming(step, builder.block)
+    builder.branch(header)
+    builder.position_at_end(done)
+
+
+@contextlib.contextmanager
+def loop_nest(builder: ir.IRBuilder, counts, name: str = "i"):
+    """Nested counted loops, outermost first; yields the list of indices."""
+    with contextlib.ExitStack() as stack:
+        indices = [stack.enter_context(counted_loop(builder, c, f"{name}{k}")) for k, c in enumerate(counts)]
+        yield indices
+
+
+def emit_size(builder: ir.IRBuilder, expr, dims: dict) -> ir.Value:
+    """A sympy integer expression over dimension symbols as an i64 (dims: name -> i64 value)."""
+    expr = sympy.sympify(expr)
+    if expr.is_Integer:
+        return I64(int(expr))
+    if expr.is_Symbol:
+        return dims[expr.name]
+    if expr.is_Mul or expr.is_Add:
+        values = [emit_size(builder, a, dims) for a in expr.args]
+        result = values[0]
+        for v in values[1:]:
+            result = builder.mul(result, v) if expr.is_Mul else builder.add(result, v)
+        return result
+    raise NotImplementedError(f"size expression {expr}")

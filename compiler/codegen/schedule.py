@@ -1,0 +1,226 @@
+"""From a graph to an ordered list of fused kernels over buffers.
+
+Fusion rules:
+- a map used once is computed inside the kernel that uses it (a chain of maps
+  is one loop whose body is one sympy expression; a map feeding a reduction is
+  computed inside the reduction's loop);
+- layout ops never run by themselves: they become index arithmetic in the
+  kernels that read them (``access``), except a reshape of something that is
+  not a contiguous buffer, which materialises its source first;
+- a node gets a buffer of its own when it is a leaf, a program output, a
+  reduction, a matrix product, a concatenation, or a map used more than once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from ..dtypes import is_float
+from ..graph import Node
+from ..traversal import topological_order
+from .access import Access, Buffer, DimIndex, identity_mapping, through_broadcast, through_layout
+
+LAYOUT_OPS = ("broadcast", "transpose", "slice", "pad", "reshape", "stop_gradient")
+
+
+@dataclass
+class Kernel:
+    """One loop nest: elementwise, a reduction (sum/max) or a batched matrix product."""
+
+    kind: str  # "elementwise", "sum", "max", "bmm"
+    out: Buffer
+    space: tuple  # iteration shape
+    dtype: str  # compute dtype
+    body: sympy.Expr | None = None
+    leaves: dict = field(default_factory=dict)  # Symbol -> Access | ("dim", name)
+    kept_axes: tuple = ()  # reductions: iteration axes that index the output
+    operands: tuple = ()  # bmm: (Access, Access) over (batch..., M, K) and (batch..., K, N)
+    contract_dim: int | str = 1  # bmm: K
+    nodes: list = field(default_factory=list)  # graph nodes computed here
+
+    def reads(self):
+        accesses = list(self.operands) + [a for a in self.leaves.values() if isinstance(a, Access)]
+        return {a.buffer for a in accesses}
+
+
+def compute_dtype(dtype: str) -> str:
+    return dtype if is_float(dtype) else "float64"
+
+
+def effective_uses(order) -> dict:
+    """How many kernels would read each node (layout ops pass their users' count through)."""
+    uses = {n: 0 for n in order}
+    for node in reversed(order):
+        weight = uses[node] if node.op in LAYOUT_OPS else 1
+        for arg in dict.fromkeys(node.args):
+            uses[arg] += max(weight, 1) if node.op in LAYOUT_OPS else 1
+    return uses
+
+
+class Scheduler:
+    """Builds the kernel list; see the module docstring for the rules."""
+
+    def __init__(self, outputs):
+        self.outputs = list(outputs)
+        self.order = topological_order(self.outputs)
+        self.uses = effective_uses(self.order)
+        self.buffers: list[Buffer] = []
+        self.kernels: list[Kernel] = []
+        self.buffer_of: dict = {}
+        self.output_buffers: list[Buffer] = []
+
+    def new_buffer(self, node: Node, role: str, name: str | None = None) -> Buffer:
+        buffer = Buffer(len(self.buffers), node.shape, node.dtype, role, name or f"t{len(self.buffers)}")
+        self.buffers.append(buffer)
+        return buffer
+
+    def run(self):
+        for node in self.order:
+            if node.op in ("input", "param"):
+                self.buffer_of[node] = self.new_buffer(node, node.op, node.name)
+            elif node.op == "const" and node.attr("value").array.size > 1:
+                self.buffer_of[node] = self.new_buffer(node, "const", f"c{len(self.buffers)}")
+        for i, node in enumerate(self.outputs):
+            out = self.new_buffer(node, "output", f"out{i}")
+            self.output_buffers.append(out)
+            if node in self.buffer_of or node.is_leaf:
+                self._elementwise(node, out, copy=True)
+            else:
+                self._compute(node, out)
+        return self
+
+    # ---- materialisation --------------------------------------------------------------------
+
+    def materialize(self, node: Node) -> Buffer:
+        buffer = self.buffer_of.get(node)
+        if buffer is None:
+            buffer = self.new_buffer(node, "temp")
+            self._compute(node, buffer)
+        return buffer
+
+    def _compute(self, node: Node, out: Buffer):
+        self.buffer_of.setdefault(node, out)
+        if node.op in ("sum", "max"):
+            self._reduce(node, out)
+        elif node.op == "bmm":
+            self._bmm(node, out)
+        else:
+            self._elementwise(node, out)
+
+    def _elementwise(self, node: Node, out: Buffer, copy: bool = False):
+        kernel = Kernel("elementwise", out, node.shape, compute_dtype(node.dtype))
+        if node.op == "concat":
+            kernel.body = self._concat(node, identity_mapping(node.ndim), kernel)
+        else:
+            kernel.body = self.expr(node, identity_mapping(node.ndim), kernel, root=not copy)
+        self.kernels.append(kernel)
+
+    def _reduce(self, node: Node, out: Buffer):
+        source, axes = node.args[0], node.attr("axes")
+        kernel = Kernel(node.op, out, source.shape, compute_dtype(node.dtype),
+                        kept_axes=tuple(a for a in range(source.ndim) if a not in axes), nodes=[node])
+        kernel.body = self.expr(source, identity_mapping(source.ndim), kernel)
+        self.kernels.append(kernel)
+
+    def _bmm(self, node: Node, out: Buffer):
+        kernel = Kernel("bmm", out, node.shape, node.dtype, nodes=[node], contract_dim=node.args[0].shape[-1])
+        operands = []
+        for arg in node.args:
+            access = self.plain_access(arg, identity_mapping(arg.ndim))
+            if access is None or not _matrix_compatible(access):
+                access = Access(self.materialize(arg), arg.shape, identity_mapping(arg.ndim))
+            operands.append(access)
+        kernel.operands = tuple(operands)
+        self.kernels.append(kernel)
+
+    def plain_access(self, node: Node, mapping):
+        """An Access reading `node` through layout ops only (no maps, no bounds checks), or None."""
+        while node.op in LAYOUT_OPS and node not in self.buffer_of:
+            inner = through_layout(node, mapping)
+            if inner is None:
+                return Access(self.materialize(node.args[0]), node.shape, mapping)
+            node, mapping = node.args[0], inner
+        if node in self.buffer_of or node.op in ("sum", "max", "bmm", "concat", "map", "input", "param"):
+            access = Access(self.materialize(node), node.shape, mapping)
+            return None if access.checked else access
+        return None
+
+    # ---- expressions ------------------------------------------------------------------------------
+
+    def _inlines(self, node: Node, mapping, kernel: Kernel, root: bool) -> bool:
+        if root:
+            return node.op == "map"
+        if node.op != "map" or node in self.buffer_of or any(m.checked for m in mapping):
+            return False
+        return self.uses[node] <= 1 and (node.dtype == kernel.dtype or node.dtype == "bool")
+
+    def expr(self, node: Node, mapping: tuple, kernel: Kernel, root: bool = False) -> sympy.Expr:
+        """Scalar expression of `node` at the iteration point described by `mapping`."""
+        checked = any(m.checked for m in mapping)
+        if node.op == "const" and not checked:
+            array = node.attr("value").array
+            if array.size == 1:
+                return _number(array.reshape(()).item())
+        if node.op == "dim" and not checked:
+            symbol = sympy.Symbol(f"d_{node.name}", real=True)
+            kernel.leaves[symbol] = ("dim", node.name)
+            return symbol
+        if self._inlines(node, mapping, kernel, root):
+            kernel.nodes.append(node)
+            body = node.attr("body")
+            values = {sympy.Symbol(f"x{i}", real=True): self.expr(arg, through_broadcast(mapping, arg.shape, node.shape), kernel)
+                      for i, arg in enumerate(node.args)}
+            return body.xreplace(values)
+        if node.op in LAYOUT_OPS and (root or node not in self.buffer_of):
+            inner = through_layout(node, mapping)
+            if inner is None:
+                return self._load(Access(self.materialize(node.args[0]), node.shape, mapping), kernel)
+            if root:
+                kernel.nodes.append(node)
+            return self.expr(node.args[0], inner, kernel)
+        if node.op == "concat" and root:
+            return self._concat(node, mapping, kernel)
+        return self._load(Access(self.materialize(node), node.shape, mapping), kernel)
+
+    def _concat(self, node: Node, mapping, kernel):
+        """concat = sum of zero-padded pieces: each piece reads 0 outside its range."""
+        axis, offset, total = node.attr("axis"), 0, sympy.Integer(0)
+        kernel.nodes.append(node)
+        for piece in node.args:
+            size = piece.shape[axis]
+            piece_mapping = tuple(DimIndex(m.axis, m.offset - (offset if i == axis else 0), m.checked or i == axis)
+                                  for i, m in enumerate(mapping))
+            total = total + self.expr(piece, piece_mapping, kernel)
+            offset += size
+        return total
+
+    def _load(self, access: Access, kernel: Kernel) -> sympy.Symbol:
+        for symbol, existing in kernel.leaves.items():
+            if existing == access:
+                return symbol
+        symbol = sympy.Symbol(f"a{len(kernel.leaves)}", real=True)
+        kernel.leaves[symbol] = access
+        return symbol
+
+
+def _number(value):
+    if isinstance(value, float) and not np.isfinite(value):
+        return sympy.nan if np.isnan(value) else (sympy.oo if value > 0 else -sympy.oo)
+    if isinstance(value, float):
+        return sympy.Float(value, 17)
+    return sympy.Integer(int(value))
+
+
+def _matrix_compatible(access: Access) -> bool:
+    """Whether a BLAS-style (row stride, unit column stride) or transposed view reads it."""
+    from .access import linear_form
+    ndim = len(access.dims)
+    coefs, _ = linear_form(access, ndim)
+    rows, cols = coefs[-2], coefs[-1]
+    return (cols == 1 or rows == 1) and all(d.axis is None or d.axis < ndim for d in access.dims)
+
+
+def schedule(outputs) -> Scheduler:
+    return Scheduler(outputs).run()

@@ -1,0 +1,168 @@
+"""A compiled program, callable on NumPy arrays.
+
+Dumb and safe: every argument is checked (name, dtype, shape against the
+declared shape and the other arguments' symbolic dimensions, C-contiguity,
+alignment) before any pointer reaches machine code. Intermediates live in an
+arena allocated once per binding of the symbolic dimensions; a call fills a
+persistent pointer table and makes one native call.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numpy as np
+
+ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+ARENA_ALIGNMENT = 64
+
+
+def aligned_empty(nbytes: int) -> np.ndarray:
+    """A uint8 array of nbytes whose data starts on a 64-byte boundary."""
+    raw = np.empty(nbytes + ARENA_ALIGNMENT, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ARENA_ALIGNMENT
+    return raw[start:start + nbytes]
+
+
+def describe_shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Executable:
+    """``fn(**values)``: every Input and Param by name; returns an ndarray or a tuple."""
+
+    def __init__(self, plan: dict, entry_address: int, consts: dict, ir_text: str = "", single: bool = True,
+                 bound: dict | None = None):
+        self.plan = plan
+        self._entry = ENTRY_TYPE(entry_address)
+        self._ir_text = ir_text
+        self._single = single
+        self._buffers = plan["buffers"]
+        self._table = (ctypes.c_void_p * max(len(self._buffers), 1))()
+        self._dims = (ctypes.c_int64 * max(len(plan["dims"]), 1))()
+        self._table_address = ctypes.addressof(self._table)
+        self._dims_address = ctypes.addressof(self._dims)
+        self._keep = {}  # buffer index -> array kept alive while its pointer is in the table
+        self._binding = None
+        self.arguments = [(i, b) for i, b in enumerate(self._buffers)
+                          if b["role"] in ("input", "param") and (bound is None or b["name"] not in bound)]
+        self._argument_names = {b["name"] for _, b in self.arguments}
+        self._outputs = [(i, self._buffers[i]) for i in plan["outputs"]]
+        for index, array in consts.items():
+            self._set(int(index), np.ascontiguousarray(array))
+        for name, array in (bound or {}).items():
+            index = next(i for i, b in enumerate(self._buffers) if b["name"] == name and b["role"] in ("input", "param"))
+            self._set(index, array)
+
+    def _set(self, index: int, array: np.ndarray):
+        self._keep[index] = array
+        self._table[index] = array.ctypes.data
+
+    # ---- checking ---------------------------------------------------------------------------
+
+    def _bind(self, values: dict) -> dict:
+        missing = [b["name"] for _, b in self.arguments if b["name"] not in values]
+        if missing:
+            expected = ", ".join(f"{b['name']}{describe_shape(b['shape'])} {b['dtype']}" for _, b in self.arguments)
+            raise TypeError(f"missing argument{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+                            f"expected: {expected}")
+        extra = [name for name in values if name not in self._argument_names]
+        if extra:
+            raise TypeError(f"unexpected argument{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; "
+                            f"expected only {', '.join(repr(n) for n in sorted(self._argument_names))}")
+        dims = {}
+        for _, spec in self.arguments:
+            check_array(spec, values[spec["name"]], dims)
+        return dims
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def _rebind(self, dims: dict):
+        for k, name in enumerate(self.plan["dims"]):
+            self._dims[k] = dims[name]
+        slot_bytes = [0] * self.plan["slots"]
+        for buffer in self._buffers:
+            if buffer["slot"] is not None:
+                slot_bytes[buffer["slot"]] = max(slot_bytes[buffer["slot"]], nbytes(buffer, dims))
+        arena = [aligned_empty(max(n, 1)) for n in slot_bytes]
+        for index, buffer in enumerate(self._buffers):
+            if buffer["slot"] is not None:
+                self._set(index, arena[buffer["slot"]])
+        self._binding = dims
+
+    def __call__(self, **values):
+        dims = self._bind(values)
+        return self.run(values, dims)
+
+    def run(self, values: dict, dims: dict):
+        """Run on already checked arguments (see ``_bind``)."""
+        if dims != self._binding:
+            self._rebind(dims)
+        table = self._table
+        for index, spec in self.arguments:
+            table[index] = values[spec["name"]].ctypes.data
+        results = []
+        for index, spec in self._outputs:
+            array = np.empty(concrete(spec["shape"], dims), dtype=spec["dtype"])
+            table[index] = array.ctypes.data if array.size else self._table_address
+            results.append(array)
+        self._entry(self._table_address, self._dims_address)
+        return results[0] if self._single else tuple(results)
+
+    # ---- inspection -----------------------------------------------------------------------------
+
+    def kernels(self) -> list:
+        """The fused kernels in execution order: kind, output, shape, body, FLOP and byte estimates."""
+        return [dict(k) for k in self.plan["kernels"]]
+
+    def llvm_ir(self, optimized: bool = False) -> str:
+        if not optimized:
+            return self._ir_text
+        from .engine import Engine
+        return str(Engine.instance().optimize(self._ir_text))
+
+    def asm(self) -> str:
+        from .engine import Engine
+        engine = Engine.instance()
+        return engine.emit_assembly(engine.optimize(self._ir_text))
+
+    def __repr__(self):
+        names = ", ".join(b["name"] for _, b in self.arguments)
+        return f"<symprop Executable ({names}) -> {len(self._outputs)} output(s), {len(self.plan['kernels'])} kernels>"
+
+
+def concrete(shape, dims) -> tuple:
+    return tuple(dims[d] if isinstance(d, str) else d for d in shape)
+
+
+def nbytes(buffer: dict, dims: dict) -> int:
+    return math.prod(concrete(buffer["shape"], dims)) * np.dtype(buffer["dtype"]).itemsize
+
+
+def check_array(spec: dict, value, dims: dict) -> None:
+    """Raise TypeError/ValueError naming the argument unless `value` fits `spec`; binds dims."""
+    name, shape, dtype = spec["name"], spec["shape"], spec["dtype"]
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"argument {name!r} must be a numpy.ndarray of dtype {dtype} and shape {describe_shape(shape)}, "
+                        f"got {type(value).__name__}")
+    if value.dtype != np.dtype(dtype):
+        raise TypeError(f"argument {name!r} must have dtype {dtype}, got {value.dtype} "
+                        f"(convert with .astype({dtype!r}))")
+    if value.ndim != len(shape):
+        raise ValueError(f"argument {name!r} must have shape {describe_shape(shape)} ({len(shape)} dims), "
+                         f"got {describe_shape(value.shape)}")
+    for expected, actual in zip(shape, value.shape):
+        if isinstance(expected, str):
+            bound = dims.setdefault(expected, actual)
+            if bound != actual:
+                raise ValueError(f"argument {name!r} has shape {describe_shape(value.shape)}, so {expected!r} = {actual}, "
+                                 f"but another argument set {expected!r} = {bound}")
+            if actual == 0:
+                raise ValueError(f"argument {name!r} has shape {describe_shape(value.shape)}: dimension {expected!r} "
+                                 f"must be at least 1")
+        elif expected != actual:
+            raise ValueError(f"argument {name!r} must have shape {describe_shape(shape)}, got {describe_shape(value.shape)}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"argument {name!r} must be C-contiguous (use numpy.ascontiguousarray)")
+    if not value.flags.aligned:
+        raise ValueError(f"argument {name!r} is not aligned to its element size (copy it with numpy.array)")

@@ -1,0 +1,64 @@
+"""Loading compiled programs: from this process, from the on-disk cache, or freshly built.
+
+A program is stored as named blobs: the object code, the plan (JSON), the
+constant arrays (npz) and the LLVM IR text (for inspection). Each is loaded
+into the process's one JIT at most once.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import numpy as np
+
+from .cache import ObjectCache
+from .engine import Engine
+
+_loaded: dict = {}
+_lock = threading.Lock()
+
+
+class LoadedProgram:
+    def __init__(self, plan: dict, address: int, consts: dict, ir_text: str, from_cache: bool):
+        self.plan, self.address, self.consts, self.ir_text = plan, address, consts, ir_text
+        self.from_cache = from_cache
+
+
+def symbol_prefix(key: str) -> str:
+    return f"sp_{key[:24]}"
+
+
+def _pack_consts(consts: dict) -> bytes:
+    stream = io.BytesIO()
+    np.savez(stream, **{str(k): v for k, v in consts.items()})
+    return stream.getvalue()
+
+
+def _unpack_consts(blob: bytes) -> dict:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {int(k): data[k] for k in data.files}
+
+
+def load_program(key: str, build, cache: ObjectCache | None = None) -> LoadedProgram:
+    """The program for `key`; `build(prefix) -> (ir_text, plan, consts)` runs only on a miss."""
+    with _lock:
+        program = _loaded.get(key)
+        if program is not None:
+            return program
+        engine = Engine.instance()
+        cache = ObjectCache.default() if cache is None else cache
+        entries = cache.load(key)
+        if entries is not None and {"object", "plan", "consts", "ir"} <= set(entries):
+            plan = json.loads(entries["plan"])
+            addresses = engine.add_object(entries["object"], [plan["entry"]], plan["externals"])
+            program = LoadedProgram(plan, addresses[plan["entry"]], _unpack_consts(entries["consts"]),
+                                    entries["ir"].decode(), True)
+        else:
+            ir_text, plan, consts = build(symbol_prefix(key))
+            addresses, obj = engine.compile(ir_text, [plan["entry"]], plan["externals"])
+            cache.store(key, {"object": obj, "plan": json.dumps(plan).encode(), "consts": _pack_consts(consts),
+                              "ir": ir_text.encode()})
+            program = LoadedProgram(plan, addresses[plan["entry"]], consts, ir_text, False)
+        _loaded[key] = program
+        return program
