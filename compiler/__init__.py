@@ -9,3 +9,4 @@ from .autodiff import grad
 from .evaluate import evaluate
 from .show import show
 from .passes import simplify
+from .compile import compile
