@@ -12,20 +12,25 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from .optim.base import HyperparameterError
+
 
 def _number(schedule, argument, value, minimum=None, strict=False, maximum=None) -> float:
+    bounds = [f"{'>' if strict else '>='} {minimum:g}" if minimum is not None else "",
+              f"<= {maximum:g}" if maximum is not None else ""]
+    expected = " and ".join(["a number " + bounds[0] if bounds[0] else "a number"] + ([bounds[1]] if bounds[1] else []))
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
-        raise ValueError(f"{schedule}: {argument} must be a number, got {value!r}")
+        raise HyperparameterError(schedule, argument, expected, value)
     if minimum is not None and (value < minimum or (strict and value == minimum)):
-        raise ValueError(f"{schedule}: {argument} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        raise HyperparameterError(schedule, argument, expected, value)
     if maximum is not None and value > maximum:
-        raise ValueError(f"{schedule}: {argument} must be <= {maximum:g}, got {value!r}")
+        raise HyperparameterError(schedule, argument, expected, value)
     return float(value)
 
 
 def _count(schedule, argument, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{schedule}: {argument} must be a positive integer, got {value!r}")
+        raise HyperparameterError(schedule, argument, "a positive integer", value)
     return int(value)
 
 
@@ -120,7 +125,7 @@ class LinearWarmup(Schedule):
 
     def __post_init__(self):
         if not callable(self.after):
-            raise ValueError(f"LinearWarmup: after must be a schedule (a callable t -> lr), got {self.after!r}")
+            raise HyperparameterError("LinearWarmup", "after", "a schedule (a callable t -> lr)", self.after)
         object.__setattr__(self, "warmup_steps", _count("LinearWarmup", "warmup_steps", self.warmup_steps))
         object.__setattr__(self, "start_factor", _number("LinearWarmup", "start_factor", self.start_factor,
                                                          minimum=0.0, strict=True, maximum=1.0))

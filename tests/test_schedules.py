@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from compiler.optim import HyperparameterError
 from compiler.schedules import Constant, Cosine, Exponential, LinearWarmup, StepDecay
 
 T = range(0, 40)
@@ -76,8 +77,9 @@ def test_linear_warmup_default_start_factor_is_torchs():
     (lambda: LinearWarmup(0.1, warmup_steps=2), "after"),
 ])
 def test_bad_arguments_name_the_argument(make, argument):
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(HyperparameterError, match=argument) as info:
         make()
+    assert info.value.argument == argument
 
 
 def test_step_must_be_a_count():

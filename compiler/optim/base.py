@@ -32,11 +32,12 @@ class StateSpec(NamedTuple):
 
 
 class HyperparameterError(ValueError):
-    """A hyperparameter out of its domain; names the optimizer, the argument, expected and found."""
+    """A hyperparameter out of its domain; names its owner (optimizer or schedule), the argument,
+    what was expected and what was found."""
 
-    def __init__(self, optimizer: str, argument: str, expected: str, found):
-        self.optimizer, self.argument, self.expected, self.found = optimizer, argument, expected, found
-        super().__init__(f"{optimizer}: {argument} must be {expected}, got {found!r}")
+    def __init__(self, owner: str, argument: str, expected: str, found):
+        self.owner, self.argument, self.expected, self.found = owner, argument, expected, found
+        super().__init__(f"{owner}: {argument} must be {expected}, got {found!r}")
 
 
 def as_dtype(node: Node, dtype: str) -> Node:
