@@ -138,6 +138,21 @@ def test_strided_views_and_misaligned_pointers(variant, dtype):
         run_case(fn, dtype, M, N, K, a_trans, b_trans, accumulate, pad=5, offset=1)
 
 
+@pytest.mark.parametrize("shape", [(5, 19, 23), (300, 200, 257)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leading_dimension_zero_repeats_rows(dtype, shape):
+    """lda = ldb = 0 (a broadcast operand) is valid; BLAS refuses it, so loops run."""
+    M, N, K = shape
+    rng = np.random.default_rng(1)
+    a_row, b_row = rng.standard_normal(K).astype(dtype), rng.standard_normal(N).astype(dtype)
+    C = np.empty((M, N), dtype)
+    kernel("dispatch", dtype)(M, N, K, a_row.ctypes.data, 0, 0, b_row.ctypes.data, 0, 0,
+                              C.ctypes.data, N, 0)
+    want = np.broadcast_to(a_row, (M, K)).astype(np.float64) @ np.broadcast_to(b_row, (K, N))
+    np.testing.assert_allclose(C, want, rtol=4 * np.finfo(dtype).eps * (K + 2),
+                               atol=4 * np.finfo(dtype).eps * (K + 2) * np.abs(want).max())
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_zero_depth_zeroes_or_keeps_c(dtype):
     fn = kernel("dispatch", dtype)
