@@ -32,7 +32,7 @@ class Executable:
     """``fn(**values)``: every Input and Param by name; returns an ndarray or a tuple."""
 
     def __init__(self, plan: dict, entry_address: int, consts: dict, ir_text: str = "", single: bool = True,
-                 bound: dict | None = None):
+                 bound: dict | None = None, persistent_outputs: bool = False):
         self.plan = plan
         self._entry = ENTRY_TYPE(entry_address)
         self._ir_text = ir_text
@@ -44,6 +44,8 @@ class Executable:
         self._dims_address = ctypes.addressof(self._dims)
         self._keep = {}  # buffer index -> array kept alive while its pointer is in the table
         self._binding = None
+        self._persistent_outputs = persistent_outputs
+        self._output_arrays = []
         self.arguments = [(i, b) for i, b in enumerate(self._buffers)
                           if b["role"] in ("input", "param") and (bound is None or b["name"] not in bound)]
         self._argument_names = {b["name"] for _, b in self.arguments}
@@ -88,6 +90,10 @@ class Executable:
         for index, buffer in enumerate(self._buffers):
             if buffer["slot"] is not None:
                 self._set(index, arena[buffer["slot"]])
+        if self._persistent_outputs:
+            self._output_arrays = [np.empty(concrete(spec["shape"], dims), dtype=spec["dtype"]) for _, spec in self._outputs]
+            for (index, _), array in zip(self._outputs, self._output_arrays):
+                self._set(index, array if array.size else aligned_empty(1))
         self._binding = dims
 
     def __call__(self, **values):
@@ -101,13 +107,39 @@ class Executable:
         table = self._table
         for index, spec in self.arguments:
             table[index] = values[spec["name"]].ctypes.data
-        results = []
-        for index, spec in self._outputs:
-            array = np.empty(concrete(spec["shape"], dims), dtype=spec["dtype"])
-            table[index] = array.ctypes.data if array.size else self._table_address
-            results.append(array)
+        if self._persistent_outputs:
+            results = self._output_arrays
+        else:
+            results = []
+            for index, spec in self._outputs:
+                array = np.empty(concrete(spec["shape"], dims), dtype=spec["dtype"])
+                table[index] = array.ctypes.data if array.size else self._table_address
+                results.append(array)
         self._entry(self._table_address, self._dims_address)
         return results[0] if self._single else tuple(results)
+
+    # ---- native loops that drive the program themselves -----------------------------------------
+
+    @property
+    def table_address(self) -> int:
+        return self._table_address
+
+    @property
+    def dims_address(self) -> int:
+        return self._dims_address
+
+    def prepare(self, dims: dict, arrays: dict) -> None:
+        """Bind `dims` and point the named arguments at `arrays` (already checked by the caller)."""
+        if dims != self._binding:
+            self._rebind(dims)
+        by_name = {spec["name"]: index for index, spec in self.arguments}
+        for name, array in arrays.items():
+            self._set(by_name[name], array)
+
+    def restore_dims(self) -> None:
+        """Write the bound dimension values back (a native loop may have changed them)."""
+        for k, name in enumerate(self.plan["dims"]):
+            self._dims[k] = self._binding[name]
 
     # ---- inspection -----------------------------------------------------------------------------
 

@@ -20,9 +20,17 @@ _lock = threading.Lock()
 
 
 class LoadedProgram:
-    def __init__(self, plan: dict, address: int, consts: dict, ir_text: str, from_cache: bool):
-        self.plan, self.address, self.consts, self.ir_text = plan, address, consts, ir_text
+    def __init__(self, plan: dict, addresses: dict, consts: dict, ir_text: str, from_cache: bool):
+        self.plan, self.addresses, self.consts, self.ir_text = plan, addresses, consts, ir_text
         self.from_cache = from_cache
+
+    @property
+    def address(self) -> int:
+        return self.addresses[self.plan["entry"]]
+
+
+def entry_symbols(plan: dict) -> list:
+    return [plan["entry"]] + ([plan["epoch"]] if plan.get("epoch") else [])
 
 
 def symbol_prefix(key: str) -> str:
@@ -51,14 +59,14 @@ def load_program(key: str, build, cache: ObjectCache | None = None) -> LoadedPro
         entries = cache.load(key)
         if entries is not None and {"object", "plan", "consts", "ir"} <= set(entries):
             plan = json.loads(entries["plan"])
-            addresses = engine.add_object(entries["object"], [plan["entry"]], plan["externals"])
-            program = LoadedProgram(plan, addresses[plan["entry"]], _unpack_consts(entries["consts"]),
+            addresses = engine.add_object(entries["object"], entry_symbols(plan), plan["externals"])
+            program = LoadedProgram(plan, addresses, _unpack_consts(entries["consts"]),
                                     entries["ir"].decode(), True)
         else:
             ir_text, plan, consts = build(symbol_prefix(key))
-            addresses, obj = engine.compile(ir_text, [plan["entry"]], plan["externals"])
+            addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"])
             cache.store(key, {"object": obj, "plan": json.dumps(plan).encode(), "consts": _pack_consts(consts),
                               "ir": ir_text.encode()})
-            program = LoadedProgram(plan, addresses[plan["entry"]], consts, ir_text, False)
+            program = LoadedProgram(plan, addresses, consts, ir_text, False)
         _loaded[key] = program
         return program

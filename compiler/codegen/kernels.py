@@ -24,8 +24,9 @@ ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
 
 def kernel_buffers(kernel: Kernel) -> list:
     """Distinct buffers of a kernel, output first, then reads by buffer index."""
-    reads = sorted(kernel.reads() - {kernel.out}, key=lambda b: b.index)
-    return [kernel.out] + reads
+    writes = [kernel.out] + [buffer for buffer, _ in kernel.extra_outputs]
+    reads = sorted(kernel.reads() - set(writes), key=lambda b: b.index)
+    return writes + reads
 
 
 class KernelEmitter:
@@ -114,24 +115,30 @@ class KernelEmitter:
             linear = b.add(linear, b.mul(index, self.size(stride)))
         return linear
 
-    def body_value(self, indices) -> ir.Value:
+    def body_values(self, indices, bodies) -> list:
         env = {}
         for symbol, source in self.kernel.leaves.items():
             if isinstance(source, Access):
                 env[symbol] = self.load(source, indices)
             else:
                 env[symbol] = self.builder.sitofp(self.dims[source[1]], self.ty)
-        return lower_cse(self.builder, [self.kernel.body], env, self.ty)[0]
+        return lower_cse(self.builder, bodies, env, self.ty)
+
+    def body_value(self, indices) -> ir.Value:
+        return self.body_values(indices, [self.kernel.body])[0]
 
     # ---- kernel kinds ------------------------------------------------------------------------
 
     def _elementwise(self):
         kernel, b = self.kernel, self.builder
         counts = [self.size(size_expr(d)) for d in kernel.space]
+        outputs = kernel.bodies()
         with loop_nest(b, counts) as indices:
-            value = self.store_value(self.body_value(indices), kernel.out.dtype)
-            pointer = b.gep(self.pointers[kernel.out], [self.out_index(indices, kernel.space)])
-            b.store(value, pointer, align=ITEMSIZE[kernel.out.dtype])
+            values = self.body_values(indices, [body for _, body in outputs])
+            linear = self.out_index(indices, kernel.space)
+            for (buffer, _), value in zip(outputs, values):
+                pointer = b.gep(self.pointers[buffer], [linear])
+                b.store(self.store_value(value, buffer.dtype), pointer, align=ITEMSIZE[buffer.dtype])
 
     def _reduce(self):
         kernel, b = self.kernel, self.builder

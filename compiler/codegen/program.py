@@ -18,7 +18,7 @@ from .access import Access, size_expr
 from .contraction import lower_einsums
 from .gemm import gemm_externals
 from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, kernel_buffers
-from .loops import I64
+from .loops import I64, counted_loop
 from .memory import assign_slots
 from .schedule import schedule
 
@@ -48,19 +48,30 @@ def describe_kernel(kernel, names: dict) -> dict:
         flops = 2 * size * size_expr(kernel.contract_dim)
         body = f"{names[kernel.operands[0].buffer]} @ {names[kernel.operands[1].buffer]}"
     else:
-        flops = size * max(sympy.count_ops(kernel.body, visual=False), 1 if kernel.kind != "elementwise" else 0)
         rename = {s: sympy.Symbol(names[a.buffer] if isinstance(a, Access) else a[1]) for s, a in kernel.leaves.items()}
-        body = str(kernel.body.xreplace(rename))
-        if kernel.kind != "elementwise":
-            body = f"{kernel.kind} over axes {tuple(a for a in range(len(kernel.space)) if a not in kernel.kept_axes)} of {body}"
-    return {"kind": kernel.kind, "out": kernel.out.name, "shape": list(kernel.space), "body": body,
+        bodies = kernel.bodies()
+        ops = sum(sympy.count_ops(b, visual=False) for _, b in bodies)
+        flops = size * (ops if kernel.kind == "elementwise" else ops + 1)
+        if kernel.kind == "elementwise":
+            body = "; ".join(f"{buffer.name} = {b.xreplace(rename)}" for buffer, b in bodies)
+        else:
+            axes = tuple(a for a in range(len(kernel.space)) if a not in kernel.kept_axes)
+            body = f"{kernel.out.name} = {kernel.kind} over axes {axes} of {kernel.body.xreplace(rename)}"
+    return {"kind": kernel.kind, "out": ", ".join(b.name for b in kernel.writes()) if kernel.kind == "elementwise" else kernel.out.name, "shape": list(kernel.space), "body": body,
             "flops": _count(flops), "bytes": _count(touched),
             "nodes": len(kernel.nodes) or 1}
 
 
-def build_program(outputs, prefix: str):
-    outputs = lower_einsums(outputs)
-    sched = schedule(outputs)
+def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None):
+    """IR text, plan and constants of a program computing `outputs` and then writing
+    each (target leaf, value) of `updates` into the target's buffer in place.
+
+    With `epoch` ({"data": input names, "step": name, "lr": name}), the program also
+    gets an epoch function that runs every mini-batch of a data set natively (see
+    ``emit_epoch``)."""
+    lowered = lower_einsums(list(outputs) + [v for _, v in updates])
+    outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
+    sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
     dim_names = _dim_names(sched)
     module = ir.Module(name=prefix)
     functions = [KernelEmitter(module, kernel, f"{prefix}_k{k}", dim_names).emit()
@@ -68,6 +79,7 @@ def build_program(outputs, prefix: str):
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer().as_pointer(), I64.as_pointer()]),
                         name=f"{prefix}_entry")
     builder = ir.IRBuilder(entry.append_basic_block("entry"))
+    entry.args[0].name, entry.args[1].name = "table", "dims"
     table, dims = entry.args
     for function, kernel in zip(functions, sched.kernels):
         args = []
@@ -76,6 +88,7 @@ def build_program(outputs, prefix: str):
             args.append(builder.bitcast(raw, IR_TYPES[buffer.dtype].as_pointer()))
         builder.call(function, args + [dims])
     builder.ret_void()
+    epoch_name = emit_epoch(module, entry, sched, dim_names, epoch) if epoch else None
     slots = assign_slots(sched.kernels)
     names = {b: b.name for b in sched.buffers}
     consts = {}
@@ -89,8 +102,81 @@ def build_program(outputs, prefix: str):
         "buffers": [{"name": b.name, "role": b.role, "shape": list(b.shape), "dtype": b.dtype,
                      "slot": slots.get(b)} for b in sched.buffers],
         "outputs": [b.index for b in sched.output_buffers],
+        "updates": [sched.buffer_of[t].index for t, _ in updates],
         "slots": len(set(slots.values())),
         "kernels": [describe_kernel(k, names) for k in sched.kernels],
         "externals": gemm_externals(module),
+        "epoch": epoch_name,
     }
     return str(module), plan, consts
+
+
+def emit_epoch(module: ir.Module, body: ir.Function, sched, dim_names: list, epoch: dict) -> str:
+    """``void <prefix>_epoch(i8** table, i64* dims, i8** arrays, i64 rows, i64 batch, i64 step0)``.
+
+    arrays = [perm (i64*), lr per batch (double*), loss per batch (double*), then the
+    full data set of each data input]. For every mini-batch b: copy the rows perm[b*batch:
+    (b+1)*batch] of each data input into its batch buffer (the last batch may be
+    shorter: the batch dimension is set to its row count), set the step count to
+    step0 + b + 1 and the learning rate to lr[b], run the step, record the loss.
+    The caller guarantees 0 <= perm[i] < rows and batch buffers of `batch` rows.
+    """
+    by_name = {b.name: b for b in sched.buffers if b.role in ("input", "param")}
+    data = [by_name[name] for name in epoch["data"]]
+    batch_dims = {b.shape[0] for b in data}
+    if len(batch_dims) != 1 or not isinstance(next(iter(batch_dims)), str):
+        raise ValueError(f"epoch: every data input needs the same symbolic first dimension, got {[b.shape for b in data]}")
+    batch_dim = batch_dims.pop()
+    i8pp = ir.IntType(8).as_pointer().as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i8pp, I64.as_pointer(), i8pp, I64, I64, I64]),
+                     name=body.name.replace("_entry", "_epoch"))
+    table, dims, arrays, rows, batch, step0 = fn.args
+    for arg, name in zip(fn.args, ("table", "dims", "arrays", "rows", "batch", "step0")):
+        arg.name = name
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def array(k, ty):
+        return b.bitcast(b.load(b.gep(arrays, [I64(k)]), align=8), ty.as_pointer())
+
+    def buffer(index, ty):
+        return b.bitcast(b.load(b.gep(table, [I64(index)]), align=8), ty.as_pointer())
+
+    f64 = ir.DoubleType()
+    perm, lrs, losses = array(0, I64), array(1, f64), array(2, f64)
+    sources = [array(3 + k, IR_TYPES[buf.dtype]) for k, buf in enumerate(data)]
+    n_batches = b.sdiv(b.add(rows, b.sub(batch, I64(1))), batch)
+    dim_slot = b.gep(dims, [I64(dim_names.index(batch_dim))])
+    step_buffer, lr_buffer = by_name[epoch["step"]], by_name[epoch["lr"]]
+    loss_buffer = sched.output_buffers[0]
+    with counted_loop(b, n_batches, "batch") as index:
+        start = b.mul(index, batch)
+        remaining = b.sub(rows, start)
+        count = b.select(b.icmp_signed("<", remaining, batch), remaining, batch)
+        b.store(count, dim_slot, align=8)
+        for source, buf in zip(sources, data):
+            width = 1
+            for d in buf.shape[1:]:
+                width *= d
+            destination = buffer(buf.index, IR_TYPES[buf.dtype])
+            with counted_loop(b, count, "row") as row:
+                picked = b.load(b.gep(perm, [b.add(start, row)]), align=8)
+                with counted_loop(b, I64(width), "col") as col:
+                    value = b.load(b.gep(source, [b.add(b.mul(picked, I64(width)), col)]), align=ITEMSIZE[buf.dtype])
+                    b.store(value, b.gep(destination, [b.add(b.mul(row, I64(width)), col)]), align=ITEMSIZE[buf.dtype])
+        step_value = b.sitofp(b.add(b.add(step0, index), I64(1)), f64)
+        _store_scalar(b, step_value, buffer(step_buffer.index, IR_TYPES[step_buffer.dtype]), step_buffer.dtype)
+        lr_value = b.load(b.gep(lrs, [index]), align=8)
+        _store_scalar(b, lr_value, buffer(lr_buffer.index, IR_TYPES[lr_buffer.dtype]), lr_buffer.dtype)
+        b.call(body, [table, dims])
+        loss = b.load(buffer(loss_buffer.index, IR_TYPES[loss_buffer.dtype]), align=ITEMSIZE[loss_buffer.dtype])
+        if loss.type != f64:
+            loss = b.fpext(loss, f64)
+        b.store(loss, b.gep(losses, [index]), align=8)
+    b.ret_void()
+    return fn.name
+
+
+def _store_scalar(b, value, pointer, dtype):
+    if dtype == "float32":
+        value = b.fptrunc(value, ir.FloatType())
+    b.store(value, pointer, align=ITEMSIZE[dtype])

@@ -38,7 +38,15 @@ class Kernel:
     kept_axes: tuple = ()  # reductions: iteration axes that index the output
     operands: tuple = ()  # bmm: (Access, Access) over (batch..., M, K) and (batch..., K, N)
     contract_dim: int | str = 1  # bmm: K
+    extra_outputs: list = field(default_factory=list)  # elementwise: more (Buffer, body) written in the same loop
+    in_place: bool = False  # an update loop: runs after every other kernel
     nodes: list = field(default_factory=list)  # graph nodes computed here
+
+    def writes(self) -> set:
+        return {self.out} | {buffer for buffer, _ in self.extra_outputs}
+
+    def bodies(self) -> list:
+        return [(self.out, self.body)] + list(self.extra_outputs)
 
     def reads(self):
         accesses = list(self.operands) + [a for a in self.leaves.values() if isinstance(a, Access)]
@@ -62,9 +70,12 @@ def effective_uses(order) -> dict:
 class Scheduler:
     """Builds the kernel list; see the module docstring for the rules."""
 
-    def __init__(self, outputs):
+    def __init__(self, outputs, updates=()):
         self.outputs = list(outputs)
-        self.order = topological_order(self.outputs)
+        self.updates = list(updates)  # (target leaf, new value): written in place, after everything else
+        self.order = topological_order(self.outputs + [v for _, v in self.updates] + [t for t, _ in self.updates])
+        self.write_targets: set = set()
+        self.snapshots: dict = {}
         self.uses = effective_uses(self.order)
         self.buffers: list[Buffer] = []
         self.kernels: list[Kernel] = []
@@ -89,7 +100,43 @@ class Scheduler:
                 self._elementwise(node, out, copy=True)
             else:
                 self._compute(node, out)
+        self._schedule_updates()
         return self
+
+    def _schedule_updates(self):
+        """In-place updates: one multi-output loop per (shape, dtype), after every other kernel.
+
+        Such a loop reads each element of its own targets before writing it. Anything
+        else that reads a target (another group's loop, a transposed read) reads a
+        snapshot taken before any update runs.
+        """
+        self.write_targets = {self.buffer_of[t] for t, _ in self.updates}
+        groups: dict = {}
+        for target, value in self.updates:
+            if target.op not in ("param", "input") or value.shape != target.shape:
+                raise ValueError(f"update of {target!r} must be a value of shape {target.shape}, got {value.shape}")
+            groups.setdefault((target.shape, target.dtype), []).append((target, value))
+        deferred = []
+        for (shape, dtype), items in groups.items():
+            kernel = Kernel("elementwise", self.buffer_of[items[0][0]], shape, compute_dtype(dtype), in_place=True)
+            kernel.extra_outputs = [(self.buffer_of[t], None) for t, _ in items[1:]]
+            bodies = [self.expr(v, identity_mapping(len(shape)), kernel, root=True) for _, v in items]
+            kernel.body = bodies[0]
+            kernel.extra_outputs = [(buffer, body) for (buffer, _), body in zip(kernel.extra_outputs, bodies[1:])]
+            deferred.append(kernel)
+        self.kernels.extend(deferred)
+
+    def _snapshot(self, buffer: Buffer) -> Buffer:
+        """A copy of an update target taken before any update runs."""
+        copy = self.snapshots.get(buffer)
+        if copy is None:
+            copy = Buffer(len(self.buffers), buffer.shape, buffer.dtype, "temp", f"t{len(self.buffers)}")
+            self.buffers.append(copy)
+            kernel = Kernel("elementwise", copy, buffer.shape, compute_dtype(buffer.dtype))
+            kernel.body = self._load(Access(buffer, buffer.shape, identity_mapping(len(buffer.shape))), kernel)
+            self.kernels.append(kernel)
+            self.snapshots[buffer] = copy
+        return copy
 
     # ---- materialisation --------------------------------------------------------------------
 
@@ -197,6 +244,11 @@ class Scheduler:
         return total
 
     def _load(self, access: Access, kernel: Kernel) -> sympy.Symbol:
+        if kernel.in_place and access.buffer in self.write_targets:
+            in_place = (access.buffer in kernel.writes() and access.view_shape == access.buffer.shape
+                        and access.dims == identity_mapping(len(kernel.space)) and len(kernel.space) == len(access.dims))
+            if not in_place:
+                access = Access(self._snapshot(access.buffer), access.view_shape, access.dims)
         for symbol, existing in kernel.leaves.items():
             if existing == access:
                 return symbol
@@ -222,5 +274,5 @@ def _matrix_compatible(access: Access) -> bool:
     return (cols == 1 or rows == 1) and all(d.axis is None or d.axis < ndim for d in access.dims)
 
 
-def schedule(outputs) -> Scheduler:
-    return Scheduler(outputs).run()
+def schedule(outputs, updates=()) -> Scheduler:
+    return Scheduler(outputs, updates).run()

@@ -1,0 +1,103 @@
+"""``compile_step(loss, optimizer)``: one training step compiled into one native call.
+
+The step program computes the loss, its gradients and every optimizer update
+and writes parameters and optimizer state in place (``updates`` of the code
+generator). It also carries a native epoch loop (``TrainStep.run_epoch``).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from runtime.executable import Executable
+from runtime.programs import load_program
+from runtime.training import TrainStep
+
+from .codegen.program import build_program
+from .compile import program_key
+from .evaluate import evaluate_all
+from .graph import Node
+from .initializers import initial_values
+from .optim import Optimizer, update_graph
+from .passes import simplify
+from .show import node_label, format_shape
+from .traversal import as_node_list, leaves, topological_order
+
+
+def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0, share: TrainStep | None = None,
+                 schedule=None, debug_nans: bool | None = None) -> TrainStep:
+    """Compile forward, backward and the `optimizer` update of `loss` into a TrainStep.
+
+    params: the Params to train (default: every Param the loss depends on); the others
+    are read from the same live buffers. share: another TrainStep whose parameter arrays
+    (matched by name) this step uses too. schedule: a callable 0-based step -> lr
+    (default: the optimizer's lr). debug_nans (or SYMPROP_DEBUG_NANS=1): check every step.
+    """
+    if debug_nans is None:
+        debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")
+    graph = update_graph(loss, optimizer, params)
+    all_params = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
+    shared = share.params if share is not None else {}
+    fresh = initial_values([p for p in all_params if p.name not in shared], seed)
+    live = {}
+    for p in all_params:
+        if p.name in shared:
+            array = shared[p.name]
+            if array.shape != p.shape or array.dtype != np.dtype(p.dtype):
+                raise ValueError(f"compile_step: shared parameter {p.name!r} is {array.shape} {array.dtype}, "
+                                 f"this graph declares {p.shape} {p.dtype}")
+            live[p.name] = array
+        else:
+            live[p.name] = fresh[p.name]
+    state = graph.initial_state()
+    targets = [*graph.params, *graph.state.values()]
+    values = [*graph.new_params.values(), *graph.new_state.values()]
+    data = [leaf.name for leaf in graph.data_inputs]
+    epoch = {"data": data, "step": graph.step.name, "lr": graph.lr.name} if _epoch_capable(graph) else None
+    key = program_key([loss, *targets, *values], "step", repr(epoch))
+
+    def build(prefix):
+        simplified = simplify([loss, *values])
+        return build_program(simplified[:1], prefix, updates=list(zip(targets, simplified[1:])), epoch=epoch)
+
+    program = load_program(key, build)
+    names = {"data": data, "step": graph.step.name, "lr": graph.lr.name}
+    return TrainStep(program, live, state, names, schedule if schedule is not None else optimizer.lr,
+                     compile_function=_bound_function, diagnose=_diagnoser(graph.outputs),
+                     debug_nans=debug_nans, seed=seed)
+
+
+def _epoch_capable(graph) -> bool:
+    """A native epoch loop needs every data input to share one symbolic first dimension."""
+    inputs = graph.data_inputs
+    if not inputs:
+        return False
+    first = {leaf.shape[0] if leaf.shape else None for leaf in inputs}
+    if len(first) != 1 or not isinstance(next(iter(first)), str):
+        return False
+    return all(all(isinstance(d, int) for d in leaf.shape[1:]) for leaf in inputs)
+
+
+def _bound_function(nodes, live_params: dict) -> Executable:
+    """An inference function of `nodes` that reads the live parameter arrays."""
+    from .compile import build
+    single = isinstance(nodes, Node)
+    outputs = as_node_list(nodes)
+    used = {leaf.name for leaf in leaves(outputs) if leaf.op == "param"}
+    program = load_program(program_key(outputs), lambda prefix: build(outputs, prefix))
+    bound = {name: array for name, array in live_params.items() if name in used}
+    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single, bound=bound)
+
+
+def _diagnoser(outputs):
+    """Replays a step in the reference evaluator and names the first node that is not finite."""
+    def diagnose(values: dict) -> str:
+        results = evaluate_all(outputs, values)
+        for node in topological_order(outputs):
+            array = np.asarray(results[node])
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                return (f"first non-finite value from {node_label(node)} {format_shape(node.shape)} {node.dtype} "
+                        f"declared at {node.location}")
+        return "the reference evaluator finds no non-finite value (the compiled code differs from it)"
+    return diagnose
