@@ -10,3 +10,4 @@ from .evaluate import evaluate
 from .show import show
 from .passes import simplify
 from .compile import compile
+from .step import compile_step
