@@ -1,0 +1,78 @@
+"""``fit``: epochs of compiled mini-batch training with progress, validation,
+checkpoints and early stopping, recorded in a History."""
+from __future__ import annotations
+
+import math
+import os
+
+from .history import History
+
+
+def fit(step, train_inputs: dict, epochs: int, batch_size: int, *, validate=None, shuffle: bool = True,
+        seed: int = 0, checkpoint_every: int | None = None, checkpoint_path=None,
+        early_stopping: int | None = None, monitor: str = "loss", mode: str = "min",
+        progress: bool = True, history: History | None = None) -> History:
+    """Train `step` (a TrainStep) for `epochs` passes over `train_inputs`.
+
+    Each epoch is one native call (``step.run_epoch``) over batches shuffled by a
+    generator seeded with `seed`. validate: a callable returning {metric: value}
+    after each epoch (e.g. validation loss and accuracy through ``step.function``).
+    checkpoint_every: save to `checkpoint_path` (``{epoch}`` is formatted) every N
+    epochs. early_stopping: stop when `monitor` has not improved (``mode`` "min" or
+    "max") for that many epochs. Returns the History (loss per epoch, metrics,
+    seconds per epoch).
+    """
+    import time
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
+    if checkpoint_every is not None and checkpoint_path is None:
+        raise ValueError("fit: checkpoint_every needs checkpoint_path")
+    if mode not in ("min", "max"):
+        raise ValueError(f"fit: mode must be 'min' or 'max', got {mode!r}")
+    history = history if history is not None else History()
+    bar = _progress(epochs, progress)
+    best, since_best = (math.inf if mode == "min" else -math.inf), 0
+    try:
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            loss = step.run_epoch(train_inputs, batch_size, shuffle=shuffle, seed=seed + epoch)
+            metrics = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - started}
+            if validate is not None:
+                metrics.update(validate())
+            history.record(**metrics)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k not in ("epoch", "seconds")})
+            if checkpoint_every and epoch % checkpoint_every == 0:
+                step.save(os.fspath(checkpoint_path).format(epoch=epoch))
+            if early_stopping is not None:
+                value = metrics[monitor]
+                improved = value < best if mode == "min" else value > best
+                best, since_best = (value, 0) if improved else (best, since_best + 1)
+                if since_best >= early_stopping:
+                    bar.write(f"early stopping after epoch {epoch}: {monitor} has not improved for {early_stopping} epochs")
+                    break
+    finally:
+        bar.close()
+    return history
+
+
+class _Silent:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, values):
+        pass
+
+    def write(self, text):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(epochs: int, enabled: bool):
+    if not enabled:
+        return _Silent()
+    from tqdm import tqdm
+    return tqdm(total=epochs, unit="epoch", desc="training", dynamic_ncols=True)
