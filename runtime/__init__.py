@@ -3,5 +3,9 @@
 from . import datasets
 from .cache import ObjectCache
 from .engine import Engine
+from .executable import Executable
+from .fit import fit
+from .history import History
+from .training import TrainStep
 
-__all__ = ["Engine", "ObjectCache", "datasets"]
+__all__ = ["Engine", "ObjectCache", "Executable", "TrainStep", "History", "fit", "datasets"]

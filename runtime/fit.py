@@ -11,7 +11,7 @@ from .history import History
 def fit(step, train_inputs: dict, epochs: int, batch_size: int, *, validate=None, shuffle: bool = True,
         seed: int = 0, checkpoint_every: int | None = None, checkpoint_path=None,
         early_stopping: int | None = None, monitor: str = "loss", mode: str = "min",
-        progress: bool = True, history: History | None = None) -> History:
+        epoch_schedule=None, progress: bool = True, history: History | None = None) -> History:
     """Train `step` (a TrainStep) for `epochs` passes over `train_inputs`.
 
     Each epoch is one native call (``step.run_epoch``) over batches shuffled by a
@@ -36,13 +36,17 @@ def fit(step, train_inputs: dict, epochs: int, batch_size: int, *, validate=None
     try:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
+            if epoch_schedule is not None:
+                step.lr = float(epoch_schedule(epoch - 1))
             loss = step.run_epoch(train_inputs, batch_size, shuffle=shuffle, seed=seed + epoch)
             metrics = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - started}
+            if epoch_schedule is not None:
+                metrics["lr"] = step.lr
             if validate is not None:
                 metrics.update(validate())
             history.record(**metrics)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k not in ("epoch", "seconds")})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k not in ("epoch", "seconds", "lr")})
             if checkpoint_every and epoch % checkpoint_every == 0:
                 step.save(os.fspath(checkpoint_path).format(epoch=epoch))
             if early_stopping is not None:

@@ -1,0 +1,52 @@
+"""The ``symprop`` command: ``symprop train [MODEL.toml]`` and ``symprop inspect MODEL``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _train(args) -> int:
+    from .model_file import ModelFileError, default_model_spec, load_model_file
+    from .train_job import train
+    try:
+        spec = load_model_file(args.model) if args.model else default_model_spec()
+    except ModelFileError as error:
+        print(f"symprop train: {error}", file=sys.stderr)
+        return 2
+    train(spec, epochs=args.epochs, progress=not args.quiet, plot=args.plot, save=args.save)
+    return 0
+
+
+def _inspect(args) -> int:
+    from .inspect.command import main as inspect_main
+    return inspect_main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="symprop", description="A symbolic graph compiler for backpropagation.")
+    commands = top.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a model file (default: a 64-128-10 MLP on the digits)")
+    train.add_argument("model", nargs="?", help="a TOML model file, e.g. examples/digits_mlp.toml")
+    train.add_argument("--epochs", type=int, help="override the file's epoch count")
+    train.add_argument("--plot", metavar="PATH", help="draw the loss curves to PATH (needs matplotlib)")
+    train.add_argument("--save", metavar="PATH", help="save parameters and optimizer state (.npz)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
+    try:
+        from .inspect.command import add_arguments
+    except ImportError:
+        add_arguments = None
+    if add_arguments is not None:
+        inspect = commands.add_parser("inspect", help="show a model's gradients as text, mathematics, graphs, IR, assembly or cost")
+        add_arguments(inspect)
+        inspect.set_defaults(run=_inspect)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
