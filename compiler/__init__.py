@@ -11,3 +11,6 @@ from .show import show
 from .passes import simplify
 from .compile import compile
 from .step import compile_step
+from . import optim, schedules
+from .models import mlp, classifier_loss
+from .model_file import ModelFileError, default_model_spec, load_model_file
