@@ -14,3 +14,4 @@ from .step import compile_step
 from . import optim, schedules
 from .models import mlp, classifier_loss
 from .model_file import ModelFileError, default_model_spec, load_model_file
+from .inspect import to_sympy, latex, pretty, from_sympy, to_dot

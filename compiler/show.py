@@ -28,9 +28,22 @@ def format_shape(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def show(nodes) -> str:
-    """One line per node: id, op, arguments, shape, dtype; outputs listed last."""
+def show(nodes, passes: bool = False, wrt=None) -> str:
+    """One line per node: id, op, arguments, shape, dtype; outputs listed last.
+
+    wrt: `nodes` is a scalar loss; show it with its gradients with respect to `wrt`.
+    passes=True: the program after each stage (declared, differentiated when `wrt`
+    is given, each simplification pass, ...) with its node count; see inspect.stages.
+    """
+    if passes:
+        from .inspect.stages import format_stages, pass_stages
+        return format_stages(pass_stages(nodes, wrt))
     outputs = as_node_list(nodes)
+    if wrt is not None:
+        from .autodiff import grad
+        if len(outputs) != 1:
+            raise ValueError(f"show: with wrt=..., give one scalar loss, got {len(outputs)} outputs")
+        outputs = outputs + as_node_list(grad(outputs[0], as_node_list(wrt)))
     order = topological_order(outputs)
     ids = {node: f"%{i}" for i, node in enumerate(order)}
     lines = []
