@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from ..graph import Node, const, make_map, rename_symbols, scalar_symbol
+from ..graph import Node, const, make_broadcast, make_map, rename_symbols, scalar_symbol
 from ..evaluate import _evaluate_node
 from .rewrite import rewrite
 
@@ -27,12 +27,18 @@ def _fold(node: Node):
 
 
 def _scalar_value(node: Node):
+    """The one value of a constant whose elements are all equal (seen through broadcast and reshape)."""
+    while node.op in ("broadcast", "reshape"):
+        node = node.args[0]
     if node.op != "const":
         return None
     array = node.attr("value").array
-    if array.size != 1 or array.dtype.kind not in "fiub":
+    if array.size == 0 or array.dtype.kind not in "fiub":
         return None
-    value = array.reshape(()).item()
+    first = array.reshape(-1)[0]
+    if array.size > 1 and not np.all(array == first):
+        return None
+    value = first.item()
     if isinstance(value, float):
         if not np.isfinite(value):
             return sympy.nan if np.isnan(value) else (sympy.oo if value > 0 else -sympy.oo)
@@ -44,10 +50,14 @@ def _inline(node: Node):
     if node.op != "map":
         return None
     body, args, changed = node.attr("body"), list(node.args), False
+    computed_in, remaining = np.result_type(*[a.dtype for a in args]), set(range(len(args)))
     for i, arg in enumerate(node.args):
         value = _scalar_value(arg)
-        if value is not None and arg.dtype == node.dtype:
+        others = [args[j].dtype for j in remaining if j != i]
+        # a constant is exact in the map only if the arguments left still decide the dtype it computes in
+        if value is not None and others and np.result_type(*others) == computed_in:
             body = body.xreplace({scalar_symbol(i): value})
+            remaining.discard(i)
             changed = True
     if not changed:
         return None
@@ -55,7 +65,7 @@ def _inline(node: Node):
     renumber = {scalar_symbol(i): scalar_symbol(kept.index(a)) for i, a in enumerate(args)
                 if scalar_symbol(i) in body.free_symbols}
     result = make_map(rename_symbols(body, renumber), kept, node.dtype)
-    return result if result.shape == node.shape else None
+    return result if result.shape == node.shape else make_broadcast(result, node.shape)
 
 
 def fold_constants(outputs) -> list:
