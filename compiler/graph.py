@@ -206,7 +206,7 @@ def make_map(body, args, dtype: str | None = None, op_name: str = "map") -> Node
     shape = broadcast_shapes(op_name, *[a.shape for a in args]) if args else ()
     if dtype is None:
         dtype = promote([a.dtype for a in args])
-    body, args = _canonical_args(body, args)
+    body, args = canonical_args(body, args)
     if not args:
         if not body.is_number:
             raise fail(op_name, f"body {body} uses symbols that are not arguments")
@@ -224,7 +224,7 @@ def rename_symbols(expr, mapping: dict):
     return expr.xreplace(temps).xreplace({temps[old]: new for old, new in mapping.items()})
 
 
-def _canonical_args(body, args):
+def canonical_args(body, args):
     """Drop unused and duplicate args; renumber symbols densely in order."""
     used = body.free_symbols
     kept, mapping, seen = [], {}, {}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sympy
 
-from ..graph import (Node, make_broadcast, make_map, make_reduce, make_reshape, make_transpose,
+from ..graph import (Node, canonical_args, make_broadcast, make_map, make_reduce, make_reshape, make_transpose,
                      rename_symbols, scalar_symbol, size_of)
 from .rewrite import rewrite
 
 
 def compose_maps(node: Node, depth: int = 1):
-    """Substitute argument maps (up to `depth` levels) into `node`'s body: (body, args)."""
+    """Substitute argument maps (up to `depth` levels) into `node`'s body: (body, args), each arg once."""
     args, subs = [], {}
     for i, arg in enumerate(node.args):
         inner_ok = depth > 0 and arg.op == "map" and arg.dtype == node.dtype and all(a.dtype == arg.dtype for a in arg.args)
@@ -31,7 +31,7 @@ def compose_maps(node: Node, depth: int = 1):
             args.append(arg)
     composed = node.attr("body").xreplace(subs)
     composed = composed.xreplace({sympy.Symbol(f"t{k}", real=True): scalar_symbol(k) for k in range(len(args))})
-    return composed, args
+    return canonical_args(composed, args)
 
 
 def _collapse_maps(node: Node):

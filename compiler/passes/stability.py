@@ -7,6 +7,8 @@ stable opaque functions.
     exp(x) / (1 + exp(x)) -> Sigmoid(x)
     log(Sigmoid(x))    -> -Softplus(-x)
     log(1 - Sigmoid(x)) -> -Softplus(x)
+    exp(x) * Sigmoid(-x) -> Sigmoid(x)     (what the second rule leaves of the third,
+                                            and how the gradient of log(1 + exp(x)) reads)
 
 Targeted sympy ``replace`` rules only: ``sympy.simplify`` is slow and can
 make numerics worse.
@@ -36,7 +38,24 @@ def _stabilize_expr(expr: sympy.Expr) -> sympy.Expr:
     for pattern, build in rules:
         if expr.has(sympy.exp) or expr.has(Sigmoid):
             expr = _replace(expr, pattern, build)
+    if expr.has(sympy.exp) and expr.has(Sigmoid):
+        expr = expr.replace(lambda e: _exp_times_sigmoid(e) is not None, _exp_times_sigmoid)
     return expr
+
+
+def _exp_times_sigmoid(e):
+    """exp(a) * Sigmoid(-a) * rest -> Sigmoid(a) * rest, or None when e has no such pair."""
+    if not e.is_Mul:
+        return None
+    factors = list(e.args)
+    for i, s in enumerate(factors):
+        if not isinstance(s, Sigmoid):
+            continue
+        for j, f in enumerate(factors):
+            if f.func == sympy.exp and f.args[0] == -s.args[0]:
+                rest = [factors[k] for k in range(len(factors)) if k not in (i, j)]
+                return sympy.Mul(*rest) * Sigmoid(f.args[0])
+    return None
 
 
 def _replace(expr, pattern, build):
