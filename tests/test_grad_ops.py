@@ -52,6 +52,15 @@ def on_grid(rng, shape, shapes):
     return 0.5 * rng.integers(-4, 4, shape) + rng.uniform(-0.05, 0.05, shape)
 
 
+def below_grid(rng, shape, shapes):
+    """0.02 to 0.04 below a multiple of 0.5: clear of off_grid values and of above_grid ones."""
+    return 0.5 * rng.integers(-4, 4, shape) - rng.uniform(0.02, 0.04, shape)
+
+
+def above_grid(rng, shape, shapes):
+    return 0.5 * rng.integers(-4, 4, shape) + rng.uniform(0.02, 0.04, shape)
+
+
 def labels_for_logits(rng, shape, shapes):
     return rng.integers(0, shapes[0][1], shape)
 
@@ -270,7 +279,7 @@ OPS = [
        broadcast_shapes(2), (nonzero, R)),
     Op("clip", lambda x: C.clip(x, -0.5, 1.0), lambda x: np.clip(x, -0.5, 1.0), one_shape(), (off_grid,)),
     Op("clip_tensor_bounds", C.clip, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
-       broadcast_shapes(3), (off_grid, on_grid, on_grid)),
+       broadcast_shapes(3), (off_grid, below_grid, above_grid)),
     Op("matmul", C.matmul, np.matmul, matmul_case(), (R,)),
     Op("matmul_operator", lambda a, b: a @ b, np.matmul, matmul_case(), (R,)),
     Op("einsum", lambda *xs, spec: C.einsum(spec, *xs), lambda *xs, spec: np.einsum(spec, *xs), einsum_case(), (R,)),
