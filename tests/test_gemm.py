@@ -176,6 +176,45 @@ def test_random_shapes(dtype, variant, M, N, K, a_trans, b_trans, accumulate, pa
     run_case(kernel(variant, dtype), dtype, M, N, K, a_trans, b_trans, accumulate, pad, offset)
 
 
+_AVX2_ENGINES = []  # MCJITs must outlive the functions they hold
+
+
+def _compile_for_cpu(cpu, define):
+    """JIT for another CPU model than the host's (its code must run here)."""
+    module = ir.Module(name="test_gemm_cpu")
+    target = define(module)
+    wrapper = ir.Function(module, target.function_type, name="gemm_for_cpu")
+    builder = ir.IRBuilder(wrapper.append_basic_block())
+    builder.call(target, wrapper.args)
+    builder.ret_void()
+
+    def machine():
+        return llvm.Target.from_default_triple().create_target_machine(cpu=cpu, features="", opt=3, jit=True)
+
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    passes = llvm.create_pass_builder(machine(), llvm.create_pipeline_tuning_options(speed_level=3))
+    passes.getModulePassManager().run(parsed, passes)
+    assembly = machine().emit_assembly(parsed)
+    engine = llvm.create_mcjit_compiler(parsed, machine())
+    engine.finalize_object()
+    _AVX2_ENGINES.append(engine)
+    return _SIGNATURE(engine.get_function_address(wrapper.name)), assembly
+
+
+@pytest.mark.skipif(not llvm.get_host_cpu_features().get("avx2"), reason="host cannot run AVX2 code")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avx2_code_on_any_avx2_host(dtype):
+    """The blocking and code an AVX2-only CI host gets: ymm only, correct."""
+    Engine.instance()  # native target registered
+    shape = gemm.tile_shape_for({"avx": True, "avx2": True, "fma": True}, dtype)
+    fn, assembly = _compile_for_cpu("haswell", lambda m: gemm.tiled_gemm_function(m, dtype, shape))
+    assert "ymm" in assembly and "zmm" not in assembly
+    for M, N, K in [(1, 1, 1), (7, 9, 5), (13, 17, 33), (64, 65, 31), (6, 16, 300)]:
+        for a_trans, b_trans, accumulate in LAYOUTS:
+            run_case(fn, dtype, M, N, K, a_trans, b_trans, accumulate, pad=1, offset=1)
+
+
 def test_function_is_defined_once_per_module():
     module = ir.Module()
     assert gemm.gemm_function(module, "float32") is gemm.gemm_function(module, "f32")

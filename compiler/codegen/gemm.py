@@ -32,11 +32,12 @@ from .gemm_loops import (
     host_tile_shape,
     new_internal_function,
     short_dtype,
+    tile_shape_for,
     tiled_gemm_function,
 )
 
-__all__ = ["BLAS_MIN_WORK", "TileShape", "host_tile_shape", "gemm_function", "tiled_gemm_function",
-           "gemm_externals"]
+__all__ = ["BLAS_MIN_WORK", "TileShape", "host_tile_shape", "tile_shape_for", "gemm_function",
+           "tiled_gemm_function", "gemm_externals"]
 
 # M*N*K from which BLAS is called (benchmarks/bench_gemm.py, Zen 4, 2 cores).
 # Single-threaded our loops match or beat OpenBLAS at every size up to 1024^3;

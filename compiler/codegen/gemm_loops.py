@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-__all__ = ["TileShape", "host_tile_shape", "tiled_gemm_function", "gemm_signature", "GEMM_ARGUMENTS",
-           "ELEMENT_TYPES", "short_dtype", "new_internal_function"]
+__all__ = [
+    "TileShape", "host_tile_shape", "tile_shape_for", "tiled_gemm_function",
+    "gemm_signature", "GEMM_ARGUMENTS", "ELEMENT_TYPES", "short_dtype", "new_internal_function",
+]
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 
@@ -51,8 +53,12 @@ class TileShape:
 
 
 def host_tile_shape(dtype: str) -> TileShape:
-    """Blocking for the host's vector registers (16 x 512-bit or 16 x 256-bit, ...)."""
-    features = llvm.get_host_cpu_features()
+    """Blocking for this machine's vector registers."""
+    return tile_shape_for(llvm.get_host_cpu_features(), dtype)
+
+
+def tile_shape_for(features, dtype: str) -> TileShape:
+    """Blocking for a CPU with `features` (name -> bool, as llvmlite reports them)."""
     _, size = ELEMENT_TYPES[short_dtype(dtype)]
     if features.get("avx512f"):
         vector_bytes, rows, vectors = 64, 8, 3  # 24 of 32 zmm registers accumulate
