@@ -54,4 +54,5 @@ def compile(outputs) -> Executable:
     outputs = as_node_list(outputs)
     leaves(outputs)  # one name, one leaf
     program = load_program(program_key(outputs), lambda prefix: build(outputs, prefix))
-    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single)
+    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single,
+                      addresses=program.addresses)

@@ -59,7 +59,8 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
 
     def build(prefix):
         simplified = simplify([loss, *values])
-        return build_program(simplified[:1], prefix, updates=list(zip(targets, simplified[1:])), epoch=epoch)
+        return build_program(simplified[:1], prefix, updates=list(zip(targets, simplified[1:])), epoch=epoch,
+                             forward_outputs=1)
 
     program = load_program(key, build)
     names = {"data": data, "step": graph.step.name, "lr": graph.lr.name}
@@ -87,7 +88,8 @@ def _bound_function(nodes, live_params: dict) -> Executable:
     used = {leaf.name for leaf in leaves(outputs) if leaf.op == "param"}
     program = load_program(program_key(outputs), lambda prefix: build(outputs, prefix))
     bound = {name: array for name, array in live_params.items() if name in used}
-    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single, bound=bound)
+    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single, bound=bound,
+                      addresses=program.addresses)
 
 
 def _diagnoser(outputs):

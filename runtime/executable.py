@@ -32,7 +32,7 @@ class Executable:
     """``fn(**values)``: every Input and Param by name; returns an ndarray or a tuple."""
 
     def __init__(self, plan: dict, entry_address: int, consts: dict, ir_text: str = "", single: bool = True,
-                 bound: dict | None = None, persistent_outputs: bool = False):
+                 bound: dict | None = None, persistent_outputs: bool = False, addresses: dict | None = None):
         self.plan = plan
         self._entry = ENTRY_TYPE(entry_address)
         self._ir_text = ir_text
@@ -45,6 +45,7 @@ class Executable:
         self._keep = {}  # buffer index -> array kept alive while its pointer is in the table
         self._binding = None
         self._persistent_outputs = persistent_outputs
+        self._addresses = addresses or {}
         self._output_arrays = []
         self.arguments = [(i, b) for i, b in enumerate(self._buffers)
                           if b["role"] in ("input", "param") and (bound is None or b["name"] not in bound)]
@@ -142,6 +143,18 @@ class Executable:
             self._dims[k] = self._binding[name]
 
     # ---- inspection -----------------------------------------------------------------------------
+
+    @property
+    def binding(self) -> dict | None:
+        """The symbolic dimension values of the last call (None before the first)."""
+        return self._binding
+
+    def cost(self, **values):
+        """Per-kernel FLOPs, bytes, intensity and measured time (runs once with `values` if given)."""
+        from .cost import measure
+        if values:
+            self(**values)
+        return measure(self, self._addresses)
 
     def kernels(self) -> list:
         """The fused kernels in execution order: kind, output, shape, body, FLOP and byte estimates."""

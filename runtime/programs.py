@@ -30,7 +30,7 @@ class LoadedProgram:
 
 
 def entry_symbols(plan: dict) -> list:
-    return [plan["entry"]] + ([plan["epoch"]] if plan.get("epoch") else [])
+    return [plan["entry"]] + ([plan["epoch"]] if plan.get("epoch") else []) + list(plan.get("kernel_runners", []))
 
 
 def symbol_prefix(key: str) -> str:

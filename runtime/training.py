@@ -40,7 +40,8 @@ class TrainStep:
         bound = {**params, **state, names["step"]: self._step_value, names["lr"]: self._lr_value}
         self._program = program
         self._executable = Executable(program.plan, program.address, program.consts, program.ir_text,
-                                      single=True, bound=bound, persistent_outputs=True)
+                                      single=True, bound=bound, persistent_outputs=True,
+                                      addresses=program.addresses)
         epoch = program.plan.get("epoch")
         self._epoch = EPOCH_TYPE(program.addresses[epoch]) if epoch else None
         self.last_epoch_losses = np.empty(0)
@@ -181,6 +182,18 @@ class TrainStep:
 
     def kernels(self) -> list:
         return self._executable.kernels()
+
+    def cost(self, **inputs):
+        """Per-kernel cost of one step on `inputs` (parameters and state are restored afterwards)."""
+        before = self._snapshot()
+        count = self.step_count
+        try:
+            self(**inputs)
+            return self._executable.cost()
+        finally:
+            for name, array in before.items():
+                np.copyto({**self.params, **self.state}[name], array)
+            self.step_count = count
 
     def llvm_ir(self, optimized: bool = False) -> str:
         return self._executable.llvm_ir(optimized)

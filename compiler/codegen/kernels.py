@@ -29,6 +29,29 @@ def kernel_buffers(kernel: Kernel) -> list:
     return writes + reads
 
 
+def collapse_axes(kernel: Kernel) -> list:
+    """Groups of adjacent iteration axes that one flat loop can cover.
+
+    Axes a and a+1 merge when every read advances by the same linear step across
+    them as the (contiguous) output does, so a contiguous (64, 10) update is one
+    loop of 640 that vectorises instead of 64 loops of 10.
+    """
+    space = kernel.space
+    if not space or any(isinstance(a, Access) and a.checked for a in kernel.leaves.values()):
+        return [[a] for a in range(len(space))]
+    forms = [contiguous_strides(space)]
+    forms += [linear_form(a, len(space))[0] for a in kernel.leaves.values() if isinstance(a, Access)]
+    groups = [[len(space) - 1]]
+    for axis in range(len(space) - 2, -1, -1):
+        inner = groups[0]
+        extent = sympy.Mul(*[size_expr(space[a]) for a in inner])
+        if all(sympy.expand(form[axis] - form[inner[-1]] * extent) == 0 for form in forms):
+            inner.insert(0, axis)
+        else:
+            groups.insert(0, [axis])
+    return groups
+
+
 class KernelEmitter:
     def __init__(self, module: ir.Module, kernel: Kernel, name: str, dim_names: list):
         self.module, self.kernel = module, kernel
@@ -36,6 +59,7 @@ class KernelEmitter:
         args = [IR_TYPES[b.dtype].as_pointer() for b in self.buffers] + [I64.as_pointer()]
         self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name=name)
         self.function.linkage = "internal"
+        self.function.attributes.add("noinline")
         for arg in self.function.args[:-1]:
             arg.add_attribute("noalias")
         self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
@@ -44,6 +68,7 @@ class KernelEmitter:
         self.dims = {name: self.builder.load(self.builder.gep(dims_ptr, [I64(k)]), name=f"dim.{name}", align=8)
                      for k, name in enumerate(dim_names)}
         self.ty = IR_TYPES[kernel.dtype]
+        self.groups = [[a] for a in range(len(kernel.space))]  # iteration axes looped together
 
     def size(self, expr) -> ir.Value:
         return emit_size(self.builder, expr, self.dims)
@@ -76,7 +101,8 @@ class KernelEmitter:
     def load(self, access: Access, indices) -> ir.Value:
         b = self.builder
         if not access.checked:
-            coefs, offset = linear_form(access, len(indices))
+            coefs, offset = linear_form(access, len(self.kernel.space))
+            coefs = [coefs[group[-1]] for group in self.groups]
             linear = self.size(offset)
             for coef, index in zip(coefs, indices):
                 if coef != 0:
@@ -111,7 +137,10 @@ class KernelEmitter:
 
     def out_index(self, indices, shape) -> ir.Value:
         b, linear = self.builder, I64(0)
-        for stride, index in zip(contiguous_strides(shape), indices):
+        strides = contiguous_strides(shape)
+        if len(indices) != len(shape):  # collapsed iteration axes
+            strides = [strides[group[-1]] for group in self.groups]
+        for stride, index in zip(strides, indices):
             linear = b.add(linear, b.mul(index, self.size(stride)))
         return linear
 
@@ -131,7 +160,8 @@ class KernelEmitter:
 
     def _elementwise(self):
         kernel, b = self.kernel, self.builder
-        counts = [self.size(size_expr(d)) for d in kernel.space]
+        self.groups = collapse_axes(kernel)
+        counts = [self.size(sympy.Mul(*[size_expr(kernel.space[a]) for a in group])) for group in self.groups]
         outputs = kernel.bodies()
         with loop_nest(b, counts) as indices:
             values = self.body_values(indices, [body for _, body in outputs])

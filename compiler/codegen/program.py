@@ -14,6 +14,7 @@ import sympy
 from llvmlite import ir
 
 from ..shapes import symbolic_dims
+from ..traversal import topological_order
 from .access import Access, size_expr
 from .contraction import lower_einsums
 from .gemm import gemm_externals
@@ -39,6 +40,16 @@ def _count(expr) -> str:
     return str(sympy.sympify(expr))
 
 
+def kernel_phase(kernel, forward: set) -> str:
+    """"update" for in-place update loops and snapshots, "forward" for kernels computing
+    nodes of the forward outputs, "backward" for the rest."""
+    if kernel.in_place or kernel.snapshot:
+        return "update"
+    if not kernel.nodes or any(n in forward for n in kernel.nodes):
+        return "forward"
+    return "backward"
+
+
 def describe_kernel(kernel, names: dict) -> dict:
     """Body text with buffer names, FLOP and byte estimates (expressions in dims)."""
     size = sympy.Mul(*[size_expr(d) for d in kernel.space])
@@ -62,32 +73,30 @@ def describe_kernel(kernel, names: dict) -> dict:
             "nodes": len(kernel.nodes) or 1}
 
 
-def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None):
+def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, forward_outputs: int | None = None):
     """IR text, plan and constants of a program computing `outputs` and then writing
     each (target leaf, value) of `updates` into the target's buffer in place.
 
     With `epoch` ({"data": input names, "step": name, "lr": name}), the program also
     gets an epoch function that runs every mini-batch of a data set natively (see
-    ``emit_epoch``)."""
+    ``emit_epoch``). Kernels computing what the first `forward_outputs` outputs need
+    (default: all) are the forward phase in cost reports; update loops the update phase."""
     lowered = lower_einsums(list(outputs) + [v for _, v in updates])
     outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
     sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
+    forward = set(topological_order(outputs[:forward_outputs]))
     dim_names = _dim_names(sched)
     module = ir.Module(name=prefix)
     functions = [KernelEmitter(module, kernel, f"{prefix}_k{k}", dim_names).emit()
                  for k, kernel in enumerate(sched.kernels)]
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer().as_pointer(), I64.as_pointer()]),
                         name=f"{prefix}_entry")
-    builder = ir.IRBuilder(entry.append_basic_block("entry"))
-    entry.args[0].name, entry.args[1].name = "table", "dims"
-    table, dims = entry.args
-    for function, kernel in zip(functions, sched.kernels):
-        args = []
-        for buffer in kernel_buffers(kernel):
-            raw = builder.load(builder.gep(table, [I64(buffer.index)]), align=8)
-            args.append(builder.bitcast(raw, IR_TYPES[buffer.dtype].as_pointer()))
-        builder.call(function, args + [dims])
-    builder.ret_void()
+    _call_kernels(entry, list(zip(functions, sched.kernels)))
+    runners = []
+    for k, (function, kernel) in enumerate(zip(functions, sched.kernels)):
+        runner = ir.Function(module, entry.function_type, name=f"{prefix}_run{k}")
+        _call_kernels(runner, [(function, kernel)])
+        runners.append(runner.name)
     epoch_name = emit_epoch(module, entry, sched, dim_names, epoch) if epoch else None
     slots = assign_slots(sched.kernels)
     names = {b: b.name for b in sched.buffers}
@@ -104,11 +113,26 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None):
         "outputs": [b.index for b in sched.output_buffers],
         "updates": [sched.buffer_of[t].index for t, _ in updates],
         "slots": len(set(slots.values())),
-        "kernels": [describe_kernel(k, names) for k in sched.kernels],
+        "kernels": [dict(describe_kernel(k, names), phase=kernel_phase(k, forward)) for k in sched.kernels],
         "externals": gemm_externals(module),
         "epoch": epoch_name,
+        "kernel_runners": runners,
     }
     return str(module), plan, consts
+
+
+def _call_kernels(function: ir.Function, kernels) -> None:
+    """Body of an entry point (table, dims): call each (kernel function, kernel) in order."""
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    function.args[0].name, function.args[1].name = "table", "dims"
+    table, dims = function.args
+    for kernel_function, kernel in kernels:
+        args = []
+        for buffer in kernel_buffers(kernel):
+            raw = builder.load(builder.gep(table, [I64(buffer.index)]), align=8)
+            args.append(builder.bitcast(raw, IR_TYPES[buffer.dtype].as_pointer()))
+        builder.call(kernel_function, args + [dims])
+    builder.ret_void()
 
 
 def emit_epoch(module: ir.Module, body: ir.Function, sched, dim_names: list, epoch: dict) -> str:

@@ -40,6 +40,7 @@ class Kernel:
     contract_dim: int | str = 1  # bmm: K
     extra_outputs: list = field(default_factory=list)  # elementwise: more (Buffer, body) written in the same loop
     in_place: bool = False  # an update loop: runs after every other kernel
+    snapshot: bool = False  # a copy of an update target taken before the updates
     nodes: list = field(default_factory=list)  # graph nodes computed here
 
     def writes(self) -> set:
@@ -132,7 +133,7 @@ class Scheduler:
         if copy is None:
             copy = Buffer(len(self.buffers), buffer.shape, buffer.dtype, "temp", f"t{len(self.buffers)}")
             self.buffers.append(copy)
-            kernel = Kernel("elementwise", copy, buffer.shape, compute_dtype(buffer.dtype))
+            kernel = Kernel("elementwise", copy, buffer.shape, compute_dtype(buffer.dtype), snapshot=True)
             kernel.body = self._load(Access(buffer, buffer.shape, identity_mapping(len(buffer.shape))), kernel)
             self.kernels.append(kernel)
             self.snapshots[buffer] = copy
