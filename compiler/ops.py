@@ -15,7 +15,7 @@ import sympy
 
 from . import scalar_functions as sf
 from .dtypes import canonical_dtype, float_result, promote
-from .errors import fail
+from .errors import GraphError, fail
 from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map, make_pad,
                     make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
                     scalar_symbol, size_of)
@@ -188,7 +188,10 @@ def matmul(a, b):
     if k_a != k_b:
         raise fail("matmul", f"shapes {a.shape} and {b.shape} are not aligned: "
                    f"{k_a} (last dim of the first) != {k_b} ({'second-to-last' if b.ndim > 1 else 'only'} dim of the second)")
-    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    try:
+        batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    except GraphError:
+        raise fail("matmul", f"the batch dims of shapes {a.shape} and {b.shape} do not broadcast") from None
     letters = "".join(string.ascii_lowercase[3:3 + len(batch)])
 
     def spec(x, own):
@@ -229,6 +232,8 @@ def broadcast_to(x, shape):
     shape = tuple(shape)
     if len(shape) < x.ndim:
         raise fail("broadcast_to", f"cannot broadcast {x.shape} to the lower-rank shape {shape}")
+    if any(d != 1 and d != t for d, t in zip(reversed(x.shape), reversed(shape))):
+        raise fail("broadcast_to", f"cannot broadcast {x.shape} to {shape}")
     if len(shape) > x.ndim:
         x = make_reshape(x, (1,) * (len(shape) - x.ndim) + x.shape)
     return make_broadcast(x, shape)
@@ -246,6 +251,8 @@ def stack(xs, axis=0):
     xs = [as_node(x) for x in xs]
     if not xs:
         raise fail("stack", "needs at least one tensor")
+    if any(x.shape != xs[0].shape for x in xs):
+        raise fail("stack", f"tensors must have one shape, got {', '.join(str(x.shape) for x in xs)}")
     axis = normalize_axes(axis, xs[0].ndim + 1, "stack")[0]
     return make_concat([make_reshape(x, x.shape[:axis] + (1,) + x.shape[axis:]) for x in xs], axis)
 
