@@ -11,7 +11,8 @@ torch.optim.SGD, as documented:
 """
 from __future__ import annotations
 
-from ..ops import equal, where
+from .. import scalar_functions as sf
+from ..ops import elementwise
 from .base import HyperparameterError, Optimizer, as_dtype
 
 
@@ -33,8 +34,15 @@ class SGD(Optimizer):
         g = grad + self.weight_decay * param if self.weight_decay else grad
         new_state = {}
         if self.momentum:
-            later = self.momentum * state["momentum_buffer"] + (1 - self.dampening) * g
-            buffer = where(equal(step, 1), g, later)
+            buffer = _momentum_buffer(param.dtype)(as_dtype(step, param.dtype), g, state["momentum_buffer"],
+                                                   self.momentum, 1 - self.dampening)
             new_state["momentum_buffer"] = buffer
             g = g + self.momentum * buffer if self.nesterov else buffer
         return param - as_dtype(lr, param.dtype) * g, new_state
+
+
+def _momentum_buffer(dtype):
+    """g on the first step, momentum * b + (1 - dampening) * g afterwards: one map whose
+    condition compares the step count inside the body."""
+    return elementwise(lambda t, g, b, momentum, keep: sf.Where(sf.Equal(t, 1), g, momentum * b + keep * g),
+                       "momentum_buffer", dtype=dtype)
