@@ -176,7 +176,7 @@ def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
     for i, layer in enumerate(layers):
         path = f"{table.key('layers')}[{i}]"
         if not isinstance(layer, dict):
-            raise table.error(path, f"expected a table like {{ type = \"dense\", units = 128 }}, found {describe(layer)}")
+            raise table.error(path, f'expected a table like {{ type = "dense", units = 128 }}, found {describe(layer)}')
         entry = Table(table.source, path, layer)
         entry.choice("type", LAYER_TYPES)
         units = entry.take("units", "a positive integer", is_count)
@@ -238,15 +238,16 @@ def read_schedule(table: Table, lr: float) -> Schedule:
     warmup_steps = table.take("warmup_steps", "a positive integer", is_count, default=None)
     start_factor = table.take("warmup_start_factor", "a number in (0, 1]", lambda v: True, default=None)
     table.finish()
+    if start_factor is not None and warmup_steps is None:
+        raise table.error(table.key("warmup_start_factor"), "set without warmup_steps; expected warmup_steps too")
     try:
         schedule = cls(lr, **arguments)
         if warmup_steps is not None:
             extra = {} if start_factor is None else {"start_factor": start_factor}
             schedule = LinearWarmup(schedule, warmup_steps, **extra)
-        elif start_factor is not None:
-            raise table.error(table.key("warmup_start_factor"), "set without warmup_steps; expected warmup_steps too")
     except HyperparameterError as error:
-        raise _argument_error(table, error, "warmup_start_factor" if error.argument == "start_factor" else None) from None
+        key = "warmup_start_factor" if error.argument == "start_factor" else None
+        raise _argument_error(table, error, key) from None
     return schedule
 
 
@@ -292,7 +293,8 @@ def load_model_file(path) -> ModelSpec:
     try:
         text = Path(path).read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise ModelFileError(f"{source}: no such file; expected a TOML model file such as examples/digits_mlp.toml") from None
+        raise ModelFileError(f"{source}: no such file; expected a TOML model file "
+                             "such as examples/digits_mlp.toml") from None
     except UnicodeDecodeError as error:
         raise ModelFileError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start}); "
                              "expected a TOML model file") from None

@@ -97,8 +97,8 @@ def test_schedule_with_warmup(tmp_path):
     ("lr = 0.1\n", "", "optimizer.lr", "missing; expected a number"),
     # a wrong type
     ("epochs = 3", "epochs = \"three\"", "training.epochs", 'expected a positive integer, found "three" (a string)'),
-    ("lr = 0.1", "lr = \"fast\"", "optimizer.lr", 'expected a number, found "fast" (a string)'),
-    ("momentum = 0.9", "momentum = true", "optimizer.momentum", "expected a number, found true (a boolean)"),
+    ("lr = 0.1", "lr = \"fast\"", "optimizer.lr", 'expected a number >= 0, found "fast" (a string)'),
+    ("momentum = 0.9", "momentum = true", "optimizer.momentum", "expected a number >= 0, found true (a boolean)"),
     ("units = 32,", "units = 32.5,", "model.layers[0].units", "expected a positive integer, found 32.5 (a float)"),
     ("batch_size = 16", "batch_size = 0", "training.batch_size", "expected a positive integer, found 0"),
     ("lr = 0.1", "lr = -0.1", "optimizer.lr", "expected a number >= 0, found -0.1"),
@@ -106,26 +106,31 @@ def test_schedule_with_warmup(tmp_path):
     ('{ type = "dense", units = 10 }', '{ type = "dense", units = 12 }', "model.layers[1].units", "expected 10"),
     # an unknown activation, layer type, optimizer or loss
     ('activation = "tanh"', 'activation = "tahn"', "model.layers[0].activation",
-     'expected one of "relu", "tanh", "sigmoid", "gelu", "softplus", "leaky_relu", "linear", found "tahn" (a string) (did you mean "tanh"?)'),
+     'expected one of "relu", "tanh", "sigmoid", "gelu", "softplus", "leaky_relu", "linear", '
+     'found "tahn" (a string) (did you mean "tanh"?)'),
     ('type = "dense", units = 32', 'type = "conv", units = 32', "model.layers[0].type", 'expected one of "dense"'),
-    ('name = "sgd"', 'name = "adamax"', "optimizer.name", 'expected one of "sgd", "adagrad", "rmsprop", "adam", "adamw"'),
+    ('name = "sgd"', 'name = "adamax"', "optimizer.name",
+     'expected one of "sgd", "adagrad", "rmsprop", "adam", "adamw"'),
     ('name = "cross_entropy"', 'name = "hinge"', "loss.name", 'expected one of "cross_entropy", "mse"'),
     # an unknown optimizer argument, and other unknown keys
     ("momentum = 0.9", "momentum = 0.9\nbetas = [0.9, 0.99]", "optimizer.betas",
      "unknown key; expected one of clip_grad_norm, dampening, lr, momentum, name, nesterov, weight_decay"),
     ("momentum = 0.9", "momentun = 0.9", "optimizer.momentun", 'unknown key (did you mean "momentum"?)'),
     ("epochs = 3", "epochs = 3\nepoch = 4", "training.epoch", 'unknown key (did you mean "epochs"?)'),
-    ("units = 32,", "units = 32, dropout = 0.5,", "model.layers[0].dropout", "unknown key; expected one of activation, type, units"),
+    ("units = 32,", "units = 32, dropout = 0.5,", "model.layers[0].dropout",
+     "unknown key; expected one of activation, type, units"),
     ("[loss]", "[losses]\nname = 1\n[loss]", "losses", 'unknown key (did you mean "loss"?)'),
     # values out of range that only the optimizer or schedule knows about
     ("momentum = 0.9", "nesterov = true", "optimizer.nesterov", "expected false unless momentum > 0"),
-    ("", '\n[training.schedule]\nname = "cosine"\nT_max = 0\n', "training.schedule.T_max", "expected a positive integer, found 0"),
+    ("", '\n[training.schedule]\nname = "cosine"\nT_max = 0\n', "training.schedule.T_max",
+     "expected a positive integer, found 0"),
     ("", '\n[training.schedule]\nname = "cosine"\n', "training.schedule.T_max", "missing"),
-    ("", '\n[training.schedule]\nname = "constant"\nwarmup_start_factor = 0.5\n', "training.schedule.warmup_start_factor",
-     "expected warmup_steps too"),
+    ("", '\n[training.schedule]\nname = "constant"\nwarmup_start_factor = 0.5\n',
+     "training.schedule.warmup_start_factor", "expected warmup_steps too"),
     ("", '\n[training.schedule]\nname = "constant"\nwarmup_steps = 2\nwarmup_start_factor = 0\n',
      "training.schedule.warmup_start_factor", "expected a number > 0 and <= 1, found 0 (an integer)"),
-    ("", '\n[training.schedule]\nname = "linear"\n', "training.schedule.name", 'expected one of "constant", "step", "exponential", "cosine"'),
+    ("", '\n[training.schedule]\nname = "linear"\n', "training.schedule.name",
+     'expected one of "constant", "step", "exponential", "cosine"'),
 ])
 def test_errors_name_file_key_and_expectation(tmp_path, replace, add, key, expectation):
     text = MINIMAL.replace(replace, add, 1) if replace else MINIMAL + add

@@ -43,7 +43,8 @@ def test_cosine_closed_form_and_torch_recursion():
     assert schedule(t_max // 2) == pytest.approx((lr + eta_min) / 2, rel=1e-15)
     eta = lr
     for t in range(t_max):  # torch's documented recursion for eta_{t+1}
-        eta = eta_min + (eta - eta_min) * (1 + math.cos((t + 1) * math.pi / t_max)) / (1 + math.cos(t * math.pi / t_max))
+        ratio = (1 + math.cos((t + 1) * math.pi / t_max)) / (1 + math.cos(t * math.pi / t_max))
+        eta = eta_min + (eta - eta_min) * ratio
         assert schedule(t + 1) == pytest.approx(eta, rel=1e-12, abs=1e-15)
 
 

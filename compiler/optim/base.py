@@ -72,14 +72,15 @@ class Optimizer:
 
     def update(self, param: Node, grad: Node, state: dict, step: Node, lr: Node) -> tuple[Node, dict]:
         """(new parameter, {state name: new state}) after one step; `step` and `lr` are scalar nodes."""
+        where = f"{type(self).__name__}.update"
         expected = set(self.state_init())
         if set(state) != expected:
-            raise ValueError(f"{type(self).__name__}.update: state must hold {sorted(expected)}, got {sorted(state)}")
+            raise ValueError(f"{where}: state must hold {sorted(expected)}, got {sorted(state)}")
         if grad.shape != param.shape:
-            raise ValueError(f"{type(self).__name__}.update: gradient shape {grad.shape} != parameter shape {param.shape}")
+            raise ValueError(f"{where}: gradient shape {grad.shape} != parameter shape {param.shape}")
         for name, node in (("step", step), ("lr", lr)):
             if node.shape != ():
-                raise ValueError(f"{type(self).__name__}.update: {name} must be a scalar node, got shape {node.shape}")
+                raise ValueError(f"{where}: {name} must be a scalar node, got shape {node.shape}")
         new_param, new_state = self.rule(param, as_dtype(grad, param.dtype), dict(state), step, lr)
         return as_dtype(new_param, param.dtype), {k: as_dtype(v, param.dtype) for k, v in new_state.items()}
 
@@ -106,19 +107,16 @@ class Optimizer:
     # ---- argument checks, shared by the subclasses ----------------------------------------
 
     def _number(self, argument, value, minimum=None, below=None, strict=False) -> float:
-        """`value` as a float, checked against [minimum, below) (or (minimum, ...) when strict)."""
-        name = type(self).__name__
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise HyperparameterError(name, argument, "a number", value)
-        value = float(value)
-        if minimum is not None and (value < minimum or (strict and value == minimum)):
-            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-            raise HyperparameterError(name, argument, f"a number {bound}" + (f" and < {below:g}" if below is not None else ""), value)
-        if below is not None and not value < below:
-            raise HyperparameterError(name, argument, f"a number >= {minimum:g} and < {below:g}", value)
-        if value != value:
-            raise HyperparameterError(name, argument, "a number, not NaN", value)
-        return value
+        """`value` as a float, checked against [minimum, below) (or (minimum, below) when strict)."""
+        bounds = [f"{'>' if strict else '>='} {minimum:g}" if minimum is not None else None,
+                  f"< {below:g}" if below is not None else None]
+        expected = "a number " + " and ".join(b for b in bounds if b) if any(bounds) else "a number"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+            raise HyperparameterError(type(self).__name__, argument, expected, value)
+        too_low = minimum is not None and (value < minimum or (strict and value == minimum))
+        if too_low or (below is not None and not value < below):
+            raise HyperparameterError(type(self).__name__, argument, expected, value)
+        return float(value)
 
     def _flag(self, argument, value) -> bool:
         if not isinstance(value, bool):
