@@ -22,7 +22,7 @@ def evaluate(nodes, values: dict):
     single = not isinstance(nodes, (list, tuple))
     outputs = as_node_list(nodes)
     results = evaluate_all(outputs, values)
-    arrays = [results[n] for n in outputs]
+    arrays = [np.asarray(results[n]) for n in outputs]  # a full reduction gives a NumPy scalar
     return arrays[0] if single else arrays
 
 
