@@ -89,3 +89,19 @@ def test_unlisted_symbols_are_named_in_the_error():
         C.from_sympy(sympy.Derivative(sympy.Function("f")(t), t), inputs=[t])
     with pytest.raises(GraphError, match="scalar sympy expression"):
         C.from_sympy(sympy.Matrix([t]), inputs=[t])
+
+
+def test_damped_oscillator_example_recovers_its_parameters():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "fit_damped_oscillator.py"
+    spec = importlib.util.spec_from_file_location("fit_damped_oscillator", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    model, loss, params = example.build()
+    times, targets = example.synthetic_data()
+    fitted, final_loss = example.fit_with_reference_evaluator(loss, params, times, targets)
+    assert final_loss < 0.003
+    for name, true in example.TRUE.items():
+        assert abs(fitted[name] - true) < 0.05, (name, fitted[name], true)
