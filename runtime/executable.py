@@ -53,9 +53,10 @@ class Executable:
         self._outputs = [(i, self._buffers[i]) for i in plan["outputs"]]
         for index, array in consts.items():
             self._set(int(index), np.ascontiguousarray(array))
+        arguments = {b["name"]: i for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")}
         for name, array in (bound or {}).items():
-            index = next(i for i, b in enumerate(self._buffers) if b["name"] == name and b["role"] in ("input", "param"))
-            self._set(index, array)
+            if name in arguments:  # a bound value the program does not read is ignored
+                self._set(arguments[name], array)
 
     def _set(self, index: int, array: np.ndarray):
         self._keep[index] = array

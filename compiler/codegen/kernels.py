@@ -231,7 +231,7 @@ class KernelEmitter:
         gemm = gemm_function(self.module, kernel.dtype)
         a_trans, lda = self._leading(a_coefs[-2], a_coefs[-1], k, m)
         b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, k)
-        ldc = self._max(n, I64(1))
+        ldc = n
         c_strides = contiguous_strides(space)
         with loop_nest(b, [self.size(size_expr(d)) for d in batch], "b") as indices:
             offsets = []
@@ -245,11 +245,9 @@ class KernelEmitter:
             pc = b.gep(self.pointers[kernel.out], [offsets[2]])
             b.call(gemm, [m, n, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
 
-    def _max(self, x, y):
-        return self.builder.select(self.builder.icmp_signed(">", x, y), x, y)
-
     def _leading(self, row_coef, col_coef, cols, rows):
-        """(transposed flag, leading dimension) of a matrix view rows x cols."""
+        """(transposed flag, leading dimension) of a matrix view rows x cols; the GEMM
+        routine takes any leading dimension (0 for a broadcast operand)."""
         if col_coef == 1:
-            return I64(0), self._max(self.size(row_coef), self._max(cols, I64(1)))
-        return I64(1), self._max(self.size(col_coef), self._max(rows, I64(1)))
+            return I64(0), self.size(row_coef)
+        return I64(1), self.size(col_coef)

@@ -170,7 +170,6 @@ def emit_epoch(module: ir.Module, body: ir.Function, sched, dim_names: list, epo
     sources = [array(3 + k, IR_TYPES[buf.dtype]) for k, buf in enumerate(data)]
     n_batches = b.sdiv(b.add(rows, b.sub(batch, I64(1))), batch)
     dim_slot = b.gep(dims, [I64(dim_names.index(batch_dim))])
-    step_buffer, lr_buffer = by_name[epoch["step"]], by_name[epoch["lr"]]
     loss_buffer = sched.output_buffers[0]
     with counted_loop(b, n_batches, "batch") as index:
         start = b.mul(index, batch)
@@ -187,10 +186,14 @@ def emit_epoch(module: ir.Module, body: ir.Function, sched, dim_names: list, epo
                 with counted_loop(b, I64(width), "col") as col:
                     value = b.load(b.gep(source, [b.add(b.mul(picked, I64(width)), col)]), align=ITEMSIZE[buf.dtype])
                     b.store(value, b.gep(destination, [b.add(b.mul(row, I64(width)), col)]), align=ITEMSIZE[buf.dtype])
-        step_value = b.sitofp(b.add(b.add(step0, index), I64(1)), f64)
-        _store_scalar(b, step_value, buffer(step_buffer.index, IR_TYPES[step_buffer.dtype]), step_buffer.dtype)
-        lr_value = b.load(b.gep(lrs, [index]), align=8)
-        _store_scalar(b, lr_value, buffer(lr_buffer.index, IR_TYPES[lr_buffer.dtype]), lr_buffer.dtype)
+        if epoch["step"] in by_name:  # optimizers without step-dependent terms never read it
+            step_buffer = by_name[epoch["step"]]
+            step_value = b.sitofp(b.add(b.add(step0, index), I64(1)), f64)
+            _store_scalar(b, step_value, buffer(step_buffer.index, IR_TYPES[step_buffer.dtype]), step_buffer.dtype)
+        if epoch["lr"] in by_name:
+            lr_buffer = by_name[epoch["lr"]]
+            lr_value = b.load(b.gep(lrs, [index]), align=8)
+            _store_scalar(b, lr_value, buffer(lr_buffer.index, IR_TYPES[lr_buffer.dtype]), lr_buffer.dtype)
         b.call(body, [table, dims])
         loss = b.load(buffer(loss_buffer.index, IR_TYPES[loss_buffer.dtype]), align=ITEMSIZE[loss_buffer.dtype])
         if loss.type != f64:

@@ -20,7 +20,7 @@ import sympy
 from ..dtypes import is_float
 from ..graph import Node
 from ..traversal import topological_order
-from .access import Access, Buffer, DimIndex, identity_mapping, through_broadcast, through_layout
+from .access import Access, Buffer, DimIndex, identity_mapping, linear_form, through_broadcast, through_layout
 
 LAYOUT_OPS = ("broadcast", "transpose", "slice", "pad", "reshape", "stop_gradient")
 
@@ -177,7 +177,7 @@ class Scheduler:
         operands = []
         for arg in node.args:
             access = self.plain_access(arg, identity_mapping(arg.ndim))
-            if access is None or not _matrix_compatible(access):
+            if access is None or not _matrix_compatible(access, arg.ndim):
                 access = Access(self.materialize(arg), arg.shape, identity_mapping(arg.ndim))
             operands.append(access)
         kernel.operands = tuple(operands)
@@ -266,13 +266,11 @@ def _number(value):
     return sympy.Integer(int(value))
 
 
-def _matrix_compatible(access: Access) -> bool:
-    """Whether a BLAS-style (row stride, unit column stride) or transposed view reads it."""
-    from .access import linear_form
-    ndim = len(access.dims)
+def _matrix_compatible(access: Access, ndim: int) -> bool:
+    """Whether a GEMM reads it as it is: unit column stride (row-major) or unit row stride
+    (transposed) over the operand's last two axes."""
     coefs, _ = linear_form(access, ndim)
-    rows, cols = coefs[-2], coefs[-1]
-    return (cols == 1 or rows == 1) and all(d.axis is None or d.axis < ndim for d in access.dims)
+    return coefs[-1] == 1 or coefs[-2] == 1
 
 
 def schedule(outputs, updates=()) -> Scheduler:
