@@ -216,6 +216,40 @@ def test_softmax_cross_entropy(labels_kind):
         assert_close(printed, C.evaluate(gradient, values), expected)
 
 
+def more_graphs():
+    """(name, gradient node) for ops beyond the worked examples; checked against the reference evaluator."""
+    X, Y = C.Input("X", ("batch", 3), F64), C.Input("Y", ("batch", 2), F64)
+    W, V = C.Param("W", (3, 2), dtype=F64), C.Input("V", (3, 2), F64)
+    v, u, s = C.Param("v", (3,), dtype=F64), C.Param("u", (2,), dtype=F64), C.Param("s", (), dtype=F64)
+    Z = X @ W
+    centred = Z - C.mean(Z, axis=1, keepdims=True)
+    layer_norm = centred / C.sqrt(C.mean(centred ** 2, axis=1, keepdims=True) + 1e-5)
+    tanh_gradient = C.grad(C.sum(C.tanh(Z) ** 2), W)
+    return [
+        ("relu", C.grad(C.sum(C.relu(Z) * Y), W)),
+        ("clip", C.grad(C.sum(C.clip(Z, -0.5, 0.5) * Y), W)),
+        ("softplus bias", C.grad(C.sum(C.softplus(Z + u)), u)),
+        ("dot product", C.grad((v @ v) * s, v)),
+        ("dot product scale", C.grad((v @ v) * s, s)),
+        ("outer product", C.grad(C.sum(C.einsum("i,j->ij", v, u) * W), v)),
+        ("matrix-vector", C.grad(C.sum(C.tanh(X @ v)), v)),
+        ("layer norm", C.grad(C.sum(layer_norm * Y), W)),
+        ("max over rows", C.grad(C.sum(C.max(Z, axis=1)), W)),
+        ("scalar parameter", C.grad(C.sum(s * C.exp(-s * Z)), s)),
+        ("hessian-vector product", C.grad(C.sum(tanh_gradient * V), W)),
+    ]
+
+
+@pytest.mark.parametrize("name, gradient", more_graphs(), ids=[name for name, _ in more_graphs()])
+def test_more_ops_print_exactly(name, gradient):
+    rng = np.random.default_rng(4)
+    values = dict(X=rng.normal(size=(2, 3)), Y=rng.normal(size=(2, 2)), W=rng.normal(size=(3, 2)),
+                  V=rng.normal(size=(3, 2)), v=rng.normal(size=3), u=rng.normal(size=2), s=0.7)
+    printed = explicit_matrices(C.to_sympy(gradient), values, {"batch": 2})
+    assert_close(printed, C.evaluate(gradient, values))
+    assert C.latex(gradient) and C.pretty(gradient)
+
+
 def test_define_names_an_intermediate():
     X = C.Input("X", ("batch", 3), F64)
     W1, W2 = C.Param("W1", (3, 4), dtype=F64), C.Param("W2", (4, 1), dtype=F64)

@@ -19,7 +19,14 @@ symbols, which keeps the gradients of deep models short.
 
 The expression is exact, not a picture: substituting values for its symbols
 and evaluating it (``lambdify``, or ``doit``/``as_explicit`` for matrices)
-gives the graph's value. ``latex`` and ``pretty`` print it with sympy's printers.
+gives the graph's value for finite inputs. (The one liberty taken: the
+``|m| < oo`` guards that stable code puts around a max-shift are dropped,
+being true for every real number.) ``stop_gradient`` prints as the value it
+passes on.
+
+``latex`` and ``pretty`` print it with sympy's printers; their keyword
+settings pass through (``latex(node, mul_symbol="dot")`` gives text that
+sympy's LaTeX parser reads back unambiguously).
 """
 from __future__ import annotations
 

@@ -245,9 +245,15 @@ def _einsum(node, operands) -> Value:
     spec = node.attr("spec")
     terms, out = spec.split("->")
     terms = terms.split(",")
+    if all(is_scalar_like(o.shape) for o in operands):
+        return Value(sympy.Mul(*[o.expr for o in operands]), node.shape)
+    if len(operands) == 2 and "" in terms:
+        (scalar, term, other) = (operands[0], terms[1], operands[1]) if terms[0] == "" else (operands[1], terms[0], operands[0])
+        if term == out:
+            return Value(scale(scalar.expr, other.expr), node.shape)
+        if len(out) == 2 and term == out[::-1]:
+            return Value(scale(scalar.expr, transpose(other.expr)), node.shape)
     if len(operands) != 2 or any(is_scalar_like(o.shape) for o in operands):
-        if all(is_scalar_like(o.shape) for o in operands):
-            return Value(sympy.Mul(*[o.expr for o in operands]), node.shape)
         raise NoMatrixForm(f"einsum {spec!r} on shapes {[o.shape for o in operands]}")
     (a, b), (ta, tb) = [o.expr for o in operands], terms
     contracted = [c for c in ta if c in tb and c not in out]

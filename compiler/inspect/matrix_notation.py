@@ -6,6 +6,8 @@
 - ``EntrySum(M)``: the scalar sum of all entries, printed ``\\sum_{i,j} [M]_{ij}``.
 - ``EntryMax(M)``: the scalar largest entry.
 - ``AxisMax(M, axis)``: the column vector of maxima along one axis.
+- ``OneByOne(a^T b)``: a 1x1 product read as the scalar it holds.
+- ``Ones(m, n)``: sympy's ``OneMatrix``, printed ``1`` or, as a row, ``1^T``.
 
 Each evaluates on explicit matrices (``doit`` / ``as_explicit``), so a printed
 expression can be checked numerically against the graph it came from.
