@@ -94,6 +94,8 @@ def _through_unit_reshape(source_shape, out_shape, out_mapping):
     kept_out = [m for d, m in zip(out_shape, out_mapping) if d != 1]
     if [d for d in source_shape if d != 1] != [d for d in out_shape if d != 1]:
         return None
+    if any(m.checked for d, m in zip(out_shape, out_mapping) if d == 1):
+        return None  # a padded unit dim (concat, stack, slice gradients) would lose its bounds check
     kept = iter(kept_out)
     return tuple(DimIndex(None) if d == 1 else next(kept) for d in source_shape)
 
