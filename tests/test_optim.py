@@ -3,9 +3,8 @@
 The oracle below is written from the PyTorch documentation, independently of
 compiler.optim. A `runner` takes a loss, an optimizer, initial parameters, one
 batch and one learning rate per step, and returns the parameters after every
-step; the 'evaluate' runner runs the update graph in the reference evaluator.
-Another execution of the same step (compiled code) is tested by adding a
-runner to RUNNERS.
+step; the 'evaluate' runner runs the update graph in the reference evaluator,
+the 'compiled' runner the step compiled to machine code.
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 import compiler
+from compiler import compile_step
 from compiler.optim import (SGD, AdaGrad, Adam, AdamW, HyperparameterError, RMSProp, clip_by_global_norm,
                             update_graph)
 
@@ -150,7 +150,19 @@ def run_evaluated(loss, optimizer, initial, batches, lrs):
     return trajectory
 
 
-RUNNERS = {"evaluate": run_evaluated}
+def run_compiled(loss, optimizer, initial, batches, lrs):
+    """Parameters after each step, the step compiled to machine code (compile_step)."""
+    step = compile_step(loss, optimizer, schedule=lambda t: lrs[t])
+    for name, value in initial.items():
+        step.params[name][...] = value
+    trajectory = []
+    for batch in batches:
+        step(**batch)
+        trajectory.append({name: array.copy() for name, array in step.params.items()})
+    return trajectory
+
+
+RUNNERS = {"evaluate": run_evaluated, "compiled": run_compiled}
 
 
 @pytest.fixture(params=sorted(RUNNERS))
