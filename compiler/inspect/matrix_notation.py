@@ -14,6 +14,7 @@ expression can be checked numerically against the graph it came from.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 
 import sympy
@@ -21,6 +22,20 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.printing.pretty.stringpict import prettyForm
 
 _placeholder_ids = itertools.count()
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_matrix_symbols(expr) -> bool:
+    return any(isinstance(s, sympy.MatrixSymbol) for s in expr.free_symbols)
+
+
+def _nothing_to_evaluate(expr) -> bool:
+    """True while leaves are still symbols: ``doit`` then has no numbers to compute.
+
+    sympy's printers call ``doit`` on every product they print (to test its sign),
+    so a symbolic ``doit`` must be cheap or printing a deep gradient takes minutes.
+    """
+    return _has_matrix_symbols(expr)
 
 
 def _is_explicit(matrix) -> bool:
@@ -96,6 +111,8 @@ class ElementwiseFunction(MatrixExpr):
         return self.function(*[m._entry(i, j, **kwargs) for m in self.matrices])
 
     def doit(self, **hints):
+        if _nothing_to_evaluate(self):
+            return self
         matrices = [m.doit(**hints) if hints.get("deep", True) else m for m in self.matrices]
         if all(_is_explicit(m) for m in matrices):
             rows, cols = matrices[0].shape
@@ -141,6 +158,8 @@ class _EntryReduction(sympy.Expr):
         return self.args[0]
 
     def doit(self, **hints):
+        if _nothing_to_evaluate(self):
+            return self
         matrix = self.matrix.doit(**hints) if hints.get("deep", True) else self.matrix
         explicit = _explicit(matrix)
         if explicit is None:
@@ -209,6 +228,8 @@ class AxisMax(MatrixExpr):
         return sympy.Max(*[self.matrix._entry(i, k) for k in range(int(cols))])
 
     def doit(self, **hints):
+        if _nothing_to_evaluate(self):
+            return self
         matrix = self.matrix.doit(**hints) if hints.get("deep", True) else self.matrix
         explicit = _explicit(matrix)
         if explicit is None:
@@ -240,6 +261,8 @@ class OneByOne(sympy.Expr):
         return self.args[0]
 
     def doit(self, **hints):
+        if _nothing_to_evaluate(self):
+            return self
         matrix = self.matrix.doit(**hints) if hints.get("deep", True) else self.matrix
         explicit = _explicit(matrix)
         return OneByOne(matrix) if explicit is None else explicit[0, 0]
