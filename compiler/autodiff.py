@@ -95,7 +95,8 @@ def _vjp_map(node, g):
         if not is_float(arg.dtype):
             out.append(None)
             continue
-        derivative = sympy.diff(body, scalar_symbol(i))
+        # a DiracDelta (sympy's derivative of sign or Heaviside) is 0 wherever it can be evaluated
+        derivative = sympy.diff(body, scalar_symbol(i)).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
         if derivative == 0:
             out.append(None)
             continue
