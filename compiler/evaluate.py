@@ -56,6 +56,15 @@ def bind_dims(order, values) -> dict:
                                      f"in {node.name!r} {array.shape}")
             elif expected != actual:
                 raise GraphError(f"evaluate: {node.name!r} expects shape {node.shape}, got {array.shape}")
+    for node in order:  # a gradient may have symbolic dims but not the Input that carries them
+        for name in [d for d in node.shape if isinstance(d, str)] + ([node.name] if node.op == "dim" else []):
+            if name not in dims:
+                size = values.get(name)
+                if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
+                    raise GraphError(f"evaluate: no Input of this graph has the dimension {name!r} ({node.op} "
+                                     f"{node.shape}); give its size as values[{name!r}] or evaluate with a node "
+                                     f"that reads such an Input")
+                dims[name] = int(size)
     return dims
 
 
