@@ -211,3 +211,16 @@ def test_leaves_order_does_not_depend_on_hashing():
     assert len(outputs) == 1, outputs
     names = eval(outputs.pop().split("] [")[0] + "]")
     assert sorted(names) == ["W1", "W2", "b1", "b2", "labels", "x"]
+
+
+def test_a_gradient_without_the_input_that_carries_its_symbolic_dims():
+    """d mean(x) / dx reads no Input, only the size of 'rows': it must be given, or read from an output that has x."""
+    x = Input("rows_x", ("rows", 2), dtype="float64")
+    g = C.grad(x.mean(), x)
+    value = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(C.GraphError, match="'rows'"):
+        evaluate(g, {"rows_x": value})
+    np.testing.assert_array_equal(evaluate(g, {"rows_x": value, "rows": 4}), np.full((4, 2), 1 / 8))
+    mean, g_again = evaluate([x.mean(), g], {"rows_x": value})
+    np.testing.assert_array_equal(g_again, np.full((4, 2), 1 / 8))
+    np.testing.assert_array_equal(evaluate(C.simplify(g), {"rows": 3}), np.full((3, 2), 1 / 6))
