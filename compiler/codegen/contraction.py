@@ -4,15 +4,18 @@ Every einsum becomes layout ops around one ``bmm`` node:
 ``bmm(A, B)`` with A of shape ``batch + (M, K)`` and B of ``batch + (K, N)``
 gives ``batch + (M, N)``. Index groups (M, N, K) of several dimensions are
 merged by reshapes; an index summed in one operand only is summed first;
-three or more operands contract pairwise, left to right. The scheduler then
-turns the transposes into BLAS transpose flags or strides where it can.
+a symbolic index never shares a group (a reshape cannot merge it): it
+becomes a batch index instead, the other operand broadcast along it (and, if
+contracted, summed after the product). Three or more operands contract
+pairwise, left to right. The scheduler then turns the transposes into BLAS
+transpose flags or strides where it can.
 """
 from __future__ import annotations
 
 import math
 
 from ..errors import GraphError
-from ..graph import Node, make_reduce, make_reshape, make_transpose
+from ..graph import Node, make_broadcast, make_reduce, make_reshape, make_transpose
 from ..passes.rewrite import rewrite
 
 
@@ -46,9 +49,36 @@ def _pre_sum(x: Node, spec: str, keep) -> tuple:
     return make_reduce("sum", x, axes), "".join(c for c in spec if c in keep)
 
 
+def _new_axis(x: Node, spec: str, index: str, size) -> tuple:
+    """x broadcast along a new last axis named `index`."""
+    unit = make_reshape(x, x.shape + (1,))
+    return make_broadcast(unit, x.shape + (size,)), spec + index
+
+
+def _symbolic_as_batch(a: Node, ta: str, b: Node, tb: str, out: str, sizes: dict) -> tuple:
+    """Make every symbolic index that would share an M, N or K group with others a batch index.
+
+    Returns the operands and the contracted indices moved to the batch (to sum after the product).
+    """
+    def crowded(group):
+        return [c for c in group if isinstance(sizes[c], str)] if len(group) > 1 else []
+
+    m = [c for c in out if c in ta and c not in tb]
+    n = [c for c in out if c in tb and c not in ta]
+    k = [c for c in ta if c in tb and c not in out]
+    for c in crowded(m):
+        b, tb = _new_axis(b, tb, c, sizes[c])
+    for c in crowded(n):
+        a, ta = _new_axis(a, ta, c, sizes[c])
+    return a, ta, b, tb, "".join(crowded(k))
+
+
 def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node:
     a, ta = _pre_sum(a, ta, set(tb) | set(out))
     b, tb = _pre_sum(b, tb, set(ta) | set(out))
+    sizes = {c: d for spec, x in ((ta, a), (tb, b)) for c, d in zip(spec, x.shape)}
+    a, ta, b, tb, summed = _symbolic_as_batch(a, ta, b, tb, out, sizes)
+    final, out = out, out + summed
     batch = [c for c in out if c in ta and c in tb]
     m = [c for c in out if c in ta and c not in tb]
     n = [c for c in out if c in tb and c not in ta]
@@ -58,9 +88,9 @@ def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node
         a, ta, b, tb, m, n = b, tb, a, ta, n, m
     product = make_bmm(_operand(a, ta, batch, m, k), _operand(b, tb, batch, k, n))
     natural = batch + m + n
-    sizes = {c: d for spec, x in ((ta, a), (tb, b)) for c, d in zip(spec, x.shape)}
     unmerged = make_reshape(product, tuple(sizes[c] for c in natural))
     result = make_transpose(unmerged, tuple(natural.index(c) for c in out))
+    result = make_reduce("sum", result, tuple(range(len(final), len(out))))
     if result.dtype != dtype:
         raise GraphError(f"einsum: operand dtypes differ from the result dtype {dtype}")
     return result
