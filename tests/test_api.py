@@ -243,3 +243,17 @@ def test_node_attributes_cannot_be_deleted():
     with pytest.raises(AttributeError):
         del x.dtype
     assert x.dtype == "float32"
+
+
+def test_show_prints_one_line_per_node_with_op_arguments_shape_dtype_and_body():
+    x, W = Input("show_x", ("batch", 3)), Param("show_W", (3, 2))
+    y = compiler.sigmoid(x @ W).sum()
+    lines = compiler.show(y).splitlines()
+    assert len(lines) == len(compiler.leaves(y)) + 3 + 1
+    assert lines[0].startswith("%0 = input show_x") and lines[0].endswith(": (batch, 3) float32")
+    assert any("einsum" in line and "(%0, %1)" in line and "(batch, 2)" in line for line in lines)
+    assert any("map[Sigmoid(x0)]" in line for line in lines)
+    assert lines[-1].startswith("return %")
+    gradient = compiler.show(compiler.grad(y, W))
+    assert "map[x0*x1*(1 - x1)]" in gradient and gradient.splitlines()[-1].startswith("return")
+    assert compiler.show([y, x]).splitlines()[-1].count("%") == 2
