@@ -7,8 +7,9 @@ merged by reshapes; an index summed in one operand only is summed first;
 a symbolic index never shares a group (a reshape cannot merge it): it
 becomes a batch index instead, the other operand broadcast along it (and, if
 contracted, summed after the product). Three or more operands contract
-pairwise, left to right. The scheduler then turns the transposes into BLAS
-transpose flags or strides where it can.
+pairwise, cheapest pair first (pairs sharing an index before outer products).
+The scheduler then turns the transposes into BLAS transpose flags or strides
+where it can.
 """
 from __future__ import annotations
 
@@ -108,13 +109,32 @@ def _lower(node: Node):
     if len(terms) == 1:
         x, spec = _pre_sum(operands[0], terms[0], set(out))
         return make_transpose(x, tuple(spec.index(c) for c in out))
-    acc, acc_spec = operands[0], terms[0]
-    for j in range(1, len(terms)):
-        later = set(out).union(*terms[j + 1:])
-        keep = out if j + 1 == len(terms) else "".join(dict.fromkeys(c for c in acc_spec + terms[j] if c in later))
-        acc = lower_pair(acc, acc_spec, operands[j], terms[j], keep, node.dtype)
-        acc_spec = keep
-    return acc
+    pending = list(zip(operands, terms))
+    sizes = {c: d for x, spec in pending for c, d in zip(spec, x.shape)}
+    while len(pending) > 1:
+        i, j, keep = _cheapest_pair(pending, out, sizes)
+        (a, ta), (b, tb) = pending[i], pending[j]
+        pending = [p for k, p in enumerate(pending) if k not in (i, j)]
+        pending.append((lower_pair(a, ta, b, tb, keep, node.dtype), keep))
+    return pending[0][0]
+
+
+def _cheapest_pair(pending, out: str, sizes: dict) -> tuple:
+    """(i, j, indices to keep) of the pair to contract next: sharing an index, then smallest result."""
+    best = None
+    for i in range(len(pending)):
+        for j in range(i + 1, len(pending)):
+            ta, tb = pending[i][1], pending[j][1]
+            if len(pending) == 2:
+                keep = out
+            else:
+                later = set(out).union(*(spec for k, (_, spec) in enumerate(pending) if k not in (i, j)))
+                keep = "".join(dict.fromkeys(c for c in ta + tb if c in later))
+            size = math.prod(2 ** 20 if isinstance(sizes[c], str) else sizes[c] for c in keep)
+            cost = (not set(ta) & set(tb), size)
+            if best is None or cost < best[0]:
+                best = (cost, i, j, keep)
+    return best[1:]
 
 
 def lower_einsums(outputs) -> list:
