@@ -8,18 +8,16 @@ every size. Our function is called through ctypes with one argument, the
 address of a precomputed argument block, as compiled programs are.
 """
 
-import os
 import sys
 
+from common import describe_unset, median_seconds, single_threaded_environment
+
 # OpenBLAS reads these when it loads, i.e. when NumPy is imported: set them first.
-_UNSET = [name for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if os.environ.pop(name, None)]
 _THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
-os.environ["OPENBLAS_NUM_THREADS"] = str(_THREADS)
+_UNSET = single_threaded_environment(_THREADS)
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 from llvmlite import ir  # noqa: E402
@@ -49,17 +47,6 @@ def compile_gemm(dtype: str, loops_only: bool):
     return ctypes.CFUNCTYPE(None, ctypes.c_void_p)(addresses[name])
 
 
-def median_seconds(call, budget=0.5, min_reps=5):
-    call()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < budget:
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (NumPy's and ours: one library)")
@@ -71,8 +58,7 @@ def main():
     if info is not None:
         blas.set_num_threads(options.threads)
     print(f"BLAS: {info.path if info else 'none (loops at every size)'}; threads: {options.threads}")
-    unset = ", ".join(_UNSET) or "nothing (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE were not set)"
-    print(f"unset for this process: {unset}")
+    print(f"unset for this process: {describe_unset(_UNSET)}")
     print(f"loop blocking: {gemm.host_tile_shape('float32')}; BLAS from M*N*K >= {gemm.BLAS_MIN_WORK}")
     print()
     header = (f"{'dtype':8} {'n':>5} {'path':5} {'ours ms':>9} {'GFLOP/s':>8} {'loops GF/s':>10} "
