@@ -24,6 +24,27 @@ def aligned_empty(nbytes: int) -> np.ndarray:
     return raw[start:start + nbytes]
 
 
+def _data_address_reader():
+    """A fast reader of an ndarray's data pointer.
+
+    ``arr.ctypes.data`` costs ~1.5-3 us. The data pointer is the first field after
+    the object header of NumPy's array struct (``PyArray_DATA``), so reading it from
+    the object's address is ~10x cheaper; used only when verified on this interpreter.
+    """
+    probe = np.arange(3.0)
+    pointer = ctypes.c_void_p.from_address
+    offset = object.__basicsize__
+    try:
+        if pointer(id(probe) + offset).value == probe.ctypes.data:
+            return lambda array: pointer(id(array) + offset).value
+    except (ValueError, OSError):
+        pass
+    return lambda array: array.ctypes.data
+
+
+data_address = _data_address_reader()
+
+
 def describe_shape(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -50,6 +71,8 @@ class Executable:
         self.arguments = [(i, b) for i, b in enumerate(self._buffers)
                           if b["role"] in ("input", "param") and (bound is None or b["name"] not in bound)]
         self._argument_names = {b["name"] for _, b in self.arguments}
+        self._checks = [(index, b["name"], np.dtype(b["dtype"]), tuple(b["shape"]),
+                         any(isinstance(d, str) for d in b["shape"]), b) for index, b in self.arguments]
         self._outputs = [(i, self._buffers[i]) for i in plan["outputs"]]
         for index, array in consts.items():
             self._set(int(index), np.ascontiguousarray(array))
@@ -60,24 +83,48 @@ class Executable:
 
     def _set(self, index: int, array: np.ndarray):
         self._keep[index] = array
-        self._table[index] = array.ctypes.data
+        self._table[index] = data_address(array)
 
     # ---- checking ---------------------------------------------------------------------------
 
     def _bind(self, values: dict) -> dict:
+        """Check every argument (fast path; the slow path words the error) and bind dimensions."""
+        checks = self._checks
+        if len(values) != len(checks):
+            self._argument_error(values)
+        dims = {}
+        for _, name, dtype, shape, symbolic, spec in checks:
+            array = values.get(name, values)
+            if array is values:
+                self._argument_error(values)
+            if array.__class__ is not np.ndarray or (array.dtype is not dtype and array.dtype != dtype):
+                check_array(spec, array, {})
+            if symbolic:
+                actual = array.shape
+                if len(actual) != len(shape):
+                    check_array(spec, array, {})
+                for axis, expected in enumerate(shape):
+                    if expected.__class__ is str:
+                        if dims.setdefault(expected, actual[axis]) != actual[axis] or actual[axis] == 0:
+                            check_array(spec, array, dims)
+                    elif expected != actual[axis]:
+                        check_array(spec, array, {})
+            elif array.shape != shape:
+                check_array(spec, array, {})
+            flags = array.flags
+            if not (flags.c_contiguous and flags.aligned):
+                check_array(spec, array, {})
+        return dims
+
+    def _argument_error(self, values: dict):
         missing = [b["name"] for _, b in self.arguments if b["name"] not in values]
         if missing:
             expected = ", ".join(f"{b['name']}{describe_shape(b['shape'])} {b['dtype']}" for _, b in self.arguments)
             raise TypeError(f"missing argument{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
                             f"expected: {expected}")
         extra = [name for name in values if name not in self._argument_names]
-        if extra:
-            raise TypeError(f"unexpected argument{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; "
-                            f"expected only {', '.join(repr(n) for n in sorted(self._argument_names))}")
-        dims = {}
-        for _, spec in self.arguments:
-            check_array(spec, values[spec["name"]], dims)
-        return dims
+        raise TypeError(f"unexpected argument{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; "
+                        f"expected only {', '.join(repr(n) for n in sorted(self._argument_names))}")
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -92,6 +139,7 @@ class Executable:
         for index, buffer in enumerate(self._buffers):
             if buffer["slot"] is not None:
                 self._set(index, arena[buffer["slot"]])
+        self._output_layout = [(index, concrete(spec["shape"], dims), np.dtype(spec["dtype"])) for index, spec in self._outputs]
         if self._persistent_outputs:
             self._output_arrays = [np.empty(concrete(spec["shape"], dims), dtype=spec["dtype"]) for _, spec in self._outputs]
             for (index, _), array in zip(self._outputs, self._output_arrays):
@@ -107,15 +155,15 @@ class Executable:
         if dims != self._binding:
             self._rebind(dims)
         table = self._table
-        for index, spec in self.arguments:
-            table[index] = values[spec["name"]].ctypes.data
+        for index, name, *_ in self._checks:
+            table[index] = data_address(values[name])
         if self._persistent_outputs:
             results = self._output_arrays
         else:
             results = []
-            for index, spec in self._outputs:
-                array = np.empty(concrete(spec["shape"], dims), dtype=spec["dtype"])
-                table[index] = array.ctypes.data if array.size else self._table_address
+            for index, shape, dtype in self._output_layout:
+                array = np.empty(shape, dtype)
+                table[index] = data_address(array) if array.size else self._table_address
                 results.append(array)
         self._entry(self._table_address, self._dims_address)
         return results[0] if self._single else tuple(results)
@@ -188,6 +236,8 @@ def nbytes(buffer: dict, dims: dict) -> int:
 def check_array(spec: dict, value, dims: dict) -> None:
     """Raise TypeError/ValueError naming the argument unless `value` fits `spec`; binds dims."""
     name, shape, dtype = spec["name"], spec["shape"], spec["dtype"]
+    if isinstance(value, np.generic) and len(shape) != 0:
+        raise ValueError(f"argument {name!r} must have shape {describe_shape(shape)}, got a NumPy scalar of shape ()")
     if not isinstance(value, np.ndarray):
         raise TypeError(f"argument {name!r} must be a numpy.ndarray of dtype {dtype} and shape {describe_shape(shape)}, "
                         f"got {type(value).__name__}")
