@@ -20,7 +20,7 @@ from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, MatrixSymbol, 
 
 from ..graph import scalar_symbol
 from ..shapes import broadcast_shapes
-from .matrix_notation import AxisMax, ElementwiseFunction, EntryMax, EntrySum, OneByOne, Ones
+from .matrix_notation import AxisMax, ElementwiseFunction, EntryMax, EntrySum, OneByOne, Ones, Range
 from .symbols import dim_symbol, exact_number, for_reading, is_scalar_like, scalar_leaf, size
 
 MAX_EXPLICIT_CONSTANT = 16
@@ -191,6 +191,8 @@ def _constant(node) -> Value:
     flat = array.reshape(-1)
     if flat.size and np.all(flat == flat[0]):
         return Value(scale(exact_number(flat[0], array.dtype), Ones(*matrix_shape(node.shape))), node.shape)
+    if array.ndim == 1 and np.array_equal(array, np.arange(array.size)):
+        return Value(Range(array.size), node.shape)
     if array.size > MAX_EXPLICIT_CONSTANT:
         raise NoMatrixForm(f"a non-uniform constant of shape {node.shape} (only up to {MAX_EXPLICIT_CONSTANT} entries are written out)")
     rows = array.reshape(-1, 1) if array.ndim == 1 else array

@@ -294,3 +294,29 @@ class Ones(sympy.OneMatrix):
 
     def _eval_transpose(self):
         return Ones(self.shape[1], self.shape[0])
+
+
+class Range(MatrixExpr):
+    """The column (0, 1, ..., n-1): the class indices a one-hot comparison is made against."""
+
+    def __new__(cls, n):
+        return MatrixExpr.__new__(cls, sympy.Integer(n))
+
+    @property
+    def shape(self):
+        return (self.args[0], sympy.Integer(1))
+
+    def _entry(self, i, j, **kwargs):
+        return sympy.Integer(i) if isinstance(i, int) else i
+
+    def doit(self, **hints):
+        return self
+
+    def _latex(self, printer):
+        return r"\left(0, 1, \ldots, %s\right)" % (self.args[0] - 1)
+
+    def _sympystr(self, printer):
+        return f"range({self.args[0]})"
+
+    def _pretty(self, printer):
+        return prettyForm(f"(0, 1, …, {self.args[0] - 1})")
