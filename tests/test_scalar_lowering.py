@@ -288,6 +288,14 @@ def test_selections_on_arbitrary_floats(kernels, values):
         assert_same_values(got, expected, (row_id, list(values)))
 
 
+def test_dirac_delta_of_second_derivatives_is_zero(kernels):
+    expr = sympy.diff(sympy.Abs(x) * y, x, 2)  # 2*y*DiracDelta(x)
+    assert expr.has(sympy.DiracDelta)
+    run = jit({"delta": (np.float64, 1, _cse_body([expr]))})["delta"]
+    got = run(np.array([0.0, 1.5, -2.0, np.nan]), np.array([3.0, 3.0, 3.0, 3.0]))[0]
+    assert got[:3].tolist() == [0.0, 0.0, 0.0] and np.isnan(got[3])
+
+
 def test_repeated_subtrees_are_emitted_once():
     module = ir.Module()
     fn = ir.Function(module, ir.FunctionType(ir.DoubleType(), [ir.DoubleType()]), "f")

@@ -52,7 +52,8 @@ _CONTRACT = ("contract",)
 
 @dataclass(frozen=True)
 class _Format:
-    """Bit layout and precision-dependent constants of one float type."""
+    """Bit layout and precision-dependent constants of one float type.
+    Coefficient tuples are listed highest degree first (Horner order)."""
 
     suffix: str
     bits: int

@@ -11,10 +11,13 @@ except `!=`; Maximum / Minimum / Max / Min propagate NaN; Where tests `c != 0`,
 so a NaN condition selects the first branch. The only fast-math flag is
 `contract` on multiply and add (FMA fusion), which changes no NaN or infinity.
 
-Documented differences from NumPy: Relu(-inf) is 0 (the reference
-`np.where(x > 0, x, 0 * x)` gives NaN there; Relu(NaN) is NaN in both);
-a general power `x**y` is exp(y log|x|) with C's sign and special-case rules
-(see mathlib: float64 error ~|y log x| * 2**-53).
+Documented differences from the lambdify reference: Relu(-inf) is 0 (the
+reference `np.where(x > 0, x, 0 * x)` gives NaN there; Relu(NaN) is NaN in
+both); Heaviside(NaN) is NaN as in `np.heaviside` (lambdify's select gives 1);
+DiracDelta, which sympy leaves in second derivatives of Abs, Max or Heaviside,
+is 0. A general power `x**y` is exp(y log|x|) with C's sign and special-case
+rules (mathlib: float64 error ~|y log x| * 2**-53); integer powers up to 16
+are multiplications, half-integer ones use sqrt.
 """
 from __future__ import annotations
 
@@ -317,6 +320,13 @@ def _heaviside(p: _Printer, x, h0=sympy.S.Half):
     return p.select(p.b.fcmp_unordered("uno", v, v), v, step)
 
 
+def _dirac_delta(p: _Printer, x, *order):
+    """0 (NaN for NaN): second derivatives of Abs, Heaviside, Max take 0 at the
+    kink, the convention compiler.scalar_functions uses for first derivatives."""
+    v = p.value(x)
+    return p.select(p.b.fcmp_unordered("uno", v, v), v, p.const(0.0))
+
+
 def _piecewise(p: _Printer, *pieces):
     """Nested selects, last piece innermost; NaN where no condition holds (as lambdify)."""
     result = p.const(float("nan"))
@@ -341,4 +351,5 @@ _HANDLERS = {
     sympy.Min: _minimum,
     sympy.Heaviside: _heaviside,
     sympy.Piecewise: _piecewise,
+    sympy.DiracDelta: _dirac_delta,
 }
