@@ -8,7 +8,8 @@ Fusion rules:
   kernels that read them (``access``), except a reshape of something that is
   not a contiguous buffer, which materialises its source first;
 - a node gets a buffer of its own when it is a leaf, a program output, a
-  reduction, a matrix product, a concatenation, or a map used more than once.
+  reduction, a matrix product, a concatenation, or a map used more than once
+  (unless it is so cheap that each user recomputes it: ``recomputable``).
 """
 from __future__ import annotations
 
@@ -202,7 +203,9 @@ class Scheduler:
             return node.op == "map"
         if node.op != "map" or node in self.buffer_of or any(m.checked for m in mapping):
             return False
-        return self.uses[node] <= 1 and (node.dtype == kernel.dtype or node.dtype == "bool")
+        if not (node.dtype == kernel.dtype or node.dtype == "bool"):
+            return False
+        return self.uses[node] <= 1 or recomputable(node)
 
     def expr(self, node: Node, mapping: tuple, kernel: Kernel, root: bool = False) -> sympy.Expr:
         """Scalar expression of `node` at the iteration point described by `mapping`."""
@@ -256,6 +259,20 @@ class Scheduler:
         symbol = sympy.Symbol(f"a{len(kernel.leaves)}", real=True)
         kernel.leaves[symbol] = access
         return symbol
+
+
+CHEAP_OPS = 2
+
+
+def recomputable(node: Node) -> bool:
+    """A map so cheap that each user recomputes it rather than reading a stored copy:
+    a few arithmetic operations on tensors that are stored anyway (a bias add read by
+    both an activation and its derivative)."""
+    body = node.attr("body")
+    if sympy.count_ops(body) > CHEAP_OPS or body.atoms(sympy.Function):
+        return False
+    return all(arg.op not in ("map",) + LAYOUT_OPS or arg.op == "broadcast" and arg.args[0].op != "map"
+               for arg in node.args)
 
 
 def _number(value):
