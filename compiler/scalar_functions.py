@@ -165,7 +165,10 @@ OPAQUE_FUNCTIONS = (Sigmoid, Softplus, Step, Relu, Greater, GreaterEqual, Less,
 
 
 def _sigmoid(x):
-    return np.exp(-np.logaddexp(0, -x))
+    """1/(1+exp(-x)) for x >= 0 and exp(x)/(1+exp(x)) below: accurate at every magnitude."""
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _nan_aware(pick):
