@@ -250,6 +250,16 @@ def test_more_ops_print_exactly(name, gradient):
     assert C.latex(gradient) and C.pretty(gradient)
 
 
+def test_many_classes_compare_against_the_index_vector():
+    X, labels = C.Input("X", ("batch", 3), F64), C.Input("labels", ("batch",), "int64")
+    V = C.Param("V", (3, 40), dtype=F64)
+    gradient = C.grad(C.cross_entropy(X @ V, labels), V)
+    assert "range(40)" in str(C.to_sympy(gradient)) and r"0, 1, \ldots, 39" in C.latex(gradient)
+    rng = np.random.default_rng(5)
+    values = dict(X=rng.normal(size=(2, 3)), V=rng.normal(size=(3, 40)), labels=np.array([3, 39]))
+    assert_close(explicit_matrices(C.to_sympy(gradient), values, {"batch": 2}), C.evaluate(gradient, values))
+
+
 def test_define_names_an_intermediate():
     X = C.Input("X", ("batch", 3), F64)
     W1, W2 = C.Param("W1", (3, 4), dtype=F64), C.Param("W2", (4, 1), dtype=F64)
