@@ -15,3 +15,8 @@ from . import optim, schedules
 from .models import mlp, classifier_loss
 from .model_file import ModelFileError, default_model_spec, load_model_file
 from .inspect import to_sympy, latex, pretty, from_sympy, to_dot
+
+from .codegen.fused import fused_stage as _fused_stage
+from .inspect.stages import register_stage as _register_stage
+
+_register_stage("fused (one line per kernel)", _fused_stage)
