@@ -93,11 +93,15 @@ def test_passes_shows_every_stage_with_its_node_count():
     assert names[2:2 + len(PIPELINE)] == [name for name, _ in PIPELINE]
     assert parsed[0][1] == len(C.show(loss).splitlines()) - 1
     assert parsed[1][1] == len(C.show(loss, wrt=params).splitlines()) - 1
-    for name, count, body in parsed:
+    graph_stages = [stage for stage in parsed if not stage[0].startswith("fused")]
+    for name, count, body in graph_stages:
         if body is not None:
             assert count == sum(1 for line in body if line.startswith("%")), name
             assert body[-1].startswith("return ")
-    assert parsed[-1][1] == len(C.show(C.simplify([loss, *C.grad(loss, params)])).splitlines()) - 1
+    assert graph_stages[-1][1] == len(C.show(C.simplify([loss, *C.grad(loss, params)])).splitlines()) - 1
+    fused_name, kernel_count, kernel_lines = parsed[-1]
+    assert fused_name.startswith("fused") and kernel_count == len(kernel_lines)
+    assert all(line.startswith(f"k{k} ") for k, line in enumerate(kernel_lines))
 
 
 def test_later_stages_are_appended(monkeypatch):
