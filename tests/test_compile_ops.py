@@ -1,0 +1,389 @@
+"""Compiled code computes what the NumPy reference evaluator computes, for every op and its gradient.
+
+One row per op (and per interesting variant: broadcasting, axes, ranks). Each
+row declares its operands with a symbolic ``"batch"`` dimension wherever the
+op allows one, and is compiled once per dtype into two programs: the op's
+value alone (forward fusion: one loop where the rules allow), and the value
+with the gradient of a weighted sum ``sum(out * w)`` with respect to every
+float operand (the weights ``w`` are an Input too, so the program stays
+batch-generic). Hypothesis draws two different batch sizes and the
+values; the same compiled function runs both bindings, and neither may load
+new machine code.
+
+The oracle is ``compiler.evaluate``, which runs the graph with NumPy and is
+itself checked against NumPy references and finite differences in
+``test_grad_ops.py``. Agreement: 1e-5 relative in float32 and 1e-12 in
+float64, as ``assert_allclose(rtol, atol=rtol * scale)`` with ``scale`` the
+largest magnitude in the expected array, or the size of the terms the result
+was summed from if larger: a sum that cancels is only as exact as its terms'
+rounding (inputs and weights are drawn at magnitude ~1, so a value computed
+with a sum or contraction has terms of at least 1; a gradient's terms are the
+weights times local derivatives).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import compiler as C
+from compiler import Input, evaluate, grad
+from compiler.traversal import topological_order
+from runtime.engine import Engine
+
+RTOL = {"float32": 1e-5, "float64": 1e-12}
+DTYPES = ("float32", "float64")
+MAX_EXAMPLES = 10
+F = "F"  # stands for the dtype under test in a row's operand dtypes
+B = "batch"
+
+
+# ---- input domains: fn(rng, shape) -> float64 array ----------------------------------------------
+
+
+def real(lo=-2.0, hi=2.0):
+    return lambda rng, shape: rng.uniform(lo, hi, shape)
+
+
+def positive(lo=0.5, hi=3.0):
+    return real(lo, hi)
+
+
+def nonzero(rng, shape):
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape)
+
+
+def off_grid(rng, shape):
+    """At least 0.1 away from every multiple of 0.5: clear of the kinks of relu, abs and clip."""
+    return 0.5 * rng.integers(-4, 4, shape) + 0.25 + rng.uniform(-0.15, 0.15, shape)
+
+
+def on_grid(rng, shape):
+    return 0.5 * rng.integers(-4, 4, shape) + rng.uniform(-0.05, 0.05, shape)
+
+
+def small_integers(rng, shape):
+    """Exact small integers as floats: comparisons see ties."""
+    return rng.integers(-2, 3, shape).astype(np.float64)
+
+
+def unit(rng, shape):
+    return rng.uniform(0.0, 1.0, shape)
+
+
+def labels(classes):
+    return lambda rng, shape: rng.integers(0, classes, shape)
+
+
+R, P = real(), positive()
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    op: str                # the compiler.ops name this row covers
+    build: object          # (*nodes) -> node
+    shapes: tuple          # per operand; "batch" is bound per call
+    domains: tuple         # per operand (one is repeated)
+    dtypes: tuple = ()     # per operand, F = the dtype under test; default all F
+
+
+swish = C.elementwise(lambda t: t / (1 + sympy.exp(-t)), name="swish")
+damped = C.elementwise(lambda a, b: a * sympy.exp(-b ** 2), name="damped")
+UNARY = ((B, 3),)
+PAIR = ((B, 3), (B, 3))
+BROADCAST_PAIR = ((B, 1, 3), (4, 1))
+
+ROWS = [
+    # maps
+    Row("exp", "exp", C.exp, UNARY, (real(-5, 5),)),
+    Row("exp_wide", "exp", C.exp, UNARY, (real(-80, 80),)),
+    Row("log", "log", C.log, UNARY, (real(0.01, 100),)),
+    Row("sqrt", "sqrt", C.sqrt, UNARY, (real(0.01, 100),)),
+    Row("tanh", "tanh", C.tanh, UNARY, (real(-4, 4),)),
+    Row("tanh_wide", "tanh", C.tanh, UNARY, (real(-30, 30),)),
+    Row("sigmoid", "sigmoid", C.sigmoid, UNARY, (real(-30, 30),)),
+    Row("relu", "relu", C.relu, UNARY, (off_grid,)),
+    Row("leaky_relu", "leaky_relu", lambda x: C.leaky_relu(x, 0.1), UNARY, (off_grid,)),
+    Row("leaky_relu_default", "leaky_relu", C.leaky_relu, UNARY, (off_grid,)),
+    Row("softplus", "softplus", C.softplus, UNARY, (real(-30, 30),)),
+    Row("gelu", "gelu", C.gelu, UNARY, (real(-4, 4),)),
+    Row("sin", "sin", C.sin, UNARY, (real(-4, 4),)),
+    Row("cos", "cos", C.cos, UNARY, (real(-4, 4),)),
+    Row("abs", "abs", C.abs, UNARY, (off_grid,)),
+    Row("maximum", "maximum", C.maximum, BROADCAST_PAIR, (off_grid, on_grid)),
+    Row("minimum", "minimum", C.minimum, ((B, 3), (3,)), (on_grid, off_grid)),
+    Row("maximum_scalar", "maximum", lambda x: C.maximum(x, 0.5), UNARY, (off_grid,)),
+    Row("where", "where", lambda c, a, b: C.where(c > 0, a, b), ((B, 3), (1, 3), (B, 1)), (nonzero, R, R)),
+    Row("where_scalar_branch", "where", lambda c, a: C.where(c < 0, a, 0.0), ((B, 1), (3,)), (nonzero, R)),
+    Row("clip", "clip", lambda x: C.clip(x, -0.5, 1.0), UNARY, (off_grid,)),
+    Row("clip_tensor_bounds", "clip", C.clip, ((B, 3), (3,), (B, 1)), (off_grid, on_grid, on_grid)),
+    Row("less", "less", lambda a, b: a < b, BROADCAST_PAIR, (small_integers,)),
+    Row("less_equal", "less_equal", lambda a, b: a <= b, BROADCAST_PAIR, (small_integers,)),
+    Row("greater", "greater", lambda a, b: a > b, BROADCAST_PAIR, (small_integers,)),
+    Row("greater_equal", "greater_equal", lambda a, b: a >= b, BROADCAST_PAIR, (small_integers,)),
+    Row("equal", "equal", C.equal, BROADCAST_PAIR, (small_integers,)),
+    Row("not_equal", "not_equal", C.not_equal, BROADCAST_PAIR, (small_integers,)),
+    Row("comparison_as_mask", "greater", lambda a, b: (a > b).astype(a.dtype) * a, PAIR, (off_grid, on_grid)),
+    # arithmetic
+    Row("add", "add", lambda a, b: a + b, BROADCAST_PAIR, (R,)),
+    Row("sub", "sub", lambda a, b: a - b, ((3,), (B, 3)), (R,)),
+    Row("mul", "mul", lambda a, b: a * b, BROADCAST_PAIR, (R,)),
+    Row("div", "div", lambda a, b: a / b, BROADCAST_PAIR, (R, nonzero)),
+    Row("pow", "pow", lambda a, b: a ** b, BROADCAST_PAIR, (P, R)),
+    Row("neg", "neg", lambda a: -a, UNARY, (R,)),
+    Row("scalar_left_operands", "arithmetic", lambda a: 2.0 - a + 3 * a - 1.5 / a + 2.0 ** a, UNARY, (nonzero,)),
+    Row("integer_powers", "arithmetic", lambda a: a ** 2 + a ** 3 - a ** -1, UNARY, (nonzero,)),
+    Row("fractional_power", "arithmetic", lambda a: a ** 0.5 + a ** 1.5, UNARY, (P,)),
+    # dtypes
+    Row("astype_float32", "astype", lambda a: a.astype("float32") * 3, UNARY, (R,)),
+    Row("astype_float64", "astype", lambda a: a.astype("float64") * 3, UNARY, (R,)),
+    Row("astype_int32", "astype", lambda a: a.astype("int32"), UNARY, (real(-100, 100),)),
+    Row("astype_from_int64", "astype", lambda a, n: a * n.astype(a.dtype), PAIR, (R, labels(7)), (F, "int64")),
+    Row("one_hot", "one_hot", lambda n: C.one_hot(n, 4), ((B,),), (labels(4),), ("int64",)),
+    # user maps
+    Row("swish", "elementwise", swish, UNARY, (real(-6, 6),)),
+    Row("user_binary", "elementwise", damped, BROADCAST_PAIR, (R,)),
+    # contractions
+    Row("matmul_vector_vector", "matmul", C.matmul, ((B,), (B,)), (R,)),
+    Row("matmul_matrix_vector", "matmul", C.matmul, ((B, 4), (4,)), (R,)),
+    Row("matmul_vector_matrix", "matmul", C.matmul, ((4,), (4, B)), (R,)),
+    Row("matmul_2d", "matmul", lambda a, b: a @ b, ((B, 4), (4, 3)), (R,)),
+    Row("matmul_2d_symbolic_inner", "matmul", C.matmul, ((3, B), (B, 2)), (R,)),
+    Row("matmul_batched", "matmul", C.matmul, ((B, 2, 3), (B, 3, 4)), (R,)),
+    Row("matmul_broadcast_batch", "matmul", C.matmul, ((B, 1, 2, 4), (3, 4, 5)), (R,)),
+    Row("matmul_broadcast_batch_right", "matmul", C.matmul, ((2, 3), (B, 3, 4)), (R,)),
+    Row("einsum_outer", "einsum", lambda a, b: C.einsum("i,j->ij", a, b), ((B,), (3,)), (R,)),
+    Row("einsum_batched", "einsum", lambda a, b: C.einsum("bij,bjk->bik", a, b), ((B, 2, 3), (B, 3, 4)), (R,)),
+    Row("einsum_sum_only_index", "einsum", lambda a, b: C.einsum("ijk,jl->il", a, b), ((B, 3, 2), (3, 4)), (R,)),
+    Row("einsum_three_operands", "einsum", lambda a, b, c: C.einsum("ij,jk,kl->il", a, b, c),
+        ((B, 3), (3, 4), (4, 2)), (R,)),
+    Row("einsum_symbolic_in_output_group", "einsum", lambda a, b: C.einsum("bi,j->bij", a, b), ((B, 2), (3,)), (R,)),
+    Row("einsum_symbolic_in_contracted_group", "einsum", lambda a, b: C.einsum("bxi,bxj->ij", a, b),
+        ((B, 2, 3), (B, 2, 4)), (R,)),
+    Row("einsum_rowwise_dot", "einsum", lambda a, b: C.einsum("bi,bi->b", a, b), ((B, 3), (B, 3)), (R,)),
+    Row("einsum_full_sum", "einsum", lambda a: C.einsum("ij->", a), ((B, 3),), (R,)),
+    Row("einsum_transpose", "einsum", lambda a: C.einsum("ij->ji", a), ((B, 3),), (R,)),
+    Row("einsum_implicit", "einsum", lambda a, b: C.einsum("ij,jk", a, b), ((B, 3), (3, 2)), (R,)),
+    # layout
+    Row("concat", "concat", lambda a, b: C.concat([a, b], axis=1), ((B, 2), (B, 3)), (R,)),
+    Row("concat_three_last_axis", "concat", lambda a, b, c: C.concat([a, b, c], axis=-1),
+        ((B, 2, 1), (B, 2, 3), (B, 2, 2)), (R,)),
+    Row("stack", "stack", lambda a, b: C.stack([a, b], axis=0), PAIR, (R,)),
+    Row("stack_last_axis", "stack", lambda a, b: C.stack([a, b], axis=-1), PAIR, (R,)),
+    Row("broadcast_to", "broadcast_to", lambda a: C.broadcast_to(a, (B, 4)), ((B, 1),), (R,)),
+    Row("broadcast_to_new_axes", "broadcast_to", lambda a, b: C.broadcast_to(a, (2, B, 3)) * b,
+        ((3,), (B, 3)), (R,)),
+    Row("reshape_merge", "reshape", lambda a: C.reshape(a, (B, 6)), ((B, 2, 3),), (R,)),
+    Row("reshape_split", "reshape", lambda a: a.reshape(B, 3, 2), ((B, 6),), (R,)),
+    Row("reshape_unit_axes", "reshape", lambda a: a.reshape(1, B, 1, 3), ((B, 3),), (R,)),
+    Row("reshape_of_transpose", "reshape", lambda a: C.transpose(a, (0, 2, 1)).reshape(B, 6), ((B, 2, 3),), (R,)),
+    Row("reshape_of_map", "reshape", lambda a: C.tanh(a).reshape(B, 6) * 2, ((B, 2, 3),), (R,)),
+    Row("transpose", "transpose", lambda a: C.transpose(a, (2, 0, 1)), ((B, 2, 3),), (R,)),
+    Row("transpose_T", "transpose", lambda a: a.T, ((B, 3),), (R,)),
+    Row("getitem_int", "getitem", lambda a: a[:, 1], ((B, 4, 3),), (R,)),
+    Row("getitem_slices", "getitem", lambda a: a[:, 1:3, -2:], ((B, 4, 3),), (R,)),
+    Row("getitem_ellipsis_none", "getitem", lambda a: a[..., None, 0], ((B, 4, 3),), (R,)),
+    Row("getitem_negative", "getitem", lambda a: a[:, -1, :2], ((B, 4, 3),), (R,)),
+    # reductions
+    Row("sum_all", "sum", lambda a: a.sum(), ((B, 3, 4),), (R,)),
+    Row("sum_batch_axis", "sum", lambda a: C.sum(a, axis=0), ((B, 3, 4),), (R,)),
+    Row("sum_inner_keepdims", "sum", lambda a: a.sum(axis=1, keepdims=True), ((B, 3, 4),), (R,)),
+    Row("sum_two_axes", "sum", lambda a: a.sum(axis=(0, 2)), ((B, 3, 4),), (R,)),
+    Row("mean_all", "mean", lambda a: a.mean(), ((B, 3, 4),), (R,)),
+    Row("mean_batch_axis_keepdims", "mean", lambda a: C.mean(a, axis=0, keepdims=True), ((B, 3, 4),), (R,)),
+    Row("mean_last_axis", "mean", lambda a: a.mean(axis=-1), ((B, 3, 4),), (R,)),
+    Row("max_all", "max", lambda a: a.max(), ((B, 3, 4),), (R,)),
+    Row("max_batch_axis", "max", lambda a: C.max(a, axis=0), ((B, 3, 4),), (R,)),
+    Row("max_last_axis_keepdims", "max", lambda a: a.max(axis=-1, keepdims=True), ((B, 3, 4),), (R,)),
+    Row("max_ties", "max", lambda a: a.max(axis=1), ((B, 5),), (small_integers,)),
+    # composites
+    Row("softmax", "softmax", C.softmax, ((B, 5),), (real(-10, 10),)),
+    Row("softmax_batch_axis", "softmax", lambda a: C.softmax(a, axis=0), ((B, 5),), (real(-10, 10),)),
+    Row("log_softmax", "log_softmax", C.log_softmax, ((B, 5),), (real(-10, 10),)),
+    Row("logsumexp_all", "logsumexp", C.logsumexp, ((B, 5),), (real(-10, 10),)),
+    Row("logsumexp_keepdims", "logsumexp", lambda a: C.logsumexp(a, axis=1, keepdims=True), ((B, 5),),
+        (real(-50, 50),)),
+    Row("mse", "mse", C.mse, PAIR, (R,)),
+    Row("mse_broadcast", "mse", C.mse, ((B, 3), (3,)), (R,)),
+    Row("cross_entropy", "cross_entropy", C.cross_entropy, ((B, 5), (B,)), (real(-10, 10), labels(5)), (F, "int64")),
+    Row("cross_entropy_int32_labels", "cross_entropy", C.cross_entropy, ((B, 5), (B,)), (real(-10, 10), labels(5)),
+        (F, "int32")),
+    Row("binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits", C.binary_cross_entropy_with_logits,
+        PAIR, (real(-30, 30), unit)),
+    Row("stop_gradient", "stop_gradient", lambda a, b: C.stop_gradient(a) * b, BROADCAST_PAIR, (R,)),
+    Row("composite_chain", "composite", lambda x, w: C.tanh(x @ w).sum(axis=-1) * C.sigmoid(x).mean(),
+        ((B, 4), (4, 3)), (R,)),
+]
+
+ROW_IDS = [row.name for row in ROWS]
+assert len(set(ROW_IDS)) == len(ROW_IDS)
+
+
+def test_every_op_has_a_row():
+    covered = {row.op for row in ROWS}
+    missing = [name for name in C.ops.__all__ if name not in covered]
+    assert not missing, f"ops without a compiled row: {missing}"
+
+
+# ---- compiling each row once per dtype -----------------------------------------------------------
+
+
+@dataclass
+class Compiled:
+    forward: object  # the value alone
+    fn: object       # the value and the gradients
+    outputs: list    # [op value, gradient per float operand...] as graph nodes, for evaluate
+    operands: list   # Input nodes, in row order
+    weights: Input | None
+    sums: bool       # whether the value is summed from terms (a sum or a contraction)
+
+
+_compiled: dict = {}
+
+
+def compiled(row: Row, dtype: str) -> Compiled:
+    key = (row.name, dtype)
+    if key not in _compiled:
+        dtypes = [dtype if d == F else d for d in (row.dtypes or (F,) * len(row.shapes))]
+        operands = [Input(f"{row.name}_{i}", shape, dtype=d) for i, (shape, d) in enumerate(zip(row.shapes, dtypes))]
+        out = row.build(*operands)
+        outputs, weights = [out], None
+        differentiable = [x for x in operands if x.dtype.startswith("float")]
+        if out.dtype.startswith("float") and differentiable:
+            weights = Input("weights", out.shape, dtype=out.dtype)
+            outputs += grad((out * weights).sum(), differentiable)
+        sums = any(node.op in ("sum", "einsum") for node in topological_order([out]))
+        _compiled[key] = Compiled(C.compile(out), C.compile(outputs), outputs, operands, weights, sums)
+    return _compiled[key]
+
+
+def concrete(shape, batch: int) -> tuple:
+    return tuple(batch if d == B else d for d in shape)
+
+
+def arguments(row: Row, program: Compiled, batch: int, rng) -> dict:
+    domains = row.domains * len(row.shapes) if len(row.domains) == 1 else row.domains
+    values = {x.name: np.asarray(domain(rng, concrete(x.shape, batch))).astype(x.dtype)
+              for x, domain in zip(program.operands, domains)}
+    if program.weights is not None:
+        values["weights"] = rng.normal(size=concrete(program.weights.shape, batch)).astype(program.weights.dtype)
+    return values
+
+
+def assert_close(actual, expected, what: str, scale: float = 0.0):
+    """|actual - expected| <= rtol * (|expected| + scale), scale at least the largest |expected|,
+    rtol that of the array's dtype (a float64 graph may return float32: astype)."""
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype}, expected {expected.dtype}"
+    if expected.dtype.kind in "biu":
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
+        return
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = max(scale, float(finite.max()) if finite.size else 0.0)
+    rtol = RTOL[str(expected.dtype)]
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def check_row(row: Row, dtype: str, batches, seed: int):
+    program = compiled(row, dtype)
+    engine = Engine.instance()
+    objects_before = len(engine._loaded_objects)
+    rng = np.random.default_rng(seed)
+    for batch in batches:
+        values = arguments(row, program, batch, rng)
+        actual = program.fn(**values)
+        expected = evaluate(program.outputs, values)
+        assert isinstance(actual, tuple) and len(actual) == len(expected)
+        value_scale = 1.0 if program.sums else 0.0
+        assert_close(actual[0], np.asarray(expected[0]), f"{row.name} {dtype} batch={batch} value", value_scale)
+        forward = program.forward(**{k: v for k, v in values.items() if k != "weights"})
+        assert_close(forward, np.asarray(expected[0]), f"{row.name} {dtype} batch={batch} forward only",
+                     value_scale)
+        # A gradient sums terms of the size of the weights (the cotangent seed) times local derivatives,
+        # some formed by cancellation (1 - tanh(x)**2 near saturation): that size bounds its rounding.
+        seed_scale = float(np.abs(values["weights"]).max()) if program.weights is not None else 0.0
+        for k, (a, e) in enumerate(zip(actual[1:], expected[1:])):
+            assert_close(a, np.asarray(e), f"{row.name} {dtype} batch={batch} gradient {k}", seed_scale)
+    assert len(engine._loaded_objects) == objects_before, "a new batch size loaded new machine code"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          database=None)
+@given(batches=st.lists(st.integers(1, 6), min_size=2, max_size=2, unique=True), seed=st.integers(0, 2 ** 32 - 1))
+def test_compiled_matches_evaluate(row, dtype, batches, seed):
+    check_row(row, dtype, batches, seed)
+
+
+# ---- symbolic dimensions: one program, any binding ------------------------------------------------
+
+
+def test_new_batch_size_reuses_the_loaded_program():
+    """Compiling the same graph again and calling it at new batch sizes loads no machine code."""
+    x = Input("reuse_x", (B, 8), dtype="float32")
+    w = C.Param("reuse_w", (8, 3), dtype="float32")
+    out = C.softmax(C.tanh(x @ w))
+    fn = C.compile(out)
+    engine = Engine.instance()
+    objects = len(engine._loaded_objects)
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(8, 3)).astype(np.float32)
+    for batch in (1, 5, 64, 3, 64):
+        xs = rng.normal(size=(batch, 8)).astype(np.float32)
+        logits = np.tanh(xs.astype(np.float64) @ weights)
+        expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(fn(reuse_x=xs, reuse_w=weights), expected, rtol=1e-5, atol=1e-6)
+    again = C.compile(out)
+    assert again(reuse_x=xs, reuse_w=weights).shape == (64, 3)
+    assert len(engine._loaded_objects) == objects
+
+
+def test_outputs_are_fresh_arrays_every_call():
+    """A result is never overwritten by the next call (outputs are not arena slots)."""
+    x = Input("fresh_x", (B, 4), dtype="float64")
+    fn = C.compile(C.exp(x) * 2)
+    first_input = np.zeros((2, 4))
+    first = fn(fresh_x=first_input)
+    second = fn(fresh_x=np.ones((2, 4)))
+    np.testing.assert_array_equal(first, np.full((2, 4), 2.0))
+    np.testing.assert_allclose(second, np.full((2, 4), 2 * math.e), rtol=1e-15)
+    assert not np.shares_memory(first, second)
+
+
+def test_several_outputs_come_back_as_a_tuple_in_order():
+    x = Input("tuple_x", (B, 3), dtype="float64")
+    fn = C.compile([x.sum(), C.tanh(x), x * 2])
+    xs = np.linspace(-1, 1, 6).reshape(2, 3)
+    total, tanh, double = fn(tuple_x=xs)
+    np.testing.assert_allclose(total, xs.sum(), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(tanh, np.tanh(xs), rtol=1e-14)
+    np.testing.assert_array_equal(double, xs * 2)
+    assert total.shape == ()
+
+
+# ---- static shapes drawn by hypothesis (one compile per example) ------------------------------------
+
+
+@settings(max_examples=8, deadline=None, database=None)
+@given(shapes=st.sampled_from([((3, 1, 4), (5, 1)), ((1,), (2, 3)), ((), (4,)), ((2, 3), (2, 3)), ((4, 1), (1, 4))]),
+       axis=st.sampled_from([None, 0, -1]), seed=st.integers(0, 2 ** 32 - 1))
+def test_broadcast_then_reduce_on_drawn_static_shapes(shapes, axis, seed):
+    rng = np.random.default_rng(seed)
+    a_shape, b_shape = shapes
+    a, b = Input("static_a", a_shape, dtype="float64"), Input("static_b", b_shape, dtype="float64")
+    out = C.sum(C.tanh(a) * b + a, axis=axis) if len(np.broadcast_shapes(a_shape, b_shape)) else C.tanh(a) * b + a
+    fn = C.compile([out] + grad(out.sum(), [a, b]))
+    va, vb = rng.normal(size=a_shape), rng.normal(size=b_shape)
+    expected = evaluate([out] + grad(out.sum(), [a, b]), {"static_a": va, "static_b": vb})
+    for actual, e in zip(fn(static_a=va, static_b=vb), expected):
+        assert_close(actual, np.asarray(e), f"{shapes} axis={axis}")
