@@ -52,7 +52,8 @@ class CostReport:
 
     def __str__(self):
         binding = ", ".join(f"{k}={v}" for k, v in self.dims.items()) or "no symbolic dims"
-        lines = [f"cost per kernel ({binding}); time: median of repeated runs of each kernel alone",
+        lines = [f"cost per kernel ({binding}); time: median of repeated runs of each kernel alone "
+                 "(each includes ~0.2 us of call overhead)",
                  f"{'#':>3} {'kind':<11} {'phase':<8} {'output':<18} {'MFLOP':>9} {'KB':>9} {'FLOP/B':>7} {'us':>9} {'GFLOP/s':>8}"]
         for r in self.rows:
             rate = r.flops / r.seconds / 1e9 if r.seconds else 0.0
