@@ -1,0 +1,311 @@
+"""One training step (forward, backward, Adam) of two ReLU MLPs, side by side: median microseconds.
+
+    python benchmarks/bench_train.py [--rounds 15] [--models small,large] [--markdown]
+
+  small   64-128-10, batch 64, softmax cross-entropy, Adam(lr=1e-3)
+  large   784-1024-1024-10, batch 256, softmax cross-entropy, Adam(lr=1e-3)
+
+Implementations: symprop's compiled step (one call per step, and per step
+inside one `run_epoch` call), a hand-written NumPy forward/backward/Adam and,
+when installed, PyTorch eager (torch.optim.Adam), jax.jit (optax's Adam if
+installed, otherwise the same update in jax.numpy) and PyTensor. All start
+from the same weights (symprop's seeded initialisation, copied) and train on
+the same batch; the losses of the first two steps are printed for each.
+Everything runs on one thread (see common.py). Targets (issue 4): the small
+MLP faster than every other implementation and at least 3x faster than NumPy;
+the large one within 1.2x of the fastest.
+"""
+from common import describe_unset, single_threaded_environment
+
+_UNSET = single_threaded_environment()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import compiler as sp  # noqa: E402
+from common import compare, load_average, machine_summary, optional_module, print_table  # noqa: E402
+
+MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256)}
+LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
+EPOCH_BATCHES = 16  # batches per run_epoch call when timing the native epoch loop
+COLUMNS = ["symprop", "symprop epoch", "numpy", "torch", "jax.jit", "pytensor"]
+
+
+def data(widths, batch, rows, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, widths[0])).astype(np.float32)
+    y = rng.integers(0, widths[-1], rows).astype(np.int64)
+    return x, y
+
+
+def symprop_step(widths):
+    x, logits, params = sp.mlp(widths[0], list(widths[1:-1]), widths[-1])
+    y = sp.Input("y", ("batch",), "int64")
+    step = sp.compile_step(sp.cross_entropy(logits, y), sp.optim.Adam(lr=LR, betas=BETAS, eps=EPS), seed=0)
+    names = [p.name for p in params]  # [w0, b0, w1, b1, ...]
+    return step, names
+
+
+# ---- NumPy by hand ---------------------------------------------------------------------------------
+
+
+class NumpyMLP:
+    """Forward, backward and Adam written with NumPy, in place where NumPy allows."""
+
+    def __init__(self, weights: list):
+        self.params = [w.copy() for w in weights]
+        self.m = [np.zeros_like(w) for w in weights]
+        self.v = [np.zeros_like(w) for w in weights]
+        self.t = 0
+
+    def __call__(self, x, y):
+        params, layers = self.params, len(self.params) // 2
+        activations, h = [x], x
+        for i in range(layers):
+            z = h @ params[2 * i]
+            z += params[2 * i + 1]
+            if i < layers - 1:
+                np.maximum(z, 0, out=z)
+            h = z
+            activations.append(h)
+        logits = h
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        rows = np.arange(len(y))
+        loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
+        g = exp
+        g /= total
+        g[rows, y] -= 1
+        g *= np.float32(1.0 / len(y))
+        grads = [None] * len(params)
+        for i in reversed(range(layers)):
+            grads[2 * i] = activations[i].T @ g
+            grads[2 * i + 1] = g.sum(axis=0)
+            if i > 0:
+                g = g @ params[2 * i].T
+                g *= activations[i] > 0
+        self.adam(grads)
+        return loss
+
+    def adam(self, grads):
+        self.t += 1
+        beta1, beta2 = BETAS
+        step_size = LR / (1 - beta1 ** self.t)
+        bias_correction2_sqrt = np.sqrt(1 - beta2 ** self.t)
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            g *= g
+            g *= 1 - beta2
+            v += g
+            denominator = np.sqrt(v)
+            denominator /= np.float32(bias_correction2_sqrt)
+            denominator += np.float32(EPS)
+            np.divide(m, denominator, out=denominator)
+            denominator *= np.float32(step_size)
+            p -= denominator
+
+
+# ---- PyTorch, JAX, PyTensor ------------------------------------------------------------------------
+
+
+def torch_step(torch, weights: list):
+    torch.set_num_threads(1)
+    params = [torch.tensor(w, requires_grad=True) for w in weights]
+    optimizer = torch.optim.Adam(params, lr=LR, betas=BETAS, eps=EPS)
+    layers = len(params) // 2
+
+    def step(x, y):
+        optimizer.zero_grad(set_to_none=True)
+        h = x
+        for i in range(layers):
+            h = torch.addmm(params[2 * i + 1], h, params[2 * i])
+            if i < layers - 1:
+                h = torch.relu(h)
+        loss = torch.nn.functional.cross_entropy(h, y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def jax_step(jax, weights: list):
+    jnp = jax.numpy
+    optax = optional_module("optax")
+    layers = len(weights) // 2
+
+    def loss_fn(params, x, y):
+        h = x
+        for i in range(layers):
+            h = h @ params[2 * i] + params[2 * i + 1]
+            if i < layers - 1:
+                h = jax.nn.relu(h)
+        log_p = jax.nn.log_softmax(h)
+        return -jnp.mean(jnp.take_along_axis(log_p, y[:, None], axis=1))
+
+    if optax is not None:
+        transform = optax.adam(LR, b1=BETAS[0], b2=BETAS[1], eps=EPS)
+
+        def update(params, state, x, y):
+            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+            updates, state = transform.update(grads, state, params)
+            return loss, optax.apply_updates(params, updates), state
+
+        state = transform.init([jnp.asarray(w) for w in weights])
+        kind = "optax.adam"
+    else:
+        def update(params, state, x, y):
+            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+            m, v, t = state
+            t = t + 1
+            m = [BETAS[0] * mi + (1 - BETAS[0]) * g for mi, g in zip(m, grads)]
+            v = [BETAS[1] * vi + (1 - BETAS[1]) * g * g for vi, g in zip(v, grads)]
+            step_size = LR / (1 - BETAS[0] ** t)
+            correction = jnp.sqrt(1 - BETAS[1] ** t)
+            params = [p - step_size * mi / (jnp.sqrt(vi) / correction + EPS) for p, mi, vi in zip(params, m, v)]
+            return loss, params, (m, v, t)
+
+        state = ([jnp.zeros_like(w) for w in weights], [jnp.zeros_like(w) for w in weights], jnp.float32(0))
+        kind = "Adam in jax.numpy"
+    update_jit = jax.jit(update, donate_argnums=(0, 1))
+    holder = {"params": [jnp.asarray(w) for w in weights], "state": state}
+
+    def step(x, y):
+        loss, holder["params"], holder["state"] = update_jit(holder["params"], holder["state"], x, y)
+        return float(loss)
+
+    return step, kind
+
+
+def pytensor_step(pytensor, weights: list):
+    pt = pytensor.tensor
+    params = [pytensor.shared(w.copy()) for w in weights]
+    x, y = pt.matrix("x", dtype="float32"), pt.vector("y", dtype="int64")
+    layers = len(params) // 2
+    h = x
+    for i in range(layers):
+        h = h @ params[2 * i] + params[2 * i + 1]
+        if i < layers - 1:
+            h = pt.maximum(h, 0)
+    log_p = h - pt.logsumexp(h, axis=1, keepdims=True)
+    loss = -pt.mean(log_p[pt.arange(y.shape[0]), y])
+    grads = pytensor.grad(loss, params)
+    t = pytensor.shared(np.float32(0))
+    t_new = t + 1
+    updates = [(t, t_new)]
+    for p, g in zip(params, grads):
+        m, v = pytensor.shared(np.zeros_like(p.get_value())), pytensor.shared(np.zeros_like(p.get_value()))
+        m_new, v_new = BETAS[0] * m + (1 - BETAS[0]) * g, BETAS[1] * v + (1 - BETAS[1]) * g * g
+        step_size = LR / (1 - BETAS[0] ** t_new)
+        p_new = p - step_size * m_new / (pt.sqrt(v_new) / pt.sqrt(1 - BETAS[1] ** t_new) + EPS)
+        updates += [(m, m_new), (v, v_new), (p, p_new.astype("float32"))]
+    function = pytensor.function([x, y], loss, updates=updates)
+    return lambda x_value, y_value: float(function(x_value, y_value))
+
+
+# ---- one model ---------------------------------------------------------------------------------------
+
+
+def bench_model(label: str, widths, batch: int, rounds: int, frameworks: dict):
+    step, names = symprop_step(widths)
+    weights = [step.params[name].copy() for name in names]
+    x_all, y_all = data(widths, batch, batch * EPOCH_BATCHES)
+    x, y = x_all[:batch].copy(), y_all[:batch].copy()
+
+    steps = {"numpy": NumpyMLP(weights)}
+    inputs = {"numpy": (x, y)}
+    notes = []
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        steps["torch"] = torch_step(torch, weights)
+        inputs["torch"] = (torch.from_numpy(x), torch.from_numpy(y))
+    if "jax" in frameworks:
+        jax = frameworks["jax"]
+        steps["jax.jit"], kind = jax_step(jax, weights)
+        inputs["jax.jit"] = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+        notes.append(f"jax.jit: {kind}")
+    if "pytensor" in frameworks:
+        steps["pytensor"] = pytensor_step(frameworks["pytensor"], weights)
+        inputs["pytensor"] = (x, y)
+
+    # The same two steps from the same weights: the losses must agree.
+    losses = {"symprop": [step(x=x, y=y), step(x=x, y=y)]}
+    for name, fn in steps.items():
+        losses[name] = [fn(*inputs[name]), fn(*inputs[name])]
+    print(f"\n{label}: loss at step 1 and step 2 (same weights, same batch)")
+    reference = losses["symprop"]
+    for name, (first, second) in losses.items():
+        agree = np.allclose([first, second], reference, rtol=1e-4)
+        print(f"  {name:10} {first:.7f}  {second:.7f}  {'agrees' if agree else 'DIFFERS from symprop'}")
+
+    calls = {"symprop": lambda: step(x=x, y=y)}
+    epoch_inputs = {"x": x_all, "y": y_all}
+    calls["symprop epoch"] = lambda: step.run_epoch(epoch_inputs, batch, shuffle=False)
+    for name, fn in steps.items():
+        calls[name] = (lambda fn, args: lambda: fn(*args))(fn, inputs[name])
+    times = compare(calls, rounds)
+    times["symprop epoch"] /= EPOCH_BATCHES
+    cost = step.cost(x=x, y=y)
+    return times, notes, cost
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (median over them)")
+    parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
+    parser.add_argument("--no-frameworks", action="store_true", help="compare with NumPy only")
+    parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
+    parser.add_argument("--cost", default="small", help="models whose per-kernel cost table is printed")
+    options = parser.parse_args()
+
+    frameworks = {}
+    if not options.no_frameworks:
+        for name in ("torch", "jax", "pytensor"):
+            module = optional_module(name)
+            if module is not None:
+                frameworks[name] = module
+    print(machine_summary())
+    print(f"threads: 1 (OPENBLAS/OMP/MKL_NUM_THREADS=1, torch.set_num_threads(1), XLA_FLAGS={os.environ['XLA_FLAGS']!r})")
+    print(f"unset for this process: {describe_unset(_UNSET)}")
+    print(f"compared with: numpy{''.join(', ' + name for name in frameworks)}")
+
+    rows, costs, all_notes = [], {}, []
+    for name in options.models.split(","):
+        widths, batch = MODELS[name]
+        label = f"{'-'.join(map(str, widths))} batch {batch}"
+        times, notes, cost = bench_model(label, widths, batch, options.rounds, frameworks)
+        rows.append((label, times))
+        costs[label] = (name, cost)
+        all_notes += [n for n in notes if n not in all_notes]
+
+    print_table("one training step (forward, backward, Adam), median us; 'symprop epoch' = per step inside run_epoch",
+                rows, COLUMNS, reference="numpy", markdown=options.markdown)
+    for note in all_notes:
+        print(f"  {note}")
+    for label, times in rows:
+        others = {k: v for k, v in times.items() if not k.startswith("symprop")}
+        best_name = min(others, key=others.get)
+        if label.startswith("64-"):
+            faster = all(times["symprop"] < v for v in others.values())
+            speedup = times["numpy"] / times["symprop"]
+            print(f"  {label}: step call {'faster' if faster else 'NOT faster'} than every other "
+                  f"(best other: {best_name} {times[best_name] * 1e6:.1f} us); {speedup:.2f}x faster than NumPy "
+                  f"(targets: faster than all, >= 3x NumPy: {'met' if faster and speedup >= 3 else 'NOT met'})")
+        else:
+            ratio = times["symprop"] / others[best_name]
+            print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
+                  f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x "
+                  f"(target <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
+    for label, (name, cost) in costs.items():
+        if name in options.cost.split(","):
+            print(f"\nsymprop step.cost(), {label}\n{cost}")
+    print(f"\nload average at the end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
