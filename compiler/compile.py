@@ -45,7 +45,7 @@ def program_key(outputs, *extra: str) -> str:
 
 def build(outputs, prefix: str):
     from .codegen.program import build_program
-    return build_program(simplify(list(outputs)), prefix)
+    return build_program(simplify(list(outputs)), prefix, declared=leaves(outputs))
 
 
 def compile(outputs) -> Executable:

@@ -68,9 +68,13 @@ class Executable:
         self._persistent_outputs = persistent_outputs
         self._addresses = addresses or {}
         self._output_arrays = []
-        self.arguments = [(i, b) for i, b in enumerate(self._buffers)
-                          if b["role"] in ("input", "param") and (bound is None or b["name"] not in bound)]
-        self._argument_names = {b["name"] for _, b in self.arguments}
+        declared = plan.get("arguments")  # every Input/Param the user declared, used by the code or not
+        if declared is None:
+            declared = [dict(b, buffer=i) for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")]
+        self.arguments = [(spec["buffer"], spec) for spec in declared if bound is None or spec["name"] not in bound]
+        shaped = {d for _, b in self.arguments for d in b["shape"] if isinstance(d, str)}
+        self._free_dims = [d for d in plan["dims"] if d not in shaped]  # passed by name as ints: fn(batch=4)
+        self._argument_names = {b["name"] for _, b in self.arguments} | set(self._free_dims)
         self._checks = [(index, b["name"], np.dtype(b["dtype"]), tuple(b["shape"]),
                          any(isinstance(d, str) for d in b["shape"]), b) for index, b in self.arguments]
         self._outputs = [(i, self._buffers[i]) for i in plan["outputs"]]
@@ -90,9 +94,11 @@ class Executable:
     def _bind(self, values: dict) -> dict:
         """Check every argument (fast path; the slow path words the error) and bind dimensions."""
         checks = self._checks
-        if len(values) != len(checks):
+        if len(values) != len(checks) + len(self._free_dims):
             self._argument_error(values)
         dims = {}
+        for name in self._free_dims:
+            dims[name] = free_dimension(name, values.get(name, values), values)
         for _, name, dtype, shape, symbolic, spec in checks:
             array = values.get(name, values)
             if array is values:
@@ -118,6 +124,8 @@ class Executable:
 
     def _argument_error(self, values: dict):
         missing = [b["name"] for _, b in self.arguments if b["name"] not in values]
+        for name in self._free_dims:
+            free_dimension(name, values.get(name, values), values)
         if missing:
             expected = ", ".join(f"{b['name']}{describe_shape(b['shape'])} {b['dtype']}" for _, b in self.arguments)
             raise TypeError(f"missing argument{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
@@ -156,7 +164,8 @@ class Executable:
             self._rebind(dims)
         table = self._table
         for index, name, *_ in self._checks:
-            table[index] = data_address(values[name])
+            if index is not None:  # declared, but simplification removed every read of it
+                table[index] = data_address(values[name])
         if self._persistent_outputs:
             results = self._output_arrays
         else:
@@ -231,6 +240,15 @@ def concrete(shape, dims) -> tuple:
 
 def nbytes(buffer: dict, dims: dict) -> int:
     return math.prod(concrete(buffer["shape"], dims)) * np.dtype(buffer["dtype"]).itemsize
+
+
+def free_dimension(name: str, value, values: dict) -> int:
+    """The value of a symbolic dimension passed by name (``fn(batch=4)``)."""
+    if value is values:
+        raise TypeError(f"missing dimension {name!r}: no argument has it, pass {name}=<int>")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"dimension {name!r} must be an int >= 1, got {value!r}")
+    return int(value)
 
 
 def check_array(spec: dict, value, dims: dict) -> None:

@@ -73,14 +73,17 @@ def describe_kernel(kernel, names: dict) -> dict:
             "nodes": len(kernel.nodes) or 1}
 
 
-def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, forward_outputs: int | None = None):
+def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, forward_outputs: int | None = None,
+                  declared=()):
     """IR text, plan and constants of a program computing `outputs` and then writing
     each (target leaf, value) of `updates` into the target's buffer in place.
 
     With `epoch` ({"data": input names, "step": name, "lr": name}), the program also
     gets an epoch function that runs every mini-batch of a data set natively (see
     ``emit_epoch``). Kernels computing what the first `forward_outputs` outputs need
-    (default: all) are the forward phase in cost reports; update loops the update phase."""
+    (default: all) are the forward phase in cost reports; update loops the update phase.
+    `declared`: Input/Param leaves of the program as the user declared it; the executable
+    checks and accepts them even when simplification removed their use."""
     lowered = lower_einsums(list(outputs) + [v for _, v in updates])
     outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
     sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
@@ -111,6 +114,7 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
         "buffers": [{"name": b.name, "role": b.role, "shape": list(b.shape), "dtype": b.dtype,
                      "slot": slots.get(b)} for b in sched.buffers],
         "outputs": [b.index for b in sched.output_buffers],
+        "arguments": _arguments(sched, declared),
         "updates": [sched.buffer_of[t].index for t, _ in updates],
         "slots": len(set(slots.values())),
         "kernels": [dict(describe_kernel(k, names), phase=kernel_phase(k, forward)) for k in sched.kernels],
@@ -119,6 +123,16 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
         "kernel_runners": runners,
     }
     return str(module), plan, consts
+
+
+def _arguments(sched, declared) -> list:
+    """Argument specs: every buffer-backed Input/Param, plus declared leaves the code never reads."""
+    specs = [{"name": b.name, "role": b.role, "shape": list(b.shape), "dtype": b.dtype, "buffer": b.index}
+             for b in sched.buffers if b.role in ("input", "param")]
+    known = {s["name"] for s in specs}
+    specs += [{"name": leaf.name, "role": leaf.op, "shape": list(leaf.shape), "dtype": leaf.dtype, "buffer": None}
+              for leaf in declared if leaf.name not in known]
+    return specs
 
 
 def _call_kernels(function: ir.Function, kernels) -> None:
