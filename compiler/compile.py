@@ -12,6 +12,7 @@ import os
 
 from runtime.executable import Executable
 from runtime.programs import load_program
+from runtime.progress import NoProgress, Progress
 
 from .graph import Node
 from .passes import simplify
@@ -43,9 +44,16 @@ def program_key(outputs, *extra: str) -> str:
     return digest.hexdigest()
 
 
-def build(outputs, prefix: str):
+COMPILE_STAGES = 3  # simplify, generate IR, LLVM
+
+
+def build(outputs, prefix: str, progress=None):
     from .codegen.program import build_program
-    return build_program(simplify(list(outputs)), prefix, declared=leaves(outputs))
+    progress = progress or NoProgress()
+    progress.stage("simplify")
+    simplified = simplify(list(outputs))
+    progress.stage("fuse and generate LLVM IR")
+    return build_program(simplified, prefix, declared=leaves(outputs))
 
 
 def compile(outputs) -> Executable:
@@ -53,6 +61,8 @@ def compile(outputs) -> Executable:
     single = isinstance(outputs, Node)
     outputs = as_node_list(outputs)
     leaves(outputs)  # one name, one leaf
-    program = load_program(program_key(outputs), lambda prefix: build(outputs, prefix))
+    with Progress("compiling", COMPILE_STAGES) as progress:
+        program = load_program(program_key(outputs), lambda prefix: build(outputs, prefix, progress),
+                               progress=progress)
     return Executable(program.plan, program.address, program.consts, program.ir_text, single=single,
                       addresses=program.addresses)

@@ -12,10 +12,11 @@ import numpy as np
 
 from runtime.executable import Executable
 from runtime.programs import load_program
+from runtime.progress import Progress
 from runtime.training import TrainStep
 
 from .codegen.program import build_program
-from .compile import program_key
+from .compile import COMPILE_STAGES, program_key
 from .evaluate import evaluate_all
 from .graph import Node
 from .initializers import initial_values
@@ -58,11 +59,14 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     key = program_key([loss, *targets, *values], "step", repr(epoch))
 
     def build(prefix):
+        progress.stage("simplify")
         simplified = simplify([loss, *values])
+        progress.stage("fuse and generate LLVM IR")
         return build_program(simplified[:1], prefix, updates=list(zip(targets, simplified[1:])), epoch=epoch,
                              forward_outputs=1)
 
-    program = load_program(key, build)
+    with Progress("compiling the training step", COMPILE_STAGES) as progress:
+        program = load_program(key, build, progress=progress)
     names = {"data": data, "step": graph.step.name, "lr": graph.lr.name}
     return TrainStep(program, live, state, names, schedule if schedule is not None else optimizer.lr,
                      compile_function=_bound_function, diagnose=_diagnoser(graph.outputs),

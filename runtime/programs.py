@@ -48,8 +48,10 @@ def _unpack_consts(blob: bytes) -> dict:
         return {int(k): data[k] for k in data.files}
 
 
-def load_program(key: str, build, cache: ObjectCache | None = None) -> LoadedProgram:
-    """The program for `key`; `build(prefix) -> (ir_text, plan, consts)` runs only on a miss."""
+def load_program(key: str, build, cache: ObjectCache | None = None, progress=None) -> LoadedProgram:
+    """The program for `key`; `build(prefix) -> (ir_text, plan, consts)` runs only on a miss.
+
+    progress: a runtime.progress.Progress told about the LLVM stages (build reports its own)."""
     with _lock:
         program = _loaded.get(key)
         if program is not None:
@@ -64,6 +66,8 @@ def load_program(key: str, build, cache: ObjectCache | None = None) -> LoadedPro
                                     entries["ir"].decode(), True)
         else:
             ir_text, plan, consts = build(symbol_prefix(key))
+            if progress is not None:
+                progress.stage(f"LLVM: optimise and emit machine code for {len(plan['kernels'])} kernels")
             addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"])
             cache.store(key, {"object": obj, "plan": json.dumps(plan).encode(), "consts": _pack_consts(consts),
                               "ir": ir_text.encode()})
