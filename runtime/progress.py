@@ -1,7 +1,7 @@
 """A line of progress for long work, shown only when the work turns out to be long."""
 from __future__ import annotations
 
-SHOW_AFTER_SECONDS = 1.0
+SHOW_AFTER_SECONDS = 0.25
 
 
 class Progress:
@@ -12,7 +12,7 @@ class Progress:
         if enabled:
             from tqdm import tqdm
             self._bar = tqdm(total=stages, desc=description, unit="stage", delay=SHOW_AFTER_SECONDS, leave=False,
-                             bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]")
+                             bar_format="{desc} [{elapsed}] {postfix}")
 
     def stage(self, name: str) -> None:
         """Starting stage `name` (the previous one is done)."""
