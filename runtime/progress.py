@@ -12,12 +12,13 @@ class Progress:
         if enabled:
             from tqdm import tqdm
             self._bar = tqdm(total=stages, desc=description, unit="stage", delay=SHOW_AFTER_SECONDS, leave=False,
-                             bar_format="{desc} [{elapsed}] {postfix}")
+                             bar_format="{desc} [{elapsed}]")
+        self._description = description
 
     def stage(self, name: str) -> None:
         """Starting stage `name` (the previous one is done)."""
         if self._bar is not None:
-            self._bar.set_postfix_str(name, refresh=False)
+            self._bar.set_description_str(f"{self._description}: {name}", refresh=False)
             self._bar.update(1)
 
     def close(self) -> None:
