@@ -34,7 +34,9 @@ def compiler_fingerprint() -> str:
 
 
 def program_key(outputs, *extra: str) -> str:
+    from .codegen.gemm import blas_for_large_products
     digest = hashlib.sha256(compiler_fingerprint().encode())
+    digest.update(f"blas={blas_for_large_products()}".encode())
     digest.update(show(outputs).encode())
     for node in topological_order(outputs):
         if node.op == "const":

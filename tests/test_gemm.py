@@ -28,6 +28,19 @@ SMALL_BLOCKS = gemm.TileShape(lanes=8, rows=6, vectors=2, depth=16, columns=32)
 ODD_BLOCKS = gemm.TileShape(lanes=4, rows=5, vectors=3, depth=7, columns=12)
 
 
+@pytest.fixture(autouse=True)
+def blas_enabled(monkeypatch):
+    """These tests cover the BLAS dispatch too, which is opt-in (SYMPROP_BLAS=1)."""
+    monkeypatch.setenv("SYMPROP_BLAS", "1")
+
+
+def test_loops_only_by_default(monkeypatch):
+    monkeypatch.delenv("SYMPROP_BLAS")
+    module = ir.Module()
+    gemm.gemm_function(module, "float32")
+    assert gemm.gemm_externals(module) == [] and "cblas" not in str(module)
+
+
 def _compile(dtype, define):
     """JIT an exported wrapper around the function `define(module)` returns."""
     module = ir.Module(name="test_gemm")

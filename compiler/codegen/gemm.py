@@ -11,14 +11,20 @@ K x M (row stride lda); likewise op(B) (K x N, or stored N x K). Any sizes >= 0
 and leading dimensions >= 0 (0: every row the same). With `accumulate` == 0,
 C is never read. Batched products are a loop around this function in the caller.
 
-From `BLAS_MIN_WORK` = M*N*K on, it calls `cblas_?gemm` of NumPy's OpenBLAS
-(`runtime.blas`), as XLA's CPU backend does, when leading dimensions suit
-BLAS; otherwise, and always when no BLAS loads, the loops of gemm_loops.py.
+By default every product runs in the loops of gemm_loops.py: single-threaded
+they match or beat OpenBLAS at every size measured, and they never wait for
+another thread. With SYMPROP_BLAS=1, from `BLAS_MIN_WORK` = M*N*K on, it calls
+`cblas_?gemm` of NumPy's OpenBLAS (`runtime.blas`), as XLA's CPU backend does,
+when leading dimensions suit BLAS: faster on idle cores through OpenBLAS's
+threads, but those threads stall for whole scheduler slices (~16 ms per call
+measured) when the cores are busy.
 Callers pass `gemm_externals(module)` to the engine so that the BLAS symbol is
 checked before the code is loaded.
 """
 
 from __future__ import annotations
+
+import os
 
 from llvmlite import ir
 
@@ -48,6 +54,11 @@ BLAS_MIN_WORK = 192**3
 I32, I64 = ir.IntType(32), ir.IntType(64)
 
 
+def blas_for_large_products() -> bool:
+    """Whether large products call NumPy's OpenBLAS (SYMPROP_BLAS=1; part of every cache key)."""
+    return os.environ.get("SYMPROP_BLAS", "0") not in ("", "0")
+
+
 def gemm_function(module: ir.Module, dtype: str) -> ir.Function:
     """The module's `symprop.gemm.<f32|f64>` (defined on first request)."""
     short = short_dtype(dtype)
@@ -56,7 +67,7 @@ def gemm_function(module: ir.Module, dtype: str) -> ir.Function:
         return module.globals[name]
     element, _ = ELEMENT_TYPES[short]
     tiled = tiled_gemm_function(module, short)
-    info = blas.load()
+    info = blas.load() if blas_for_large_products() else None
     function = new_internal_function(module, name, gemm_signature(element), GEMM_ARGUMENTS)
     b = ir.IRBuilder(function.append_basic_block("entry"))
     args = function.args
