@@ -2,9 +2,9 @@
 
     python benchmarks/bench_gemm.py [--threads N] [--sizes 64,256,1024]
 
-`ours` is `symprop.gemm` as a compiled program calls it (loops below
-`BLAS_MIN_WORK`, NumPy's OpenBLAS above); `loops` forces the loop path at
-every size. Our function is called through ctypes with one argument, the
+`ours` is `symprop.gemm` as a compiled program calls it (its loops; with
+SYMPROP_BLAS=1 NumPy's OpenBLAS from `BLAS_MIN_WORK` on); `loops` forces the
+loop path at every size. Our function is called through ctypes with one argument, the
 address of a precomputed argument block, as compiled programs are.
 """
 
@@ -59,7 +59,9 @@ def main():
         blas.set_num_threads(options.threads)
     print(f"BLAS: {info.path if info else 'none (loops at every size)'}; threads: {options.threads}")
     print(f"unset for this process: {describe_unset(_UNSET)}")
-    print(f"loop blocking: {gemm.host_tile_shape('float32')}; BLAS from M*N*K >= {gemm.BLAS_MIN_WORK}")
+    uses_blas = info is not None and getattr(gemm, "blas_for_large_products", lambda: True)()
+    blas_from = f"BLAS from M*N*K >= {gemm.BLAS_MIN_WORK}" if uses_blas else "loops at every size (SYMPROP_BLAS=1: BLAS)"
+    print(f"loop blocking: {gemm.host_tile_shape('float32')}; {blas_from}")
     print()
     header = (f"{'dtype':8} {'n':>5} {'path':5} {'ours ms':>9} {'GFLOP/s':>8} {'loops GF/s':>10} "
               f"{'numpy ms':>9} {'GFLOP/s':>8} {'numpy/ours':>10}")
@@ -80,7 +82,7 @@ def main():
         loops = median_seconds(lambda: kernels[dtype, True](address))
         reference = median_seconds(lambda: np.matmul(a, b, out=c))
         flop = 2.0 * n**3 / 1e9
-        path = "BLAS" if info is not None and n**3 >= gemm.BLAS_MIN_WORK else "loops"
+        path = "BLAS" if uses_blas and n**3 >= gemm.BLAS_MIN_WORK else "loops"
         print(f"{dtype:8} {n:5d} {path:5} {ours * 1e3:9.4f} {flop / ours:8.1f} {flop / loops:10.1f} "
               f"{reference * 1e3:9.4f} {flop / reference:8.1f} {reference / ours:10.2f}")
 

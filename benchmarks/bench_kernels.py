@@ -10,7 +10,8 @@ median per call is reported, so load from other processes hits all alike.
   chain    8 residual steps h = h + 0.1*tanh(h*w + b) on 4096x256 float32,
            forward, and forward + backward of mean(sigmoid(h)**2) w.r.t. x, w, b
            (target: at least 3x faster than NumPy written by hand)
-  matmul   A @ B at n = 64, 256, 1024 float32 through a compiled function
+  matmul   A @ B at n = 64, 256, 1024 float32 through a compiled function, also
+           compiled with SYMPROP_BLAS=1 (NumPy's OpenBLAS for large products)
            (target: at least 0.8x NumPy's speed at 1024, faster at 64)
   call     the cost of calling y = x + 1 on a (1,) array (target: under 5 us)
   compile  compile_step(Adam) of a 784-1024-1024-10 MLP in a fresh process,
@@ -32,7 +33,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import compiler as sp  # noqa: E402
-from common import compare, load_average, machine_summary, optional_module, print_table  # noqa: E402
+from common import (compare, environment, gemm_setting, load_average, machine_summary, optional_module,  # noqa: E402
+                    print_table)
 
 STEPS, ROWS, COLUMNS = 8, 4096, 256
 SIZES = (64, 256, 1024)
@@ -203,8 +205,19 @@ def bench_matmul(rounds: int) -> list:
         fn = sp.compile(a_node @ b_node)
         a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
         np.testing.assert_allclose(fn(A=a, B=b), a @ b, rtol=1e-3, atol=1e-3 * np.sqrt(n))
-        times = compare({"symprop": lambda: fn(A=a, B=b), "numpy": lambda: np.matmul(a, b)},
-                        rounds if n < 1024 else max(5, rounds // 2))
+        with environment(SYMPROP_BLAS="1"):
+            fn_blas = sp.compile(a_node @ b_node)
+        calls = {"symprop": lambda: fn(A=a, B=b), "symprop BLAS": lambda: fn_blas(A=a, B=b),
+                 "numpy": lambda: np.matmul(a, b)}
+        # The native call alone, on the pointers of one call through a second executable of the
+        # same program (each executable has its own pointer table; `fn` re-points its own).
+        alone = sp.compile(a_node @ b_node)
+        entry = getattr(alone, "_entry", None)
+        if entry is not None:
+            kept_output = alone(A=a, B=b)  # the native code writes into it: keep it alive
+            calls["symprop native call"] = (lambda entry, table, dims, _: lambda: entry(table, dims))(
+                entry, alone.table_address, alone.dims_address, kept_output)
+        times = compare(calls, rounds if n < 1024 else max(5, rounds // 2))
         rows.append((f"matmul {n}", times, 2.0 * n**3))
     return rows
 
@@ -293,6 +306,7 @@ def main():
     print(machine_summary())
     print(f"threads: 1 (OPENBLAS/OMP/MKL_NUM_THREADS=1, torch.set_num_threads(1), XLA_FLAGS={os.environ['XLA_FLAGS']!r})")
     print(f"unset for this process: {describe_unset(_UNSET)}")
+    print(f"GEMM in compiled programs: {gemm_setting()}")
     print(f"compared with: numpy{''.join(', ' + name for name in frameworks)}")
 
     if "chain" in sections:
@@ -314,15 +328,21 @@ def main():
     if "matmul" in sections:
         rows = bench_matmul(options.rounds)
         print_table("matmul float32, n x n @ n x n (a compiled function; numpy.matmul)",
-                    [(label, times) for label, times, _ in rows], ["symprop", "numpy"], reference="numpy",
+                    [(label, times) for label, times, _ in rows],
+                    ["symprop", "symprop native call", "symprop BLAS", "numpy"],
+                    reference="numpy",
                     fastest=False, markdown=options.markdown)
         for label, times, flop in rows:
             ours, theirs = flop / times["symprop"] / 1e9, flop / times["numpy"] / 1e9
+            native = times.get("symprop native call")
+            kernel = f" ({flop / native / 1e9:.1f} in the native call alone)" if native else ""
+            kernel += f", with SYMPROP_BLAS=1 {flop / times['symprop BLAS'] / 1e9:.1f}"
             speed = times["numpy"] / times["symprop"]
             n = int(label.split()[1])
             target = {64: ("faster than NumPy", speed > 1), 1024: (">= 0.8x NumPy", speed >= 0.8)}.get(n)
             goal = f" (target {target[0]}: {verdict(target[1])})" if target else ""
-            print(f"  {label}: symprop {ours:.1f} GFLOP/s, numpy {theirs:.1f} GFLOP/s, speed {speed:.2f}x NumPy{goal}")
+            print(f"  {label}: symprop {ours:.1f} GFLOP/s{kernel}, numpy {theirs:.1f} GFLOP/s, "
+                  f"speed {speed:.2f}x NumPy{goal}")
 
     if "call" in sections:
         times = bench_call(max(options.rounds, 15))

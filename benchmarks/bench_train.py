@@ -25,12 +25,13 @@ import os  # noqa: E402
 import numpy as np  # noqa: E402
 
 import compiler as sp  # noqa: E402
-from common import compare, load_average, machine_summary, optional_module, print_table  # noqa: E402
+from common import (compare, environment, gemm_setting, load_average, machine_summary, optional_module,  # noqa: E402
+                    print_table)
 
 MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256)}
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 EPOCH_BATCHES = 16  # batches per run_epoch call when timing the native epoch loop
-COLUMNS = ["symprop", "symprop epoch", "numpy", "torch", "jax.jit", "pytensor"]
+COLUMNS = ["symprop", "symprop epoch", "symprop BLAS", "numpy", "torch", "jax.jit", "pytensor"]
 
 
 def data(widths, batch, rows, seed=0):
@@ -211,14 +212,28 @@ def pytensor_step(pytensor, weights: list):
 # ---- one model ---------------------------------------------------------------------------------------
 
 
+def large_products(widths, batch) -> bool:
+    """Whether some product of this model is large enough for SYMPROP_BLAS=1 to change its code."""
+    from compiler.codegen.gemm import BLAS_MIN_WORK
+    return any(batch * n_in * n_out >= BLAS_MIN_WORK for n_in, n_out in zip(widths, widths[1:]))
+
+
 def bench_model(label: str, widths, batch: int, rounds: int, frameworks: dict):
     step, names = symprop_step(widths)
     weights = [step.params[name].copy() for name in names]
     x_all, y_all = data(widths, batch, batch * EPOCH_BATCHES)
     x, y = x_all[:batch].copy(), y_all[:batch].copy()
 
-    steps = {"numpy": NumpyMLP(weights)}
-    inputs = {"numpy": (x, y)}
+    steps, inputs = {}, {}
+    if large_products(widths, batch):
+        with environment(SYMPROP_BLAS="1"):
+            blas_step, _ = symprop_step(widths)
+        for name, w in zip(names, weights):
+            np.copyto(blas_step.params[name], w)
+        steps["symprop BLAS"] = lambda x, y: blas_step(x=x, y=y)
+        inputs["symprop BLAS"] = (x, y)
+    steps["numpy"] = NumpyMLP(weights)
+    inputs["numpy"] = (x, y)
     notes = []
     if "torch" in frameworks:
         torch = frameworks["torch"]
@@ -272,6 +287,7 @@ def main():
     print(machine_summary())
     print(f"threads: 1 (OPENBLAS/OMP/MKL_NUM_THREADS=1, torch.set_num_threads(1), XLA_FLAGS={os.environ['XLA_FLAGS']!r})")
     print(f"unset for this process: {describe_unset(_UNSET)}")
+    print(f"GEMM in compiled programs: {gemm_setting()}; 'symprop BLAS' column: compiled with SYMPROP_BLAS=1")
     print(f"compared with: numpy{''.join(', ' + name for name in frameworks)}")
 
     rows, costs, all_notes = [], {}, []
@@ -289,6 +305,9 @@ def main():
         print(f"  {note}")
     for label, times in rows:
         others = {k: v for k, v in times.items() if not k.startswith("symprop")}
+        if "symprop BLAS" in times:
+            print(f"  {label}: with SYMPROP_BLAS=1 the step takes {times['symprop BLAS'] / times['symprop']:.2f}x "
+                  "the time of the default")
         best_name = min(others, key=others.get)
         if label.startswith("64-"):
             faster = all(times["symprop"] < v for v in others.values())
@@ -301,9 +320,16 @@ def main():
             print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
                   f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x "
                   f"(target <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
-    for label, (name, cost) in costs.items():
+    for (label, times), (name, cost) in zip(rows, costs.values()):
         if name in options.cost.split(","):
             print(f"\nsymprop step.cost(), {label}\n{cost}")
+        kernels = cost.totals()["total"]["seconds"]
+        matmul = sum(r.seconds for r in cost.rows if r.kind == "bmm")
+        matmul_flops = sum(r.flops for r in cost.rows if r.kind == "bmm")
+        print(f"  {label}: step call {times['symprop'] * 1e6:,.1f} us = kernels alone {kernels * 1e6:,.1f} us "
+              f"(matmuls {matmul * 1e6:,.1f} us at {matmul_flops / matmul / 1e9:.0f} GFLOP/s) "
+              f"{'+' if times['symprop'] >= kernels else '-'} {abs(times['symprop'] - kernels) * 1e6:,.1f} us "
+              "(Python, argument checks, cache effects; measured at different moments, so noisy under load)")
     print(f"\nload average at the end: {load_average()}")
 
 

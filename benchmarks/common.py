@@ -6,6 +6,7 @@ when they load.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import os
@@ -31,6 +32,28 @@ def single_threaded_environment(threads: int = 1) -> list[str]:
     if threads == 1 and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + XLA_SINGLE_THREAD).strip()
     return unset
+
+
+@contextlib.contextmanager
+def environment(**variables):
+    """Set environment variables for the duration of a block (e.g. a compile under SYMPROP_BLAS=1)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def gemm_setting() -> str:
+    """Which GEMM compiled programs use, as the environment decides it."""
+    if os.environ.get("SYMPROP_BLAS", "0") not in ("", "0"):
+        return "SYMPROP_BLAS=1: large products call NumPy's OpenBLAS"
+    return "symprop's own loops for every product (SYMPROP_BLAS unset)"
 
 
 def describe_unset(unset: list[str]) -> str:
