@@ -7,9 +7,13 @@ Fusion rules:
 - layout ops never run by themselves: they become index arithmetic in the
   kernels that read them (``access``), except a reshape of something that is
   not a contiguous buffer, which materialises its source first;
+- a map used several times, all by maps of one loop at the same index (no
+  broadcast between them), is computed once inside that loop: its sympy
+  expression is shared and cse'd (``shared_map_homes``), so a residual chain
+  ``h = h + f(h)`` is one loop too;
 - a node gets a buffer of its own when it is a leaf, a program output, a
-  reduction, a matrix product, a concatenation, or a map used more than once
-  (unless it is so cheap that each user recomputes it: ``recomputable``).
+  reduction, a matrix product, a concatenation, or any other map used more than
+  once (unless it is so cheap that each user recomputes it: ``recomputable``).
 """
 from __future__ import annotations
 
@@ -43,6 +47,8 @@ class Kernel:
     in_place: bool = False  # an update loop: runs after every other kernel
     snapshot: bool = False  # a copy of an update target taken before the updates
     nodes: list = field(default_factory=list)  # graph nodes computed here
+    root: Node | None = None  # the node whose loop this is (shared maps join it)
+    shared: dict = field(default_factory=dict)  # (shared map, mapping) -> its expression, built once
 
     def writes(self) -> set:
         return {self.out} | {buffer for buffer, _ in self.extra_outputs}
@@ -79,6 +85,7 @@ class Scheduler:
         self.write_targets: set = set()
         self.snapshots: dict = {}
         self.uses = effective_uses(self.order)
+        self.home = shared_map_homes(self.order, self.outputs)
         self.buffers: list[Buffer] = []
         self.kernels: list[Kernel] = []
         self.buffer_of: dict = {}
@@ -159,7 +166,7 @@ class Scheduler:
             self._elementwise(node, out)
 
     def _elementwise(self, node: Node, out: Buffer, copy: bool = False):
-        kernel = Kernel("elementwise", out, node.shape, compute_dtype(node.dtype))
+        kernel = Kernel("elementwise", out, node.shape, compute_dtype(node.dtype), root=None if copy else node)
         if node.op == "concat":
             kernel.body = self._concat(node, identity_mapping(node.ndim), kernel)
         else:
@@ -169,7 +176,7 @@ class Scheduler:
     def _reduce(self, node: Node, out: Buffer):
         source, axes = node.args[0], node.attr("axes")
         kernel = Kernel(node.op, out, source.shape, compute_dtype(node.dtype),
-                        kept_axes=tuple(a for a in range(source.ndim) if a not in axes), nodes=[node])
+                        kept_axes=tuple(a for a in range(source.ndim) if a not in axes), nodes=[node], root=node)
         kernel.body = self.expr(source, identity_mapping(source.ndim), kernel)
         self.kernels.append(kernel)
 
@@ -205,6 +212,8 @@ class Scheduler:
             return False
         if not (node.dtype == kernel.dtype or node.dtype == "bool"):
             return False
+        if kernel.root is not None and self.home.get(node) is kernel.root and mapping == identity_mapping(node.ndim):
+            return True
         return self.uses[node] <= 1 or recomputable(node)
 
     def expr(self, node: Node, mapping: tuple, kernel: Kernel, root: bool = False) -> sympy.Expr:
@@ -219,11 +228,16 @@ class Scheduler:
             kernel.leaves[symbol] = ("dim", node.name)
             return symbol
         if self._inlines(node, mapping, kernel, root):
+            if (node, mapping) in kernel.shared and not root:
+                return kernel.shared[(node, mapping)]
             kernel.nodes.append(node)
             body = node.attr("body")
             values = {sympy.Symbol(f"x{i}", real=True): self.expr(arg, through_broadcast(mapping, arg.shape, node.shape), kernel)
                       for i, arg in enumerate(node.args)}
-            return body.xreplace(values)
+            result = body.xreplace(values)
+            if node in self.home and not root:
+                kernel.shared[(node, mapping)] = result
+            return result
         if node.op in LAYOUT_OPS and (root or node not in self.buffer_of):
             inner = through_layout(node, mapping)
             if inner is None:
@@ -259,6 +273,50 @@ class Scheduler:
         symbol = sympy.Symbol(f"a{len(kernel.leaves)}", real=True)
         kernel.leaves[symbol] = access
         return symbol
+
+
+SHARED_TREE_LIMIT = 4096
+
+
+def shared_map_homes(order, outputs) -> dict:
+    """Map used several times -> the root node of the one loop that computes all its uses.
+
+    Such a map is read by maps (or a reduction) of one loop at the same index, so
+    that loop computes it once. Written as a tree, a body grows with every shared
+    use (``h + f(h)`` doubles it); past SHARED_TREE_LIMIT leaves a map is stored
+    instead, so compile time stays linear in the graph.
+    """
+    users = {node: [] for node in order}
+    for node in order:
+        for arg in dict.fromkeys(node.args):
+            users[arg].append(node)
+    stored = set(outputs)
+    while True:
+        root = {}
+        for node in reversed(order):
+            root[node] = node
+            if node.op != "map" or node in stored:
+                continue
+            homes = set()
+            for user in users[node]:
+                if user.op == "map" and user.shape == node.shape:
+                    homes.add(root[user])
+                elif user.op in ("sum", "max"):
+                    homes.add(user)
+                else:
+                    homes = None
+                    break
+            if homes and len(homes) == 1:
+                root[node] = homes.pop()
+        tree, too_big = {}, None
+        for node in order:
+            tree[node] = 1 + sum(tree[arg] for arg in node.args if root[arg] is root[node]) \
+                if node.op == "map" else 1
+            if too_big is None and tree[node] > SHARED_TREE_LIMIT and root[node] is not node:
+                too_big = node
+        if too_big is None:
+            return {node: home for node, home in root.items() if home is not node and len(users[node]) > 1}
+        stored.add(too_big)
 
 
 CHEAP_OPS = 2
