@@ -50,6 +50,12 @@ def kernel_phase(kernel, forward: set) -> str:
     return "backward"
 
 
+def _cse(exprs: list) -> tuple:
+    """Common subexpressions named s0, s1, ...: a body that shares a map (``h + f(h)``) prints,
+    and counts its operations, once per distinct subexpression, not once per path."""
+    return sympy.cse(exprs, symbols=sympy.numbered_symbols("s"), optimizations=None, order="none")
+
+
 def describe_kernel(kernel, names: dict) -> dict:
     """Body text with buffer names, FLOP and byte estimates (expressions in dims)."""
     size = sympy.Mul(*[size_expr(d) for d in kernel.space])
@@ -61,13 +67,15 @@ def describe_kernel(kernel, names: dict) -> dict:
     else:
         rename = {s: sympy.Symbol(names[a.buffer] if isinstance(a, Access) else a[1]) for s, a in kernel.leaves.items()}
         bodies = kernel.bodies()
-        ops = sum(sympy.count_ops(b, visual=False) for _, b in bodies)
+        shared, reduced = _cse([b.xreplace(rename) for _, b in bodies])
+        ops = sum(sympy.count_ops(e, visual=False) for e in [e for _, e in shared] + reduced)
         flops = size * (ops if kernel.kind == "elementwise" else ops + 1)
+        prefix = "".join(f"{symbol} = {e}; " for symbol, e in shared)
         if kernel.kind == "elementwise":
-            body = "; ".join(f"{buffer.name} = {b.xreplace(rename)}" for buffer, b in bodies)
+            body = prefix + "; ".join(f"{buffer.name} = {e}" for (buffer, _), e in zip(bodies, reduced))
         else:
             axes = tuple(a for a in range(len(kernel.space)) if a not in kernel.kept_axes)
-            body = f"{kernel.out.name} = {kernel.kind} over axes {axes} of {kernel.body.xreplace(rename)}"
+            body = f"{prefix}{kernel.out.name} = {kernel.kind} over axes {axes} of {reduced[0]}"
     return {"kind": kernel.kind, "out": ", ".join(b.name for b in kernel.writes()) if kernel.kind == "elementwise" else kernel.out.name, "shape": list(kernel.space), "body": body,
             "flops": _count(flops), "bytes": _count(touched),
             "nodes": len(kernel.nodes) or 1}
