@@ -103,6 +103,11 @@ def compare(calls: dict, rounds: int = 15, sample_seconds: float = 0.02) -> dict
     process disturbed. Each sample times enough back-to-back calls to last
     about `sample_seconds`.
     """
+    return {name: statistics.median(values) for name, values in compare_rounds(calls, rounds, sample_seconds).items()}
+
+
+def compare_rounds(calls: dict, rounds: int = 15, sample_seconds: float = 0.02) -> dict:
+    """{name: [seconds per call in each round]}: the samples behind `compare`."""
     counts = {}
     for name, call in calls.items():
         call()  # warm-up (first-call compilation, allocations)
@@ -115,7 +120,7 @@ def compare(calls: dict, rounds: int = 15, sample_seconds: float = 0.02) -> dict
             for _ in range(count):
                 call()
             samples[name].append((time.perf_counter() - start) / count)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 # ---- reporting -------------------------------------------------------------------------------------
@@ -144,7 +149,7 @@ def print_table(title: str, rows: list, columns: list, reference: str | None = N
     width = max([len(label) for label, _ in rows] + [8])
     cells = [[label] + [format_time(values[c]) if values.get(c) is not None else "-" for c in present]
              for label, values in rows]
-    header = ["workload (median us)"[:max(width, 20)]] + present
+    header = ["workload (us)"] + present
     _print_grid(header, cells, markdown)
     if reference in present:
         ratio_cells = [[label] + [_ratio(values.get(c), values.get(reference)) for c in present] for label, values in rows]
