@@ -17,12 +17,13 @@ B or C states the element's alignment (LLVM otherwise assumes the vector's).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+
+from .loops import range_loop
 
 __all__ = [
     "TileShape", "host_tile_shape", "tile_shape_for", "tiled_gemm_function",
@@ -106,25 +107,6 @@ def short_dtype(dtype: str) -> str:
         raise ValueError(f"gemm: unsupported dtype {dtype!r}; expected float32 or float64") from None
 
 
-@contextlib.contextmanager
-def _loop(b: ir.IRBuilder, start, stop, step, name: str):
-    """`for i in range(start, stop, step)` (step > 0); yields i."""
-    preheader = b.block
-    header = b.append_basic_block(f"{name}.head")
-    body = b.append_basic_block(f"{name}.body")
-    done = b.append_basic_block(f"{name}.done")
-    b.branch(header)
-    b.position_at_end(header)
-    index = b.phi(I64, name=name)
-    index.add_incoming(start, preheader)
-    b.cbranch(b.icmp_signed("<", index, stop), body, done)
-    b.position_at_end(body)
-    yield index
-    index.add_incoming(b.add(index, step), b.block)
-    b.branch(header)
-    b.position_at_end(done)
-
-
 def _min(b: ir.IRBuilder, x, y):
     return b.select(b.icmp_signed("<", x, y), x, y)
 
@@ -158,9 +140,9 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
     a_trans, b_trans = (b.icmp_signed("!=", flag, I64(0)) for flag in (a_trans, b_trans))
     a_row_step, a_k_step = b.select(a_trans, I64(1), lda), b.select(a_trans, lda, I64(1))
     b_k_step, b_n_step = b.select(b_trans, I64(1), ldb), b.select(b_trans, ldb, I64(1))
-    with _loop(b, I64(0), N, I64(shape.columns), "jc") as jc:
+    with range_loop(b, I64(0), N, I64(shape.columns), "jc") as jc:
         nc = _min(b, I64(shape.columns), b.sub(N, jc))
-        with _loop(b, I64(0), K, I64(shape.depth), "pc") as pc:
+        with range_loop(b, I64(0), K, I64(shape.depth), "pc") as pc:
             kc = _min(b, I64(shape.depth), b.sub(K, pc))
             add_c = b.zext(b.or_(b.icmp_signed("!=", accumulate, I64(0)),
                                  b.icmp_signed("!=", pc, I64(0))), I64)
@@ -173,7 +155,7 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
                 """Micro-tiles for rows [ic, ic + rows) across all panels of the block."""
                 a_rows = b.gep(a_block, [b.mul(ic, a_row_step)])
                 c_rows = b.gep(c_block, [b.mul(ic, ldc)])
-                with _loop(b, I64(0), nc, I64(shape.panel), f"jr{rows}") as jr:
+                with range_loop(b, I64(0), nc, I64(shape.panel), f"jr{rows}") as jr:
                     cols = _min(b, I64(shape.panel), b.sub(nc, jr))
                     args = [kc, a_rows, a_row_step, a_k_step, b.gep(packed, [b.mul(jr, kc)]),
                             b.gep(c_rows, [jr]), ldc, cols, add_c]
@@ -189,9 +171,9 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
 
 
 def _zero_matrix(b: ir.IRBuilder, C, M, N, ldc, element, size) -> None:
-    with _loop(b, I64(0), M, I64(1), "zi") as i:
+    with range_loop(b, I64(0), M, I64(1), "zi") as i:
         row = b.gep(C, [b.mul(i, ldc)])
-        with _loop(b, I64(0), N, I64(1), "zj") as j:
+        with range_loop(b, I64(0), N, I64(1), "zj") as j:
             b.store(element(0.0), b.gep(row, [j]), align=size)
 
 
@@ -202,7 +184,7 @@ def _cover_rows(b: ir.IRBuilder, M, rows: int, tile_row) -> None:
     each smaller tile runs at most once (its binary digits).
     """
     full = b.mul(b.sdiv(M, I64(rows)), I64(rows))
-    with _loop(b, I64(0), full, I64(rows), "ic") as ic:
+    with range_loop(b, I64(0), full, I64(rows), "ic") as ic:
         tile_row(ic, rows)
     remainder = b.sub(M, full)
     smaller = 1 << ((rows - 1).bit_length() - 1) if rows > 1 else 0
@@ -372,7 +354,7 @@ def _pack_b_function(module, short, shape: TileShape) -> ir.Function:
     for pointer in (B, packed):
         pointer.add_attribute("noalias")
     b = ir.IRBuilder(function.append_basic_block("entry"))
-    with _loop(b, I64(0), nc, I64(panel_width), "q") as q:
+    with range_loop(b, I64(0), nc, I64(panel_width), "q") as q:
         w = _min(b, I64(panel_width), b.sub(nc, q))
         panel = b.gep(packed, [b.mul(q, kc)])
         with b.if_else(b.icmp_signed("==", b_trans, I64(0))) as (rows, columns):
@@ -380,7 +362,7 @@ def _pack_b_function(module, short, shape: TileShape) -> ir.Function:
                 masks = _lane_masks(b, w, lanes, shape.vectors)
                 load, _ = _masked_load_store(module, vector, size)
                 source = b.gep(B, [q])
-                with _loop(b, I64(0), kc, I64(1), "p") as p:
+                with range_loop(b, I64(0), kc, I64(1), "p") as p:
                     src = b.gep(source, [b.mul(p, ldb)])
                     dst = b.gep(panel, [b.mul(p, I64(panel_width))])
                     for v in range(shape.vectors):
@@ -399,10 +381,10 @@ def _pack_transposed(b, module, vector, size, B, ldb, q, w, kc, panel, panel_wid
     lanes = vector.count
     masked_load, _ = _masked_load_store(module, vector, size)
     zero = ir.Constant(vector, None)
-    with _loop(b, I64(0), w, I64(lanes), "cb") as cb:
+    with range_loop(b, I64(0), w, I64(lanes), "cb") as cb:
         sources = [b.gep(B, [b.mul(b.add(q, b.add(cb, I64(i))), ldb)]) for i in range(lanes)]
         valid = [b.icmp_signed("<", b.add(cb, I64(i)), w) for i in range(lanes)]
-        with _loop(b, I64(0), kc, I64(lanes), "pb") as pb:
+        with range_loop(b, I64(0), kc, I64(lanes), "pb") as pb:
             in_depth = _lane_masks(b, b.sub(kc, pb), lanes, 1)[0]
             none = ir.Constant(in_depth.type, None)
             rows = [b.call(masked_load, [b.bitcast(b.gep(source, [pb]), vector.as_pointer()), I32(size),

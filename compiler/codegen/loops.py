@@ -10,8 +10,8 @@ I8, I64 = ir.IntType(8), ir.IntType(64)
 
 
 @contextlib.contextmanager
-def counted_loop(builder: ir.IRBuilder, count: ir.Value, name: str = "i"):
-    """`for (i = 0; i < count; ++i)`; yields i. The builder ends after the loop."""
+def range_loop(builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value, name: str = "i"):
+    """`for (i = start; i < stop; i += step)` (step > 0); yields i. The builder ends after the loop."""
     preheader = builder.block
     header = builder.append_basic_block(f"{name}.header")
     body = builder.append_basic_block(f"{name}.body")
@@ -19,14 +19,18 @@ def counted_loop(builder: ir.IRBuilder, count: ir.Value, name: str = "i"):
     builder.branch(header)
     builder.position_at_end(header)
     index = builder.phi(I64, name=name)
-    index.add_incoming(I64(0), preheader)
-    builder.cbranch(builder.icmp_signed("<", index, count), body, done)
+    index.add_incoming(start, preheader)
+    builder.cbranch(builder.icmp_signed("<", index, stop), body, done)
     builder.position_at_end(body)
     yield index
-    step = builder.add(index, I64(1), name=f"{name}.next", flags=("nsw",))
-    index.add_incoming(step, builder.block)
+    index.add_incoming(builder.add(index, step, name=f"{name}.next", flags=("nsw",)), builder.block)
     builder.branch(header)
     builder.position_at_end(done)
+
+
+def counted_loop(builder: ir.IRBuilder, count: ir.Value, name: str = "i"):
+    """`for (i = 0; i < count; ++i)`; yields i."""
+    return range_loop(builder, I64(0), count, I64(1), name)
 
 
 @contextlib.contextmanager

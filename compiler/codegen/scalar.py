@@ -21,6 +21,8 @@ are multiplications, half-integer ones use sqrt.
 """
 from __future__ import annotations
 
+import functools
+
 import sympy
 from llvmlite import ir
 from sympy.codegen.cfunctions import expm1, log1p
@@ -223,13 +225,13 @@ class _Printer:
             compare = b.fcmp_ordered if ordered else b.fcmp_unordered
             return compare(predicate, lhs, rhs)
         if isinstance(expr, sympy.And):
-            return _fold(b.and_, [self.condition(a) for a in expr.args])
+            return functools.reduce(b.and_, [self.condition(a) for a in expr.args])
         if isinstance(expr, sympy.Or):
-            return _fold(b.or_, [self.condition(a) for a in expr.args])
+            return functools.reduce(b.or_, [self.condition(a) for a in expr.args])
         if isinstance(expr, sympy.Not):
             return b.not_(self.condition(expr.args[0]))
         if isinstance(expr, sympy.Xor):
-            return _fold(b.xor, [self.condition(a) for a in expr.args])
+            return functools.reduce(b.xor, [self.condition(a) for a in expr.args])
         if _is_condition(expr):
             raise NotImplementedError(f"cannot lower condition {type(expr).__name__} ({expr})")
         return b.fcmp_unordered("!=", self.value(expr), self.const(0.0))  # NaN counts as true
@@ -252,13 +254,6 @@ class _Printer:
 def _is_condition(expr) -> bool:
     """A truth value (relational, And, true, ...); sympy's Symbol is a Boolean too, but a number here."""
     return isinstance(expr, Boolean) and not isinstance(expr, sympy.Expr)
-
-
-def _fold(op, values):
-    acc = values[0]
-    for v in values[1:]:
-        acc = op(acc, v)
-    return acc
 
 
 def _constant_value(expr):
@@ -305,11 +300,11 @@ def _where(p: _Printer, c, a, b):
 
 
 def _maximum(p: _Printer, *args):
-    return _fold(p.maximum, [p.value(a) for a in args])
+    return functools.reduce(p.maximum, [p.value(a) for a in args])
 
 
 def _minimum(p: _Printer, *args):
-    return _fold(p.minimum, [p.value(a) for a in args])
+    return functools.reduce(p.minimum, [p.value(a) for a in args])
 
 
 def _heaviside(p: _Printer, x, h0=sympy.S.Half):
