@@ -12,7 +12,8 @@ import pytest
 import sympy
 
 import compiler as C
-from compiler.scalar_functions import NUMPY_IMPLEMENTATIONS, Sigmoid
+from compiler import scalar_functions as sf
+from compiler.scalar_functions import NUMPY_IMPLEMENTATIONS
 
 F64 = "float64"
 TOLERANCE = 1e-10
@@ -38,6 +39,28 @@ def lambdify_elementwise(expr, values: dict, sizes: dict, index: dict | None = N
     return np.asarray(function(*inputs), float)
 
 
+def _indicator(condition):
+    return sympy.Piecewise((1, condition), (0, True))
+
+
+# The opaque scalar functions by their definitions, so entries become numbers as soon as they are formed.
+DEFINITIONS = {
+    sf.Sigmoid: lambda u: 1 / (1 + sympy.exp(-u)),
+    sf.Softplus: lambda u: sympy.log(1 + sympy.exp(u)),
+    sf.Step: lambda u: _indicator(u > 0),
+    sf.Relu: lambda u: sympy.Piecewise((u, u > 0), (0, True)),
+    sf.Equal: lambda a, b: _indicator(sympy.Eq(a, b)),
+    sf.NotEqual: lambda a, b: _indicator(sympy.Ne(a, b)),
+    sf.Less: lambda a, b: _indicator(a < b),
+    sf.LessEqual: lambda a, b: _indicator(a <= b),
+    sf.Greater: lambda a, b: _indicator(a > b),
+    sf.GreaterEqual: lambda a, b: _indicator(a >= b),
+    sf.Where: lambda c, a, b: sympy.Piecewise((a, sympy.Ne(c, 0)), (b, True)),
+    sf.Maximum: lambda a, b: sympy.Piecewise((a, a >= b), (b, True)),
+    sf.Minimum: lambda a, b: sympy.Piecewise((a, a <= b), (b, True)),
+}
+
+
 def explicit_matrices(expr, values: dict, sizes: dict):
     """Evaluate a matrix-form expression: bind sizes, replace symbols by explicit matrices, expand."""
     expr = expr.subs({size_symbol(name): n for name, n in sizes.items()})
@@ -50,12 +73,23 @@ def explicit_matrices(expr, values: dict, sizes: dict):
             bindings[s] = sympy.Float(float(values[s.name]), 30)
     for ones in expr.atoms(sympy.OneMatrix):
         bindings[ones] = sympy.ImmutableMatrix(np.ones(tuple(int(d) for d in ones.shape)))
-    # the definition of the opaque sigmoid, so entries evaluate to numbers as they are formed
-    expr = expr.xreplace(bindings).replace(Sigmoid, lambda u: 1 / (1 + sympy.exp(-u)))
-    result = expr.doit()
+    expr = expr.xreplace(bindings)
+    for function, definition in DEFINITIONS.items():
+        expr = expr.replace(function, definition)
+    result = evaluate_bottom_up(expr)
     if isinstance(result, (sympy.MatrixExpr, sympy.MatrixBase)):
         result = result.as_explicit()
     return np.asarray(sympy.lambdify([], result, modules=MODULES)(), float)
+
+
+def evaluate_bottom_up(expr):
+    """Each operation applied to explicit matrices as soon as its operands are explicit."""
+    if isinstance(expr, sympy.MatrixBase) or not expr.args or isinstance(expr, sympy.Lambda):
+        return expr
+    rebuilt = expr.func(*[evaluate_bottom_up(a) for a in expr.args])
+    if isinstance(rebuilt, sympy.HadamardPower) and isinstance(rebuilt.base, sympy.MatrixBase):
+        return rebuilt.base.applyfunc(lambda entry: entry ** rebuilt.exp)
+    return rebuilt.doit(deep=False)
 
 
 def assert_close(printed, *references):
@@ -235,6 +269,8 @@ def more_graphs():
         ("matrix-vector", C.grad(C.sum(C.tanh(X @ v)), v)),
         ("layer norm", C.grad(C.sum(layer_norm * Y), W)),
         ("max over rows", C.grad(C.sum(C.max(Z, axis=1)), W)),
+        ("max over columns", C.grad(C.sum(C.max(Z, axis=0) * u), u)),
+        ("max of all entries", C.grad(C.max(Z) * s, s)),
         ("scalar parameter", C.grad(C.sum(s * C.exp(-s * Z)), s)),
         ("hessian-vector product", C.grad(C.sum(tanh_gradient * V), W)),
     ]

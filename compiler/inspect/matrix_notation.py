@@ -310,7 +310,7 @@ class Range(MatrixExpr):
         return sympy.Integer(i) if isinstance(i, int) else i
 
     def doit(self, **hints):
-        return self
+        return sympy.ImmutableMatrix(int(self.args[0]), 1, lambda i, j: i)
 
     def _latex(self, printer):
         return r"\left(0, 1, \ldots, %s\right)" % (self.args[0] - 1)
