@@ -18,6 +18,8 @@ DEFAULT_INIT = "ones"
 
 
 def _names(symbols, role: str) -> list:
+    if isinstance(symbols, (sympy.Symbol, str)):
+        symbols = [symbols]
     names = []
     for s in symbols:
         name = s.name if isinstance(s, sympy.Symbol) else s
