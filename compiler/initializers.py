@@ -42,7 +42,7 @@ def initial_value(param: Node, rng: np.random.Generator) -> np.ndarray:
         value = rng.uniform(-limit, limit, shape)
     else:
         raise ValueError(f"unknown init {init!r} of Param {param.name!r}")
-    return np.ascontiguousarray(value, dtype=dtype)
+    return np.array(value, dtype=dtype, order="C")  # a fresh array (0-d stays 0-d)
 
 
 def initial_values(params, seed: int = 0) -> dict:

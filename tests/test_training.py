@@ -182,3 +182,18 @@ def test_cli_reports_a_bad_model_file(tmp_path):
     done = subprocess.run([sys.executable, "-m", "compiler.cli", "train", str(path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert str(path) in done.stderr and "input_features" in done.stderr
+
+
+def test_scalar_parameters_of_a_sympy_model_train_and_stay_scalars():
+    import sympy
+    a, b, t = sympy.symbols("a b t", real=True)
+    model = sp.from_sympy(a * sympy.sin(t) + b, inputs=[t], params=[a, b], dtype="float64", init="zeros")
+    y = sp.Input("y", ("batch",), "float64")
+    step = sp.compile_step(sp.mse(model, y), optim.Adam(lr=0.05))
+    times = np.linspace(0, 6, 50)
+    data = {"t": times, "y": 1.5 * np.sin(times) - 0.5}
+    for _ in range(400):
+        step.run_epoch(data, batch_size=50, shuffle=False)
+    assert step.params["a"].shape == () and step.params["b"].shape == ()
+    assert float(step.params["a"]) == pytest.approx(1.5, abs=1e-3)
+    assert float(step.params["b"]) == pytest.approx(-0.5, abs=1e-3)
