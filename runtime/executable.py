@@ -208,11 +208,16 @@ class Executable:
         return self._binding
 
     def cost(self, **values):
-        """Per-kernel FLOPs, bytes, intensity and measured time (runs once with `values` if given)."""
+        """Per-kernel FLOPs, bytes, intensity and measured time on the arguments of one call.
+
+        The kernels are timed on this call's buffers: the arguments and the outputs stay
+        alive (referenced here) until every kernel has been measured.
+        """
         from .cost import measure
-        if values:
-            self(**values)
-        return measure(self, self._addresses)
+        outputs = self(**values)
+        report = measure(self, self._addresses)
+        del outputs
+        return report
 
     def kernels(self) -> list:
         """The fused kernels in execution order: kind, output, shape, body, FLOP and byte estimates."""

@@ -188,8 +188,10 @@ class TrainStep:
         before = self._snapshot()
         count = self.step_count
         try:
-            self(**inputs)
-            return self._executable.cost()
+            step = self.step_count + 1
+            self._step_value[...] = step
+            self._lr_value[...] = self.lr_at(step)
+            return self._executable.cost(**inputs)
         finally:
             for name, array in before.items():
                 np.copyto({**self.params, **self.state}[name], array)
