@@ -112,7 +112,7 @@ class Executable:
                 for axis, expected in enumerate(shape):
                     if expected.__class__ is str:
                         if dims.setdefault(expected, actual[axis]) != actual[axis] or actual[axis] == 0:
-                            check_array(spec, array, dims)
+                            check_array(spec, array, dims, self._dimension_sources(values))
                     elif expected != actual[axis]:
                         check_array(spec, array, {})
             elif array.shape != shape:
@@ -126,13 +126,25 @@ class Executable:
         missing = [b["name"] for _, b in self.arguments if b["name"] not in values]
         for name in self._free_dims:
             free_dimension(name, values.get(name, values), values)
+        extra = [name for name in values if name not in self._argument_names]
         if missing:
             expected = ", ".join(f"{b['name']}{describe_shape(b['shape'])} {b['dtype']}" for _, b in self.arguments)
-            raise TypeError(f"missing argument{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
-                            f"expected: {expected}")
-        extra = [name for name in values if name not in self._argument_names]
+            instead = f" (got unexpected {', '.join(map(repr, extra))} instead)" if extra else ""
+            raise TypeError(f"missing argument{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+                            f"{instead}; expected: {expected}")
         raise TypeError(f"unexpected argument{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; "
                         f"expected only {', '.join(repr(n) for n in sorted(self._argument_names))}")
+
+    def _dimension_sources(self, values: dict) -> dict:
+        """Symbolic dimension -> the argument that bound it first (for error messages)."""
+        sources = {name: f"{name}={values[name]!r}" for name in self._free_dims if name in values}
+        for _, name, _, shape, _, _ in self._checks:
+            array = values.get(name)
+            if isinstance(array, np.ndarray) and array.ndim == len(shape):
+                for expected, actual in zip(shape, array.shape):
+                    if isinstance(expected, str):
+                        sources.setdefault(expected, f"argument {name!r} of shape {describe_shape(array.shape)}")
+        return sources
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -256,8 +268,10 @@ def free_dimension(name: str, value, values: dict) -> int:
     return int(value)
 
 
-def check_array(spec: dict, value, dims: dict) -> None:
-    """Raise TypeError/ValueError naming the argument unless `value` fits `spec`; binds dims."""
+def check_array(spec: dict, value, dims: dict, sources: dict | None = None) -> None:
+    """Raise TypeError/ValueError naming the argument unless `value` fits `spec`; binds dims.
+
+    `sources` names what bound each dimension in `dims`, for the message of a mismatch."""
     name, shape, dtype = spec["name"], spec["shape"], spec["dtype"]
     if isinstance(value, np.generic) and len(shape) != 0:
         raise ValueError(f"argument {name!r} must have shape {describe_shape(shape)}, got a NumPy scalar of shape ()")
@@ -274,14 +288,25 @@ def check_array(spec: dict, value, dims: dict) -> None:
         if isinstance(expected, str):
             bound = dims.setdefault(expected, actual)
             if bound != actual:
+                source = (sources or {}).get(expected, "another argument")
                 raise ValueError(f"argument {name!r} has shape {describe_shape(value.shape)}, so {expected!r} = {actual}, "
-                                 f"but another argument set {expected!r} = {bound}")
+                                 f"but {source} set {expected!r} = {bound}")
             if actual == 0:
                 raise ValueError(f"argument {name!r} has shape {describe_shape(value.shape)}: dimension {expected!r} "
                                  f"must be at least 1")
         elif expected != actual:
             raise ValueError(f"argument {name!r} must have shape {describe_shape(shape)}, got {describe_shape(value.shape)}")
     if not value.flags.c_contiguous:
-        raise ValueError(f"argument {name!r} must be C-contiguous (use numpy.ascontiguousarray)")
+        raise ValueError(f"argument {name!r} must be C-contiguous with strides {contiguous_strides(value)}, got strides "
+                         f"{value.strides} (a transposed or strided view; use numpy.ascontiguousarray)")
     if not value.flags.aligned:
-        raise ValueError(f"argument {name!r} is not aligned to its element size (copy it with numpy.array)")
+        raise ValueError(f"argument {name!r} must be aligned to its {value.itemsize}-byte elements, got data at address "
+                         f"{value.ctypes.data:#x} (copy it with numpy.array)")
+
+
+def contiguous_strides(value: np.ndarray) -> tuple:
+    strides, step = [], value.itemsize
+    for size in reversed(value.shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
