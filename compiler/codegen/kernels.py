@@ -24,7 +24,9 @@ ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
 
 def kernel_buffers(kernel: Kernel) -> list:
     """Distinct buffers of a kernel, output first, then reads by buffer index."""
-    writes = [kernel.out] + [buffer for buffer, _ in kernel.extra_outputs]
+    writes = [buffer for buffer, _ in kernel.bodies()] + [out for _, out, _, _ in kernel.reductions]
+    if kernel.kind != "elementwise":
+        writes = [kernel.out]
     reads = sorted(kernel.reads() - set(writes), key=lambda b: b.index)
     return writes + reads
 
@@ -50,6 +52,26 @@ def collapse_axes(kernel: Kernel) -> list:
         else:
             groups.insert(0, [axis])
     return groups
+
+
+DOUBLE_ACCUMULATOR_LIMIT = 4096
+
+
+def identity_of(kind: str) -> float:
+    return 0.0 if kind == "sum" else float("-inf")
+
+
+def ty_size(ty: ir.Type) -> int:
+    return 8 if ty == ir.DoubleType() else 4
+
+
+def combine(b: ir.IRBuilder, kind: str, old: ir.Value, value: ir.Value) -> ir.Value:
+    """One step of a sum (reassociable, so it vectorises) or of a NaN-propagating max."""
+    if kind == "sum":
+        return b.fadd(old, value, flags=("reassoc", "contract"))
+    greater = b.fcmp_unordered(">", value, old)  # true when value is NaN too
+    keep_nan = b.fcmp_unordered("uno", old, old)
+    return b.select(keep_nan, old, b.select(greater, value, old))
 
 
 class KernelEmitter:
@@ -159,45 +181,96 @@ class KernelEmitter:
     # ---- kernel kinds ------------------------------------------------------------------------
 
     def _elementwise(self):
+        """Stored outputs, and hosted reductions accumulated from the same loop."""
         kernel, b = self.kernel, self.builder
-        self.groups = collapse_axes(kernel)
+        if not kernel.reductions:
+            self.groups = collapse_axes(kernel)
         counts = [self.size(sympy.Mul(*[size_expr(kernel.space[a]) for a in group])) for group in self.groups]
         outputs = kernel.bodies()
-        with loop_nest(b, counts) as indices:
-            values = self.body_values(indices, [body for _, body in outputs])
-            linear = self.out_index(indices, kernel.space)
-            for (buffer, _), value in zip(outputs, values):
-                pointer = b.gep(self.pointers[buffer], [linear])
-                b.store(self.store_value(value, buffer.dtype), pointer, align=ITEMSIZE[buffer.dtype])
+        last = len(kernel.space) - 1
+        # Reductions over the innermost axis add each row in a float register first (a vectorised
+        # partial, exact enough for a row), then the row into the accumulator: precise and fast.
+        rowwise = [last >= 0 and last not in kept for _, _, _, kept in kernel.reductions]
+        accumulators = [self._start_reduction(kind, out, tuple(kernel.space[a] for a in kept), wide=row)
+                        for (kind, out, _, kept), row in zip(kernel.reductions, rowwise)]
+        partials = [self._register(self.ty) if row else None for row in rowwise]
+        with loop_nest(b, counts[:-1]) as outer:
+            for (kind, _, _, _), partial in zip(kernel.reductions, partials):
+                if partial is not None:
+                    b.store(ir.Constant(self.ty, identity_of(kind)), partial)
+            with loop_nest(b, counts[-1:], "inner") as inner:
+                indices = list(outer) + list(inner)
+                bodies = [body for _, body in outputs] + [body for _, _, body, _ in kernel.reductions]
+                values = self.body_values(indices, bodies)
+                linear = self.out_index(indices, kernel.space)
+                for (buffer, _), value in zip(outputs, values):
+                    pointer = b.gep(self.pointers[buffer], [linear])
+                    b.store(self.store_value(value, buffer.dtype), pointer, align=ITEMSIZE[buffer.dtype])
+                for (kind, _, _, kept), accumulator, partial, value in zip(
+                        kernel.reductions, accumulators, partials, values[len(outputs):]):
+                    if partial is None:
+                        self._accumulate(kind, accumulator, value, [indices[a] for a in kept])
+                    else:
+                        b.store(combine(b, kind, b.load(partial), value), partial)
+            for (kind, _, _, kept), accumulator, partial in zip(kernel.reductions, accumulators, partials):
+                if partial is not None:
+                    self._accumulate(kind, accumulator, b.load(partial), [outer[a] for a in kept])
+        for accumulator in accumulators:
+            self._finish_reduction(accumulator)
+
+    def _register(self, ty: ir.Type) -> ir.Value:
+        """A scalar variable (an entry-block alloca, which LLVM keeps in a register)."""
+        with self.builder.goto_entry_block():
+            return self.builder.alloca(ty)
+
+    def _start_reduction(self, kind: str, out, out_shape, wide: bool = False) -> tuple:
+        """(pointer, element type, output shape, output buffer) a reduction accumulates into, filled
+        with 0 or -inf. With `wide` (rows are added outside the innermost loop), a float32 output of
+        static size up to DOUBLE_ACCUMULATOR_LIMIT elements (a loss) accumulates in float64 on the
+        stack: a sum of a million float32 terms keeps float32 precision. (Inside the innermost loop
+        float64 would halve the vector width of the whole loop.)"""
+        b = self.builder
+        count = sympy.Mul(*[size_expr(d) for d in out_shape])
+        if wide and out.dtype == "float32" and count.is_Integer and int(count) <= DOUBLE_ACCUMULATOR_LIMIT:
+            ty = ir.DoubleType()
+            with b.goto_entry_block():  # an entry-block alloca becomes a register (mem2reg)
+                pointer = b.alloca(ty, size=I64(max(int(count), 1)), name="accumulator")
+        else:
+            ty, pointer = IR_TYPES[out.dtype], self.pointers[out]
+        with counted_loop(b, self.size(count), "init") as i:
+            b.store(ir.Constant(ty, identity_of(kind)), b.gep(pointer, [i]), align=ty_size(ty))
+        return pointer, ty, out_shape, out
+
+    def _accumulate(self, kind: str, accumulator: tuple, value, indices) -> None:
+        b = self.builder
+        pointer, ty, out_shape, _ = accumulator
+        if value.type != ty:
+            value = b.fpext(value, ty) if ty == ir.DoubleType() else b.fptrunc(value, ty)
+        element = b.gep(pointer, [self.out_index(indices, out_shape)])
+        b.store(combine(b, kind, b.load(element, align=ty_size(ty)), value), element, align=ty_size(ty))
+
+    def _finish_reduction(self, accumulator: tuple) -> None:
+        """Copy a float64 stack accumulator into its float32 output."""
+        b = self.builder
+        pointer, ty, out_shape, out = accumulator
+        if pointer is self.pointers[out]:
+            return
+        total = self.size(sympy.Mul(*[size_expr(d) for d in out_shape]))
+        with counted_loop(b, total, "finish") as i:
+            value = b.fptrunc(b.load(b.gep(pointer, [i]), align=8), IR_TYPES[out.dtype])
+            b.store(value, b.gep(self.pointers[out], [i]), align=ITEMSIZE[out.dtype])
 
     def _reduce(self):
         kernel, b = self.kernel, self.builder
         out_shape = tuple(kernel.space[a] for a in kernel.kept_axes)
-        out_ptr = self.pointers[kernel.out]
-        acc_ty = IR_TYPES[kernel.out.dtype] if kernel.out.dtype in ("float32", "float64") else self.ty
-        start = 0.0 if kernel.kind == "sum" else float("-inf")
-        total = self.size(sympy.Mul(*[size_expr(d) for d in out_shape]))
-        if acc_ty != IR_TYPES[kernel.out.dtype]:  # integer sums: accumulate in a register, one output at a time
+        if kernel.out.dtype not in ("float32", "float64"):  # integer sums: accumulate in a register, one output at a time
             self._reduce_per_output(out_shape)
             return
-        with counted_loop(b, total, "init") as i:
-            b.store(ir.Constant(acc_ty, start), b.gep(out_ptr, [i]), align=ITEMSIZE[kernel.out.dtype])
+        accumulator = self._start_reduction(kernel.kind, kernel.out, out_shape)
         counts = [self.size(size_expr(d)) for d in kernel.space]
         with loop_nest(b, counts) as indices:
-            value = self.body_value(indices)
-            if value.type != acc_ty:
-                value = b.fptrunc(value, acc_ty) if acc_ty == ir.FloatType() else b.fpext(value, acc_ty)
-            pointer = b.gep(out_ptr, [self.out_index([indices[a] for a in kernel.kept_axes], out_shape)])
-            old = b.load(pointer, align=ITEMSIZE[kernel.out.dtype])
-            b.store(self.combine(old, value), pointer, align=ITEMSIZE[kernel.out.dtype])
-
-    def combine(self, old: ir.Value, value: ir.Value) -> ir.Value:
-        b = self.builder
-        if self.kernel.kind == "sum":
-            return b.fadd(old, value, flags=("reassoc", "contract"))
-        greater = b.fcmp_unordered(">", value, old)  # true when value is NaN too
-        keep_nan = b.fcmp_unordered("uno", old, old)
-        return b.select(keep_nan, old, b.select(greater, value, old))
+            self._accumulate(kernel.kind, accumulator, self.body_value(indices), [indices[a] for a in kernel.kept_axes])
+        self._finish_reduction(accumulator)
 
     def _reduce_per_output(self, out_shape):
         """Reductions into integer outputs (sums of masks): accumulate in a register."""
@@ -215,7 +288,7 @@ class KernelEmitter:
                     indices[a] = index
                 for a, index in zip(reduced, inner):
                     indices[a] = index
-                b.store(self.combine(b.load(accumulator), self.body_value(indices)), accumulator)
+                b.store(combine(b, kernel.kind, b.load(accumulator), self.body_value(indices)), accumulator)
             pointer = b.gep(self.pointers[kernel.out], [self.out_index(outer, out_shape)])
             b.store(self.store_value(b.load(accumulator), kernel.out.dtype), pointer, align=ITEMSIZE[kernel.out.dtype])
 

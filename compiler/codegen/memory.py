@@ -10,7 +10,7 @@ def live_ranges(kernels) -> dict:
     """buffer -> (first kernel writing it, last kernel reading it)."""
     ranges = {}
     for k, kernel in enumerate(kernels):
-        for buffer in [kernel.out] + list(kernel.reads()):
+        for buffer in list(kernel.writes()) + list(kernel.reads()):
             first, last = ranges.get(buffer, (k, k))
             ranges[buffer] = (min(first, k), max(last, k))
     return ranges

@@ -52,7 +52,8 @@ def kernel_phase(kernel, forward: set) -> str:
 
 def _cse(exprs: list) -> tuple:
     """Common subexpressions named s0, s1, ...: a body that shares a map (``h + f(h)``) prints,
-    and counts its operations, once per distinct subexpression, not once per path."""
+    and counts its operations, once per distinct subexpression, not once per path. (Renaming
+    the leaves of the whole tree first would rebuild it, re-evaluating every function of it.)"""
     return sympy.cse(exprs, symbols=sympy.numbered_symbols("s"), optimizations=None, order="none")
 
 
@@ -66,17 +67,24 @@ def describe_kernel(kernel, names: dict) -> dict:
         body = f"{names[kernel.operands[0].buffer]} @ {names[kernel.operands[1].buffer]}"
     else:
         rename = {s: sympy.Symbol(names[a.buffer] if isinstance(a, Access) else a[1]) for s, a in kernel.leaves.items()}
-        bodies = kernel.bodies()
-        shared, reduced = _cse([b.xreplace(rename) for _, b in bodies])
-        ops = sum(sympy.count_ops(e, visual=False) for e in [e for _, e in shared] + reduced)
-        flops = size * (ops if kernel.kind == "elementwise" else ops + 1)
-        prefix = "".join(f"{symbol} = {e}; " for symbol, e in shared)
-        if kernel.kind == "elementwise":
-            body = prefix + "; ".join(f"{buffer.name} = {e}" for (buffer, _), e in zip(bodies, reduced))
+        reductions = [(out, kind, kept) for kind, out, _, kept in kernel.reductions]
+        if kernel.kind != "elementwise":
+            reductions, bodies = [(kernel.out, kernel.kind, kernel.kept_axes)], [(kernel.out, kernel.body)]
         else:
-            axes = tuple(a for a in range(len(kernel.space)) if a not in kernel.kept_axes)
-            body = f"{prefix}{kernel.out.name} = {kernel.kind} over axes {axes} of {reduced[0]}"
-    return {"kind": kernel.kind, "out": ", ".join(b.name for b in kernel.writes()) if kernel.kind == "elementwise" else kernel.out.name, "shape": list(kernel.space), "body": body,
+            bodies = kernel.bodies() + [(out, body) for _, out, body, _ in kernel.reductions]
+        shared, reduced = _cse([b for _, b in bodies])  # before renaming: xreplace walks trees, cse a DAG
+        shared = [(symbol, e.xreplace(rename)) for symbol, e in shared]
+        reduced = [e.xreplace(rename) for e in reduced]
+        ops = sum(sympy.count_ops(e, visual=False) for e in [e for _, e in shared] + reduced)
+        flops = size * (ops + len(reductions))
+        stores = len(bodies) - len(reductions)
+        parts = [f"{buffer.name} = {e}" for (buffer, _), e in zip(bodies[:stores], reduced)]
+        for (out, kind, kept), e in zip(reductions, reduced[stores:]):
+            axes = tuple(a for a in range(len(kernel.space)) if a not in kept)
+            parts.append(f"{out.name} = {kind} over axes {axes} of {e}")
+        body = "".join(f"{symbol} = {e}; " for symbol, e in shared) + "; ".join(parts)
+    writes = sorted(kernel.writes(), key=lambda b: b.index) if kernel.kind == "elementwise" else [kernel.out]
+    return {"kind": kernel.kind, "out": ", ".join(b.name for b in writes), "shape": list(kernel.space), "body": body,
             "flops": _count(flops), "bytes": _count(touched),
             "nodes": len(kernel.nodes) or 1}
 

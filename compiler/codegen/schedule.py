@@ -49,12 +49,15 @@ class Kernel:
     nodes: list = field(default_factory=list)  # graph nodes computed here
     root: Node | None = None  # the node whose loop this is (shared maps join it)
     shared: dict = field(default_factory=dict)  # (shared map, mapping) -> its expression, built once
+    reductions: list = field(default_factory=list)  # elementwise: (kind, Buffer, body, kept axes) in the same loop
+    stores_out: bool = True  # False once joined loops made `out` unread (loop_fusion.py)
 
     def writes(self) -> set:
-        return {self.out} | {buffer for buffer, _ in self.extra_outputs}
+        return {buffer for buffer, _ in self.bodies()} | {out for _, out, _, _ in self.reductions}
 
     def bodies(self) -> list:
-        return [(self.out, self.body)] + list(self.extra_outputs)
+        """(buffer, body) of every stored output."""
+        return ([(self.out, self.body)] if self.stores_out else []) + list(self.extra_outputs)
 
     def reads(self):
         accesses = list(self.operands) + [a for a in self.leaves.values() if isinstance(a, Access)]
@@ -349,4 +352,7 @@ def _matrix_compatible(access: Access, ndim: int) -> bool:
 
 
 def schedule(outputs, updates=()) -> Scheduler:
-    return Scheduler(outputs, updates).run()
+    from .loop_fusion import fuse_loops
+    scheduler = Scheduler(outputs, updates).run()
+    scheduler.kernels = fuse_loops(scheduler.kernels, set(scheduler.output_buffers))
+    return scheduler

@@ -1,0 +1,136 @@
+"""Loops over the same index space joined into one, after scheduling.
+
+The scheduler fuses along single uses; what it leaves are loops that meet at
+buffers: a tensor stored by one loop and read back by the next at the same
+index (a residual step's forward value read by its backward, a gradient
+summed over the batch). A later loop joins the loop that produced its input
+when
+
+- both iterate over the same index space in the same compute dtype,
+- it reads that loop's stored outputs only at the loop's own index (so the
+  value is still in a register) and none of its accumulated reductions,
+- no kernel between the two writes anything it reads,
+- neither is an in-place update or a snapshot of one.
+
+The joined loop computes the later loop's outputs from the earlier one's
+expressions (the scalar code is cse'd once), accumulates its reductions, and a
+stored tensor that no kernel reads any more is not stored at all. A forward
+and backward pass of elementwise residual steps becomes one pass over memory.
+"""
+from __future__ import annotations
+
+import sympy
+
+from .access import Access, identity_mapping
+from .schedule import Kernel
+
+
+def fuse_loops(kernels: list, kept_buffers: set) -> list:
+    """The kernel list with same-space loops joined and dead stores dropped.
+
+    kept_buffers: buffers written even when no kernel reads them (program outputs).
+    """
+    result = []
+    for kernel in kernels:
+        host = _host(result, kernel) if _joinable(kernel) else None
+        if host is None:
+            result.append(_as_loop(kernel))
+        else:
+            _join(host, kernel)
+    _drop_dead_stores(result, kept_buffers)
+    return [k for k in result if k.kind != "elementwise" or k.bodies() or k.reductions]
+
+
+def _joinable(kernel: Kernel) -> bool:
+    if kernel.in_place or kernel.snapshot:
+        return False
+    if kernel.kind == "elementwise":
+        return True
+    return kernel.kind in ("sum", "max") and kernel.out.dtype in ("float32", "float64")
+
+
+def _as_loop(kernel: Kernel) -> Kernel:
+    """A float reduction kernel as an elementwise loop hosting one reduction (so it can host others)."""
+    if kernel.kind not in ("sum", "max") or not _joinable(kernel):
+        return kernel
+    loop = Kernel("elementwise", kernel.out, kernel.space, kernel.dtype, body=None, leaves=dict(kernel.leaves),
+                  nodes=list(kernel.nodes), stores_out=False)
+    loop.reductions.append((kernel.kind, kernel.out, kernel.body, kernel.kept_axes))
+    return loop
+
+
+def _host(earlier: list, kernel: Kernel) -> Kernel | None:
+    """The loop that produced `kernel`'s latest input, if `kernel` can join it."""
+    reads = kernel.reads()
+    for candidate in reversed(earlier):
+        if candidate.writes() & reads:
+            return candidate if _can_host(candidate, kernel) else None
+    return None
+
+
+def _can_host(candidate: Kernel, kernel: Kernel) -> bool:
+    if candidate.kind != "elementwise" or candidate.in_place or candidate.snapshot:
+        return False
+    if candidate.space != kernel.space or candidate.dtype != kernel.dtype:
+        return False
+    identity = identity_mapping(len(kernel.space))
+    accumulated = {out for _, out, _, _ in candidate.reductions}
+    stored = {buffer for buffer, _ in candidate.bodies()}
+    for access in kernel.leaves.values():
+        if not isinstance(access, Access):
+            continue
+        if access.buffer in accumulated:
+            return False  # complete only after the loop
+        if access.buffer in stored and (access.dims != identity or access.view_shape != access.buffer.shape):
+            return False  # another element than the one in the register
+    return True
+
+
+def _join(host: Kernel, kernel: Kernel) -> None:
+    """Append `kernel`'s outputs and reductions to `host`, over the host's leaves."""
+    computed = {buffer: body for buffer, body in host.bodies()}
+    replace = {}
+    for symbol, source in kernel.leaves.items():
+        if isinstance(source, Access) and source.buffer in computed:
+            replace[symbol] = computed[source.buffer]
+        else:
+            replace[symbol] = _leaf(host, source)
+    if kernel.kind == "elementwise":
+        for buffer, body in kernel.bodies():
+            host.extra_outputs.append((buffer, body.xreplace(replace)))
+        for kind, out, body, kept in kernel.reductions:
+            host.reductions.append((kind, out, body.xreplace(replace), kept))
+    else:
+        host.reductions.append((kernel.kind, kernel.out, kernel.body.xreplace(replace), kernel.kept_axes))
+    host.nodes.extend(kernel.nodes)
+
+
+def _leaf(host: Kernel, source) -> sympy.Symbol:
+    for symbol, existing in host.leaves.items():
+        if existing == source:
+            return symbol
+    if isinstance(source, tuple):  # a dimension's value
+        symbol = sympy.Symbol(f"d_{source[1]}", real=True)
+    else:
+        symbol = sympy.Symbol(f"a{len(host.leaves)}", real=True)
+        while symbol in host.leaves:
+            symbol = sympy.Symbol(f"{symbol.name}_", real=True)
+    host.leaves[symbol] = source
+    return symbol
+
+
+def _drop_dead_stores(kernels: list, kept_buffers: set) -> None:
+    """Joined loops stop storing temporaries that no kernel reads any more."""
+    read = set()
+    for kernel in kernels:
+        read |= kernel.reads()
+
+    def needed(buffer) -> bool:
+        return buffer in read or buffer in kept_buffers or buffer.role != "temp"
+
+    for kernel in kernels:
+        if kernel.kind != "elementwise" or kernel.in_place or kernel.snapshot:
+            continue
+        if kernel.stores_out and not needed(kernel.out):
+            kernel.stores_out = False
+        kernel.extra_outputs = [(buffer, body) for buffer, body in kernel.extra_outputs if needed(buffer)]
