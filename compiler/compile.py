@@ -63,8 +63,8 @@ def compile(outputs) -> Executable:
     single = isinstance(outputs, Node)
     outputs = as_node_list(outputs)
     leaves(outputs)  # one name, one leaf
+    key = program_key(outputs)
     with Progress("compiling", COMPILE_STAGES) as progress:
-        program = load_program(program_key(outputs), lambda prefix: build(outputs, prefix, progress),
-                               progress=progress)
+        program = load_program(key, lambda prefix: build(outputs, prefix, progress), progress=progress)
     return Executable(program.plan, program.address, program.consts, program.ir_text, single=single,
-                      addresses=program.addresses)
+                      addresses=program.addresses, key=key, from_cache=program.from_cache)

@@ -50,11 +50,18 @@ def describe_shape(shape) -> str:
 
 
 class Executable:
-    """``fn(**values)``: every Input and Param by name; returns an ndarray or a tuple."""
+    """``fn(**values)``: every Input and Param by name; returns an ndarray or a tuple.
+
+    ``fn.key`` is the program's cache key (``runtime.programs.load(key)`` loads it again, in
+    any process, without the compiler); ``fn.from_cache`` tells whether its machine code
+    came from the on-disk cache rather than a fresh compile.
+    """
 
     def __init__(self, plan: dict, entry_address: int, consts: dict, ir_text: str = "", single: bool = True,
-                 bound: dict | None = None, persistent_outputs: bool = False, addresses: dict | None = None):
+                 bound: dict | None = None, persistent_outputs: bool = False, addresses: dict | None = None,
+                 key: str | None = None, from_cache: bool = False):
         self.plan = plan
+        self.key, self.from_cache = key, from_cache
         self._entry = ENTRY_TYPE(entry_address)
         self._ir_text = ir_text
         self._single = single
