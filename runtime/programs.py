@@ -14,6 +14,7 @@ import numpy as np
 
 from .cache import ObjectCache
 from .engine import Engine
+from .executable import Executable
 
 _loaded: dict = {}
 _lock = threading.Lock()
@@ -74,3 +75,25 @@ def load_program(key: str, build, cache: ObjectCache | None = None, progress=Non
             program = LoadedProgram(plan, addresses, consts, ir_text, False)
         _loaded[key] = program
         return program
+
+
+class ProgramNotCached(LookupError):
+    """No program under this key in this process or in the on-disk cache."""
+
+
+def load(key: str, single: bool | None = None, cache: ObjectCache | None = None) -> Executable:
+    """A program compiled earlier (``fn.key``), loaded without the compiler: from this process or the
+    on-disk cache, as a deployment loads it. `single`: return one array rather than a tuple
+    (default: when the program has one output). Raises ProgramNotCached on a miss."""
+    cache = ObjectCache.default() if cache is None else cache
+
+    def not_cached(prefix):
+        raise ProgramNotCached(f"no compiled program {key} in this process or in {cache.directory}"
+                               f"{'' if cache.enabled else ' (disabled by SYMPROP_CACHE=0)'}; "
+                               "compile it once with compiler.compile")
+
+    program = load_program(key, not_cached, cache)
+    if single is None:
+        single = len(program.plan["outputs"]) == 1
+    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single,
+                      addresses=program.addresses, key=key, from_cache=program.from_cache)
