@@ -1,0 +1,253 @@
+"""Fusion and the memory plan, pinned on graphs whose kernel structure follows from the rules.
+
+The rules (compiler/codegen/schedule.py): a map is computed inside the loop
+that uses it; a map shared by several maps of one loop is computed once there;
+a map feeding a reduction runs inside the reduction's loop; a node is stored
+only when it is an output, a reduction, a matrix product, or a map read by
+more than one loop. Then (compiler/codegen/loop_fusion.py) a loop joins the
+loop producing its input when both run over the same index space and it reads
+that input at the loop's own index, never a reduction still being accumulated;
+a stored tensor nobody reads any more is dropped. Every count below is derived
+from those rules in its comment. Each test also checks the values against NumPy, so a count can never
+be bought with a wrong result.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import compiler as C
+from compiler import Input, Param
+
+B = "batch"
+
+
+def reductions(fn) -> list:
+    """Per kernel, the reductions it accumulates ("sum", "max"), in order."""
+    return [re.findall(r"\b(sum|max) over axes", k["body"]) for k in fn.kernels()]
+
+
+def temps(fn) -> list:
+    """Intermediates that get memory (a temporary no loop stores any more has no arena slot)."""
+    return [b for b in fn.plan["buffers"] if b["role"] == "temp" and b["slot"] is not None]
+
+
+def full_size_temps(fn, shape) -> list:
+    return [b for b in temps(fn) if b["shape"] == list(shape)]
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(7)
+
+
+def test_kernel_descriptions_carry_body_flops_and_bytes():
+    x = Input("describe_x", (B, 256), dtype="float32")
+    fn = C.compile(C.tanh(x) * 2 + 1)
+    (kernel,) = fn.kernels()
+    assert kernel["kind"] == "elementwise"
+    assert kernel["shape"] == [B, 256]
+    assert "tanh" in kernel["body"] and "describe_x" in kernel["body"]
+    assert kernel["bytes"] == "2048*batch"  # read x and write the result: 2 * 256 * 4 bytes per row
+    assert "batch" in kernel["flops"]
+
+
+def test_chain_of_five_maps_is_one_kernel(rng):
+    x = Input("chain_x", (B, 64), dtype="float64")
+    h = x
+    for f in (C.tanh, C.exp, C.sigmoid, C.sin, lambda t: t * 2 + 1):
+        h = f(h)
+    fn = C.compile(h)
+    # Each map is used once, by the next: all five are one loop body; nothing is stored.
+    assert len(fn.kernels()) == 1
+    assert fn.plan["slots"] == 0 and not temps(fn)
+    xs = rng.normal(size=(3, 64))
+    expected = 2 * np.sin(1 / (1 + np.exp(-np.exp(np.tanh(xs))))) + 1
+    np.testing.assert_allclose(fn(chain_x=xs), expected, rtol=1e-13)
+
+
+def residual_chain(x, w, b, steps=8):
+    h = x
+    for _ in range(steps):
+        h = h + 0.1 * C.tanh(h * w + b)
+    return h
+
+
+def numpy_residual_chain(x, w, b, steps=8):
+    h = x.astype(np.float64)
+    for _ in range(steps):
+        h = h + 0.1 * np.tanh(h * w + b)
+    return h
+
+
+def test_residual_chain_forward_is_one_kernel(rng):
+    x = Input("residual_x", (B, 256), dtype="float32")
+    w, b = Param("residual_w", (256,), dtype="float32"), Param("residual_b", (256,), dtype="float32")
+    fn = C.compile(residual_chain(x, w, b))
+    # Every h is read twice (h + ... and h * w), both times by maps of the same loop at the same
+    # index: it is shared inside the one loop, never stored.
+    assert len(fn.kernels()) == 1, fn.kernels()
+    assert not temps(fn)
+    xs, ws, bs = (rng.normal(size=s).astype(np.float32) for s in ((5, 256), (256,), (256,)))
+    np.testing.assert_allclose(fn(residual_x=xs, residual_w=ws, residual_b=bs),
+                               numpy_residual_chain(xs, ws, bs), rtol=1e-5, atol=1e-5)
+
+
+def numpy_residual_backprop(x, w, b, steps=8):
+    """sum(h) after `steps` residual steps and its gradients with respect to x, w, b, by hand."""
+    hs, ts, h = [], [], x
+    for _ in range(steps):
+        t = np.tanh(h * w + b)
+        hs.append(h), ts.append(t)
+        h = h + 0.1 * t
+    g, dw, db = np.ones_like(h), np.zeros_like(w), np.zeros_like(b)
+    for h, t in zip(reversed(hs), reversed(ts)):
+        dz = g * 0.1 * (1 - t ** 2)
+        dw += (dz * h).sum(axis=0)
+        db += dz.sum(axis=0)
+        g = g + dz * w
+    return (hs[-1] + 0.1 * ts[-1]).sum(), g, dw, db
+
+
+def test_residual_chain_forward_and_backward_is_one_pass_over_memory(rng):
+    x = Input("fb_x", (B, 64), dtype="float64")
+    w, b = Param("fb_w", (64,), dtype="float64"), Param("fb_b", (64,), dtype="float64")
+    loss = residual_chain(x, w, b).sum()
+    fn = C.compile([loss] + C.grad(loss, [x, w, b]))
+    # Every forward and backward value of every step is a map over (batch, 64) read at its own
+    # index: all of them, the loss's sum and the per-step column sums of the w and b gradients are
+    # one loop; two small loops over (64,) add the per-step partial sums of dw and db.
+    assert [k["shape"] for k in fn.kernels()] == [[B, 64], [64], [64]]
+    assert not full_size_temps(fn, (B, 64))
+    xs, ws, bs = rng.normal(size=(5, 64)), rng.normal(size=64), rng.normal(size=64)
+    for actual, expected in zip(fn(fb_x=xs, fb_w=ws, fb_b=bs), numpy_residual_backprop(xs, ws, bs)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_softmax_kernels(rng):
+    x = Input("softmax_x", (B, 100), dtype="float32")
+    fn = C.compile(C.softmax(x))
+    # 1. the row max (a reduction);
+    # 2. e = exp(x - shift) and its row sum in one loop: e is read again after the sum is complete
+    #    (by the division), so that loop also stores e, the one full-size intermediate;
+    # 3. e / sum, the output: it needs the finished sum, so it cannot join loop 2.
+    # The shift (0 where the max is not finite) is cheap: loop 2 recomputes it from the max.
+    assert reductions(fn) == [["max"], ["sum"], []]
+    assert len(full_size_temps(fn, (B, 100))) == 1
+    xs = rng.normal(size=(4, 100)).astype(np.float32) * 5
+    e = np.exp(xs - xs.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(fn(softmax_x=xs), e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+def test_logsumexp_stores_no_full_size_intermediate(rng):
+    x = Input("lse_x", (B, 100), dtype="float64")
+    fn = C.compile(C.logsumexp(x, axis=1))
+    # 1. the row max; 2. the shift, of shape (batch, 1): read by two loops, over another index
+    # space than the max's, so a loop of its own; 3. the sum of exp(x - shift), the exp inside
+    # the reduction's loop; 4. shift + log(sum), over (batch,). Only per-row values are stored.
+    assert reductions(fn) == [["max"], [], ["sum"], []]
+    assert not full_size_temps(fn, (B, 100))
+    xs = rng.normal(size=(6, 100)) * 30
+    m = xs.max(axis=1)
+    np.testing.assert_allclose(fn(lse_x=xs), m + np.log(np.exp(xs - m[:, None]).sum(axis=1)), rtol=1e-13)
+
+
+def test_mse_forward_is_one_reduction_and_one_scalar_kernel(rng):
+    pred, target = Input("mse_pred", (B, 32), dtype="float32"), Input("mse_y", (B, 32), dtype="float32")
+    fn = C.compile(C.mse(pred, target))
+    # (pred - target)**2 runs inside the sum's loop: one reduction over both axes into a scalar;
+    # then the scalar division by 32 * batch (the mean's count depends on the bound batch size).
+    assert reductions(fn) == [["sum"], []]
+    assert fn.kernels()[1]["shape"] == []
+    assert not full_size_temps(fn, (B, 32))
+    ps, ys = rng.normal(size=(2, 9, 32)).astype(np.float32)
+    np.testing.assert_allclose(fn(mse_pred=ps, mse_y=ys), np.mean((ps.astype(np.float64) - ys) ** 2), rtol=1e-5)
+
+
+def test_cross_entropy_stores_no_full_size_intermediate(rng):
+    logits, labels = Input("ce_logits", (B, 10), dtype="float32"), Input("ce_labels", (B,), dtype="int64")
+    fn = C.compile(C.cross_entropy(logits, labels))
+    # 1. max; 2. shift (batch, 1); 3. sum of exp(x - shift); 4. the picked log-probability summed
+    # over classes (log-softmax and the label comparison inside that reduction; it needs the
+    # finished sum of loop 3, so it cannot join it); 5. sum over the batch, over (batch,);
+    # 6. the mean's division. None writes a (batch, 10) buffer.
+    assert reductions(fn) == [["max"], [], ["sum"], ["sum"], ["sum"], []]
+    assert not full_size_temps(fn, (B, 10))
+    ls, ys = rng.normal(size=(7, 10)).astype(np.float32) * 4, rng.integers(0, 10, 7)
+    z = ls.astype(np.float64)
+    logp = z - z.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(fn(ce_logits=ls, ce_labels=ys), -logp[np.arange(7), ys].mean(), rtol=1e-5)
+
+
+def test_dense_layer_is_a_product_and_one_fused_map(rng):
+    x, w, b = Input("dense_x", (B, 8), dtype="float64"), Param("dense_w", (8, 4), dtype="float64"), \
+        Param("dense_b", (4,), dtype="float64")
+    fn = C.compile(C.tanh(x @ w + b))
+    # The product is stored (a GEMM writes memory); bias add and tanh are one loop over it.
+    assert [k["kind"] for k in fn.kernels()] == ["bmm", "elementwise"]
+    xs, ws, bs = rng.normal(size=(3, 8)), rng.normal(size=(8, 4)), rng.normal(size=4)
+    np.testing.assert_allclose(fn(dense_x=xs, dense_w=ws, dense_b=bs), np.tanh(xs @ ws + bs), rtol=1e-13)
+
+
+def test_three_operand_einsum_never_forms_an_outer_product(rng):
+    w, b, c = Input("e3_w", (B, 2), dtype="float64"), Input("e3_b", (3, 4), dtype="float64"), \
+        Input("e3_c", (4, 2), dtype="float64")
+    fn = C.compile(C.einsum("il,jk,kl->ij", w, b, c))
+    # Pairs sharing an index contract first: (jk, kl) -> jl, then (il, jl) -> ij. Contracting left
+    # to right would start with the outer product of w and b.
+    assert [k["kind"] for k in fn.kernels()] == ["bmm", "bmm"]
+    ws, bs, cs = rng.normal(size=(5, 2)), rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
+    np.testing.assert_allclose(fn(e3_w=ws, e3_b=bs, e3_c=cs), np.einsum("il,jk,kl->ij", ws, bs, cs), rtol=1e-12)
+
+
+def test_memory_plan_reuses_arena_slots(rng):
+    x = Input("plan_x", (B, 16), dtype="float64")
+    h, steps = x, 12
+    for _ in range(steps):
+        h = C.tanh(h - C.max(h, axis=1, keepdims=True))
+    fn = C.compile(h)
+    # A step needs the finished row max of h, so each step is a loop of its own (computing h and
+    # accumulating the next max) and h is read again by the next loop: every step stores h and
+    # its row max, 2 temporaries per step. A temporary is dead once the next step has read it,
+    # so a handful of arena slots serve them all.
+    assert len(temps(fn)) >= 2 * (steps - 1)
+    assert fn.plan["slots"] <= 4 < len(temps(fn))
+    xs = rng.normal(size=(3, 16))
+    expected = xs
+    for _ in range(steps):
+        expected = np.tanh(expected - expected.max(axis=1, keepdims=True))
+    for batch in (3, 1, 6):  # slots are sized per binding; smaller and larger batches reuse the plan
+        xs = rng.normal(size=(batch, 16))
+        expected = xs
+        for _ in range(steps):
+            expected = np.tanh(expected - expected.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(fn(plan_x=xs), expected, rtol=1e-13, atol=1e-15)
+
+
+def test_shared_maps_past_the_size_limit_are_stored(rng):
+    x = Input("deep_x", (B, 8), dtype="float64")
+    h, steps = x, 16
+    for _ in range(steps):
+        h = h + 0.1 * C.tanh(h)
+    fn = C.compile(h)
+    # Written as a tree, h doubles at every step: past the limit of shared_map_homes a few h are
+    # stored and later loops read them, keeping compile time linear in the number of steps.
+    assert len(fn.kernels()) < steps
+    xs = rng.normal(size=(2, 8))
+    expected = xs
+    for _ in range(steps):
+        expected = expected + 0.1 * np.tanh(expected)
+    np.testing.assert_allclose(fn(deep_x=xs), expected, rtol=1e-13)
+
+
+def test_unused_outputs_of_shared_subgraphs_cost_nothing(rng):
+    """Dead code: only what the outputs need is scheduled."""
+    x = Input("dead_x", (B, 8), dtype="float64")
+    unused = C.exp(x) @ C.const(np.ones((8, 8)))  # built, never requested
+    fn = C.compile(C.sin(x) * 2)
+    assert len(fn.kernels()) == 1 and unused.shape == (B, 8)
+    xs = rng.normal(size=(2, 8))
+    np.testing.assert_allclose(fn(dead_x=xs), np.sin(xs) * 2, rtol=1e-14)
