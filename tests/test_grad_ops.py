@@ -205,7 +205,7 @@ def index_case(draw):
     if draw(st.booleans()):
         items.insert(draw(st.integers(0, len(items))), None)
     if draw(st.booleans()) and len(items) < len(shape):
-        items.insert(0, Ellipsis)
+        items.append(Ellipsis)  # after the items, which index the leading dims
     index = tuple(items) if len(items) != 1 or draw(st.booleans()) else items[0]
     return (shape,), {"index": index}
 
