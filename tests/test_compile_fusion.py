@@ -111,16 +111,18 @@ def numpy_residual_backprop(x, w, b, steps=8):
     return (hs[-1] + 0.1 * ts[-1]).sum(), g, dw, db
 
 
-def test_residual_chain_forward_and_backward_is_one_pass_over_memory(rng):
+def test_residual_chain_forward_and_backward_is_two_passes_over_memory(rng):
     x = Input("fb_x", (B, 64), dtype="float64")
     w, b = Param("fb_w", (64,), dtype="float64"), Param("fb_b", (64,), dtype="float64")
     loss = residual_chain(x, w, b).sum()
     fn = C.compile([loss] + C.grad(loss, [x, w, b]))
     # Every forward and backward value of every step is a map over (batch, 64) read at its own
-    # index: all of them, the loss's sum and the per-step column sums of the w and b gradients are
-    # one loop; two small loops over (64,) add the per-step partial sums of dw and db.
-    assert [k["shape"] for k in fn.kernels()] == [[B, 64], [64], [64]]
-    assert not full_size_temps(fn, (B, 64))
+    # index, so all of them, the loss's sum and the per-step column sums of the w and b gradients
+    # join into loops over (batch, 64). Written as a tree, the joined body doubles with every
+    # step; at SHARED_TREE_LIMIT leaves the join stops and the values it needs are stored: the
+    # eight steps take two loops. Two small loops over (64,) add the per-step sums of dw and db.
+    assert [k["shape"] for k in fn.kernels()] == [[B, 64], [B, 64], [64], [64]]
+    assert sum(r.count("sum") for r in reductions(fn)) == 1 + 2 * 8
     xs, ws, bs = rng.normal(size=(5, 64)), rng.normal(size=64), rng.normal(size=64)
     for actual, expected in zip(fn(fb_x=xs, fb_w=ws, fb_b=bs), numpy_residual_backprop(xs, ws, bs)):
         np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)

@@ -10,7 +10,10 @@ when
 - it reads that loop's stored outputs only at the loop's own index (so the
   value is still in a register) and none of its accumulated reductions,
 - no kernel between the two writes anything it reads,
-- neither is an in-place update or a snapshot of one.
+- neither is an in-place update or a snapshot of one,
+- the joined body, written as a tree, stays within SHARED_TREE_LIMIT leaves
+  (a residual chain doubles its tree with every step; past the limit the
+  value is stored and read back, so compile time stays linear in the graph).
 
 The joined loop computes the later loop's outputs from the earlier one's
 expressions (the scalar code is cse'd once), accumulates its reductions, and a
@@ -22,7 +25,7 @@ from __future__ import annotations
 import sympy
 
 from .access import Access, identity_mapping
-from .schedule import Kernel
+from .schedule import SHARED_TREE_LIMIT, Kernel
 
 
 def fuse_loops(kernels: list, kept_buffers: set) -> list:
@@ -83,7 +86,34 @@ def _can_host(candidate: Kernel, kernel: Kernel) -> bool:
             return False  # complete only after the loop
         if access.buffer in stored and (access.dims != identity or access.view_shape != access.buffer.shape):
             return False  # another element than the one in the register
-    return True
+    return _joined_tree_size(candidate, kernel) <= SHARED_TREE_LIMIT
+
+
+def _joined_tree_size(host: Kernel, kernel: Kernel) -> int:
+    """Leaves of the largest body `kernel` would have inside `host`, counted as a tree."""
+    memo = {}
+    computed = {buffer: tree_size(body, {}, memo) for buffer, body in host.bodies()}
+    sizes = {symbol: computed.get(source.buffer, 1) if isinstance(source, Access) else 1
+             for symbol, source in kernel.leaves.items()}
+    bodies = [body for _, body in kernel.bodies()] + [body for _, _, body, _ in kernel.reductions]
+    if kernel.kind != "elementwise":
+        bodies = [kernel.body]
+    guest_memo = {}
+    return max((tree_size(body, sizes, guest_memo) for body in bodies), default=0)
+
+
+def tree_size(expr, sizes: dict, memo: dict) -> int:
+    """Leaves of `expr` written as a tree, a symbol counting sizes.get(symbol, 1) (linear time)."""
+    size = memo.get(expr)
+    if size is None:
+        if expr.is_Symbol:
+            size = sizes.get(expr, 1)
+        elif not expr.args:
+            size = 1
+        else:
+            size = sum(tree_size(arg, sizes, memo) for arg in expr.args)
+        memo[expr] = size
+    return size
 
 
 def _join(host: Kernel, kernel: Kernel) -> None:
