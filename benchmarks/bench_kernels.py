@@ -184,13 +184,7 @@ def bench_chain(rounds: int, frameworks: dict) -> list:
         backward_calls["jax.jit"] = lambda: j_backward(*jargs)
     rows = [("chain forward", compare(forward_calls, rounds)),
             ("chain forward+backward", compare(backward_calls, rounds))]
-    # cost() re-runs the kernels into the last call's output buffers: keep those results alive
-    # while it runs (fn.cost(**values) would drop them first, see docs/benchmarks.md).
-    chain_cost = {}
-    for label, fn in (("forward", forward), ("forward+backward", backward)):
-        results = fn(**values)
-        chain_cost[label] = fn.cost()
-        del results
+    chain_cost = {label: fn.cost(**values) for label, fn in (("forward", forward), ("forward+backward", backward))}
     return rows, chain_cost
 
 
