@@ -261,27 +261,19 @@ class KernelEmitter:
             b.store(value, b.gep(self.pointers[out], [i]), align=ITEMSIZE[out.dtype])
 
     def _reduce(self):
+        """A reduction into an integer output (a count of a mask), one output at a time in a
+        register. (Float reductions are loops hosting a reduction after loop_fusion.)"""
         kernel, b = self.kernel, self.builder
+        if kernel.out.dtype in ("float32", "float64"):
+            raise AssertionError("float reductions are emitted as loops (loop_fusion._as_loop)")
         out_shape = tuple(kernel.space[a] for a in kernel.kept_axes)
-        if kernel.out.dtype not in ("float32", "float64"):  # integer sums: accumulate in a register, one output at a time
-            self._reduce_per_output(out_shape)
-            return
-        accumulator = self._start_reduction(kernel.kind, kernel.out, out_shape)
-        counts = [self.size(size_expr(d)) for d in kernel.space]
-        with loop_nest(b, counts) as indices:
-            self._accumulate(kernel.kind, accumulator, self.body_value(indices), [indices[a] for a in kernel.kept_axes])
-        self._finish_reduction(accumulator)
-
-    def _reduce_per_output(self, out_shape):
-        """Reductions into integer outputs (sums of masks): accumulate in a register."""
-        kernel, b = self.kernel, self.builder
         kept = kernel.kept_axes
         reduced = [a for a in range(len(kernel.space)) if a not in kept]
         kept_counts = [self.size(size_expr(kernel.space[a])) for a in kept]
         reduced_counts = [self.size(size_expr(kernel.space[a])) for a in reduced]
-        accumulator = b.alloca(self.ty)
+        accumulator = self._register(self.ty)
         with loop_nest(b, kept_counts, "o") as outer:
-            b.store(ir.Constant(self.ty, 0.0 if kernel.kind == "sum" else float("-inf")), accumulator)
+            b.store(ir.Constant(self.ty, identity_of(kernel.kind)), accumulator)
             with loop_nest(b, reduced_counts, "r") as inner:
                 indices = [None] * len(kernel.space)
                 for a, index in zip(kept, outer):
