@@ -143,12 +143,10 @@ class ElementwiseFunction(MatrixExpr):
         return printer._print(self._printed_body())
 
 
-class _EntryReduction(sympy.Expr):
-    """A scalar computed from every entry of one matrix."""
+class _ScalarOfMatrix(sympy.Expr):
+    """A scalar computed from one matrix; ``doit`` evaluates it once the matrix is explicit."""
 
     is_commutative = True
-    name = "?"
-    latex_operator = "?"
 
     def __new__(cls, matrix):
         return sympy.Expr.__new__(cls, matrix)
@@ -162,8 +160,19 @@ class _EntryReduction(sympy.Expr):
             return self
         matrix = self.matrix.doit(**hints) if hints.get("deep", True) else self.matrix
         explicit = _explicit(matrix)
-        if explicit is None:
-            return type(self)(matrix)
+        return type(self)(matrix) if explicit is None else self.evaluate(explicit)
+
+    def evaluate(self, explicit):
+        raise NotImplementedError
+
+
+class _EntryReduction(_ScalarOfMatrix):
+    """A scalar computed from every entry of one matrix."""
+
+    name = "?"
+    latex_operator = "?"
+
+    def evaluate(self, explicit):
         return self.reduce(list(explicit))
 
     def _indices(self):
@@ -248,24 +257,11 @@ class AxisMax(MatrixExpr):
         return prettyForm(*form.left(f"max{'ᵢ' if self.axis == 0 else 'ⱼ'}"))
 
 
-class OneByOne(sympy.Expr):
+class OneByOne(_ScalarOfMatrix):
     """A 1x1 matrix product (``a^T b``) read as the scalar it holds."""
 
-    is_commutative = True
-
-    def __new__(cls, matrix):
-        return sympy.Expr.__new__(cls, matrix)
-
-    @property
-    def matrix(self):
-        return self.args[0]
-
-    def doit(self, **hints):
-        if _nothing_to_evaluate(self):
-            return self
-        matrix = self.matrix.doit(**hints) if hints.get("deep", True) else self.matrix
-        explicit = _explicit(matrix)
-        return OneByOne(matrix) if explicit is None else explicit[0, 0]
+    def evaluate(self, explicit):
+        return explicit[0, 0]
 
     def _latex(self, printer):
         return printer._print(self.matrix)
