@@ -54,14 +54,14 @@ class CostReport:
         binding = ", ".join(f"{k}={v}" for k, v in self.dims.items()) or "no symbolic dims"
         lines = [f"cost per kernel ({binding}); time: median of repeated runs of each kernel alone "
                  "(each includes ~0.2 us of call overhead)",
-                 f"{'#':>3} {'kind':<11} {'phase':<8} {'output':<18} {'MFLOP':>9} {'KB':>9} {'FLOP/B':>7} {'us':>9} {'GFLOP/s':>8}"]
+                 f"{'#':>3} {'kind':<11} {'phase':<16} {'output':<18} {'MFLOP':>9} {'KB':>9} {'FLOP/B':>7} {'us':>9} {'GFLOP/s':>8}"]
         for r in self.rows:
             rate = r.flops / r.seconds / 1e9 if r.seconds else 0.0
-            lines.append(f"{r.index:>3} {r.kind:<11} {r.phase:<8} {r.out[:18]:<18} {r.flops / 1e6:>9.3f} "
+            lines.append(f"{r.index:>3} {r.kind:<11} {r.phase:<16} {r.out[:18]:<18} {r.flops / 1e6:>9.3f} "
                          f"{r.bytes / 1e3:>9.1f} {r.intensity:>7.2f} {r.seconds * 1e6:>9.2f} {rate:>8.2f}")
         for phase, t in self.totals().items():
             rate = t["flops"] / t["seconds"] / 1e9 if t["seconds"] else 0.0
-            lines.append(f"    {phase:<38} {t['flops'] / 1e6:>9.3f} {t['bytes'] / 1e3:>9.1f} {'':>7} "
+            lines.append(f"    {phase:<46} {t['flops'] / 1e6:>9.3f} {t['bytes'] / 1e3:>9.1f} {'':>7} "
                          f"{t['seconds'] * 1e6:>9.2f} {rate:>8.2f}")
         return "\n".join(lines)
 

@@ -57,7 +57,7 @@ def _as_loop(kernel: Kernel) -> Kernel:
     if kernel.kind not in ("sum", "max") or not _joinable(kernel):
         return kernel
     loop = Kernel("elementwise", kernel.out, kernel.space, kernel.dtype, body=None, leaves=dict(kernel.leaves),
-                  nodes=list(kernel.nodes), stores_out=False)
+                  nodes=list(kernel.nodes), stores_out=False, root=kernel.root)
     loop.reductions.append((kernel.kind, kernel.out, kernel.body, kernel.kept_axes))
     return loop
 
@@ -133,6 +133,7 @@ def _join(host: Kernel, kernel: Kernel) -> None:
     else:
         host.reductions.append((kernel.kind, kernel.out, kernel.body.xreplace(replace), kernel.kept_axes))
     host.nodes.extend(kernel.nodes)
+    host.joined.extend([kernel.root] + kernel.joined)
 
 
 def _leaf(host: Kernel, source) -> sympy.Symbol:

@@ -41,13 +41,16 @@ def _count(expr) -> str:
 
 
 def kernel_phase(kernel, forward: set) -> str:
-    """"update" for in-place update loops and snapshots, "forward" for kernels computing
-    nodes of the forward outputs, "backward" for the rest."""
+    """"update" for in-place update loops and snapshots; otherwise by the nodes the kernel
+    (and every loop joined into it) computes: "forward" when the forward outputs need them,
+    "backward" when not, "forward+backward" for a joined loop doing both."""
     if kernel.in_place or kernel.snapshot:
         return "update"
-    if not kernel.nodes or any(n in forward for n in kernel.nodes):
+    roots = [r for r in [kernel.root] + kernel.joined if r is not None]
+    if not roots:
         return "forward"
-    return "backward"
+    needed = {r in forward for r in roots}
+    return "forward+backward" if len(needed) == 2 else ("forward" if True in needed else "backward")
 
 
 def _cse(exprs: list) -> tuple:

@@ -51,6 +51,7 @@ class Kernel:
     shared: dict = field(default_factory=dict)  # (shared map, mapping) -> its expression, built once
     reductions: list = field(default_factory=list)  # elementwise: (kind, Buffer, body, kept axes) in the same loop
     stores_out: bool = True  # False once joined loops made `out` unread (loop_fusion.py)
+    joined: list = field(default_factory=list)  # roots of the loops joined into this one
 
     def writes(self) -> set:
         return {buffer for buffer, _ in self.bodies()} | {out for _, out, _, _ in self.reductions}
@@ -184,7 +185,7 @@ class Scheduler:
         self.kernels.append(kernel)
 
     def _bmm(self, node: Node, out: Buffer):
-        kernel = Kernel("bmm", out, node.shape, node.dtype, nodes=[node], contract_dim=node.args[0].shape[-1])
+        kernel = Kernel("bmm", out, node.shape, node.dtype, nodes=[node], contract_dim=node.args[0].shape[-1], root=node)
         operands = []
         for arg in node.args:
             access = self.plain_access(arg, identity_mapping(arg.ndim))
