@@ -19,6 +19,30 @@ EPOCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_v
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 
 
+class LiveArrays(dict):
+    """name -> the live array the compiled program reads and writes.
+
+    Assigning ``step.params["W"] = value`` copies into the live array (the program
+    keeps its pointer); a new name, or a value of another shape, is an error.
+    """
+
+    def __init__(self, arrays: dict, what: str):
+        super().__init__(arrays)
+        self._what = what
+
+    def __setitem__(self, name, value):
+        if name not in self:
+            raise KeyError(f"no {self._what} named {name!r}; the step has {', '.join(map(repr, self))}")
+        live = self[name]
+        value = np.asarray(value)
+        if value.shape != live.shape:
+            raise ValueError(f"{self._what} {name!r} has shape {live.shape}, got a value of shape {value.shape}")
+        np.copyto(live, value, casting="same_kind")
+
+    def __delitem__(self, name):
+        raise TypeError(f"the {self._what} arrays of a compiled step cannot be removed")
+
+
 class TrainStep:
     """``step(**inputs) -> float``: the loss before the update; parameters change in place.
 
@@ -27,7 +51,7 @@ class TrainStep:
 
     def __init__(self, program, params: dict, state: dict, names: dict, lr, *, compile_function=None,
                  diagnose=None, debug_nans: bool = False, seed: int = 0):
-        self.params, self.state = params, state
+        self.params, self.state = LiveArrays(params, "parameter"), LiveArrays(state, "optimizer state")
         self.step_count = 0
         self.lr = lr
         self.debug_nans = debug_nans

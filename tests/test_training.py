@@ -197,3 +197,17 @@ def test_scalar_parameters_of_a_sympy_model_train_and_stay_scalars():
     assert step.params["a"].shape == () and step.params["b"].shape == ()
     assert float(step.params["a"]) == pytest.approx(1.5, abs=1e-3)
     assert float(step.params["b"]) == pytest.approx(-0.5, abs=1e-3)
+
+
+def test_assigning_a_parameter_copies_into_the_live_array():
+    loss, logits = mlp_loss()
+    step = sp.compile_step(loss, optim.SGD(lr=0.1))
+    live = step.params["W1"]
+    step.params["W1"] = np.zeros((6, 8))
+    assert step.params["W1"] is live and not live.any()
+    predict = step.function(logits)
+    np.testing.assert_array_equal(predict(x=np.ones((2, 6), np.float32)), np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        step.params["W1"] = np.zeros((8, 6))
+    with pytest.raises(KeyError, match="no parameter named 'V'"):
+        step.params["V"] = np.zeros(3)
