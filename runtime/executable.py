@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import threading
 
 import numpy as np
 
@@ -72,6 +73,7 @@ class Executable:
         self._dims_address = ctypes.addressof(self._dims)
         self._keep = {}  # buffer index -> array kept alive while its pointer is in the table
         self._binding = None
+        self.lock = threading.Lock()
         self._persistent_outputs = persistent_outputs
         self._addresses = addresses or {}
         self._output_arrays = []
@@ -175,7 +177,8 @@ class Executable:
 
     def __call__(self, **values):
         dims = self._bind(values)
-        return self.run(values, dims)
+        with self.lock:  # one call at a time: calls share the pointer table and the arena
+            return self.run(values, dims)
 
     def run(self, values: dict, dims: dict):
         """Run on already checked arguments (see ``_bind``)."""

@@ -142,11 +142,13 @@ class TrainStep:
         batch_buffers = {name: np.empty((batch_size,) + tuple(specs[name]["shape"][1:]), dtype=specs[name]["dtype"])
                          for name in names}
         exe = self._executable
-        exe.prepare({batch_dim: batch_size}, batch_buffers)
         arrays = [order, lrs, losses] + [inputs[name] for name in names]
         table = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
-        self._epoch(exe.table_address, exe.dims_address, ctypes.addressof(table), rows, batch_size, self.step_count)
-        exe.restore_dims()
+        with exe.lock:
+            exe.prepare({batch_dim: batch_size}, batch_buffers)
+            self._epoch(exe.table_address, exe.dims_address, ctypes.addressof(table), rows, batch_size,
+                        self.step_count)
+            exe.restore_dims()
         self.step_count += n_batches
         self.last_epoch_losses = losses
         sizes = np.minimum(batch_size, rows - batch_size * np.arange(n_batches))

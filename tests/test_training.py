@@ -211,3 +211,26 @@ def test_assigning_a_parameter_copies_into_the_live_array():
         step.params["W1"] = np.zeros((8, 6))
     with pytest.raises(KeyError, match="no parameter named 'V'"):
         step.params["V"] = np.zeros(3)
+
+
+def test_threads_calling_one_step_never_interleave_inside_it():
+    import threading
+    loss, logits = mlp_loss()
+    step = sp.compile_step(loss, optim.SGD(lr=0.0))
+    predict = step.function(logits)
+    small, large = data(n=3), data(n=300)
+    expected = {3: predict(x=small["x"]), 300: predict(x=large["x"])}
+    errors = []
+
+    def worker(inputs):
+        for _ in range(200):
+            out = predict(x=inputs["x"])  # alternating batch sizes rebind the shared arena
+            if not np.array_equal(out, expected[len(inputs["x"])]):
+                errors.append(len(inputs["x"]))
+
+    threads = [threading.Thread(target=worker, args=(d,)) for d in (small, large, small, large)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
