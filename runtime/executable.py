@@ -237,7 +237,8 @@ class Executable:
         """
         from .cost import measure
         outputs = self(**values)
-        report = measure(self, self._addresses)
+        with self.lock:
+            report = measure(self, self._addresses)
         del outputs
         return report
 
