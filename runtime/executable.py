@@ -236,8 +236,9 @@ class Executable:
         alive (referenced here) until every kernel has been measured.
         """
         from .cost import measure
-        outputs = self(**values)
+        dims = self._bind(values)
         with self.lock:
+            outputs = self.run(values, dims)
             report = measure(self, self._addresses)
         del outputs
         return report
