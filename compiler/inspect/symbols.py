@@ -50,10 +50,6 @@ def exact_number(value, dtype) -> sympy.Expr:
     return sympy.Rational(text)
 
 
-def constant_value(node) -> np.ndarray:
-    return node.attr("value").array
-
-
 def _always_true_for_reals(expr) -> bool:
     """|u| < oo: how stable code guards against infinities; every real number passes."""
     return isinstance(expr, Less) and isinstance(expr.args[0], sympy.Abs) and expr.args[1] == sympy.oo
