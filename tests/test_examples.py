@@ -18,3 +18,9 @@ def test_autoencoder_learns_to_reconstruct():
     result = load("digits_autoencoder").main(epochs=5)
     assert result["after"] < 0.5 * result["before"]
     assert result["accuracy"] > 0.5  # codes keep class information (chance is 10%)
+
+
+def test_gan_steps_share_parameters_and_move_the_samples_to_the_data():
+    result = load("gan_1d").main(rounds=1500)
+    assert abs(result["mean"] - 3.0) < 0.6  # noise starts near 0
+    assert 0.05 < result["std"] < 1.5
