@@ -7,20 +7,18 @@ Errors are measured against NumPy evaluated in float64 on the same inputs.
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import re
-import uuid
 
 import llvmlite.ir as ir
 import numpy as np
 import pytest
 
 from compiler.codegen.mathlib import FUNCTIONS, math_call
+from jit_loops import IR_TYPES, jit_loops, loop_function
 from runtime.engine import Engine
 
 DTYPES = (np.float32, np.float64)
-IR_TYPES = {np.float32: ir.FloatType(), np.float64: ir.DoubleType()}
 UNARY = sorted(name for name in FUNCTIONS if name != "pow")
 
 
@@ -28,52 +26,7 @@ UNARY = sorted(name for name in FUNCTIONS if name != "pow")
 
 def elementwise_loop(module, name, ty, arity, body):
     """void name(ty* x0, ..., ty* y, i64 n): y[i] = body(builder, [x0[i], ...])."""
-    ptr = ty.as_pointer()
-    i64 = ir.IntType(64)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * (arity + 1) + [i64]), name)
-    for arg in fn.args[:-1]:
-        arg.add_attribute("noalias")
-    n = fn.args[-1]
-    entry, loop, done = (fn.append_basic_block(label) for label in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
-    b.position_at_end(loop)
-    i = b.phi(i64)
-    i.add_incoming(ir.Constant(i64, 0), entry)
-    align = 4 if isinstance(ty, ir.FloatType) else 8  # NumPy buffers are not 32-byte aligned
-    xs = [b.load(b.gep(p, [i]), align=align) for p in fn.args[:arity]]
-    b.store(body(b, xs), b.gep(fn.args[arity], [i]), align=align)
-    following = b.add(i, ir.Constant(i64, 1))
-    i.add_incoming(following, loop)
-    b.cbranch(b.icmp_signed("<", following, n), loop, done)
-    b.position_at_end(done)
-    b.ret_void()
-    return fn
-
-
-def jit_loops(specs):
-    """Compile {key: (dtype, arity, body)} in one module; return {key: run(*arrays)}."""
-    module = ir.Module()
-    prefix = f"test_mathlib_{uuid.uuid4().hex[:12]}"
-    symbols = {key: f"{prefix}_{k}" for k, key in enumerate(specs)}
-    for key, (dtype, arity, body) in specs.items():
-        elementwise_loop(module, symbols[key], IR_TYPES[dtype], arity, body)
-    addresses, _ = Engine.instance().compile(str(module), list(symbols.values()))
-    runners = {}
-    for key, (dtype, arity, _) in specs.items():
-        signature = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * (arity + 1), ctypes.c_int64)
-        runners[key] = _runner(signature(addresses[symbols[key]]), dtype)
-    return runners
-
-
-def _runner(cfunc, dtype):
-    def run(*arrays):
-        arrays = [np.ascontiguousarray(a, dtype=dtype) for a in np.broadcast_arrays(*arrays)]
-        out = np.empty_like(arrays[0])
-        cfunc(*[a.ctypes.data for a in arrays], out.ctypes.data, out.size)
-        return out
-    run.keepalive = cfunc
-    return run
+    return loop_function(module, name, ty, arity, 1, lambda b, xs: [body(b, xs)])
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +36,9 @@ def kernels():
         for name in UNARY:
             specs[name, dtype] = (dtype, 1, lambda b, xs, name=name: math_call(b, name, xs))
         specs["pow", dtype] = (dtype, 2, lambda b, xs: math_call(b, "pow", xs))
-    return jit_loops(specs)
+    loops = jit_loops({key: (dtype, arity, 1, lambda b, xs, f=body: [f(b, xs)])
+                       for key, (dtype, arity, body) in specs.items()}, "test_mathlib")
+    return {key: (lambda *arrays, run=run: run(*arrays)[0]) for key, run in loops.items()}
 
 
 # ---------------------------------------------------------------- oracles

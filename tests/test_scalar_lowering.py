@@ -8,8 +8,6 @@ file are compiled once, in one module.
 """
 from __future__ import annotations
 
-import ctypes
-import uuid
 import zlib
 
 import hypothesis.extra.numpy as hnp
@@ -26,11 +24,11 @@ from compiler.scalar_functions import (
     NotEqual, Relu, Sigmoid, Softplus, Step, Where,
 )
 from sympy.codegen.cfunctions import expm1, log1p
-from runtime.engine import Engine
+
+from jit_loops import IR_TYPES, jit_loops
 
 x, y, z = SYMBOLS = sympy.symbols("x y z", real=True)
 DTYPES = (np.float64, np.float32)
-IR_TYPES = {np.float32: ir.FloatType(), np.float64: ir.DoubleType()}
 N = 600
 
 gelu = x / 2 * (1 + sympy.erf(x / sympy.sqrt(2)))
@@ -126,55 +124,11 @@ def reference(expr, arrays):
 
 # ---------------------------------------------------------------- JIT helpers
 
-def loop_kernel(module, name, ty, n_outputs, body):
-    """void name(ty* x, ty* y, ty* z, ty* out0, ..., i64 n): outs[i] = body(builder, env)."""
-    ptr = ty.as_pointer()
-    i64 = ir.IntType(64)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * (3 + n_outputs) + [i64]), name)
-    for arg in fn.args[:-1]:
-        arg.add_attribute("noalias")
-    n = fn.args[-1]
-    entry, loop, done = (fn.append_basic_block(label) for label in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
-    b.position_at_end(loop)
-    i = b.phi(i64)
-    i.add_incoming(ir.Constant(i64, 0), entry)
-    align = 4 if isinstance(ty, ir.FloatType) else 8
-    env = {s: b.load(b.gep(p, [i]), align=align) for s, p in zip(SYMBOLS, fn.args)}
-    for value, out in zip(body(b, env, ty), fn.args[3:-1]):
-        b.store(value, b.gep(out, [i]), align=align)
-    following = b.add(i, ir.Constant(i64, 1))
-    i.add_incoming(following, loop)
-    b.cbranch(b.icmp_signed("<", following, n), loop, done)
-    b.position_at_end(done)
-    b.ret_void()
-
-
 def jit(specs):
-    """{key: (dtype, n_outputs, body)} -> {key: run(x, y, z) -> list of outputs}, one module."""
-    module = ir.Module()
-    prefix = f"test_scalar_{uuid.uuid4().hex[:12]}"
-    symbols = {key: f"{prefix}_{k}" for k, key in enumerate(specs)}
-    for key, (dtype, n_outputs, body) in specs.items():
-        loop_kernel(module, symbols[key], IR_TYPES[dtype], n_outputs, body)
-    addresses, _ = Engine.instance().compile(str(module), list(symbols.values()))
-    runners = {}
-    for key, (dtype, n_outputs, _) in specs.items():
-        signature = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * (3 + n_outputs), ctypes.c_int64)
-        runners[key] = _runner(signature(addresses[symbols[key]]), dtype, n_outputs)
-    return runners
-
-
-def _runner(cfunc, dtype, n_outputs):
-    def run(*arrays):
-        arrays = [np.ascontiguousarray(a, dtype=dtype) for a in np.broadcast_arrays(*arrays)]
-        arrays += [np.zeros_like(arrays[0]) for _ in range(3 - len(arrays))]
-        outs = [np.empty_like(arrays[0]) for _ in range(n_outputs)]
-        cfunc(*[a.ctypes.data for a in arrays + outs], arrays[0].size)
-        return outs
-    run.keepalive = cfunc
-    return run
+    """{key: (dtype, n_outputs, body(builder, env, ty))} -> {key: run(x, y, z) -> list of outputs}."""
+    return jit_loops({key: (dtype, len(SYMBOLS), n_outputs,
+                            lambda b, values, body=body, ty=IR_TYPES[dtype]: body(b, dict(zip(SYMBOLS, values)), ty))
+                      for key, (dtype, n_outputs, body) in specs.items()}, "test_scalar")
 
 
 def _cse_body(exprs):
