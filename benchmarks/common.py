@@ -146,7 +146,6 @@ def print_table(title: str, rows: list, columns: list, reference: str | None = N
     """
     present = [c for c in columns if any(values.get(c) is not None for _, values in rows)]
     print(f"\n{title}")
-    width = max([len(label) for label, _ in rows] + [8])
     cells = [[label] + [format_time(values[c]) if values.get(c) is not None else "-" for c in present]
              for label, values in rows]
     header = ["workload (us)"] + present

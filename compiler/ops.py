@@ -16,7 +16,7 @@ import sympy
 from . import scalar_functions as sf
 from .dtypes import canonical_dtype, float_result, promote
 from .errors import GraphError, fail
-from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map, make_pad,
+from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map,
                     make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
                     scalar_symbol, size_of)
 from .shapes import broadcast_shapes, normalize_axes, reshape_target

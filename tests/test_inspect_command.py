@@ -6,8 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from compiler.cli import main
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")

@@ -8,12 +8,13 @@ so one compiled program serves every step.
 from __future__ import annotations
 
 from ..dtypes import promote
+from ..graph import Node
 from ..ops import minimum, sqrt, sum as reduce_sum
 
 CLIP_EPSILON = 1e-6
 
 
-def global_norm(grads) -> "Node":
+def global_norm(grads) -> Node:
     """sqrt of the sum of squares of every element of every gradient (a scalar node)."""
     grads = list(grads)
     dtype = promote([g.dtype for g in grads])

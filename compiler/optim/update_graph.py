@@ -18,7 +18,7 @@ from ..autodiff import grad as gradient
 from ..evaluate import evaluate
 from ..graph import Input, Node
 from ..traversal import leaves
-from .base import Optimizer, StateSpec
+from .base import Optimizer
 
 STEP_INPUT = "optimizer_step"
 LR_INPUT = "optimizer_lr"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..graph import (Node, canonical_args, make_broadcast, make_map, make_reduce, make_reshape, make_transpose,
+from ..graph import (Node, canonical_args, make_broadcast, make_map, make_reshape, make_transpose,
                      rename_symbols, scalar_symbol, size_of)
 from .rewrite import rewrite
 
