@@ -58,13 +58,16 @@ def build(outputs, prefix: str, progress=None):
     return build_program(simplified, prefix, declared=leaves(outputs))
 
 
-def compile(outputs) -> Executable:
-    """Compile a node or a list of nodes; call the result with every Input and Param by name."""
-    single = isinstance(outputs, Node)
-    outputs = as_node_list(outputs)
+def load_compiled(outputs: list) -> tuple:
+    """(loaded program, cache key) of a list of output nodes: from this process, the disk cache, or built."""
     leaves(outputs)  # one name, one leaf
     key = program_key(outputs)
     with Progress("compiling", COMPILE_STAGES) as progress:
         program = load_program(key, lambda prefix: build(outputs, prefix, progress), progress=progress)
-    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single,
-                      addresses=program.addresses, key=key, from_cache=program.from_cache)
+    return program, key
+
+
+def compile(outputs) -> Executable:
+    """Compile a node or a list of nodes; call the result with every Input and Param by name."""
+    program, key = load_compiled(as_node_list(outputs))
+    return Executable.of(program, key, single=isinstance(outputs, Node))

@@ -16,7 +16,7 @@ from runtime.progress import Progress
 from runtime.training import TrainStep
 
 from .codegen.program import build_program
-from .compile import COMPILE_STAGES, program_key
+from .compile import COMPILE_STAGES, load_compiled, program_key
 from .evaluate import evaluate_all
 from .graph import Node
 from .initializers import initial_values
@@ -86,14 +86,11 @@ def _epoch_capable(graph) -> bool:
 
 def _bound_function(nodes, live_params: dict) -> Executable:
     """An inference function of `nodes` that reads the live parameter arrays."""
-    from .compile import build
-    single = isinstance(nodes, Node)
     outputs = as_node_list(nodes)
     used = {leaf.name for leaf in leaves(outputs) if leaf.op == "param"}
-    program = load_program(program_key(outputs), lambda prefix: build(outputs, prefix))
+    program, key = load_compiled(outputs)
     bound = {name: array for name, array in live_params.items() if name in used}
-    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single, bound=bound,
-                      addresses=program.addresses)
+    return Executable.of(program, key, single=isinstance(nodes, Node), bound=bound)
 
 
 def _diagnoser(outputs):

@@ -58,6 +58,12 @@ class Executable:
     came from the on-disk cache rather than a fresh compile.
     """
 
+    @classmethod
+    def of(cls, program, key: str | None = None, **options) -> "Executable":
+        """The executable of a loaded program (runtime.programs.LoadedProgram)."""
+        return cls(program.plan, program.address, program.consts, program.ir_text, addresses=program.addresses,
+                   key=key, from_cache=program.from_cache, **options)
+
     def __init__(self, plan: dict, entry_address: int, consts: dict, ir_text: str = "", single: bool = True,
                  bound: dict | None = None, persistent_outputs: bool = False, addresses: dict | None = None,
                  key: str | None = None, from_cache: bool = False):

@@ -95,5 +95,4 @@ def load(key: str, single: bool | None = None, cache: ObjectCache | None = None)
     program = load_program(key, not_cached, cache)
     if single is None:
         single = len(program.plan["outputs"]) == 1
-    return Executable(program.plan, program.address, program.consts, program.ir_text, single=single,
-                      addresses=program.addresses, key=key, from_cache=program.from_cache)
+    return Executable.of(program, key, single=single)

@@ -63,9 +63,7 @@ class TrainStep:
         self._lr_value = np.zeros((), np.float64)
         bound = {**params, **state, names["step"]: self._step_value, names["lr"]: self._lr_value}
         self._program = program
-        self._executable = Executable(program.plan, program.address, program.consts, program.ir_text,
-                                      single=True, bound=bound, persistent_outputs=True,
-                                      addresses=program.addresses)
+        self._executable = Executable.of(program, single=True, bound=bound, persistent_outputs=True)
         epoch = program.plan.get("epoch")
         self._epoch = EPOCH_TYPE(program.addresses[epoch]) if epoch else None
         self.last_epoch_losses = np.empty(0)
