@@ -18,7 +18,7 @@ import sympy
 from .dtypes import is_float
 from .errors import GraphError
 from .graph import (Node, const, make_broadcast, make_einsum, make_map, make_pad, make_reduce,
-                    make_reshape, make_slice, make_transpose, rename_symbols, scalar_symbol)
+                    make_reshape, make_slice, make_transpose, rename_symbols, scalar_symbol, slice_steps)
 from . import scalar_functions as sf
 from .traversal import as_node_list, check_unique_names, topological_order
 
@@ -158,10 +158,38 @@ def _vjp_broadcast(node, g):
 
 
 def _vjp_slice(node, g):
+    """The cotangent scattered back to the sliced positions, zeros elsewhere: reversed where the
+    step is negative, spread by reshape-and-pad where it is not 1, then padded into place."""
     x = node.args[0]
-    starts, stops = node.attr("starts"), node.attr("stops")
-    high = tuple(0 if isinstance(d, str) else d - b for d, b in zip(x.shape, stops))
-    return [make_pad(g, starts, high)]
+    for axis, (start, step, size) in enumerate(zip(node.attr("starts"), slice_steps(node), x.shape)):
+        count = g.shape[axis]
+        if isinstance(size, str):
+            continue
+        if count == 0:
+            return [zeros_like(x)]
+        if step < 0:
+            g = make_slice(g, _at(g, axis, count - 1, 0), _at(g, axis, -1, g.shape), _at(g, axis, -1, 1))
+            start, step = start + (count - 1) * step, -step
+        if step > 1:
+            g = _spread(g, axis, step)
+        used = g.shape[axis]
+        g = make_pad(g, _at(g, axis, start, 0), _at(g, axis, size - start - used, 0))
+    return [g]
+
+
+def _at(node, axis, value, rest):
+    """A per-axis tuple: `value` at `axis`, `rest` (a number, or a shape to copy) elsewhere."""
+    return tuple(value if i == axis else (rest[i] if isinstance(rest, tuple) else rest) for i in range(node.ndim))
+
+
+def _spread(g, axis, step):
+    """g with step-1 zeros after each element along axis (but the last): (.., m, ..) -> (.., (m-1)*step+1, ..)."""
+    m = g.shape[axis]
+    expanded = make_reshape(g, g.shape[:axis + 1] + (1,) + g.shape[axis + 1:])
+    padded = make_pad(expanded, (0,) * (g.ndim + 1), tuple(step - 1 if i == axis + 1 else 0 for i in range(g.ndim + 1)))
+    flat = make_reshape(padded, g.shape[:axis] + (m * step,) + g.shape[axis + 1:])
+    used = (m - 1) * step + 1
+    return make_slice(flat, (0,) * g.ndim, _at(g, axis, used, flat.shape))
 
 
 def _vjp_pad(node, g):

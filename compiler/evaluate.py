@@ -12,7 +12,7 @@ import numpy as np
 import sympy
 
 from .errors import GraphError
-from .graph import scalar_symbol
+from .graph import pad_value, scalar_symbol, slice_steps
 from .scalar_functions import NUMPY_IMPLEMENTATIONS
 from .traversal import as_node_list, check_unique_names, topological_order
 
@@ -111,9 +111,11 @@ def _evaluate_node(node, args, values, dims):
     if op == "broadcast":
         return np.broadcast_to(args[0], shape)
     if op == "slice":
-        return args[0][tuple(slice(a, b) for a, b in zip(node.attr("starts"), concrete_shape(node.attr("stops"), dims)))]
+        stops = concrete_shape(node.attr("stops"), dims)
+        return args[0][tuple(slice(a, None if b < 0 else b, k)
+                             for a, b, k in zip(node.attr("starts"), stops, slice_steps(node)))]
     if op == "pad":
-        return np.pad(args[0], list(zip(node.attr("low"), node.attr("high"))))
+        return np.pad(args[0], list(zip(node.attr("low"), node.attr("high"))), constant_values=pad_value(node))
     if op == "concat":
         return np.concatenate(args, axis=node.attr("axis"))
     if op == "stop_gradient":

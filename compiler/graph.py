@@ -305,21 +305,47 @@ def make_broadcast(x: Node, shape: tuple) -> Node:
     return Node("broadcast", (x,), (("shape", tuple(shape)),), tuple(shape), x.dtype)
 
 
-def make_slice(x: Node, starts: tuple, stops: tuple) -> Node:
-    shape = tuple(b - a if isinstance(d, int) else d for a, b, d in zip(starts, stops, x.shape))
-    if shape == x.shape:
+def make_slice(x: Node, starts: tuple, stops: tuple, steps: tuple | None = None) -> Node:
+    """Elements start, start+step, ... before stop on each axis (Python's slice rule; any nonzero
+    step). A symbolic dimension can only be taken whole."""
+    steps = tuple(steps) if steps is not None else (1,) * x.ndim
+    shape = tuple(len(range(a, b, k)) if isinstance(d, int) else d for a, b, k, d in zip(starts, stops, steps, x.shape))
+    for a, b, k, d in zip(starts, stops, steps, x.shape):
+        if k == 0 or isinstance(d, str) and (a, b, k) != (0, d, 1):
+            raise fail("slice", f"bad slice {a}:{b}:{k} of dimension {d!r} in {x.shape}")
+    if shape == x.shape and all(k == 1 for k in steps):
         return x
-    return Node("slice", (x,), (("starts", starts), ("stops", stops)), shape, x.dtype)
+    attrs = (("starts", tuple(starts)), ("stops", tuple(stops)))
+    if any(k != 1 for k in steps):
+        attrs += (("steps", steps),)
+    return Node("slice", (x,), attrs, shape, x.dtype)
 
 
-def make_pad(x: Node, low: tuple, high: tuple) -> Node:
+def slice_steps(node: Node) -> tuple:
+    """The steps of a slice node (1 unless given)."""
+    return dict(node.attrs).get("steps", (1,) * node.ndim)
+
+
+def make_pad(x: Node, low: tuple, high: tuple, value: float = 0.0) -> Node:
+    """x with `low`/`high` elements of `value` added before/after each axis."""
     if not any(low) and not any(high):
         return x
     for d, lo, hi in zip(x.shape, low, high):
         if isinstance(d, str) and (lo or hi):
             raise fail("pad", f"cannot pad the symbolic dimension {d!r}")
+        if lo < 0 or hi < 0:
+            raise fail("pad", f"pad widths must be >= 0, got low {low} and high {high}")
     shape = tuple(d + lo + hi if isinstance(d, int) else d for d, lo, hi in zip(x.shape, low, high))
-    return Node("pad", (x,), (("low", low), ("high", high)), shape, x.dtype)
+    attrs = (("low", tuple(low)), ("high", tuple(high)))
+    value = float(value)
+    if value != 0.0 or str(value) != "0.0":  # -0.0 and nan are values of their own
+        attrs += (("value", value),)
+    return Node("pad", (x,), attrs, shape, x.dtype)
+
+
+def pad_value(node: Node) -> float:
+    """The value a pad node fills with (0 unless given)."""
+    return dict(node.attrs).get("value", 0.0)
 
 
 def make_concat(xs, axis: int) -> Node:

@@ -1,14 +1,28 @@
-"""How a kernel reads a buffer: layout ops folded into index arithmetic.
+"""How a kernel reads a buffer: layout ops folded into index arithmetic with validity.
 
 A kernel iterates over an index space (its output shape, or its input shape for
-a reduction). Broadcast, transpose, slice, pad and size-1 reshapes never copy:
-they change which element of a source buffer an iteration point reads. For
-every dimension of the buffer's view, the source index is
+a reduction). Broadcast, transpose, slice (any step), pad, concat and size-1
+reshapes never copy: they change which element of a source buffer an iteration
+point reads. A read is an ``Index``: for every dimension of the buffer's view an
+affine expression of the iteration indices,
 
-    source[d] = iteration[axis] + offset      (axis None: a constant index)
+    source[d] = sum(coef * iteration[axis]) + offset,
 
-and a padded dimension is bounds-checked (out of range reads 0; the index is
-clamped first, so generated code never reads out of bounds).
+and a list of ``Bound`` conditions ``lo <= affine < hi``, each with the value the
+read yields when it fails. The rule, as tinygrad carries ``valid`` through its
+movement ops:
+
+- every layout op maps its output index to its input index *and adds the
+  conditions of its own range*: a pad adds ``0 <= source < size`` (yielding the
+  pad value), a concat piece adds the piece's range on the axis (yielding 0);
+  a slice, broadcast, transpose or unit reshape moves the index and keeps every
+  condition it received;
+- conditions are listed outermost first; a read yields the fill of the first
+  condition that fails, else the loaded element;
+- an invalid read never touches memory: its address is replaced by the
+  buffer's first element before the load, and the value is selected away;
+- a condition that holds at every point of the iteration space is dropped
+  (``Index.within``), so a slice that undoes a pad reads plainly again.
 """
 from __future__ import annotations
 
@@ -16,7 +30,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from ..graph import Node
+from ..graph import Node, pad_value, slice_steps
 
 
 @dataclass(frozen=True)
@@ -31,73 +45,170 @@ class Buffer:
 
 
 @dataclass(frozen=True)
-class DimIndex:
-    axis: int | None
+class Affine:
+    """sum(coef * iteration[axis] for axis, coef in terms) + offset (integers)."""
+
+    terms: tuple = ()  # ((axis, coef), ...) by axis, no zero coefficient
     offset: int = 0
-    checked: bool = False
+
+    @staticmethod
+    def axis(axis: int) -> "Affine":
+        return Affine(((axis, 1),))
+
+    def shifted(self, k: int) -> "Affine":
+        return Affine(self.terms, self.offset + k)
+
+    def scaled(self, k: int) -> "Affine":
+        if k == 0:
+            return Affine((), 0)
+        return Affine(tuple((a, c * k) for a, c in self.terms), self.offset * k)
+
+    def range_over(self, space: tuple):
+        """(least, greatest) value over the iteration space, or None when a symbolic size matters."""
+        low = high = self.offset
+        for axis, coef in self.terms:
+            size = space[axis]
+            if not isinstance(size, int):
+                return None
+            if size == 0:
+                return None  # an empty space: nothing is read
+            low += min(0, coef * (size - 1))
+            high += max(0, coef * (size - 1))
+        return low, high
+
+    def __str__(self):
+        parts = []
+        for axis, coef in self.terms:
+            term = f"i{axis}" if coef == 1 else f"-i{axis}" if coef == -1 else f"{coef}*i{axis}"
+            parts.append(term if not parts or term.startswith("-") else "+" + term)
+        if self.offset or not parts:
+            parts.append(str(self.offset) if not parts or self.offset < 0 else f"+{self.offset}")
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The read is valid only where lo <= index < hi; elsewhere it yields `fill`."""
+
+    index: Affine
+    lo: int
+    hi: int
+    fill: float = 0.0
+
+    def always_holds(self, space: tuple) -> bool:
+        span = self.index.range_over(space)
+        return span is not None and self.lo <= span[0] and span[1] < self.hi
+
+    def __str__(self):
+        fill = "" if self.fill == 0 else f" else {self.fill}"
+        return f"{self.lo}<={self.index}<{self.hi}{fill}"
+
+
+@dataclass(frozen=True)
+class Index:
+    """Which element one iteration point reads: an Affine per view dim, and when the read is valid."""
+
+    dims: tuple  # Affine per view dim
+    valid: tuple = ()  # Bounds, outermost first
+
+    def with_dims(self, dims) -> "Index":
+        return Index(tuple(dims), self.valid)
+
+    def bounded(self, bound: Bound) -> "Index":
+        return Index(self.dims, self.valid + (bound,))
+
+    def within(self, space: tuple) -> "Index":
+        """This index without the conditions that hold everywhere in `space`."""
+        valid = tuple(b for b in self.valid if not b.always_holds(space))
+        return self if valid == self.valid else Index(self.dims, valid)
+
+
+def identity_index(ndim: int) -> Index:
+    return Index(tuple(Affine.axis(a) for a in range(ndim)))
 
 
 @dataclass(frozen=True)
 class Access:
-    """Element (source index per view dim) of `buffer` viewed with shape `view_shape` (contiguous)."""
+    """Element `index` of `buffer` viewed with shape `view_shape` (contiguous, row-major)."""
 
     buffer: Buffer
     view_shape: tuple
-    dims: tuple  # DimIndex per view dim
+    index: Index
 
     @property
     def checked(self) -> bool:
-        return any(d.checked for d in self.dims)
+        return bool(self.index.valid)
+
+    def describe(self, name: str) -> str:
+        """`x[i0, i1-2 | 0<=i1-2<3]`: the buffer, the element read and the conditions of the read."""
+        if self.view_shape == self.buffer.shape and self.index == identity_index(len(self.view_shape)):
+            return name
+        if len(self.view_shape) == len(self.buffer.shape) and self.view_shape == self.buffer.shape:
+            view = ""
+        else:
+            view = "(" + ",".join(str(d) for d in self.view_shape) + ")"
+        text = f"{name}{view}[{', '.join(str(d) for d in self.index.dims)}"
+        if self.index.valid:
+            text += " | " + ", ".join(str(b) for b in self.index.valid)
+        return text + "]"
 
 
-def identity_mapping(ndim: int) -> tuple:
-    return tuple(DimIndex(a) for a in range(ndim))
-
-
-def through_broadcast(out_mapping: tuple, source_shape: tuple, out_shape: tuple) -> tuple:
-    """Mapping of a source that NumPy-broadcasts to out_shape."""
+def through_broadcast(index: Index, source_shape: tuple, out_shape: tuple) -> Index:
+    """Index of a source that NumPy-broadcasts to out_shape: broadcast dims read element 0."""
     lead = len(out_shape) - len(source_shape)
-    result = []
+    dims = []
     for j, d in enumerate(source_shape):
         if d == 1 and out_shape[j + lead] != 1:
-            result.append(DimIndex(None))
+            dims.append(Affine())
         else:
-            result.append(out_mapping[j + lead])
-    return tuple(result)
+            dims.append(index.dims[j + lead])
+    return index.with_dims(dims)
 
 
-def through_layout(node: Node, out_mapping: tuple):
-    """Mapping of node.args[0] given node's mapping, or None when it needs a copy."""
+def through_layout(node: Node, index: Index):
+    """Index into node.args[0] given the index into `node`, or None when it needs a copy."""
     op, source = node.op, node.args[0]
     if op == "stop_gradient":
-        return out_mapping
+        return index
     if op == "broadcast":
-        return through_broadcast(out_mapping, source.shape, node.shape)
+        return through_broadcast(index, source.shape, node.shape)
     if op == "transpose":
         perm = node.attr("perm")
-        result = [None] * len(perm)
+        dims = [None] * len(perm)
         for i, p in enumerate(perm):
-            result[p] = out_mapping[i]
-        return tuple(result)
+            dims[p] = index.dims[i]
+        return index.with_dims(dims)
     if op == "slice":
-        return tuple(DimIndex(m.axis, m.offset + s, m.checked) for m, s in zip(out_mapping, node.attr("starts")))
+        return index.with_dims(d.scaled(step).shifted(start)
+                               for d, start, step in zip(index.dims, node.attr("starts"), slice_steps(node)))
     if op == "pad":
-        return tuple(DimIndex(m.axis, m.offset - lo, m.checked or bool(lo or hi))
-                     for m, lo, hi in zip(out_mapping, node.attr("low"), node.attr("high")))
+        value = pad_value(node)
+        dims = []
+        for d, lo, hi, size in zip(index.dims, node.attr("low"), node.attr("high"), source.shape):
+            inner = d.shifted(-lo)
+            if lo or hi:
+                index = index.bounded(Bound(inner, 0, size, value))
+            dims.append(inner)
+        return index.with_dims(dims)
     if op == "reshape":
-        return _through_unit_reshape(source.shape, node.shape, out_mapping)
+        return _through_unit_reshape(source.shape, node.shape, index)
     raise AssertionError(op)
 
 
-def _through_unit_reshape(source_shape, out_shape, out_mapping):
-    """A reshape that only inserts or removes size-1 dims keeps the mapping; others: None."""
-    kept_out = [m for d, m in zip(out_shape, out_mapping) if d != 1]
+def concat_piece(index: Index, axis: int, offset: int, size: int) -> Index:
+    """Index into one piece of a concatenation (at `offset` along `axis`): valid in its range, else 0."""
+    inner = index.dims[axis].shifted(-offset)
+    dims = index.dims[:axis] + (inner,) + index.dims[axis + 1:]
+    return Index(dims, index.valid + (Bound(inner, 0, size, 0.0),))
+
+
+def _through_unit_reshape(source_shape, out_shape, index: Index):
+    """A reshape that only inserts or removes size-1 dims keeps the index (a unit dim reads 0,
+    and any condition on it travels on); others: None."""
     if [d for d in source_shape if d != 1] != [d for d in out_shape if d != 1]:
         return None
-    if any(m.checked for d, m in zip(out_shape, out_mapping) if d == 1):
-        return None  # a padded unit dim (concat, stack, slice gradients) would lose its bounds check
-    kept = iter(kept_out)
-    return tuple(DimIndex(None) if d == 1 else next(kept) for d in source_shape)
+    kept = iter([d for size, d in zip(out_shape, index.dims) if size != 1])
+    return index.with_dims(Affine() if d == 1 else next(kept) for d in source_shape)
 
 
 def size_expr(dim) -> sympy.Expr:
@@ -114,11 +225,15 @@ def contiguous_strides(shape) -> list:
 
 
 def linear_form(access: Access, ndim: int):
-    """(coefficient per iteration axis, constant offset) in elements, ignoring bounds checks."""
+    """(coefficient per iteration axis, constant offset) in elements of the element read."""
+    return affine_linear(access.index.dims, contiguous_strides(access.view_shape), ndim)
+
+
+def affine_linear(dims, strides, ndim: int):
     coefs = [sympy.Integer(0)] * ndim
     offset = sympy.Integer(0)
-    for stride, m in zip(contiguous_strides(access.view_shape), access.dims):
-        if m.axis is not None:
-            coefs[m.axis] += stride
-        offset += m.offset * stride
+    for stride, d in zip(strides, dims):
+        for axis, coef in d.terms:
+            coefs[axis] += coef * stride
+        offset += d.offset * stride
     return coefs, offset

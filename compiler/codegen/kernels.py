@@ -121,30 +121,41 @@ class KernelEmitter:
         return b.sitofp(value, target_ty)
 
     def load(self, access: Access, indices) -> ir.Value:
+        """The element `access` reads at the iteration point `indices` (one per loop group).
+
+        A read with conditions loads from the buffer's first element where any condition
+        fails, so no address outside the buffer is ever formed, and selects each failing
+        condition's fill instead (the outermost failing condition wins)."""
         b = self.builder
-        if not access.checked:
-            coefs, offset = linear_form(access, len(self.kernel.space))
-            coefs = [coefs[group[-1]] for group in self.groups]
-            linear = self.size(offset)
-            for coef, index in zip(coefs, indices):
-                if coef != 0:
-                    linear = b.add(linear, b.mul(index, self.size(coef)))
+        coefs, offset = linear_form(access, len(self.kernel.space))
+        coefs = [coefs[group[-1]] for group in self.groups]
+        linear = self.size(offset)
+        for coef, index in zip(coefs, indices):
+            if coef != 0:
+                linear = b.add(linear, b.mul(index, self.size(coef)))
+        conditions = [self._holds(bound, indices) for bound in access.index.valid]
+        if conditions:
+            every = conditions[0]
+            for condition in conditions[1:]:
+                every = b.and_(every, condition)
+            linear = b.select(every, linear, I64(0))
+        if any(d == 0 for d in access.buffer.shape):  # every read of an empty buffer fails a condition
+            value = ir.Constant(self.ty, 0.0)
         else:
-            linear, valid = I64(0), ir.Constant(ir.IntType(1), 1)
-            for stride, m, extent in zip(contiguous_strides(access.view_shape), access.dims, access.view_shape):
-                index = I64(m.offset) if m.axis is None else b.add(indices[m.axis], I64(m.offset))
-                if m.checked:
-                    size = self.size(size_expr(extent))
-                    inside = b.and_(b.icmp_signed(">=", index, I64(0)), b.icmp_signed("<", index, size))
-                    valid = b.and_(valid, inside)
-                    index = b.select(inside, index, I64(0))
-                linear = b.add(linear, b.mul(index, self.size(stride)))
-        pointer = b.gep(self.pointers[access.buffer], [linear])
-        value = b.load(pointer, align=ITEMSIZE[access.buffer.dtype])
-        value = self.convert(value, access.buffer.dtype, self.ty)
-        if access.checked:
-            value = b.select(valid, value, ir.Constant(self.ty, 0.0))
+            pointer = b.gep(self.pointers[access.buffer], [linear])
+            value = b.load(pointer, align=ITEMSIZE[access.buffer.dtype])
+            value = self.convert(value, access.buffer.dtype, self.ty)
+        for bound, condition in reversed(list(zip(access.index.valid, conditions))):
+            value = b.select(condition, value, ir.Constant(self.ty, bound.fill))
         return value
+
+    def _holds(self, bound, indices) -> ir.Value:
+        """lo <= affine < hi at this iteration point (ungrouped loops: one index per axis)."""
+        b = self.builder
+        value = I64(bound.index.offset)
+        for axis, coef in bound.index.terms:
+            value = b.add(value, b.mul(indices[axis], I64(coef)))
+        return b.and_(b.icmp_signed(">=", value, I64(bound.lo)), b.icmp_signed("<", value, I64(bound.hi)))
 
     def store_value(self, value: ir.Value, dtype: str) -> ir.Value:
         """Convert a compute value to the buffer dtype."""

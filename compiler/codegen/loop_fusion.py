@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sympy
 
-from .access import Access, identity_mapping
+from .access import Access, identity_index
 from .schedule import SHARED_TREE_LIMIT, Kernel
 
 
@@ -76,7 +76,7 @@ def _can_host(candidate: Kernel, kernel: Kernel) -> bool:
         return False
     if candidate.space != kernel.space or candidate.dtype != kernel.dtype:
         return False
-    identity = identity_mapping(len(kernel.space))
+    identity = identity_index(len(kernel.space))
     accumulated = {out for _, out, _, _ in candidate.reductions}
     stored = {buffer for buffer, _ in candidate.bodies()}
     for access in kernel.leaves.values():
@@ -84,7 +84,7 @@ def _can_host(candidate: Kernel, kernel: Kernel) -> bool:
             continue
         if access.buffer in accumulated:
             return False  # complete only after the loop
-        if access.buffer in stored and (access.dims != identity or access.view_shape != access.buffer.shape):
+        if access.buffer in stored and (access.index != identity or access.view_shape != access.buffer.shape):
             return False  # another element than the one in the register
     return _joined_tree_size(candidate, kernel) <= SHARED_TREE_LIMIT
 

@@ -25,7 +25,7 @@ import sympy
 from ..dtypes import is_float
 from ..graph import Node
 from ..traversal import topological_order
-from .access import Access, Buffer, DimIndex, identity_mapping, linear_form, through_broadcast, through_layout
+from .access import Access, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast, through_layout
 
 LAYOUT_OPS = ("broadcast", "transpose", "slice", "pad", "reshape", "stop_gradient")
 
@@ -133,7 +133,7 @@ class Scheduler:
         for (shape, dtype), items in groups.items():
             kernel = Kernel("elementwise", self.buffer_of[items[0][0]], shape, compute_dtype(dtype), in_place=True)
             kernel.extra_outputs = [(self.buffer_of[t], None) for t, _ in items[1:]]
-            bodies = [self.expr(v, identity_mapping(len(shape)), kernel, root=True) for _, v in items]
+            bodies = [self.expr(v, identity_index(len(shape)), kernel, root=True) for _, v in items]
             kernel.body = bodies[0]
             kernel.extra_outputs = [(buffer, body) for (buffer, _), body in zip(kernel.extra_outputs, bodies[1:])]
             deferred.append(kernel)
@@ -146,7 +146,7 @@ class Scheduler:
             copy = Buffer(len(self.buffers), buffer.shape, buffer.dtype, "temp", f"t{len(self.buffers)}")
             self.buffers.append(copy)
             kernel = Kernel("elementwise", copy, buffer.shape, compute_dtype(buffer.dtype), snapshot=True)
-            kernel.body = self._load(Access(buffer, buffer.shape, identity_mapping(len(buffer.shape))), kernel)
+            kernel.body = self._load(Access(buffer, buffer.shape, identity_index(len(buffer.shape))), kernel)
             self.kernels.append(kernel)
             self.snapshots[buffer] = copy
         return copy
@@ -172,38 +172,40 @@ class Scheduler:
     def _elementwise(self, node: Node, out: Buffer, copy: bool = False):
         kernel = Kernel("elementwise", out, node.shape, compute_dtype(node.dtype), root=None if copy else node)
         if node.op == "concat":
-            kernel.body = self._concat(node, identity_mapping(node.ndim), kernel)
+            kernel.body = self._concat(node, identity_index(node.ndim), kernel)
         else:
-            kernel.body = self.expr(node, identity_mapping(node.ndim), kernel, root=not copy)
+            kernel.body = self.expr(node, identity_index(node.ndim), kernel, root=not copy)
         self.kernels.append(kernel)
 
     def _reduce(self, node: Node, out: Buffer):
         source, axes = node.args[0], node.attr("axes")
         kernel = Kernel(node.op, out, source.shape, compute_dtype(node.dtype),
                         kept_axes=tuple(a for a in range(source.ndim) if a not in axes), nodes=[node], root=node)
-        kernel.body = self.expr(source, identity_mapping(source.ndim), kernel)
+        kernel.body = self.expr(source, identity_index(source.ndim), kernel)
         self.kernels.append(kernel)
 
     def _bmm(self, node: Node, out: Buffer):
         kernel = Kernel("bmm", out, node.shape, node.dtype, nodes=[node], contract_dim=node.args[0].shape[-1], root=node)
         operands = []
         for arg in node.args:
-            access = self.plain_access(arg, identity_mapping(arg.ndim))
+            access = self.plain_access(arg, identity_index(arg.ndim))
             if access is None or not _matrix_compatible(access, arg.ndim):
-                access = Access(self.materialize(arg), arg.shape, identity_mapping(arg.ndim))
+                access = Access(self.materialize(arg), arg.shape, identity_index(arg.ndim))
             operands.append(access)
         kernel.operands = tuple(operands)
         self.kernels.append(kernel)
 
-    def plain_access(self, node: Node, mapping):
-        """An Access reading `node` through layout ops only (no maps, no bounds checks), or None."""
+    def plain_access(self, node: Node, mapping: Index):
+        """An Access reading `node` through layout ops only (no maps, no bounds checks), or None.
+        `mapping` indexes `node` over an iteration space of node's own shape."""
+        space = node.shape
         while node.op in LAYOUT_OPS and node not in self.buffer_of:
             inner = through_layout(node, mapping)
             if inner is None:
                 return Access(self.materialize(node.args[0]), node.shape, mapping)
             node, mapping = node.args[0], inner
         if node in self.buffer_of or node.op in ("sum", "max", "bmm", "concat", "map", "input", "param"):
-            access = Access(self.materialize(node), node.shape, mapping)
+            access = Access(self.materialize(node), node.shape, mapping.within(space))
             return None if access.checked else access
         return None
 
@@ -212,17 +214,17 @@ class Scheduler:
     def _inlines(self, node: Node, mapping, kernel: Kernel, root: bool) -> bool:
         if root:
             return node.op == "map"
-        if node.op != "map" or node in self.buffer_of or any(m.checked for m in mapping):
+        if node.op != "map" or node in self.buffer_of or mapping.valid:
             return False
         if not (node.dtype == kernel.dtype or node.dtype == "bool"):
             return False
-        if kernel.root is not None and self.home.get(node) is kernel.root and mapping == identity_mapping(node.ndim):
+        if kernel.root is not None and self.home.get(node) is kernel.root and mapping == identity_index(node.ndim):
             return True
         return self.uses[node] <= 1 or recomputable(node)
 
-    def expr(self, node: Node, mapping: tuple, kernel: Kernel, root: bool = False) -> sympy.Expr:
+    def expr(self, node: Node, mapping: Index, kernel: Kernel, root: bool = False) -> sympy.Expr:
         """Scalar expression of `node` at the iteration point described by `mapping`."""
-        checked = any(m.checked for m in mapping)
+        checked = bool(mapping.valid)
         if node.op == "const" and not checked:
             array = node.attr("value").array
             if array.size == 1:
@@ -259,18 +261,17 @@ class Scheduler:
         kernel.nodes.append(node)
         for piece in node.args:
             size = piece.shape[axis]
-            piece_mapping = tuple(DimIndex(m.axis, m.offset - (offset if i == axis else 0), m.checked or i == axis)
-                                  for i, m in enumerate(mapping))
-            total = total + self.expr(piece, piece_mapping, kernel)
+            total = total + self.expr(piece, concat_piece(mapping, axis, offset, size), kernel)
             offset += size
         return total
 
-    def _load(self, access: Access, kernel: Kernel) -> sympy.Symbol:
+    def _load(self, access: Access, kernel: Kernel) -> sympy.Expr:
+        access = Access(access.buffer, access.view_shape, access.index.within(kernel.space))
         if kernel.in_place and access.buffer in self.write_targets:
             in_place = (access.buffer in kernel.writes() and access.view_shape == access.buffer.shape
-                        and access.dims == identity_mapping(len(kernel.space)) and len(kernel.space) == len(access.dims))
+                        and access.index == identity_index(len(kernel.space)))
             if not in_place:
-                access = Access(self._snapshot(access.buffer), access.view_shape, access.dims)
+                access = Access(self._snapshot(access.buffer), access.view_shape, access.index)
         for symbol, existing in kernel.leaves.items():
             if existing == access:
                 return symbol
