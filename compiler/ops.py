@@ -19,6 +19,7 @@ from .errors import GraphError, fail
 from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map,
                     make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
                     scalar_symbol, size_of)
+from .layout import diagonal, expand_einsum, flip, pad, repeat, roll, tile, tril, triu
 from .shapes import broadcast_shapes, normalize_axes, reshape_target
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
     "sin", "cos", "abs", "maximum", "minimum", "where", "clip", "equal", "not_equal", "matmul", "einsum",
     "concat", "stack", "broadcast_to", "reshape", "transpose", "sum", "mean", "max", "softmax",
     "log_softmax", "logsumexp", "mse", "cross_entropy", "binary_cross_entropy_with_logits",
-    "stop_gradient", "one_hot",
+    "stop_gradient", "one_hot", "pad", "flip", "roll", "tile", "repeat", "diagonal", "tril", "triu",
 ]
 
 _builtin_abs, _builtin_sum, _builtin_max = abs, sum, max
@@ -141,20 +142,43 @@ def _keep(result: Node, x: Node, axes, keepdims: bool) -> Node:
     return make_reshape(result, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _reduction_axes(x: Node, axis, op: str) -> tuple:
+    """normalize_axes, with NumPy's rule for a 0-d tensor: a reduction with an identity or a ufunc
+    (sum, max, min, prod, any, all) accepts the integer axis 0 or -1 there and reduces nothing."""
+    if x.ndim == 0 and _is_int(axis) and int(axis) in (0, -1):
+        return ()
+    return normalize_axes(axis, x.ndim, op)
+
+
+def _nonempty(x: Node, axes, op: str):
+    """A reduction without identity (max, min, argmax) of a static size-0 axis has no value: NumPy raises."""
+    empty = [a for a in axes if x.shape[a] == 0]
+    if empty:
+        raise fail(op, f"zero-size reduction over axis {empty[0]} of shape {x.shape} has no value (NumPy raises "
+                   f"too); sum, prod, any and all have identities")
+
+
 def sum(x, axis=None, keepdims=False):
+    """Sum over axes (0 over nothing); bool and int32 give int64, as NumPy's."""
     x = as_node(x)
-    axes = normalize_axes(axis, x.ndim, "sum")
+    axes = _reduction_axes(x, axis, "sum")
     return _keep(make_reduce("sum", x, axes), x, axes, keepdims)
 
 
 def max(x, axis=None, keepdims=False):
-    """Maximum over axes; the gradient of a tie is split evenly among the maxima."""
+    """Maximum over axes; NaN propagates; the gradient of a tie is split evenly among the maxima."""
     x = as_node(x)
-    axes = normalize_axes(axis, x.ndim, "max")
+    axes = _reduction_axes(x, axis, "max")
+    _nonempty(x, axes, "max")
     return _keep(make_reduce("max", x, axes), x, axes, keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
+    """Mean over axes; nan over nothing, as NumPy's (which also rejects axis=0 of a 0-d tensor)."""
     x = as_node(x)
     axes = normalize_axes(axis, x.ndim, "mean")
     total = sum(x, axes, keepdims)
@@ -162,20 +186,19 @@ def mean(x, axis=None, keepdims=False):
     count = size_of(x.shape, axes, dtype)
     if isinstance(count, Node):
         return make_map(scalar_symbol(0) / scalar_symbol(1), [total, count], dtype, op_name="mean")
-    return make_map(scalar_symbol(0) / count, [total], dtype, op_name="mean") if count else total
+    if count == 0:
+        return make_broadcast(const(np.nan, dtype), total.shape)
+    return make_map(scalar_symbol(0) / count, [total], dtype, op_name="mean")
 
 
 # ---- contraction -----------------------------------------------------------------------------
 
 def einsum(spec: str, *operands):
-    """Einstein summation; an implicit spec ('ij,jk') sums indices that appear twice, as NumPy."""
+    """Einstein summation as NumPy reads it: an implicit spec ('ij,jk') sums indices that appear
+    twice, '...' stands for broadcast leading axes, an index repeated in one operand ('ii->i',
+    'ii->') takes its diagonal."""
     operands = [as_node(o) for o in operands]
-    spec = spec.replace(" ", "")
-    if "..." in spec:
-        raise fail("einsum", f"ellipsis in {spec!r} is not supported; name the axes")
-    if "->" not in spec:
-        letters = spec.replace(",", "")
-        spec = spec + "->" + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    spec, operands = expand_einsum(spec, operands)
     return make_einsum(spec, *operands)
 
 
@@ -258,7 +281,7 @@ def stack(xs, axis=0):
 
 
 def getitem(x: Node, index):
-    """Basic indexing: integers, slices with step 1, None and one Ellipsis."""
+    """Basic indexing: integers, slices with any step (``x[::-1]``, ``x[5:0:-2]``), None and one Ellipsis."""
     if not isinstance(index, tuple):
         index = (index,)
     if _builtin_sum(1 for i in index if i is Ellipsis) > 1:
@@ -271,7 +294,7 @@ def getitem(x: Node, index):
         index = index[:at] + (slice(None),) * (x.ndim - n_real) + index[at + 1:]
     else:
         index = index + (slice(None),) * (x.ndim - n_real)
-    starts, stops, out_shape, axis = [], [], [], 0
+    starts, stops, steps, out_shape, axis = [], [], [], [], 0
     for item in index:
         if item is None:
             out_shape.append(1)
@@ -283,22 +306,22 @@ def getitem(x: Node, index):
             i = int(item) + (d if item < 0 else 0)
             if not 0 <= i < d:
                 raise fail("getitem", f"index {item} out of range for axis {axis} of size {d}")
-            starts.append(i), stops.append(i + 1)
+            starts.append(i), stops.append(i + 1), steps.append(1)
         elif isinstance(item, slice):
+            if item.step == 0:
+                raise fail("getitem", f"slice step cannot be zero (got {item})")
             if isinstance(d, str):
                 if item != slice(None):
                     raise fail("getitem", f"only ':' can slice the symbolic dimension {d!r}")
-                starts.append(0), stops.append(d), out_shape.append(d)
+                starts.append(0), stops.append(d), steps.append(1), out_shape.append(d)
             else:
                 start, stop, step = item.indices(d)
-                if step != 1:
-                    raise fail("getitem", f"slice steps other than 1 are not supported (got {item})")
-                stop = _builtin_max(stop, start)
-                starts.append(start), stops.append(stop), out_shape.append(stop - start)
+                starts.append(start), stops.append(stop), steps.append(step)
+                out_shape.append(len(range(start, stop, step)))
         else:
             raise fail("getitem", f"unsupported index {item!r}: use ints, slices, None or ...")
         axis += 1
-    sliced = make_slice(x, tuple(starts), tuple(stops))
+    sliced = make_slice(x, tuple(starts), tuple(stops), tuple(steps))
     return make_reshape(sliced, tuple(out_shape))
 
 
