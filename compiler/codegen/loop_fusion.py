@@ -25,7 +25,7 @@ from __future__ import annotations
 import sympy
 
 from .access import Access, identity_index
-from .schedule import SHARED_TREE_LIMIT, Kernel
+from .schedule import CHAIN_LIMIT, SHARED_TREE_LIMIT, Kernel
 
 
 def fuse_loops(kernels: list, kept_buffers: set) -> list:
@@ -86,7 +86,40 @@ def _can_host(candidate: Kernel, kernel: Kernel) -> bool:
             return False  # complete only after the loop
         if access.buffer in stored and (access.index != identity or access.view_shape != access.buffer.shape):
             return False  # another element than the one in the register
-    return _joined_tree_size(candidate, kernel) <= SHARED_TREE_LIMIT
+    return _joined_tree_size(candidate, kernel) <= SHARED_TREE_LIMIT and _joined_depth(candidate, kernel) <= DEPTH_LIMIT
+
+
+DEPTH_LIMIT = 4 * CHAIN_LIMIT  # sympy and the IR printer recurse about once per level
+
+
+def _joined_depth(host: Kernel, kernel: Kernel) -> int:
+    """Nesting depth of the deepest body `kernel` would have inside `host` (sympy recurses along it)."""
+    memo = {}
+    computed = {buffer: expression_depth(body, {}, memo) for buffer, body in host.bodies()}
+    depths = {symbol: computed.get(source.buffer, 0) if isinstance(source, Access) else 0
+              for symbol, source in kernel.leaves.items()}
+    bodies = [body for _, body in kernel.bodies()] + [body for _, _, body, _ in kernel.reductions]
+    if kernel.kind != "elementwise":
+        bodies = [kernel.body]
+    guest_memo = {}
+    return max((expression_depth(body, depths, guest_memo) for body in bodies), default=0)
+
+
+def expression_depth(expr, depths: dict, memo: dict) -> int:
+    """Levels of `expr`, a symbol counting depths.get(symbol, 0) (iterative: bodies can be deep)."""
+    stack = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node in memo:
+            continue
+        if node.is_Symbol or not node.args:
+            memo[node] = depths.get(node, 0) if node.is_Symbol else 0
+        elif expanded:
+            memo[node] = 1 + max(memo[arg] for arg in node.args)
+        else:
+            stack.append((node, True))
+            stack.extend((arg, False) for arg in node.args if arg not in memo)
+    return memo[expr]
 
 
 def _joined_tree_size(host: Kernel, kernel: Kernel) -> int:

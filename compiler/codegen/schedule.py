@@ -90,6 +90,7 @@ class Scheduler:
         self.snapshots: dict = {}
         self.uses = effective_uses(self.order)
         self.home = shared_map_homes(self.order, self.outputs)
+        self.chain_breaks = chain_breaks(self.order, set(self.outputs))
         self.buffers: list[Buffer] = []
         self.kernels: list[Kernel] = []
         self.buffer_of: dict = {}
@@ -106,6 +107,9 @@ class Scheduler:
                 self.buffer_of[node] = self.new_buffer(node, node.op, node.name)
             elif node.op == "const" and node.attr("value").array.size > 1:
                 self.buffer_of[node] = self.new_buffer(node, "const", f"c{len(self.buffers)}")
+        for node in self.order:  # arguments first: building any kernel recurses at most CHAIN_LIMIT nodes deep
+            if node in self.chain_breaks:
+                self.materialize(node)
         for i, node in enumerate(self.outputs):
             out = self.new_buffer(node, "output", f"out{i}")
             self.output_buffers.append(out)
@@ -281,6 +285,24 @@ class Scheduler:
 
 
 SHARED_TREE_LIMIT = 4096
+CHAIN_LIMIT = 64
+
+
+def chain_breaks(order, outputs: set) -> set:
+    """Nodes stored in a buffer of their own, computed in graph order before anything else, so
+    that no kernel's expression (nor the recursion building it) spans more than CHAIN_LIMIT
+    nodes: a chain of 20,000 maps becomes loops of at most 64 maps each, built bottom-up."""
+    depth, breaks = {}, set()
+    for node in order:
+        if node.is_leaf:
+            depth[node] = 0
+            continue
+        depth[node] = 1 + max((depth[arg] for arg in node.args), default=0)
+        if depth[node] > CHAIN_LIMIT and node not in outputs:
+            breaks.add(node)
+            depth[node] = 0
+    return breaks
+
 
 
 def shared_map_homes(order, outputs) -> dict:
