@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy
 from llvmlite import ir
 
-from .access import Access, contiguous_strides, linear_form, size_expr
+from .access import Access, Bound, contiguous_strides, linear_form, size_expr
 from .gemm import gemm_function
 from .loops import I64, counted_loop, emit_size, loop_nest
 from .scalar import lower_cse
@@ -39,7 +39,7 @@ def collapse_axes(kernel: Kernel) -> list:
     loop of 640 that vectorises instead of 64 loops of 10.
     """
     space = kernel.space
-    if not space or any(isinstance(a, Access) and a.checked for a in kernel.leaves.values()):
+    if not space or any(isinstance(a, Bound) or isinstance(a, Access) and a.checked for a in kernel.leaves.values()):
         return [[a] for a in range(len(space))]
     forms = [contiguous_strides(space)]
     forms += [linear_form(a, len(space))[0] for a in kernel.leaves.values() if isinstance(a, Access)]
@@ -182,6 +182,8 @@ class KernelEmitter:
         for symbol, source in self.kernel.leaves.items():
             if isinstance(source, Access):
                 env[symbol] = self.load(source, indices)
+            elif isinstance(source, Bound):  # 1 where a value computed in the kernel is valid
+                env[symbol] = self.builder.uitofp(self._holds(source, indices), self.ty)
             else:
                 env[symbol] = self.builder.sitofp(self.dims[source[1]], self.ty)
         return lower_cse(self.builder, bodies, env, self.ty)

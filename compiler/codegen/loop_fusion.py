@@ -173,7 +173,7 @@ def _leaf(host: Kernel, source) -> sympy.Symbol:
     for symbol, existing in host.leaves.items():
         if existing == source:
             return symbol
-    if isinstance(source, tuple):  # a dimension's value
+    if isinstance(source, tuple):  # a dimension's value (a Bound or an Access gets a fresh name)
         symbol = sympy.Symbol(f"d_{source[1]}", real=True)
     else:
         symbol = sympy.Symbol(f"a{len(host.leaves)}", real=True)

@@ -69,8 +69,8 @@ def describe_kernel(kernel, names: dict) -> dict:
         flops = 2 * size * size_expr(kernel.contract_dim)
         body = f"{names[kernel.operands[0].buffer]} @ {names[kernel.operands[1].buffer]}"
     else:
-        rename = {s: sympy.Symbol(a.describe(names[a.buffer]) if isinstance(a, Access) else a[1])
-                  for s, a in kernel.leaves.items()}
+        rename = {s: sympy.Symbol(a.describe(names[a.buffer]) if isinstance(a, Access) else
+                                  a[1] if isinstance(a, tuple) else f"[{a}]") for s, a in kernel.leaves.items()}
         reductions = [(out, kind, kept) for kind, out, _, kept in kernel.reductions]
         if kernel.kind != "elementwise":
             reductions, bodies = [(kernel.out, kernel.kind, kernel.kept_axes)], [(kernel.out, kernel.body)]

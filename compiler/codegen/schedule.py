@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
+from .. import scalar_functions as sf
 from ..dtypes import is_float
 from ..graph import Node
 from ..traversal import topological_order
-from .access import Access, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast, through_layout
+from .access import Access, Bound, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast, through_layout
 
 LAYOUT_OPS = ("broadcast", "transpose", "slice", "pad", "reshape", "stop_gradient")
 
@@ -218,7 +219,7 @@ class Scheduler:
     def _inlines(self, node: Node, mapping, kernel: Kernel, root: bool) -> bool:
         if root:
             return node.op == "map"
-        if node.op != "map" or node in self.buffer_of or mapping.valid:
+        if node.op != "map" or node in self.buffer_of:
             return False
         if not (node.dtype == kernel.dtype or node.dtype == "bool"):
             return False
@@ -227,16 +228,16 @@ class Scheduler:
         return self.uses[node] <= 1 or recomputable(node)
 
     def expr(self, node: Node, mapping: Index, kernel: Kernel, root: bool = False) -> sympy.Expr:
-        """Scalar expression of `node` at the iteration point described by `mapping`."""
-        checked = bool(mapping.valid)
-        if node.op == "const" and not checked:
-            array = node.attr("value").array
-            if array.size == 1:
-                return _number(array.reshape(()).item())
-        if node.op == "dim" and not checked:
+        """Scalar expression of `node` at the iteration point described by `mapping`.
+
+        A value computed in the kernel (a number, a dimension, an inlined map) under validity
+        bounds is guarded by them: where a bound fails it is the bound's fill, as a load is."""
+        if node.op == "const" and node.attr("value").array.size == 1:
+            return self._guarded(_number(node.attr("value").array.reshape(()).item()), mapping, kernel)
+        if node.op == "dim":
             symbol = sympy.Symbol(f"d_{node.name}", real=True)
             kernel.leaves[symbol] = ("dim", node.name)
-            return symbol
+            return self._guarded(symbol, mapping, kernel)
         if self._inlines(node, mapping, kernel, root):
             if (node, mapping) in kernel.shared and not root:
                 return kernel.shared[(node, mapping)]
@@ -244,7 +245,7 @@ class Scheduler:
             body = node.attr("body")
             values = {sympy.Symbol(f"x{i}", real=True): self.expr(arg, through_broadcast(mapping, arg.shape, node.shape), kernel)
                       for i, arg in enumerate(node.args)}
-            result = body.xreplace(values)
+            result = self._guarded(body.xreplace(values), mapping, kernel)
             if node in self.home and not root:
                 kernel.shared[(node, mapping)] = result
             return result
@@ -258,6 +259,16 @@ class Scheduler:
         if node.op == "concat" and root:
             return self._concat(node, mapping, kernel)
         return self._load(Access(self.materialize(node), node.shape, mapping), kernel)
+
+    def _guarded(self, value: sympy.Expr, mapping: Index, kernel: Kernel) -> sympy.Expr:
+        """`value` where every bound of `mapping` holds; else the fill of the first that fails."""
+        for bound in reversed(mapping.within(kernel.space).valid):
+            symbol = next((s for s, existing in kernel.leaves.items() if existing == bound), None)
+            if symbol is None:
+                symbol = sympy.Symbol(f"v{len(kernel.leaves)}", real=True)
+                kernel.leaves[symbol] = bound
+            value = sf.Where(symbol, value, _number(bound.fill))
+        return value
 
     def _concat(self, node: Node, mapping, kernel):
         """concat = sum of zero-padded pieces: each piece reads 0 outside its range."""
