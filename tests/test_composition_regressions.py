@@ -1,0 +1,104 @@
+"""Named regressions: compositions of layout ops that compiled to wrong numbers.
+
+Each test is the minimal program of one bug, compiled and compared with a
+NumPy computation written out by hand (never with a value the compiler
+computed). The random programs of ``test_fuzz_compositions.py`` found or
+confirm them.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.testing import assert_allclose
+
+import compiler as C
+from compiler import Input, ops
+
+RTOL, ATOL = 1e-12, 1e-12
+
+
+def run(program, **values):
+    """Compile and call with the arguments the executable takes (a constant gradient takes none)."""
+    fn = C.compile(program)
+    names = {b["name"] for _, b in fn.arguments}
+    return fn(**{k: v for k, v in values.items() if k in names})
+
+
+def values(*shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-2.0, 2.0, shape) for shape in shapes]
+
+
+def test_concat_of_complementary_slices_is_the_input():
+    """concat([x[:, :2], x[:, 2:]], 1) once compiled to 2 * x: each piece was read over the whole axis."""
+    x = Input("x", (3, 4), "float64")
+    (xv,) = values((3, 4))
+    (got,) = C.compile([ops.concat([x[:, :2], x[:, 2:]], 1)])(x=xv)
+    assert_allclose(got, xv, rtol=RTOL, atol=ATOL)
+
+
+def test_concat_of_rotated_slices_is_numpy_roll():
+    x = Input("x", (3, 5), "float64")
+    (xv,) = values((3, 5))
+    (got,) = C.compile([ops.concat([x[:, 3:], x[:, :3]], 1)])(x=xv)
+    assert_allclose(got, np.concatenate([xv[:, 3:], xv[:, :3]], 1), rtol=RTOL, atol=ATOL)
+
+
+def test_concat_of_a_broadcast_and_a_tensor_keeps_their_rows_apart():
+    """concat([broadcast_to(a, (2, 3)), b], 0) once added a into b's rows."""
+    a, b = Input("a", (3,), "float64"), Input("b", (2, 3), "float64")
+    av, bv = values((3,), (2, 3))
+    (got,) = C.compile([ops.concat([ops.broadcast_to(a, (2, 3)), b], 0)])(a=av, b=bv)
+    assert_allclose(got, np.concatenate([np.broadcast_to(av, (2, 3)), bv], 0), rtol=RTOL, atol=ATOL)
+
+
+def test_gradient_through_a_slice_is_zero_outside_the_slice():
+    """grad(tanh(x[:, 1:3].sum(1)).sum(), x) was once nonzero in columns 0 and 3."""
+    x = Input("x", (3, 4), "float64")
+    (xv,) = values((3, 4))
+    (got,) = C.compile([C.grad(ops.tanh(x[:, 1:3].sum(1)).sum(), x)])(x=xv)
+    expected = np.zeros((3, 4))
+    expected[:, 1:3] = (1.0 - np.tanh(xv[:, 1:3].sum(1)) ** 2)[:, None]
+    assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_gradient_of_a_concat_of_concats_counts_every_copy():
+    """x (5, 2, 3) concatenated 3 times on axis 2, then 2.5 times on axis 1: each element of x appears
+    in 3 * (3 for row 0, 2 for row 1) places of the mean, so its gradient is w times that count over
+    the mean's size. Once half the elements got a wrong gradient."""
+    x, w = Input("x", (5, 2, 3), "float64"), Input("w", (), "float64")
+    wide = ops.concat([x, x, x], 2)
+    tall = ops.concat([wide, wide, wide[:, 0:1]], 1)
+    loss = ops.mean(ops.sum(tall, axis=1), axis=(0, -1)) * w
+    xv, wv = values((5, 2, 3), ())
+    (got,) = run([C.grad(loss, x)], x=xv, w=wv)
+    copies = np.array([3.0, 2.0])[None, :, None] * 3
+    expected = np.broadcast_to(wv * copies / (5 * 9), (5, 2, 3))
+    assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_max_over_a_concat_of_single_column_slices():
+    x = Input("x", (2, 3, 1), "float64")
+    program = ops.max(ops.concat([x[:, 0:1], x[:, 1:2], x[:, 2:3]], 1), axis=-3, keepdims=True)
+    (xv,) = values((2, 3, 1))
+    (got,) = C.compile([program])(x=xv)
+    assert_allclose(got, np.max(xv, axis=0, keepdims=True), rtol=RTOL, atol=ATOL)
+
+
+def test_stack_of_a_concat_of_broadcasts_and_a_broadcast():
+    x = Input("x", (4,), "float64")
+    b = ops.broadcast_to(x, (1, 2, 4))
+    rows = ops.concat([b, b, b], 1)
+    program = ops.stack([ops.sin(rows), ops.broadcast_to(x, (1, 6, 4))], -1)
+    (xv,) = values((4,))
+    (got,) = C.compile([program])(x=xv)
+    rows_np = np.broadcast_to(xv, (1, 6, 4))
+    assert_allclose(got, np.stack([np.sin(rows_np), rows_np], -1), rtol=RTOL, atol=ATOL)
+
+
+def test_replicate_pad_wider_than_the_axis():
+    """mode="replicate" is numpy's "edge": any width, also beyond the axis size. ops.pad rejected
+    widths above the axis size (the reflect/circular limit applied to replicate too)."""
+    x = Input("x", (2, 1), "float64")
+    (xv,) = values((2, 1))
+    (got,) = C.compile([ops.pad(x, ((0, 0), (0, 2)), mode="replicate")])(x=xv)
+    assert_allclose(got, np.pad(xv, ((0, 0), (0, 2)), mode="edge"), rtol=RTOL, atol=ATOL)
