@@ -356,6 +356,9 @@ def test_latex_parses_back_when_the_parser_is_installed():
     loss = (a * C.sin(b * x) + c - 2) ** 2
     at = {"x": 0.4, "a": 1.5, "b": -0.8, "c": 0.25}
     for gradient in C.grad(loss, [a, b, c]):
-        parsed = parse_latex(C.latex(gradient, mul_symbol="dot"))
+        try:
+            parsed = parse_latex(C.latex(gradient, mul_symbol="dot"))
+        except ImportError as reason:  # an antlr4 runtime of another version than sympy's parser wants
+            pytest.skip(f"sympy's LaTeX parser is not usable here: {reason}")
         value = float(parsed.subs({s: at[s.name] for s in parsed.free_symbols}))
         assert abs(value - C.evaluate(gradient, at)) < TOLERANCE

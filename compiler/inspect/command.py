@@ -80,18 +80,28 @@ class Model:
 
 def render_view(model: Model, fmt: str, grad_name: str | None, batch: int, output: str | None) -> str:
     """The text of one view (for svg: where the picture was written)."""
-    from ..autodiff import grad
     from ..show import show
-    from . import latex, pretty
     target = model.param(grad_name) if grad_name else None
     if fmt == "text":
         return show(model.loss, wrt=target if target is not None else model.params)
     if fmt in ("math", "latex"):
-        node = grad(model.loss, target) if target is not None else model.loss
-        return pretty(node) if fmt == "math" else latex(node)
+        return _math_view(model, target, "pretty" if fmt == "math" else "latex")
     if fmt in ("dot", "svg"):
         return _graph_view(model, target, fmt, output)
     return _machine_view(model, fmt, target, batch)
+
+
+def _math_view(model: Model, target, style: str) -> str:
+    """The gradient (or the loss and every gradient) as formulas; what matrix notation cannot
+    write (tensors of rank 3, ...) appears as named symbols, listed under each formula."""
+    from ..autodiff import grad
+    from .mathematics import formula
+    if target is not None:
+        return formula(grad(model.loss, target)).text(style)
+    titled = [("loss", model.loss)]
+    titled += [(f"d loss / d {p.name}", g) for p, g in zip(model.params, grad(model.loss, model.params))]
+    heading = "%% {}" if style == "latex" else "{}:"
+    return "\n\n".join(heading.format(title) + "\n" + formula(node).text(style) for title, node in titled)
 
 
 def _graph_view(model: Model, target, fmt: str, output: str | None) -> str:

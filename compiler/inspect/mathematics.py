@@ -18,8 +18,9 @@ Names: leaves keep their names; a symbolic dimension ``batch`` has size
 symbols, which keeps the gradients of deep models short.
 
 The expression is exact, not a picture: substituting values for its symbols
-and evaluating it (``lambdify``, or ``doit``/``as_explicit`` for matrices)
-gives the graph's value for finite inputs. (The one liberty taken: the
+and evaluating it gives the graph's value for finite inputs (``lambdify`` for
+the elementwise form; for the matrix form ``expr.subs({W: Matrix(...), ...,
+N_batch: n}).doit()``, which sympy evaluates by itself). (The one liberty taken: the
 ``|m| < oo`` guards that stable code puts around a max-shift are dropped,
 being true for every real number.) ``stop_gradient`` prints as the value it
 passes on.
@@ -27,14 +28,24 @@ passes on.
 ``latex`` and ``pretty`` print it with sympy's printers; their keyword
 settings pass through (``latex(node, mul_symbol="dot")`` gives text that
 sympy's LaTeX parser reads back unambiguously).
+
+``formula(node)`` goes on where the matrix notation ends: each node it cannot
+write (a tensor of rank 3, a slice, ...) becomes a named symbol (T1, T2, ...),
+listed with the operation that makes it; ``symprop inspect --format math``
+prints that.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import sympy
 
-from ..graph import Node
+from ..graph import Node, scalar_symbol
+from ..show import format_shape, node_label
 from .matrix_form import NoMatrixForm, matrix_expression
+from .matrix_notation import shown_as
 from .sample_form import NotElementwise, sample_expression
+from .symbols import for_reading
 
 FORMS = (None, "elementwise", "matrix")
 
@@ -66,32 +77,102 @@ def _check_define(define) -> dict:
     return define
 
 
-def to_sympy(node, form: str | None = None, define: dict | None = None):
-    """The exact sympy expression of `node` (a list of nodes gives a list).
-
-    form: None (elementwise when the graph allows it, else matrix), "elementwise" or "matrix".
-    define: {node: name} prints those nodes as symbols called name.
-    """
+def _expression(node, form, define, name_parts: bool):
     if form not in FORMS:
         raise ValueError(f"to_sympy: form must be one of {FORMS}, got {form!r}")
-    if isinstance(node, (list, tuple)):
-        return [to_sympy(n, form, define) for n in node]
     if not isinstance(node, Node):
         raise TypeError(f"to_sympy expects a graph node, got {type(node).__name__}")
     define = _check_define(define)
     order = _order(node, define)
     if form != "matrix":
         try:
-            return sample_expression(node, order, define)
+            expr = sample_expression(node, order, define)
+            return (expr, []) if name_parts else expr
         except NotElementwise as reason:
             if form == "elementwise":
                 raise ValueError(f"to_sympy: the graph of {node!r} is not elementwise ({reason}); "
                                  "use form='matrix'") from None
     try:
-        return matrix_expression(node, order, define)
+        return matrix_expression(node, order, define, name_parts)
     except NoMatrixForm as reason:
         raise NoMatrixForm(f"to_sympy: cannot write {node!r} in matrix notation: {reason}. "
                            "Pass define={node: 'name'} to print such a part as a symbol.") from None
+
+
+def to_sympy(node, form: str | None = None, define: dict | None = None):
+    """The exact sympy expression of `node` (a list of nodes gives a list).
+
+    form: None (elementwise when the graph allows it, else matrix), "elementwise" or "matrix".
+    define: {node: name} prints those nodes as symbols called name.
+    """
+    if isinstance(node, (list, tuple)):
+        return [to_sympy(n, form, define) for n in node]
+    return _expression(node, form, define, name_parts=False)
+
+
+class Formula(NamedTuple):
+    """A node as mathematics: its expression and the parts written as symbols in it."""
+    expr: sympy.Basic
+    parts: tuple
+
+    def text(self, style: str = "pretty") -> str:
+        """The expression printed ("pretty", "latex" or "str"), then one line per named part."""
+        show = _PRINTERS[style]
+        lines = [show(self.expr)]
+        if self.parts:
+            lines.append(r"\text{where}" if style == "latex" else "where")
+            lines.extend(_describe(part, style) for part in self.parts)
+        return "\n".join(lines)
+
+
+def formula(node, form: str | None = None, define: dict | None = None) -> Formula:
+    """``to_sympy(node)`` that does not stop where the notation does.
+
+    Each node the matrix notation cannot express (a tensor of rank 3, a slice, ...)
+    is written as a symbol: a leaf by its name, another node as T1, T2, ...; a
+    part of rank <= 2 is a ``MatrixSymbol`` the formula uses like any leaf.
+    ``parts`` lists them, arguments first, each with the operation that makes it.
+    """
+    expr, parts = _expression(node, form, define, name_parts=True)
+    return Formula(expr, tuple(parts))
+
+
+def _one_line_pretty(expr) -> str:
+    text = sympy.pretty(expr)
+    return text if "\n" not in text else sympy.sstr(expr)
+
+
+_PRINTERS = {"pretty": sympy.pretty, "latex": sympy.latex, "str": sympy.sstr}
+_LINE_PRINTERS = {"pretty": _one_line_pretty, "latex": sympy.latex, "str": sympy.sstr}
+
+
+def _kind(shape) -> str:
+    return {0: "scalar", 1: "vector", 2: "matrix"}.get(len(shape), "tensor")
+
+
+def _stand_in(argument):
+    """A map argument as the body's variable: scalars and symbols as they are, matrices shown."""
+    if isinstance(argument, (sympy.MatrixExpr, sympy.MatrixBase)):
+        return shown_as(argument, bare=isinstance(argument, sympy.MatrixSymbol))
+    return argument
+
+
+def _describe(part, style: str) -> str:
+    """name = how it is made : its shape and kind (one line)."""
+    show, node = _LINE_PRINTERS[style], part.node
+    label = (lambda text: r"\text{%s}" % text.replace("_", r"\_")) if style == "latex" else str
+    if node.op in ("input", "param"):
+        made = label(f"{node.op} {node.dtype}")
+    elif node.op == "map":
+        body = for_reading(node.attr("body"))
+        made = show(body.xreplace({scalar_symbol(k): _stand_in(a) for k, a in enumerate(part.arguments)}))
+    else:
+        arguments = ", ".join(show(a) for a in part.arguments)
+        made = label(node_label(node)) + (r"\left(%s\right)" % arguments if style == "latex" else f"({arguments})")
+    what = f"a {format_shape(node.shape)} {_kind(node.shape)}"
+    if style == "latex":
+        return r"%s = %s \quad \text{(%s)}" % (show(part.symbol), made, what.replace("_", r"\_"))
+    return f"  {show(part.symbol)} = {made}   ({what})"
 
 
 def latex(node, form: str | None = None, define: dict | None = None, **settings) -> str:

@@ -3,25 +3,32 @@
 Each node of rank at most 2 becomes a sympy matrix expression: a leaf is a
 ``MatrixSymbol``, a vector of shape (n,) a column (n x 1), ``matmul`` a
 ``MatMul``, a product of maps a ``HadamardProduct``, a power a
-``HadamardPower``, an activation an ``ElementwiseFunction``, a broadcast of the
-bias ``b`` over rows ``1 b^T`` (``OneMatrix``), a sum over rows ``M^T 1`` and a
-sum of all entries ``EntrySum``. Scalars and single-element tensors stay sympy
-scalars. So the gradient of ``sum((tanh(X@W + b) - Y)**2)`` by ``W`` reads
+``HadamardPower``, an activation an ``ElementwiseApplyFunction`` of a
+``Lambda``, a broadcast of the bias ``b`` over rows ``1 b^T`` (``OneMatrix``),
+a sum over rows ``M^T 1`` and a sum of all entries ``EntrySum``. Scalars and
+single-element tensors stay sympy scalars. So the gradient of
+``sum((tanh(X@W + b) - Y)**2)`` by ``W`` reads
 
     2 X^T ((tanh(X W + 1 b^T) - Y) ∘ (1 - tanh(X W + 1 b^T)^∘2))
+
+and sympy evaluates it: ``expr.subs({X: Matrix(...), W: ..., b: ..., Y: ...,
+N_batch: 4}).doit()`` is the explicit gradient (see ``matrix_notation``).
+Where the notation ends (rank 3, slices, ...) ``matrix_expression`` raises
+``NoMatrixForm``, or with ``name_parts=True`` writes those nodes as symbols.
 """
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
 import sympy
-from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose
+from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose
 
 from ..graph import scalar_symbol
 from ..shapes import broadcast_shapes
-from .matrix_notation import AxisMax, ElementwiseFunction, EntryMax, EntrySum, OneByOne, Ones, Range
-from .symbols import dim_symbol, exact_number, for_reading, is_scalar_like, scalar_leaf, size
+from .matrix_notation import AxisMax, EntryMax, EntrySum, EntrywisePower, OneByOne, Ones, OpaqueCall, Range, elementwise
+from .symbols import dim_symbol, exact_number, for_reading, is_opaque, is_scalar_like, scalar_leaf, size
 
 MAX_EXPLICIT_CONSTANT = 16
 
@@ -123,6 +130,11 @@ def broadcast(value: Value, shape) -> sympy.Basic:
 
 # ---- map bodies ---------------------------------------------------------------------------
 
+def evaluable_scalar(expr):
+    """A scalar expression with each opaque call wrapped so that sympy evaluates it on numbers."""
+    return expr.replace(is_opaque, OpaqueCall)
+
+
 def body_value(body, env: dict) -> Value:
     """A map body over arguments `env` (scalar symbol -> Value), entrywise in matrix notation."""
     matrices = {s for s, v in env.items() if not is_scalar_like(v.shape)}
@@ -133,7 +145,7 @@ def body_value(body, env: dict) -> Value:
 
     def translate(e) -> Value:
         if not e.free_symbols & matrices:
-            return Value(e.xreplace(scalars), ())
+            return Value(evaluable_scalar(e.xreplace(scalars)), ())
         if e in env:
             return env[e]
         parts = [translate(a) for a in e.args]
@@ -146,7 +158,7 @@ def body_value(body, env: dict) -> Value:
             return Value(scale(coefficient, hadamard(entrywise, shape)), shape)
         if e.is_Pow and not e.exp.free_symbols & matrices:
             base, exponent = parts
-            return Value(HadamardPower(base.expr, exponent.expr), shape)
+            return Value(EntrywisePower(base.expr, exponent.expr), shape)
         variables, arguments, inner = [], [], []
         for v in parts:
             if is_scalar_like(v.shape):
@@ -156,7 +168,7 @@ def body_value(body, env: dict) -> Value:
                 variables.append(variable)
                 arguments.append(broadcast(v, shape))
                 inner.append(variable)
-        return Value(ElementwiseFunction(sympy.Lambda(tuple(variables), e.func(*inner)), *arguments), shape)
+        return Value(elementwise(sympy.Lambda(tuple(variables), e.func(*inner)), *arguments), shape)
 
     return translate(body)
 
@@ -308,8 +320,65 @@ def node_value(node, values: dict, define: dict) -> Value:
     raise NoMatrixForm(f"the {op} operation has no matrix-calculus form here")
 
 
-def matrix_expression(output, order, define: dict) -> sympy.Basic:
-    values = {}
+class Part(NamedTuple):
+    """A node the notation cannot write, standing in the formula as the symbol `name`.
+
+    `arguments` are the expressions of the node's arguments (a named part's own
+    symbol for those that are parts too); a part of rank 3 or more is a plain
+    ``Symbol``, which only the descriptions of other parts use.
+    """
+    name: str
+    node: object
+    symbol: sympy.Basic
+    arguments: tuple
+    reason: str
+
+
+def _written(node) -> bool:
+    """Whether a named node of this shape can stand in a formula (rank <= 2, or one value)."""
+    return len(node.shape) <= 2 or is_scalar_like(node.shape)
+
+
+def _part_symbol(node, name) -> Value:
+    if _written(node):
+        return leaf_value(node, name)
+    return Value(sympy.Symbol(name), node.shape)
+
+
+def _fresh_names(order, define):
+    taken = {n.name for n in order if n.name} | set(define.values())
+    return (name for name in (f"T{k}" for k in itertools.count(1)) if name not in taken)
+
+
+def matrix_expression(output, order, define: dict, name_parts: bool = False):
+    """The matrix expression of `output`; raises NoMatrixForm where the notation ends.
+
+    name_parts: instead of raising, write each node the notation cannot express (a
+    tensor of rank 3, a slice, ...) as a symbol and return ``(expression, parts)``.
+    Leaves keep their names, other parts are called T1, T2, ...
+    """
+    values, parts, named = {}, [], {}
+    names = _fresh_names(order, define)
     for node in order:
-        values[node] = node_value(node, values, define)
-    return values[output].expr
+        try:
+            if node not in define and any(a in named and not _written(named[a].node) for a in node.args):
+                raise NoMatrixForm("an argument is a tensor of rank 3 or more")
+            values[node] = node_value(node, values, define)
+        except NoMatrixForm as reason:
+            if not name_parts:
+                raise
+            name = node.name if node.op in ("input", "param") else next(names)
+            value = _part_symbol(node, name)
+            named[node] = Part(name, node, value.expr, tuple(values[a].expr for a in node.args), str(reason))
+            parts.append(named[node])
+            values[node] = value
+    expr = _in_our_notation(values[output].expr)
+    return (expr, parts) if name_parts else expr
+
+
+def _in_our_notation(expr):
+    """sympy's own all-ones matrices (its products make them) as ``Ones``, which evaluate under subs."""
+    if not isinstance(expr, sympy.Basic):
+        return expr
+    plain = {o: Ones(*o.shape) for o in expr.atoms(OneMatrix) if type(o) is OneMatrix}
+    return expr.xreplace(plain) if plain else expr

@@ -1,16 +1,22 @@
-"""The few matrix-calculus notations sympy lacks, as sympy expressions.
+"""The matrix-calculus notations of the matrix form, as sympy expressions sympy evaluates.
 
-- ``ElementwiseFunction(Lambda((d0, d1), f(d0, d1)), A, B)``: f applied entry by
-  entry to equally shaped matrices, printed as ``f(A, B)`` (``tanh(X W + 1 b^T)``),
-  the way papers write an activation applied to a matrix.
+- ``ElementwiseFunction(Lambda(d, f(d)), A)``: sympy's ``ElementwiseApplyFunction``,
+  printed ``f(A)`` (``tanh(X W + 1 b^T)``), the way papers write an activation
+  applied to a matrix; ``ElementwiseFunctionOfMany(Lambda((d0, d1), f(d0, d1)), A, B)``
+  for functions of several equally shaped matrices (``elementwise`` picks one).
+- ``EntrywisePower(A, 2)``: sympy's ``HadamardPower``, evaluated on explicit matrices.
 - ``EntrySum(M)``: the scalar sum of all entries, printed ``\\sum_{i,j} [M]_{ij}``.
 - ``EntryMax(M)``: the scalar largest entry.
 - ``AxisMax(M, axis)``: the column vector of maxima along one axis.
 - ``OneByOne(a^T b)``: a 1x1 product read as the scalar it holds.
+- ``OpaqueCall(Sigmoid(s))``: an opaque function of scalars, evaluated on numbers.
 - ``Ones(m, n)``: sympy's ``OneMatrix``, printed ``1`` or, as a row, ``1^T``.
 
-Each evaluates on explicit matrices (``doit`` / ``as_explicit``), so a printed
-expression can be checked numerically against the graph it came from.
+Each evaluates with ``doit`` once its matrices are explicit, so
+``expr.subs({W: Matrix(...), ..., N_batch: 4}).doit()`` is an explicit matrix
+(or number) holding the graph's value; the opaque scalar functions (Sigmoid,
+Relu, Where, ...) are then written in standard sympy functions so the entries
+are numbers.
 """
 from __future__ import annotations
 
@@ -18,8 +24,11 @@ import functools
 import itertools
 
 import sympy
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.printing.pretty.stringpict import prettyForm
+
+from .symbols import evaluable, in_standard_functions
 
 _placeholder_ids = itertools.count()
 
@@ -56,7 +65,7 @@ class _Shown(sympy.Symbol):
     """A stand-in scalar that prints as a matrix expression (inside a function body)."""
 
     def _show(self, printer, text):
-        bare = self.bare or isinstance(self.matrix, (sympy.MatrixSymbol, sympy.OneMatrix, ElementwiseFunction))
+        bare = self.bare or isinstance(self.matrix, (sympy.MatrixSymbol, sympy.OneMatrix, _PrintedAsFunction))
         return text if bare else f"\\left({text}\\right)" if printer.printmethod == "_latex" else f"({text})"
 
     def _latex(self, printer):
@@ -68,6 +77,13 @@ class _Shown(sympy.Symbol):
     def _pretty(self, printer):
         form = printer._print(self.matrix)
         return form if self.bare else prettyForm(*form.parens())
+
+
+def shown_as(matrix, bare: bool = False) -> sympy.Symbol:
+    """A scalar stand-in that prints as `matrix`, for writing a function body applied to it."""
+    shown = _Shown(f"_shown{next(_placeholder_ids)}")
+    shown.matrix, shown.bare = matrix, bare
+    return shown
 
 
 def _direct_function_arguments(body) -> set:
@@ -85,14 +101,73 @@ def _direct_function_arguments(body) -> set:
     return direct - elsewhere
 
 
-class ElementwiseFunction(MatrixExpr):
-    """A scalar function (a sympy Lambda) applied entry by entry to equally shaped matrices."""
+class _PrintedAsFunction:
+    """Printing shared by the entrywise maps: ``f(A, B)``, the body with the matrices in its places."""
+
+    def _printed_body(self):
+        """The body with each argument replaced by a symbol that prints as that argument."""
+        variables = self.function.variables
+        bare = _direct_function_arguments(self.function.expr)
+        stand_ins = {v: shown_as(m, v in bare) for v, m in zip(variables, self.matrices)}
+        return self.function.expr.xreplace(stand_ins)
+
+    def _latex(self, printer):
+        return printer._print(self._printed_body())
+
+    def _sympystr(self, printer):
+        return printer._print(self._printed_body())
+
+    def _pretty(self, printer):
+        return printer._print(self._printed_body())
+
+
+def _entrywise(function: sympy.Lambda, matrices):
+    """`function` applied to the entries of explicit, equally shaped matrices (in standard functions)."""
+    function = evaluable(function)
+    rows, cols = matrices[0].shape
+    return sympy.ImmutableMatrix(rows, cols, lambda i, j: in_standard_functions(function(*[m[i, j] for m in matrices])))
+
+
+class ElementwiseFunction(_PrintedAsFunction, ElementwiseApplyFunction):
+    """sympy's ``ElementwiseApplyFunction`` of a one-variable Lambda, printed ``f(M)``.
+
+    ``doit`` on an explicit matrix applies the Lambda with the opaque functions
+    (Sigmoid, Relu, ...) written in standard sympy, so the entries are numbers.
+    """
+
+    def __new__(cls, function: sympy.Lambda, matrix):
+        # not sympy's constructor: it applies the function to a 1 x 1 matrix itself (a batch of one)
+        if not isinstance(function, sympy.Lambda) or len(function.variables) != 1:
+            raise ValueError(f"ElementwiseFunction: expected a Lambda of one variable, got {function}")
+        return MatrixExpr.__new__(cls, function, sympy.sympify(matrix))
+
+    @property
+    def matrices(self) -> tuple:
+        return (self.expr,)
+
+    def doit(self, **hints):
+        if _nothing_to_evaluate(self):
+            return self
+        matrix = self.expr.doit(**hints) if hints.get("deep", True) else self.expr
+        if _is_explicit(matrix):
+            return _entrywise(self.function, [matrix])
+        return self.func(self.function, matrix)
+
+    def _eval_transpose(self):
+        return self.func(self.function, sympy.Transpose(self.expr))
+
+
+class ElementwiseFunctionOfMany(_PrintedAsFunction, MatrixExpr):
+    """A scalar function of several variables (a sympy Lambda) applied entry by entry to
+    equally shaped matrices: ``Maximum(A, B)``, ``Where(C, A, B)`` (sympy's
+    ``ElementwiseApplyFunction`` takes one matrix)."""
 
     def __new__(cls, function: sympy.Lambda, *matrices):
         shape = matrices[0].shape
         for m in matrices[1:]:
-            if m.shape != shape:
-                raise ValueError(f"ElementwiseFunction: shapes {shape} and {m.shape} differ")
+            # sizes known to differ (under subs, N_batch and 4 may meet before N_batch is bound)
+            if any(sympy.sympify(a - b).is_zero is False for a, b in zip(m.shape, shape)):
+                raise ValueError(f"ElementwiseFunctionOfMany: shapes {shape} and {m.shape} differ")
         return MatrixExpr.__new__(cls, function, *matrices)
 
     @property
@@ -115,32 +190,63 @@ class ElementwiseFunction(MatrixExpr):
             return self
         matrices = [m.doit(**hints) if hints.get("deep", True) else m for m in self.matrices]
         if all(_is_explicit(m) for m in matrices):
-            rows, cols = matrices[0].shape
-            return sympy.ImmutableMatrix(rows, cols, lambda i, j: self.function(*[m[i, j] for m in matrices]))
-        return ElementwiseFunction(self.function, *matrices)
+            return _entrywise(self.function, matrices)
+        return ElementwiseFunctionOfMany(self.function, *matrices)
 
     def _eval_transpose(self):
-        return ElementwiseFunction(self.function, *[sympy.Transpose(m) for m in self.matrices])
+        return ElementwiseFunctionOfMany(self.function, *[sympy.Transpose(m) for m in self.matrices])
 
-    def _printed_body(self):
-        """The body with each argument replaced by a symbol that prints as that argument."""
-        variables = self.function.variables
-        bare = _direct_function_arguments(self.function.expr)
-        stand_ins = {}
-        for variable, matrix in zip(variables, self.matrices):
-            shown = _Shown(f"_shown{next(_placeholder_ids)}")
-            shown.matrix, shown.bare = matrix, variable in bare
-            stand_ins[variable] = shown
-        return self.function.expr.xreplace(stand_ins)
 
-    def _latex(self, printer):
-        return printer._print(self._printed_body())
+def elementwise(function: sympy.Lambda, *matrices):
+    """`function` (a Lambda of one variable per matrix) applied entry by entry."""
+    if len(matrices) == 1:
+        return ElementwiseFunction(function, matrices[0])
+    return ElementwiseFunctionOfMany(function, *matrices)
+
+
+class EntrywisePower(sympy.HadamardPower):
+    """sympy's ``HadamardPower`` (printed the same) that ``doit`` evaluates on an explicit base."""
+
+    def doit(self, **hints):
+        base, exponent = (a.doit(**hints) for a in self.args) if hints.get("deep", True) else self.args
+        if _is_explicit(base) and not isinstance(exponent, MatrixExpr):
+            return base.applyfunc(lambda entry: entry ** exponent)
+        return EntrywisePower(base, exponent)
 
     def _sympystr(self, printer):
-        return printer._print(self._printed_body())
+        return "HadamardPower(%s, %s)" % (printer._print(self.base), printer._print(self.exp))
+
+
+class OpaqueCall(sympy.Expr):
+    """A call of an opaque scalar function outside any matrix (``Sigmoid(s)`` of a scalar
+    parameter ``s``), printed as the call; ``doit`` gives a number once the arguments are numbers."""
+
+    is_commutative = True
+
+    def __new__(cls, call):
+        return sympy.Expr.__new__(cls, call)
+
+    @property
+    def call(self):
+        return self.args[0]
+
+    def doit(self, **hints):
+        call = self.call.doit(**hints) if hints.get("deep", True) else self.call
+        value = in_standard_functions(call)
+        return value if value.is_number else OpaqueCall(call)
+
+    def _eval_evalf(self, prec):
+        value = in_standard_functions(self.call)
+        return value.evalf(prec) if value.is_number else None
+
+    def _latex(self, printer):
+        return printer._print(self.call)
+
+    def _sympystr(self, printer):
+        return printer._print(self.call)
 
     def _pretty(self, printer):
-        return printer._print(self._printed_body())
+        return printer._print(self.call)
 
 
 class _ScalarOfMatrix(sympy.Expr):
@@ -290,6 +396,19 @@ class Ones(sympy.OneMatrix):
 
     def _eval_transpose(self):
         return Ones(self.shape[1], self.shape[0])
+
+    def doit(self, **hints):
+        return self
+
+    def _eval_subs(self, old, new):
+        """Explicit ones once values are substituted and the size is known, so that sympy's
+        products and sums with the substituted matrices evaluate (``doit`` keeps the notation:
+        sympy calls it while it builds products)."""
+        shape = [sympy.sympify(d).xreplace({old: new}) for d in self.shape]
+        if all(isinstance(d, sympy.Integer) for d in shape) and (
+                isinstance(new, sympy.MatrixBase) or getattr(new, "is_number", False)):
+            return sympy.ImmutableMatrix.ones(*shape)
+        return Ones(*shape) if tuple(shape) != self.shape else None
 
 
 class Range(MatrixExpr):
