@@ -6,6 +6,7 @@ Rules follow NumPy; a symbolic dimension only matches itself or 1.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 
 from .errors import fail
@@ -14,16 +15,16 @@ Shape = tuple
 
 
 def canonical_shape(shape, op: str) -> Shape:
-    if isinstance(shape, (int, str)):
+    if isinstance(shape, str) or _is_index(shape):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
         raise fail(op, f"shape must be a tuple of ints and dimension names, got {shape!r}") from None
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, int) and d < 0):
+        if not (isinstance(d, str) or _is_index(d)) or (_is_index(d) and d < 0):
             raise fail(op, f"bad dimension {d!r} in shape {shape!r}: expected an int >= 0 or a name")
-    return tuple(int(d) if isinstance(d, int) else d for d in dims)
+    return tuple(d if isinstance(d, str) else int(d) for d in dims)
 
 
 def broadcast_shapes(op: str, *shapes: Shape) -> Shape:
@@ -41,15 +42,20 @@ def broadcast_shapes(op: str, *shapes: Shape) -> Shape:
 def normalize_axes(axis, ndim: int, op: str) -> tuple:
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if _is_index(axis) else tuple(axis)
     out = []
     for a in axes:
-        if not isinstance(a, int) or not -ndim <= a < ndim:
+        if not _is_index(a) or not -ndim <= a < ndim:
             raise fail(op, f"axis {a!r} out of range for a tensor of rank {ndim}")
-        out.append(a % ndim)
+        out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise fail(op, f"repeated axis in {axis!r}")
     return tuple(sorted(out))
+
+
+def _is_index(value) -> bool:
+    """An int or a NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_"
 
 
 def size_factors(shape: Shape):
@@ -58,18 +64,22 @@ def size_factors(shape: Shape):
 
 
 def reshape_target(old: Shape, new, op: str = "reshape") -> Shape:
-    """Resolve `new` (may contain one -1) against `old`; sizes must agree."""
+    """Resolve `new` against `old`; sizes must agree. One entry may be -1, inferred as NumPy does; with
+    symbolic dims only when it is one whole symbolic dim or a concrete size: ("batch", 6) to (-1, 3)
+    would need the dim 2*batch, which has no name, and raises."""
     new = tuple(new)
-    if sum(1 for d in new if d == -1) > 1:
+    inferred_at = [k for k, d in enumerate(new) if _is_index(d) and d == -1]
+    if len(inferred_at) > 1:
         raise fail(op, f"only one -1 allowed in {new!r}")
+    known = iter(canonical_shape(tuple(d for k, d in enumerate(new) if k not in inferred_at), op))
+    new = tuple(-1 if k in inferred_at else next(known) for k in range(len(new)))
     known = tuple(d for d in new if d != -1)
-    canonical_shape(known, op)
     old_int, old_sym = size_factors(old)
     new_int, new_sym = size_factors(known)
     if -1 in new:
         missing_sym = old_sym - new_sym
         if new_sym - old_sym or (new_int and old_int % new_int) or (new_int == 0):
-            raise fail(op, f"cannot reshape {old} to {new}")
+            raise fail(op, f"cannot reshape {old} (size {describe_size(old)}) to {new}: no -1 makes the sizes agree")
         fill_int = old_int // new_int
         fill = list(missing_sym.elements())
         if len(fill) > 1 or (fill and fill_int != 1):

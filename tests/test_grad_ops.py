@@ -216,6 +216,26 @@ def cross_entropy_case(draw):
     return ((batch, classes), (batch,)), {}
 
 
+@st.composite
+def cross_entropy_nd_case(draw):
+    """Logits (..., classes) with 0 to 2 leading axes, labels of the leading shape."""
+    lead = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3))
+    return (lead + (draw(st.integers(1, 5)),), lead), {}
+
+
+def labels_for_last_axis(rng, shape, shapes):
+    return rng.integers(0, shapes[0][-1], shape)
+
+
+@st.composite
+def topk_case(draw):
+    (shape,), kwargs = draw(axis_case())
+    return (shape,), {**kwargs, "k": draw(st.integers(0, shape[kwargs["axis"]]))}
+
+
+SPREAD = hnp.array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4)  # std needs 2 distinct values
+
+
 # ---- NumPy references ------------------------------------------------------------------------
 
 
@@ -238,6 +258,14 @@ _erf = np.vectorize(math.erf, otypes=[float])
 
 def np_cross_entropy(logits, labels):
     return -np.mean(np_log_softmax(logits, -1)[np.arange(len(labels)), labels])
+
+
+def np_cross_entropy_nd(logits, labels):
+    return -np.mean(np.take_along_axis(np_log_softmax(logits, -1), labels[..., None].astype(np.int64), -1))
+
+
+def np_topk(x, axis, k):
+    return np.take(-np.sort(-x, axis), np.arange(k), axis)
 
 
 # ---- the table -------------------------------------------------------------------------------
@@ -306,6 +334,20 @@ OPS = [
     Op("mean", lambda x, **kw: x.mean(**kw), np.mean, reduction_case(), (R,)),
     Op("max", lambda x, **kw: x.max(**kw), np.max, reduction_case(), (distinct,)),
     Op("max_function", C.max, np.max, reduction_case(), (distinct,)),
+    Op("min", lambda x, **kw: x.min(**kw), np.min, reduction_case(), (distinct,)),
+    Op("min_function", C.min, np.min, reduction_case(), (distinct,)),
+    Op("prod", C.prod, np.prod, reduction_case(), (R,)),
+    Op("var", lambda x, **kw: C.var(x, correction=0, **kw), np.var, reduction_case(), (R,)),
+    Op("std", C.std, lambda x, axis: np.std(x, axis, ddof=1), one_shape(SPREAD, axis=-1), (distinct,)),
+    Op("any", lambda x, **kw: C.any(x > 0, **kw), lambda x, **kw: np.any(x > 0, **kw), reduction_case(), (off_grid,)),
+    Op("all", lambda x, **kw: C.all(x > 0, **kw), lambda x, **kw: np.all(x > 0, **kw), reduction_case(), (off_grid,)),
+    Op("argmax", C.argmax, np.argmax, axis_case(), (distinct,)),
+    Op("argmin", C.argmin, np.argmin, axis_case(), (distinct,)),
+    Op("cumsum", C.cumsum, np.cumsum, axis_case(), (R,)),
+    Op("cumprod", C.cumprod, np.cumprod, axis_case(), (R,)),
+    Op("sort", C.sort, np.sort, axis_case(), (distinct,)),
+    Op("argsort", C.argsort, lambda x, axis: np.argsort(x, axis, kind="stable"), axis_case(), (distinct,)),
+    Op("topk", lambda x, axis, k: C.topk(x, k, axis)[0], np_topk, topk_case(), (distinct,)),
     Op("softmax", C.softmax, lambda x, axis: np.exp(np_log_softmax(x, axis)), axis_case(), (real(-5, 5),)),
     Op("log_softmax", C.log_softmax, np_log_softmax, axis_case(), (real(-5, 5),)),
     Op("logsumexp", C.logsumexp, np_logsumexp, reduction_case(), (real(-5, 5),)),
@@ -314,6 +356,8 @@ OPS = [
        dtypes=("float64", "int64")),
     Op("cross_entropy_int32_labels", C.cross_entropy, np_cross_entropy, cross_entropy_case(),
        (real(-5, 5), labels_for_logits), dtypes=("float64", "int32")),
+    Op("cross_entropy_nd", C.cross_entropy, np_cross_entropy_nd, cross_entropy_nd_case(),
+       (real(-5, 5), labels_for_last_axis), dtypes=("float64", "int64")),
     Op("binary_cross_entropy_with_logits", C.binary_cross_entropy_with_logits,
        lambda x, y: np.mean(np.logaddexp(0, x) - x * y), broadcast_shapes(2), (real(-5, 5), unit)),
     Op("stop_gradient", lambda x, y: C.stop_gradient(x) * y, lambda x, y: x * y, broadcast_shapes(2), (R,),
