@@ -102,3 +102,51 @@ def test_replicate_pad_wider_than_the_axis():
     (xv,) = values((2, 1))
     (got,) = C.compile([ops.pad(x, ((0, 0), (0, 2)), mode="replicate")])(x=xv)
     assert_allclose(got, np.pad(xv, ((0, 0), (0, 2)), mode="edge"), rtol=RTOL, atol=ATOL)
+
+
+def test_matmul_of_a_padded_reshape_reads_the_pad():
+    """A matmul operand pad(reshape(a)) compiled to `a @ q`: the pad was dropped and the product
+    read past the end of a (plain_access's early return for a general reshape ignored validity bounds)."""
+    a, q = Input("a", (4, 2), "float64"), Input("q", (4, 2), "float64")
+    av, qv = values((4, 2), (4, 2))
+    padded = ops.pad(ops.reshape(a, (2, 4)), ((0, 1), (0, 0)), value=3.0)
+    (got,) = C.compile([padded @ q])(a=av, q=qv)
+    expected = np.pad(av.reshape(2, 4), ((0, 1), (0, 0)), constant_values=3.0) @ qv
+    assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_batched_matmul_of_a_padded_reshape_of_a_product():
+    """The program the fuzzer found: a (2, 2) @ (2, 2, 2) product, padded, then multiplied again."""
+    s, y, q = Input("s", (2, 2), "float64"), Input("y", (2, 2, 2), "float64"), Input("q", (2, 2, 2), "float64")
+    sv, yv, qv = values((2, 2), (2, 2, 2), (2, 2, 2))
+    product = ops.einsum("ij,bjk->bik", s, y)
+    (got,) = C.compile([ops.pad(product, ((0, 0), (0, 1), (0, 0))) @ q])(s=sv, y=yv, q=qv)
+    expected = np.pad(np.einsum("ij,bjk->bik", sv, yv), ((0, 0), (0, 1), (0, 0))) @ qv
+    assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def _linear_gradient(f, x):
+    """The gradient of a function linear in x: its value at each unit vector."""
+    basis = np.eye(x.size).reshape((x.size,) + x.shape)
+    return np.array([f(e) for e in basis]).reshape(x.shape)
+
+
+def test_gradient_through_a_reversed_strided_slice_of_a_contraction():
+    """The backward pass pads and reshapes the cotangent of x1[..][::2, :-5:-3] into an einsum operand;
+    the compiled product read that operand past its end (the pad(reshape) matmul operand bug above).
+    What it reads there is whatever the heap holds: in a fresh process often denormal zeros (then this
+    passes), after other programs ran, numbers of order one (as in the random program that found it)."""
+    x0, x1, w = Input("x0", (3, 2, 4), "float64"), Input("x1", (1, 4, 4), "float64"), Input("w", (3, 2, 4), "float64")
+    x0v, x1v, wv = values((3, 2, 4), (1, 4, 4), (3, 2, 4))
+
+    def forward(a0, a1, broadcast_to, einsum, sum):
+        picked = einsum("ijk,lmk->lki", a1, a0)[None, 2][::2, :-5:-3]
+        return sum(broadcast_to(picked, (3, 2, 4)) * wv if isinstance(a0, np.ndarray) else
+                   broadcast_to(picked, (3, 2, 4)) * w)
+
+    loss = forward(x0, x1, ops.broadcast_to, ops.einsum, ops.sum)
+    fn = C.compile(C.grad(loss, [x0, x1]))
+    got0, got1 = fn(x0=x0v, x1=x1v, w=wv)
+    numpy_loss = lambda a0, a1: forward(a0, a1, np.broadcast_to, np.einsum, np.sum)  # noqa: E731
+    assert_allclose(got0, _linear_gradient(lambda e: numpy_loss(e, x1v), x0v), rtol=RTOL, atol=ATOL)
+    assert_allclose(got1, _linear_gradient(lambda e: numpy_loss(x0v, e), x1v), rtol=RTOL, atol=ATOL)
