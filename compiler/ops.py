@@ -215,9 +215,9 @@ def _one_axis(x: Node, axis, op: str) -> int:
     return normalize_axes(int(axis), x.ndim, op)[0]
 
 
-def _iota(n: int, axis: int, ndim: int) -> Node:
-    """0, 1, ..., n-1 (int64) along `axis` of a rank-`ndim` tensor, size 1 elsewhere."""
-    return const(np.arange(n, dtype=np.int64).reshape(tuple(n if i == axis else 1 for i in range(ndim))))
+def _iota(n: int, axis: int, ndim: int, dtype="int64") -> Node:
+    """0, 1, ..., n-1 along `axis` of a rank-`ndim` tensor, size 1 elsewhere."""
+    return const(np.arange(n, dtype=dtype).reshape(tuple(n if i == axis else 1 for i in range(ndim))))
 
 
 def _flat(x: Node, op: str) -> Node:
@@ -344,7 +344,8 @@ def _arg_extreme(x, axis, keepdims: bool, op: str, largest: bool) -> Node:
     best = max(key, axis, keepdims=True)
     a, b = scalar_symbol(0), scalar_symbol(1)
     hit = make_map(sf.Where(sf.NotEqual(b, b), sf.NotEqual(a, a), sf.Equal(a, b)), [key, best], "bool", op)
-    return _min(where(hit, _iota(n, axis, x.ndim), n), axis, keepdims)
+    # indices as float64 (exact below 2**53) keep the where in the reduction's loop; then int64
+    return astype(_min(where(hit, _iota(n, axis, x.ndim, "float64"), float(n)), axis, keepdims), "int64")
 
 
 def argmax(x, axis=None, keepdims=False):
@@ -433,11 +434,12 @@ def _ordered(x, axis, descending: bool, k, op: str):
     row = make_reshape(rows, rows.shape[:-1] + (1, n))                      # x_j at [..., 0, j]
     keys_i, keys_j = stop_gradient(column), stop_gradient(row)
     i, j = _iota(n, 0, 2), _iota(n, 1, 2)
-    before = make_map(_BEFORE_DESCENDING if descending else _BEFORE_ASCENDING, [keys_j, keys_i, j, i], "int64", op)
+    # bool, so the (..., n, n) comparisons are computed inside the loop that counts them, never stored
+    before = make_map(_BEFORE_DESCENDING if descending else _BEFORE_ASCENDING, [keys_j, keys_i, j, i], "bool", op)
     rank = make_reshape(sum(before, -1), rows.shape[:-1] + (1, n))          # rank_i at [..., 0, i]
     chosen = make_map(sf.Equal(scalar_symbol(0), scalar_symbol(1)), [rank, _iota(k, 0, 2)], "bool", op)
     values = sum(where(chosen, row, 0), -1)                                 # (..., k)
-    indices = sum(where(chosen, _iota(n, 1, 2), 0), -1)
+    indices = astype(sum(where(chosen, _iota(n, 1, 2, "float64"), 0.0), -1), "int64")  # float64 likewise
     if boolean:
         values = astype(values, "bool")
     inverse = tuple(sorted(range(x.ndim), key=perm.__getitem__))
