@@ -52,6 +52,12 @@ def on_grid(rng, shape, shapes):
     return 0.5 * rng.integers(-4, 4, shape) + rng.uniform(-0.05, 0.05, shape)
 
 
+def unit_divisor(rng, shape, shapes):
+    """+-1/2 or +-1: an off_grid value divided by one is at least 0.1 from an integer (clear of the jumps
+    of remainder, fmod and floor division)."""
+    return rng.choice([-1.0, -0.5, 0.5, 1.0], shape)
+
+
 def below_grid(rng, shape, shapes):
     """0.02 to 0.04 below a multiple of 0.5: clear of off_grid values and of above_grid ones."""
     return 0.5 * rng.integers(-4, 4, shape) - rng.uniform(0.02, 0.04, shape)
@@ -189,7 +195,7 @@ def transpose_case(draw):
 
 @st.composite
 def index_case(draw):
-    """Basic indices: ints (also negative), unit-step slices, None and one Ellipsis."""
+    """Basic indices: ints (also negative), slices with any step (negative too), None and one Ellipsis."""
     shape = draw(SHAPE_AT_LEAST_1D)
     items = []
     for d in shape[:draw(st.integers(1, len(shape)))]:
@@ -199,7 +205,8 @@ def index_case(draw):
         elif kind == "slice":
             start = draw(st.one_of(st.none(), st.integers(-d, d)))
             stop = draw(st.one_of(st.none(), st.integers(-d, d)))
-            items.append(slice(start, stop))
+            step = draw(st.sampled_from([None, 1, 2, 3, -1, -2]))
+            items.append(slice(start, stop, step))
         else:
             items.append(slice(None))
     if draw(st.booleans()):
@@ -208,6 +215,59 @@ def index_case(draw):
         items.append(Ellipsis)  # after the items, which index the leading dims
     index = tuple(items) if len(items) != 1 or draw(st.booleans()) else items[0]
     return (shape,), {"index": index}
+
+
+@st.composite
+def pad_case(draw):
+    """Per-axis widths a mode can take: reflect up to size-1, circular and replicate up to size."""
+    shape = draw(SHAPE_AT_LEAST_1D)
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    limit = {"constant": 3, "reflect": None, "replicate": None, "circular": None}[mode]
+    widths = []
+    for d in shape:
+        top = limit if limit is not None else (d - 1 if mode == "reflect" else d)
+        widths.append((draw(st.integers(0, top)), draw(st.integers(0, top))))
+    return (shape,), {"widths": tuple(widths), "mode": mode, "value": draw(st.sampled_from([0.0, -1.5]))}
+
+
+def np_pad(x, widths, mode, value):
+    if mode == "constant":
+        return np.pad(x, widths, constant_values=value)
+    return np.pad(x, widths, {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode])
+
+
+@st.composite
+def roll_case(draw):
+    shape = draw(SHAPE_AT_LEAST_1D)
+    if draw(st.booleans()):
+        return (shape,), {"shift": draw(st.integers(-7, 7)), "axis": None}
+    return (shape,), {"shift": draw(st.integers(-7, 7)), "axis": draw(st.integers(-len(shape), len(shape) - 1))}
+
+
+@st.composite
+def tile_case(draw):
+    shape = draw(SHAPE)
+    return (shape,), {"reps": tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))}
+
+
+@st.composite
+def repeat_case(draw):
+    shape = draw(SHAPE_AT_LEAST_1D)
+    axis = draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+    return (shape,), {"repeats": draw(st.integers(0, 3)), "axis": axis}
+
+
+@st.composite
+def diagonal_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    axis1, axis2 = draw(st.permutations(range(len(shape))))[:2]
+    return (shape,), {"offset": draw(st.integers(-3, 3)), "axis1": axis1, "axis2": axis2}
+
+
+@st.composite
+def triangle_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    return (shape,), {"diagonal": draw(st.integers(-3, 3))}
 
 
 @st.composite
@@ -314,6 +374,32 @@ OPS = [
     Op("clip", lambda x: C.clip(x, -0.5, 1.0), lambda x: np.clip(x, -0.5, 1.0), one_shape(), (off_grid,)),
     Op("clip_tensor_bounds", C.clip, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
        broadcast_shapes(3), (off_grid, below_grid, above_grid)),
+    Op("floor", C.floor, np.floor, one_shape(), (off_grid,), no_gradient=frozenset({0})),
+    Op("ceil", C.ceil, np.ceil, one_shape(), (off_grid,), no_gradient=frozenset({0})),
+    Op("round", C.round, np.round, one_shape(), (off_grid,), no_gradient=frozenset({0})),
+    Op("trunc", C.trunc, np.trunc, one_shape(), (off_grid,), no_gradient=frozenset({0})),
+    Op("sign", C.sign, np.sign, one_shape(), (off_grid,), no_gradient=frozenset({0})),
+    Op("remainder", C.remainder, np.remainder, broadcast_shapes(2), (off_grid, unit_divisor)),
+    Op("mod_operator", lambda a, b: a % b, np.remainder, broadcast_shapes(2), (off_grid, unit_divisor)),
+    Op("fmod", C.fmod, np.fmod, broadcast_shapes(2), (off_grid, unit_divisor)),
+    Op("floor_divide", C.floor_divide, np.floor_divide, broadcast_shapes(2), (off_grid, unit_divisor),
+       no_gradient=frozenset({0, 1})),
+    Op("floordiv_operator", lambda a, b: a // b, np.floor_divide, broadcast_shapes(2), (off_grid, unit_divisor),
+       no_gradient=frozenset({0, 1})),
+    Op("copysign", C.copysign, np.copysign, broadcast_shapes(2), (nonzero,), no_gradient=frozenset({1})),
+    Op("tan", C.tan, np.tan, one_shape(), (real(-1.2, 1.2),)),
+    Op("asin", C.asin, np.arcsin, one_shape(), (real(-0.9, 0.9),)),
+    Op("acos", C.acos, np.arccos, one_shape(), (real(-0.9, 0.9),)),
+    Op("atan", C.atan, np.arctan, one_shape(), (real(-4, 4),)),
+    Op("atan2", C.atan2, np.arctan2, broadcast_shapes(2), (nonzero,)),
+    Op("sinh", C.sinh, np.sinh, one_shape(), (real(-3, 3),)),
+    Op("cosh", C.cosh, np.cosh, one_shape(), (real(-3, 3),)),
+    Op("asinh", C.asinh, np.arcsinh, one_shape(), (real(-4, 4),)),
+    Op("acosh", C.acosh, np.arccosh, one_shape(), (real(1.2, 4),)),
+    Op("atanh", C.atanh, np.arctanh, one_shape(), (real(-0.9, 0.9),)),
+    Op("erf", C.erf, _erf, one_shape(), (real(-3, 3),)),
+    Op("log1p", C.log1p, np.log1p, one_shape(), (real(-0.9, 3),)),
+    Op("expm1", C.expm1, np.expm1, one_shape(), (real(-3, 3),)),
     Op("matmul", C.matmul, np.matmul, matmul_case(), (R,)),
     Op("matmul_operator", lambda a, b: a @ b, np.matmul, matmul_case(), (R,)),
     Op("einsum", lambda *xs, spec: C.einsum(spec, *xs), lambda *xs, spec: np.einsum(spec, *xs), einsum_case(), (R,)),
@@ -329,6 +415,15 @@ OPS = [
     Op("transpose_function", lambda x, axes: C.transpose(x, axes) if axes else C.transpose(x),
        lambda x, axes: np.transpose(x, axes), transpose_case(), (R,)),
     Op("getitem", lambda x, index: x[index], lambda x, index: x[index], index_case(), (R,)),
+    Op("pad", C.pad, np_pad, pad_case(), (R,)),
+    Op("flip", C.flip, np.flip, axis_case(), (R,)),
+    Op("flip_all", C.flip, np.flip, one_shape(), (R,)),
+    Op("roll", C.roll, np.roll, roll_case(), (R,)),
+    Op("tile", C.tile, np.tile, tile_case(), (R,)),
+    Op("repeat", C.repeat, np.repeat, repeat_case(), (R,)),
+    Op("diagonal", C.diagonal, np.diagonal, diagonal_case(), (R,)),
+    Op("tril", C.tril, lambda x, diagonal: np.tril(x, diagonal), triangle_case(), (R,)),
+    Op("triu", C.triu, lambda x, diagonal: np.triu(x, diagonal), triangle_case(), (R,)),
     Op("sum", lambda x, **kw: x.sum(**kw), np.sum, reduction_case(), (R,)),
     Op("sum_function", C.sum, np.sum, reduction_case(), (R,)),
     Op("mean", lambda x, **kw: x.mean(**kw), np.mean, reduction_case(), (R,)),
@@ -483,16 +578,16 @@ def test_abs_derivative_at_zero_is_zero():
     np.testing.assert_array_equal(g, [-1.0, 0.0, 1.0])
 
 
-def test_maximum_tie_sends_gradient_to_first_argument():
+def test_maximum_tie_splits_gradient_evenly():
     ga, gb = _grad_at(C.maximum, np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 3.0]))
-    np.testing.assert_array_equal(ga, [1.0, 0.0, 1.0])
-    np.testing.assert_array_equal(gb, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(ga, [0.5, 0.0, 0.5])
+    np.testing.assert_array_equal(gb, [0.5, 1.0, 0.5])
 
 
-def test_minimum_tie_sends_gradient_to_first_argument():
+def test_minimum_tie_splits_gradient_evenly():
     ga, gb = _grad_at(C.minimum, np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 3.0]))
-    np.testing.assert_array_equal(ga, [1.0, 1.0, 1.0])
-    np.testing.assert_array_equal(gb, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(ga, [0.5, 1.0, 0.5])
+    np.testing.assert_array_equal(gb, [0.5, 0.0, 0.5])
 
 
 def test_max_reduction_splits_ties_evenly():
