@@ -74,8 +74,8 @@ def pad(x, widths, mode: str = "constant", value=0.0):
 
 def _pad_axis(x: Node, axis: int, lo: int, hi: int, mode: str) -> Node:
     n = _static(x, axis, f"pad(mode={mode!r})")
-    limit = n - 1 if mode == "reflect" else n
-    if mode == "replicate" and n == 0 or lo > limit or hi > limit:
+    limit = {"reflect": n - 1, "circular": n, "replicate": max(lo, hi) if n else -1}[mode]
+    if lo > limit or hi > limit:
         raise fail("pad", f"mode {mode!r} pads axis {axis} of size {n} by at most {limit}, got ({lo}, {hi})")
     if mode == "reflect":
         low, high = take(x, axis, lo, 0, -1), take(x, axis, n - 2, n - 2 - hi, -1)

@@ -203,16 +203,20 @@ class Scheduler:
     def plain_access(self, node: Node, mapping: Index):
         """An Access reading `node` through layout ops only (no maps, no bounds checks), or None.
         `mapping` indexes `node` over an iteration space of node's own shape."""
-        space = node.shape
+        space, source = node.shape, None
         while node.op in LAYOUT_OPS and node not in self.buffer_of:
             inner = through_layout(node, mapping)
-            if inner is None:
-                return Access(self.materialize(node.args[0]), node.shape, mapping)
+            if inner is None:  # a general reshape: read its stored source with node's shape
+                source = node.args[0]
+                break
             node, mapping = node.args[0], inner
-        if node in self.buffer_of or node.op in ("sum", "max", "bmm", "concat", "map", "input", "param"):
-            access = Access(self.materialize(node), node.shape, mapping.within(space))
-            return None if access.checked else access
-        return None
+        if source is None and not (node in self.buffer_of or node.op in ("sum", "max", "bmm", "concat", "map",
+                                                                          "input", "param")):
+            return None
+        mapping = mapping.within(space)
+        if mapping.valid:
+            return None
+        return Access(self.materialize(source if source is not None else node), node.shape, mapping)
 
     # ---- expressions ------------------------------------------------------------------------------
 
