@@ -7,14 +7,26 @@ import sys
 
 def _train(args) -> int:
     from .model_file import ModelFileError, default_model_spec, load_model_file
-    from .train_job import train
-    try:
+    from .train_job import TrainArgumentError, check_train_arguments, train
+    try:  # every mistake in the file, the flags or the paths, before compiling and training
         spec = load_model_file(args.model) if args.model else default_model_spec()
-    except ModelFileError as error:
+        check_train_arguments(epochs=args.epochs, save=args.save, plot=args.plot)
+    except (ModelFileError, TrainArgumentError) as error:
         print(f"symprop train: {error}", file=sys.stderr)
         return 2
     train(spec, epochs=args.epochs, progress=not args.quiet, plot=args.plot, save=args.save)
     return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse reports anything else as a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _inspect(args) -> int:
@@ -27,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a model file (default: a 64-128-10 MLP on the digits)")
     train.add_argument("model", nargs="?", help="a TOML model file, e.g. examples/digits_mlp.toml")
-    train.add_argument("--epochs", type=int, help="override the file's epoch count")
+    train.add_argument("--epochs", type=positive_int, help="override the file's epoch count (an integer >= 1)")
     train.add_argument("--plot", metavar="PATH", help="draw the loss curves to PATH (needs matplotlib)")
     train.add_argument("--save", metavar="PATH", help="save parameters and optimizer state (.npz)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -15,6 +15,7 @@ from runtime.programs import load_program
 from runtime.progress import NoProgress, Progress
 
 from .graph import Node
+from .label_ranges import index_checks
 from .passes import simplify
 from .show import show
 from .traversal import as_node_list, leaves, topological_order
@@ -55,7 +56,9 @@ def build(outputs, prefix: str, progress=None):
     progress.stage("simplify")
     simplified = simplify(list(outputs))
     progress.stage("fuse and generate LLVM IR")
-    return build_program(simplified, prefix, declared=leaves(outputs))
+    ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(outputs))
+    plan["index_checks"] = index_checks(outputs)  # labels the runtime checks before running
+    return ir_text, plan, consts
 
 
 def load_compiled(outputs: list) -> tuple:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -183,12 +184,40 @@ def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
         activation = entry.choice("activation", tuple(ACTIVATIONS), default="linear")
         entry.finish()
         spec.append((units, activation))
+    check_fits_in_memory(table, features, spec, dtype)
     if spec[-1][0] != dataset.classes:
         raise table.error(f"{table.key('layers')}[{len(spec) - 1}].units",
                           f"expected {dataset.classes} (the classes of dataset {json.dumps(dataset_name)}, "
                           f"as the last layer gives one output per class), found {describe(spec[-1][0])}")
     table.finish()
     return features, dtype, spec
+
+
+def physical_memory() -> int:
+    """Bytes of memory in this machine (2**40 when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**40
+
+
+COPIES_PER_PARAMETER = 4  # the parameter, its gradient and up to two optimizer state arrays
+
+
+def check_fits_in_memory(table: Table, features: int, layers: list, dtype: str) -> None:
+    """Raise naming the first layer whose parameters (with gradients and optimizer state) exceed memory."""
+    itemsize = 4 if dtype == "float32" else 8
+    budget = physical_memory() // (COPIES_PER_PARAMETER * itemsize)  # parameters that fit
+    total, fan_in = 0, features
+    for i, (units, _) in enumerate(layers):
+        if total + (fan_in + 1) * units > budget:
+            most = max((budget - total) // (fan_in + 1), 0)
+            raise table.error(f"{table.key('layers')}[{i}].units",
+                              f"expected at most {most} (a {fan_in} x units {dtype} layer, with its gradient and "
+                              f"optimizer state, must fit in this machine's {physical_memory() / 2**30:.1f} GiB of "
+                              f"memory), found {describe(units)}")
+        total += (fan_in + 1) * units
+        fan_in = units
 
 
 def _toml_spelling(expected: str) -> str:
@@ -295,6 +324,12 @@ def load_model_file(path) -> ModelSpec:
     except FileNotFoundError:
         raise ModelFileError(f"{source}: no such file; expected a TOML model file "
                              "such as examples/digits_mlp.toml") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{source}: is a directory; expected a TOML model file "
+                             "such as examples/digits_mlp.toml") from None
+    except OSError as error:
+        raise ModelFileError(f"{source}: cannot be read ({error.strerror or error}); expected a readable "
+                             "TOML model file") from None
     except UnicodeDecodeError as error:
         raise ModelFileError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start}); "
                              "expected a TOML model file") from None

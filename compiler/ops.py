@@ -19,6 +19,7 @@ from .errors import GraphError, fail
 from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map,
                     make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
                     scalar_symbol, size_of)
+from .label_ranges import require as require_labels
 from .layout import diagonal, expand_einsum, flip, pad, repeat, roll, tile, tril, triu
 from .shapes import broadcast_shapes, normalize_axes, reshape_target
 
@@ -658,8 +659,9 @@ def softmax(x, axis=-1):
 def one_hot(labels, num_classes: int, dtype="float32"):
     labels = as_node(labels)
     classes = const(np.arange(num_classes, dtype=labels.dtype if labels.dtype != "bool" else "int64"))
-    return make_map(sf.Equal(scalar_symbol(0), scalar_symbol(1)),
-                    [make_reshape(labels, labels.shape + (1,)), classes], canonical_dtype(dtype), "one_hot")
+    return require_labels(make_map(sf.Equal(scalar_symbol(0), scalar_symbol(1)),
+                                   [make_reshape(labels, labels.shape + (1,)), classes], canonical_dtype(dtype),
+                                   "one_hot"), labels, num_classes, "one_hot")
 
 
 def mse(prediction, target):
@@ -674,8 +676,8 @@ def cross_entropy(logits, labels):
     The class axis is last (the transformer convention; a sequence model's (batch, time, classes) logits
     go in as they are). torch puts it at dim 1 for N-d input: this is
     ``torch.nn.functional.cross_entropy(logits.movedim(-1, 1), labels)``, the same thing for (batch,
-    classes) and for unbatched (classes,) logits with a 0-d label. A label outside [0, classes) picks
-    nothing (contributes 0) rather than raising.
+    classes) and for unbatched (classes,) logits with a 0-d label. A label outside [0, classes) raises
+    IndexError (checked before the program runs: ``label_ranges``).
     """
     logits, labels = as_node(logits), as_node(labels)
     if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.dtype not in ("int32", "int64"):
@@ -685,6 +687,7 @@ def cross_entropy(logits, labels):
     classes = const(np.arange(_concrete_size(logits, logits.ndim - 1, "cross_entropy"), dtype=labels.dtype))
     picked = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), 0),
                       [make_reshape(labels, labels.shape + (1,)), classes, logp], logp.dtype, "pick")
+    require_labels(picked, labels, classes.shape[0], "cross_entropy")
     return -mean(sum(picked, axis=-1))
 
 

@@ -20,6 +20,7 @@ from .compile import COMPILE_STAGES, load_compiled, program_key
 from .evaluate import evaluate_all
 from .graph import Node
 from .initializers import initial_values
+from .label_ranges import index_checks
 from .optim import Optimizer, update_graph
 from .passes import simplify
 from .show import node_label, format_shape
@@ -62,8 +63,10 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
         progress.stage("simplify")
         simplified = simplify([loss, *values])
         progress.stage("fuse and generate LLVM IR")
-        return build_program(simplified[:1], prefix, updates=list(zip(targets, simplified[1:])), epoch=epoch,
-                             forward_outputs=1)
+        ir_text, plan, consts = build_program(simplified[:1], prefix, updates=list(zip(targets, simplified[1:])),
+                                              epoch=epoch, forward_outputs=1)
+        plan["index_checks"] = index_checks([loss, *values])  # labels the runtime checks before a step
+        return ir_text, plan, consts
 
     with Progress("compiling the training step", COMPILE_STAGES) as progress:
         program = load_program(key, build, progress=progress)

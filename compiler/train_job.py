@@ -2,6 +2,8 @@
 digits) with the compiled step, showing progress and the test accuracy."""
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 import time
 
@@ -13,13 +15,43 @@ from .model_file import ModelSpec
 from .step import compile_step
 
 
+class TrainArgumentError(ValueError):
+    """An argument of a training job that cannot be used as given (named as the command line spells it)."""
+
+
+def check_train_arguments(*, epochs=None, save=None, plot=None) -> None:
+    """Raise TrainArgumentError unless epochs is an int >= 1 (or None) and save/plot name writable files."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise TrainArgumentError(f"--epochs: expected a positive integer, got {epochs!r}")
+    for flag, path in (("--save", save), ("--plot", plot)):
+        if path is not None:
+            check_output_path(flag, os.fspath(path))
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise TrainArgumentError("--plot needs matplotlib (pip install 'symprop[plot]')")
+
+
+def check_output_path(flag: str, path: str) -> None:
+    """Raise TrainArgumentError unless a file can be written at `path` (its directory exists and is writable)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise TrainArgumentError(f"{flag} {path}: is a directory; expected a file path")
+    if not os.path.isdir(directory):
+        raise TrainArgumentError(f"{flag} {path}: the directory {directory} does not exist; expected a path in an "
+                                 "existing directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise TrainArgumentError(f"{flag} {path}: the directory {directory} is not writable")
+
+
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
 def train(spec: ModelSpec, *, epochs: int | None = None, progress: bool = True, out=sys.stdout,
           plot: str | None = None, save: str | None = None) -> dict:
-    """Compile and train `spec`; returns {"test_accuracy", "seconds", "compile_seconds", "history"}."""
+    """Compile and train `spec`; returns {"test_accuracy", "seconds", "compile_seconds", "history"}.
+
+    `epochs`, `save` and `plot` are checked first (TrainArgumentError), so a mistake costs no training."""
+    check_train_arguments(epochs=epochs, save=save, plot=plot)
     started = time.perf_counter()
     dtype = spec.inputs["x"].dtype
     x_train, y_train = datasets.load_digits("train", dtype=dtype)

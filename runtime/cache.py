@@ -2,14 +2,22 @@
 
 A compiled program is stored as a few named blobs ("object", "plan", ...) in
 one file per key. Loading machine code from here takes milliseconds where
-compiling takes tens to hundreds, but machine code is only as trustworthy as
-its file: every file carries a checksum, and anything truncated, corrupted or
-foreign is deleted and reported as a miss, never handed back.
+compiling takes tens to hundreds, but the object blob is code this process
+will run, so an entry is used only when this user wrote it (docs/cache.md):
+
+- the directory is created 0700; a directory or entry file not owned by the
+  current user, or writable by group or others, is refused with a one-line
+  warning (a miss: the program is compiled again);
+- every entry carries its own key and an HMAC-SHA256 under a per-user secret
+  (32 random bytes in `secret.key`, mode 0600, in the cache directory), so an
+  entry rewritten by someone who lacks the secret, or copied under another
+  key, fails authentication: a miss, the file is removed, never code that runs.
 
 File layout (integers little-endian):
-    magic b"SYMPROP\\0" | format u32 | payload length u64 | sha256(payload) 32 bytes | payload
-    payload = entry count u32, then per entry: name length u32, name (utf-8),
-              data length u64, data
+    magic b"SYMPROP\\0" | format u32 | payload length u64 | hmac 32 bytes | payload
+    payload = key (64 ascii hex digits), entry count u32, then per entry:
+              name length u32, name (utf-8), data length u64, data
+    hmac = HMAC-SHA256(secret, magic | format | payload length | payload)
 
 Environment, read when `ObjectCache.default()` builds a cache:
     SYMPROP_CACHE_DIR  directory (default: $XDG_CACHE_HOME/symprop or ~/.cache/symprop)
@@ -19,25 +27,40 @@ Environment, read when `ObjectCache.default()` builds a cache:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
+import stat
 import struct
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
-__all__ = ["ObjectCache", "default_cache_dir"]
+__all__ = ["ObjectCache", "default_cache_dir", "SECRET_NAME"]
 
 _MAGIC = b"SYMPROP\0"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _HEADER = struct.Struct("<8sIQ32s")
+_PREFIX = struct.Struct("<8sIQ")  # the header without its MAC: what the MAC covers, with the payload
 _COUNT = struct.Struct("<I")
 _NAME_LENGTH = struct.Struct("<I")
 _DATA_LENGTH = struct.Struct("<Q")
 _SUFFIX = ".symprop"
+_KEY_LENGTH = 64
+SECRET_NAME = "secret.key"
+_SECRET_BYTES = 32
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+_warned: set = set()  # (directory, reason) already reported in this process
+_warned_lock = threading.Lock()
 
 
 class _CorruptEntry(ValueError):
-    """The file is not a complete, intact cache entry of this format."""
+    """The file is not a complete, intact, authentic cache entry of this format for this key."""
+
+
+class _Untrusted(Exception):
+    """A directory or file others could have written: not to be read or written."""
 
 
 def default_cache_dir() -> Path:
@@ -47,6 +70,29 @@ def default_cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "symprop"
+
+
+def _user() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else -1
+
+
+def _check_private(what: str, info: os.stat_result) -> None:
+    """Raise _Untrusted unless `info` is owned by this user and not writable by group or others."""
+    if not hasattr(os, "geteuid"):  # no POSIX ownership (Windows): the user profile's ACLs decide
+        return
+    if info.st_uid != _user():
+        raise _Untrusted(f"{what} is owned by uid {info.st_uid}, not by you (uid {_user()})")
+    if info.st_mode & 0o022:
+        raise _Untrusted(f"{what} is writable by {'others' if info.st_mode & 0o002 else 'its group'} "
+                         f"(mode {stat.S_IMODE(info.st_mode):04o})")
+
+
+def _warn_once(directory: Path, reason: str) -> None:
+    with _warned_lock:
+        if (str(directory), reason) in _warned:
+            return
+        _warned.add((str(directory), reason))
+    warnings.warn(f"symprop cache: not using {directory}: {reason}; compiling instead", RuntimeWarning, stacklevel=3)
 
 
 class ObjectCache:
@@ -87,47 +133,157 @@ class ObjectCache:
 
     def path(self, key: str) -> Path:
         """Where the entry for `key` lives."""
-        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        if len(key) != _KEY_LENGTH or any(c not in "0123456789abcdef" for c in key):
             raise ValueError(f"not a cache key (64 lowercase hex digits): {key!r}")
         return self.directory / (key + _SUFFIX)
 
+    # ---- trust ------------------------------------------------------------------------------------
+
+    def _check_directory(self, create: bool) -> bool:
+        """True when the directory exists (created 0700 if `create`) and only this user can write it."""
+        if create:
+            self.directory.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.mkdir(self.directory, 0o700)
+            except FileExistsError:
+                pass
+        try:
+            info = os.stat(self.directory)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISDIR(info.st_mode):
+            raise NotADirectoryError(f"{self.directory} is not a directory")
+        _check_private(f"the directory {self.directory}", info)
+        return True
+
+    def _secret(self, create: bool) -> bytes | None:
+        """The per-user secret, read from `secret.key` (0600); made when absent and `create`.
+
+        A secret file that others could read or write is replaced (every entry it signed
+        becomes a miss)."""
+        path = self.directory / SECRET_NAME
+        for _ in range(3):
+            try:
+                descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                self._make_secret(path)
+                continue
+            except OSError as error:  # a symlink (ELOOP) or unreadable
+                self._replace_bad_secret(path, f"cannot open it ({error.strerror})")
+                if not create:
+                    return None
+                continue
+            with open(descriptor, "rb") as file:
+                info = os.fstat(file.fileno())
+                secret = file.read(_SECRET_BYTES + 1)
+            problem = None
+            if not stat.S_ISREG(info.st_mode):
+                problem = "it is not a regular file"
+            elif hasattr(os, "geteuid") and (info.st_uid != _user() or info.st_mode & 0o077):
+                problem = f"it is owned by uid {info.st_uid} with mode {stat.S_IMODE(info.st_mode):04o}, expected yours, 0600"
+            elif len(secret) != _SECRET_BYTES:
+                problem = f"it holds {len(secret)} bytes, expected {_SECRET_BYTES}"
+            if problem is None:
+                return secret
+            self._replace_bad_secret(path, problem)
+            if not create:
+                return None
+        return None
+
+    def _replace_bad_secret(self, path: Path, problem: str) -> None:
+        _warn_once(self.directory, f"its {SECRET_NAME} cannot be trusted ({problem}); a new one is made")
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+    @staticmethod
+    def _make_secret(path: Path) -> None:
+        """Write a fresh secret whole, then link it into place (another process may win the race)."""
+        descriptor, temporary = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+        try:
+            with open(descriptor, "wb") as file:
+                file.write(os.urandom(_SECRET_BYTES))
+                file.flush()
+                os.fsync(file.fileno())
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(temporary)
+
+    # ---- loading and storing --------------------------------------------------------------------------
+
     def load(self, key: str) -> dict[str, bytes] | None:
-        """The entries stored under `key`, or None on a miss (absent, disabled or damaged)."""
+        """The entries stored under `key`, or None on a miss (absent, disabled, damaged or untrusted)."""
         if not self.enabled:
             return None
         path = self.path(key)
         try:
-            with open(path, "rb") as file:
+            if not self._check_directory(create=False):
+                return None
+            secret = self._secret(create=False)
+            if secret is None:  # no entry here can authenticate
+                self.discard(key)
+                return None
+            try:
+                descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            except FileNotFoundError:
+                return None
+            with open(descriptor, "rb") as file:
                 identity = os.fstat(file.fileno())
+                if not stat.S_ISREG(identity.st_mode):
+                    raise _Untrusted(f"the entry {path.name} is not a regular file")
+                _check_private(f"the entry {path.name}", identity)
                 data = file.read()
+        except _Untrusted as error:
+            _warn_once(self.directory, str(error))
+            return None
         except OSError:
             return None
         try:
-            return _decode(data)
+            return _decode(data, key, secret)
         except _CorruptEntry:
             _remove_if_same_file(path, identity)
             return None
 
+    def discard(self, key: str) -> None:
+        """Remove the entry under `key` (one that authenticated but does not load)."""
+        path = self.path(key)
+        try:
+            identity = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return
+        _remove_if_same_file(path, identity)
+
     def store(self, key: str, entries: dict[str, bytes]) -> None:
         """Write entries under `key`, atomically: readers see the old file or the new one.
 
-        A cache that cannot be written (read-only disk, full disk) warns and
-        carries on: the program is already compiled.
+        A cache that cannot be written (read-only disk, full disk, a directory others
+        can write) warns and carries on: the program is already compiled.
         """
         if not self.enabled:
             return
-        data = _encode(entries)
         path = self.path(key)
         temporary = None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.directory)
+            self._check_directory(create=True)
+            secret = self._secret(create=True)
+            if secret is None:
+                raise OSError("no usable secret")
+            data = _encode(entries, key, secret)
+            descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.directory)  # 0600
             with open(descriptor, "wb") as file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, path)
             temporary = None
+        except _Untrusted as error:
+            _warn_once(self.directory, str(error))
         except OSError as error:
             warnings.warn(f"symprop cache: could not write {path}: {error}", RuntimeWarning, stacklevel=2)
         finally:
@@ -138,8 +294,8 @@ class ObjectCache:
                     pass
 
 
-def _encode(entries: dict[str, bytes]) -> bytes:
-    chunks = [_COUNT.pack(len(entries))]
+def _encode(entries: dict[str, bytes], key: str, secret: bytes) -> bytes:
+    chunks = [key.encode("ascii"), _COUNT.pack(len(entries))]
     for name, blob in entries.items():
         if not isinstance(name, str):
             raise TypeError(f"cache entry names must be str, not {type(name).__name__}")
@@ -149,22 +305,25 @@ def _encode(entries: dict[str, bytes]) -> bytes:
         blob = bytes(blob)
         chunks += [_NAME_LENGTH.pack(len(encoded_name)), encoded_name, _DATA_LENGTH.pack(len(blob)), blob]
     payload = b"".join(chunks)
-    header = _HEADER.pack(_MAGIC, _FORMAT_VERSION, len(payload), hashlib.sha256(payload).digest())
-    return header + payload
+    prefix = _PREFIX.pack(_MAGIC, _FORMAT_VERSION, len(payload))
+    return prefix + hmac.new(secret, prefix + payload, hashlib.sha256).digest() + payload
 
 
-def _decode(data: bytes) -> dict[str, bytes]:
+def _decode(data: bytes, key: str, secret: bytes) -> dict[str, bytes]:
     if len(data) < _HEADER.size:
         raise _CorruptEntry("shorter than the header")
-    magic, version, length, checksum = _HEADER.unpack_from(data)
+    magic, version, length, mac = _HEADER.unpack_from(data)
     if magic != _MAGIC or version != _FORMAT_VERSION:
         raise _CorruptEntry("not a cache entry of this format")
-    payload = memoryview(data)[_HEADER.size :]
+    payload = memoryview(data)[_HEADER.size:]
     if len(payload) != length:
         raise _CorruptEntry("length does not match the header")
-    if hashlib.sha256(payload).digest() != checksum:
-        raise _CorruptEntry("checksum mismatch")
+    expected = hmac.new(secret, bytes(data[:_PREFIX.size]) + payload, hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, expected):
+        raise _CorruptEntry("does not authenticate under this user's secret")
     reader = _Reader(payload)
+    if reader.take(_KEY_LENGTH) != key.encode("ascii"):
+        raise _CorruptEntry("stored under another key")
     count = reader.unpack(_COUNT)
     entries = {}
     for _ in range(count):
@@ -200,7 +359,7 @@ class _Reader:
 def _remove_if_same_file(path: Path, opened: os.stat_result) -> None:
     """Delete a damaged entry, unless a writer has just replaced it with a new one."""
     try:
-        current = os.stat(path)
+        current = os.stat(path, follow_symlinks=False)
         if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
             os.remove(path)
     except OSError:

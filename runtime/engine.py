@@ -13,13 +13,20 @@ Facts this module relies on (llvmlite 0.50 / LLVM 22):
   its own machine and every optimisation or emission builds a fresh one.
 - MCJIT hands out addresses even for code calling an unresolved external
   symbol; calling it crashes. Externals are checked before an object is added.
-- Adding bytes that are not an object file crashes the process.
+- Adding bytes that are not an object file crashes the process, and so does a
+  truncated or inconsistent one (a section or relocation pointing past the
+  end): `check_elf_object` checks every offset, size and index RuntimeDyld
+  follows before the bytes reach it.
 """
 
 from __future__ import annotations
 
 import functools
+import struct
+import sys
 import threading
+
+import numpy as np
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -29,6 +36,8 @@ __all__ = [
     "InvalidIRError",
     "UnresolvedSymbolError",
     "DuplicateSymbolError",
+    "InvalidObjectError",
+    "check_elf_object",
     "host_identity",
     "declared_externals",
 ]
@@ -45,6 +54,10 @@ class InvalidIRError(ValueError):
 
 class UnresolvedSymbolError(RuntimeError):
     """An external symbol the code needs is not defined in this process."""
+
+
+class InvalidObjectError(ValueError):
+    """Bytes that are not a whole, well-formed relocatable object for this host."""
 
 
 class DuplicateSymbolError(RuntimeError):
@@ -210,10 +223,12 @@ class Engine:
     def _check_object_format(obj: bytes) -> None:
         magics = _OBJECT_MAGIC.get(llvm.get_object_format())
         if magics is not None and not obj.startswith(magics):
-            raise ValueError(
+            raise InvalidObjectError(
                 f"not a {llvm.get_object_format()} object file "
                 f"({len(obj)} bytes starting {obj[:8]!r}); refusing to load it"
             )
+        if llvm.get_object_format() == "ELF":
+            check_elf_object(obj)
 
 
 def declared_externals(module: llvm.ModuleRef) -> list[str]:
@@ -236,3 +251,91 @@ def _load_blas() -> Exception | None:
     except Exception as error:  # no BLAS: only kernels that call it fail, by name
         return error
     return None if found is not None else RuntimeError("NumPy ships no OpenBLAS library here")
+
+
+# ---- ELF structure, checked before RuntimeDyld reads it ---------------------------------------------
+
+_ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
+_SECTION = np.dtype([("name", "<u4"), ("type", "<u4"), ("flags", "<u8"), ("addr", "<u8"), ("offset", "<u8"),
+                     ("size", "<u8"), ("link", "<u4"), ("info", "<u4"), ("addralign", "<u8"), ("entsize", "<u8")])
+_SYMBOL = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"), ("value", "<u8"),
+                    ("size", "<u8")])
+_RELA = np.dtype([("offset", "<u8"), ("info", "<u8"), ("addend", "<i8")])
+_REL = np.dtype([("offset", "<u8"), ("info", "<u8")])
+_SHT_SYMTAB, _SHT_STRTAB, _SHT_RELA, _SHT_NOBITS, _SHT_REL = 2, 3, 4, 8, 9
+_SHN_LORESERVE = 0xFF00
+
+
+def check_elf_object(obj: bytes) -> None:
+    """Raise InvalidObjectError unless `obj` is a complete 64-bit little-endian relocatable ELF
+    object whose sections, symbols and relocations all lie inside it and refer to what exists."""
+    def fail(reason):
+        raise InvalidObjectError(f"not a well-formed object file ({len(obj)} bytes): {reason}; refusing to load it")
+
+    if sys.byteorder != "little" or struct.calcsize("P") != 8:
+        return  # the layouts below are the 64-bit little-endian ones; other hosts rely on the cache's MAC
+    if len(obj) < _ELF_HEADER.size:
+        fail("shorter than the ELF header")
+    (ident, e_type, _, _, _, phoff, shoff, _, ehsize, phentsize, phnum, shentsize, shnum,
+     shstrndx) = _ELF_HEADER.unpack_from(obj)
+    if ident[4] != 2 or ident[5] != 1:
+        fail("not 64-bit little-endian")
+    if e_type != 1:
+        fail(f"ELF type {e_type}, expected a relocatable object (1)")
+    if ehsize != _ELF_HEADER.size or shentsize != _SECTION.itemsize or shnum == 0:
+        fail("unexpected header or section header sizes")
+    if phnum and phoff + phnum * phentsize > len(obj):
+        fail("program headers run past the end")
+    if shoff + shnum * shentsize > len(obj) or shstrndx >= shnum:
+        fail("the section header table runs past the end")
+    sections = np.frombuffer(obj, _SECTION, shnum, shoff)
+    stored = sections["type"] != _SHT_NOBITS
+    if np.any(stored & (sections["offset"] + sections["size"] > len(obj))) or np.any(sections["offset"] > len(obj)):
+        fail("a section runs past the end")
+    if np.any(sections["link"] >= shnum):
+        fail("a section links to a section that does not exist")
+    align = sections["addralign"]
+    if np.any((align & (align - 1)) != 0) or np.any(align > 1 << 16):
+        fail("a section alignment is not a small power of two")
+    if np.any(sections["name"] >= max(int(sections["size"][shstrndx]), 1)):
+        fail("a section name lies outside the section name table")
+
+    def strings(index):
+        section = sections[index]
+        if section["type"] != _SHT_STRTAB:
+            fail(f"section {index} is not a string table")
+        size = int(section["size"])
+        if size and obj[int(section["offset"]) + size - 1] != 0:
+            fail(f"string table {index} is not terminated")
+        return size
+
+    strings(shstrndx)
+    symbol_counts = {}
+    for index in np.flatnonzero(sections["type"] == _SHT_SYMTAB):
+        section = sections[index]
+        if section["entsize"] != _SYMBOL.itemsize or section["size"] % _SYMBOL.itemsize:
+            fail(f"symbol table {index} has entries of {section['entsize']} bytes")
+        names_size = strings(int(section["link"]))
+        symbols = np.frombuffer(obj, _SYMBOL, int(section["size"]) // _SYMBOL.itemsize, int(section["offset"]))
+        if np.any(symbols["name"] >= max(names_size, 1)):
+            fail("a symbol name lies outside its string table")
+        in_section = (symbols["shndx"] > 0) & (symbols["shndx"] < _SHN_LORESERVE)
+        if np.any(in_section & (symbols["shndx"] >= shnum)):
+            fail("a symbol is defined in a section that does not exist")
+        owners = symbols["shndx"][in_section].astype(np.int64)
+        if np.any(symbols["value"][in_section] > sections["size"][owners]):
+            fail("a symbol lies past the end of its section")
+        symbol_counts[int(index)] = len(symbols)
+    for kind, layout in ((_SHT_RELA, _RELA), (_SHT_REL, _REL)):
+        for index in np.flatnonzero(sections["type"] == kind):
+            section = sections[index]
+            if section["entsize"] != layout.itemsize or section["size"] % layout.itemsize:
+                fail(f"relocation section {index} has entries of {section['entsize']} bytes")
+            link, target = int(section["link"]), int(section["info"])
+            if link not in symbol_counts or not 0 < target < shnum:
+                fail(f"relocation section {index} refers to no symbol table or no section")
+            relocations = np.frombuffer(obj, layout, int(section["size"]) // layout.itemsize, int(section["offset"]))
+            if np.any((relocations["info"] >> np.uint64(32)) >= symbol_counts[link]):
+                fail("a relocation refers to a symbol that does not exist")
+            if np.any(relocations["offset"] + np.uint64(4) > sections["size"][target]):  # rel32 at the very end
+                fail("a relocation patches bytes past the end of its section")

@@ -93,6 +93,9 @@ class Executable:
         self._checks = [(index, b["name"], np.dtype(b["dtype"]), tuple(b["shape"]),
                          any(isinstance(d, str) for d in b["shape"]), b) for index, b in self.arguments]
         self._outputs = [(i, self._buffers[i]) for i in plan["outputs"]]
+        argument_names = {b["name"] for _, b in self.arguments}
+        self._index_checks = [(c["input"], c["low"], c["high"], c["op"]) for c in plan.get("index_checks", ())
+                              if c["input"] in argument_names]
         for index, array in consts.items():
             self._set(int(index), np.ascontiguousarray(array))
         arguments = {b["name"]: i for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")}
@@ -163,33 +166,50 @@ class Executable:
 
     # ---- running ----------------------------------------------------------------------------
 
-    def _rebind(self, dims: dict):
-        for k, name in enumerate(self.plan["dims"]):
-            self._dims[k] = dims[name]
+    def _rebind(self, dims: dict, sources=None):
+        """Allocate the arena (and persistent outputs) for `dims`, then switch to it.
+
+        Everything is allocated before anything is changed: a MemoryError (or a size that
+        does not fit in int64) leaves the dims array, the arena and the pointer table as
+        they were, bound to the previous dimensions. `sources()` names what set each dim."""
+        check_sizes(self.plan, dims, sources)
         slot_bytes = [0] * self.plan["slots"]
         for buffer in self._buffers:
             if buffer["slot"] is not None:
                 slot_bytes[buffer["slot"]] = max(slot_bytes[buffer["slot"]], nbytes(buffer, dims))
         arena = [aligned_empty(max(n, 1)) for n in slot_bytes]
+        output_layout = [(index, concrete(spec["shape"], dims), np.dtype(spec["dtype"])) for index, spec in self._outputs]
+        output_arrays = [np.empty(shape, dtype=dtype) for _, shape, dtype in output_layout] if self._persistent_outputs else []
+        pointed = [array if array.size else aligned_empty(1) for array in output_arrays]
+        # commit: nothing below allocates
+        for k, name in enumerate(self.plan["dims"]):
+            self._dims[k] = dims[name]
         for index, buffer in enumerate(self._buffers):
             if buffer["slot"] is not None:
                 self._set(index, arena[buffer["slot"]])
-        self._output_layout = [(index, concrete(spec["shape"], dims), np.dtype(spec["dtype"])) for index, spec in self._outputs]
+        self._output_layout = output_layout
         if self._persistent_outputs:
-            self._output_arrays = [np.empty(concrete(spec["shape"], dims), dtype=spec["dtype"]) for _, spec in self._outputs]
-            for (index, _), array in zip(self._outputs, self._output_arrays):
-                self._set(index, array if array.size else aligned_empty(1))
+            self._output_arrays = output_arrays
+            for (index, _), array in zip(self._outputs, pointed):
+                self._set(index, array)
         self._binding = dims
 
-    def __call__(self, **values):
+    def check(self, values: dict) -> dict:
+        """Check every argument (names, dtypes, shapes, layout, label ranges); returns the dims."""
         dims = self._bind(values)
+        if self._index_checks:
+            check_indices(self._index_checks, values)
+        return dims
+
+    def __call__(self, **values):
+        dims = self.check(values)
         with self.lock:  # one call at a time: calls share the pointer table and the arena
             return self.run(values, dims)
 
     def run(self, values: dict, dims: dict):
         """Run on already checked arguments (see ``_bind``)."""
         if dims != self._binding:
-            self._rebind(dims)
+            self._rebind(dims, lambda: self._dimension_sources(values))
         table = self._table
         for index, name, *_ in self._checks:
             if index is not None:  # declared, but simplification removed every read of it
@@ -218,7 +238,7 @@ class Executable:
     def prepare(self, dims: dict, arrays: dict) -> None:
         """Bind `dims` and point the named arguments at `arrays` (already checked by the caller)."""
         if dims != self._binding:
-            self._rebind(dims)
+            self._rebind(dims, lambda: {name: "batch_size" for name in dims})
         by_name = {spec["name"]: index for index, spec in self.arguments}
         for name, array in arrays.items():
             self._set(by_name[name], array)
@@ -229,6 +249,10 @@ class Executable:
             self._dims[k] = self._binding[name]
 
     # ---- inspection -----------------------------------------------------------------------------
+
+    def check_indices(self, values: dict) -> None:
+        """Raise IndexError if an argument used as a class label or index is out of its range."""
+        check_indices(self._index_checks, values)
 
     @property
     def binding(self) -> dict | None:
@@ -242,7 +266,7 @@ class Executable:
         alive (referenced here) until every kernel has been measured.
         """
         from .cost import measure
-        dims = self._bind(values)
+        dims = self.check(values)
         with self.lock:
             outputs = self.run(values, dims)
             report = measure(self, self._addresses)
@@ -277,12 +301,65 @@ def nbytes(buffer: dict, dims: dict) -> int:
     return math.prod(concrete(buffer["shape"], dims)) * np.dtype(buffer["dtype"]).itemsize
 
 
+INT64_MAX = 2**63 - 1
+
+
+def check_sizes(plan: dict, dims: dict, sources=None) -> None:
+    """ValueError unless every buffer's size in bytes and every kernel's iteration count fit in int64
+    (the native code indexes with int64: a larger size would wrap and run on the wrong size)."""
+    def fail(what: str, shape, size: int):
+        named = (sources() if sources is not None else {}) or {}
+        culprits = [d for d in shape if isinstance(d, str)]
+        by = ", ".join(f"{d!r} = {dims[d]} (set by {named.get(d, 'an argument')})" for d in dict.fromkeys(culprits))
+        raise ValueError(f"dimension{'s' * (len(set(culprits)) > 1)} {by} too large: {what} of shape "
+                         f"{describe_shape(concrete(shape, dims))} would need {size} "
+                         f"{'bytes' if what.startswith('buffer') else 'iterations'}, more than int64 holds")
+
+    for buffer in plan["buffers"]:
+        if any(isinstance(d, str) for d in buffer["shape"]):
+            size = nbytes(buffer, dims)
+            if size > INT64_MAX:
+                fail(f"buffer {buffer['name']!r}", buffer["shape"], size)
+    for kernel in plan["kernels"]:
+        shape = kernel.get("shape") or []
+        if all(isinstance(d, int) or d in dims for d in shape) and any(isinstance(d, str) for d in shape):
+            size = math.prod(concrete(shape, dims))
+            if size > INT64_MAX:
+                fail(f"kernel {kernel.get('out', '')!r}", shape, size)
+
+
+_UNSIGNED = {np.dtype(signed).char: np.dtype(unsigned) for signed, unsigned in
+             (("int8", "uint8"), ("int16", "uint16"), ("int32", "uint32"), ("int64", "uint64"))}
+_largest = np.maximum.reduce
+
+
+def check_indices(checks: list, values: dict) -> None:
+    """IndexError naming the argument, the first bad value and the range, for each (name, low, high, op)."""
+    for name, low, high, op in checks:
+        array = values[name]
+        if not array.size:
+            continue
+        unsigned = _UNSIGNED.get(array.dtype.char) if low == 0 else None
+        if unsigned is not None:  # one pass: negative labels are huge as unsigned
+            inside = _largest(array.view(unsigned), axis=None) < high
+        else:
+            inside = int(array.min()) >= low and int(array.max()) < high
+        if not inside:
+            bad = np.flatnonzero((array.reshape(-1) < low) | (array.reshape(-1) >= high))[0]
+            where = np.unravel_index(bad, array.shape)
+            raise IndexError(f"argument {name!r}: value {int(array.reshape(-1)[bad])} at index "
+                             f"{tuple(int(i) for i in where)} is out of range for {op} "
+                             f"(expected {low} <= {name} < {high})")
+
+
 def free_dimension(name: str, value, values: dict) -> int:
     """The value of a symbolic dimension passed by name (``fn(batch=4)``)."""
     if value is values:
         raise TypeError(f"missing dimension {name!r}: no argument has it, pass {name}=<int>")
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"dimension {name!r} must be an int >= 1, got {value!r}")
+    if value > INT64_MAX:
+        raise ValueError(f"dimension {name!r} must fit in int64 (at most {INT64_MAX}), got {value!r}")
     return int(value)
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 import json
 import threading
+import warnings
 
 import numpy as np
 
 from .cache import ObjectCache
-from .engine import Engine
+from .engine import Engine, InvalidObjectError
 from .executable import Executable
 
 _loaded: dict = {}
@@ -52,6 +53,8 @@ def _unpack_consts(blob: bytes) -> dict:
 def load_program(key: str, build, cache: ObjectCache | None = None, progress=None) -> LoadedProgram:
     """The program for `key`; `build(prefix) -> (ir_text, plan, consts)` runs only on a miss.
 
+    A cache entry that authenticates but does not parse, does not describe a
+    well-formed program, or does not link is a miss: it is removed and the program built.
     progress: a runtime.progress.Progress told about the LLVM stages (build reports its own)."""
     with _lock:
         program = _loaded.get(key)
@@ -60,13 +63,16 @@ def load_program(key: str, build, cache: ObjectCache | None = None, progress=Non
         engine = Engine.instance()
         cache = ObjectCache.default() if cache is None else cache
         entries = cache.load(key)
-        if entries is not None and {"object", "plan", "consts", "ir"} <= set(entries):
-            plan = json.loads(entries["plan"])
-            addresses = engine.add_object(entries["object"], entry_symbols(plan), plan["externals"])
-            program = LoadedProgram(plan, addresses, _unpack_consts(entries["consts"]),
-                                    entries["ir"].decode(), True)
-        else:
-            ir_text, plan, consts = build(symbol_prefix(key))
+        prefix = symbol_prefix(key)
+        program = None
+        if entries is not None:
+            program, linked = _from_cache(engine, entries)
+            if program is None:
+                cache.discard(key)
+                if linked:  # its symbols may be defined now: the rebuilt program takes other names
+                    prefix = f"{prefix}_{len(_loaded)}x{id(entries) & 0xFFFF:x}"
+        if program is None:
+            ir_text, plan, consts = build(prefix)
             if progress is not None:
                 progress.stage(f"LLVM: optimise and emit machine code for {len(plan['kernels'])} kernels")
             addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"])
@@ -75,6 +81,86 @@ def load_program(key: str, build, cache: ObjectCache | None = None, progress=Non
             program = LoadedProgram(plan, addresses, consts, ir_text, False)
         _loaded[key] = program
         return program
+
+
+def _from_cache(engine: Engine, entries: dict) -> tuple:
+    """(the program, or None when the entry is unusable; whether the object reached the JIT)."""
+    if not {"object", "plan", "consts", "ir"} <= set(entries):
+        return None, False
+    try:
+        plan = json.loads(entries["plan"])
+        consts = _unpack_consts(entries["consts"])
+        check_plan(plan, consts)
+        ir_text = entries["ir"].decode()
+    except Exception as error:  # json, zip and npz readers raise many kinds: each means a miss
+        _discard_warning(f"its plan or constants do not parse ({error})")
+        return None, False
+    try:
+        addresses = engine.add_object(entries["object"], entry_symbols(plan), plan["externals"])
+    except InvalidObjectError as error:
+        _discard_warning(str(error))
+        return None, False
+    except (RuntimeError, ValueError) as error:  # unresolved or duplicate symbols, an absent entry point
+        _discard_warning(f"it does not link ({error})")
+        return None, True
+    return LoadedProgram(plan, addresses, consts, ir_text, True), True
+
+
+def _discard_warning(reason: str) -> None:
+    warnings.warn(f"symprop cache: discarding an entry: {reason}; compiling instead", RuntimeWarning, stacklevel=4)
+
+
+DTYPES = {"float32", "float64", "int32", "int64", "bool", "uint8", "int8", "int16", "uint16", "uint32", "uint64",
+          "float16"}
+
+
+def check_plan(plan, consts: dict) -> None:
+    """Raise ValueError unless `plan` has every field the runtime reads, of the right types and in range."""
+    def require(condition, what):
+        if not condition:
+            raise ValueError(f"plan: {what}")
+
+    def names(value):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    require(isinstance(plan, dict), "not an object")
+    require(isinstance(plan.get("entry"), str), "no entry symbol")
+    require(names(plan.get("dims")), "dims is not a list of names")
+    require(names(plan.get("externals")) and names(plan.get("kernel_runners", [])), "symbols are not names")
+    require(plan.get("epoch") is None or isinstance(plan["epoch"], str), "epoch is not a symbol")
+    slots = plan.get("slots")
+    require(isinstance(slots, int) and slots >= 0, "slots is not a count")
+    buffers = plan.get("buffers")
+    require(isinstance(buffers, list), "buffers is not a list")
+    dims = set(plan["dims"])
+    for buffer in buffers:
+        require(isinstance(buffer, dict) and isinstance(buffer.get("name"), str) and isinstance(buffer.get("role"), str),
+                "a buffer has no name or role")
+        require(buffer.get("dtype") in DTYPES, f"buffer {buffer['name']!r} has an unknown dtype")
+        shape = buffer.get("shape")
+        require(isinstance(shape, list) and all((isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+                                                or (isinstance(d, str) and d in dims) for d in shape),
+                f"buffer {buffer['name']!r} has a bad shape")
+        slot = buffer.get("slot")
+        require(slot is None or (isinstance(slot, int) and 0 <= slot < slots), f"buffer {buffer['name']!r} has a bad slot")
+    outputs = plan.get("outputs")
+    require(isinstance(outputs, list) and all(isinstance(i, int) and 0 <= i < len(buffers) for i in outputs),
+            "outputs are not buffer indices")
+    for spec in plan.get("arguments") or []:
+        require(isinstance(spec, dict) and isinstance(spec.get("name"), str) and spec.get("dtype") in DTYPES
+                and isinstance(spec.get("shape"), list)
+                and (spec.get("buffer") is None or (isinstance(spec["buffer"], int) and 0 <= spec["buffer"] < len(buffers))),
+                "an argument is malformed")
+    require(isinstance(plan.get("kernels"), list) and all(isinstance(k, dict) for k in plan["kernels"]),
+            "kernels is not a list")
+    for check in plan.get("index_checks") or []:
+        require(isinstance(check, dict) and isinstance(check.get("input"), str) and isinstance(check.get("low"), int)
+                and isinstance(check.get("high"), int) and isinstance(check.get("op"), str), "an index check is malformed")
+    for index, array in consts.items():
+        require(0 <= index < len(buffers), "a constant names no buffer")
+        buffer = buffers[index]
+        require(array.dtype == np.dtype(buffer["dtype"]) and list(array.shape) == buffer["shape"],
+                f"constant {buffer['name']!r} does not match its buffer")
 
 
 class ProgramNotCached(LookupError):

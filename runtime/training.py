@@ -10,6 +10,8 @@ import ctypes
 import math
 import os
 import tempfile
+import time
+from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
@@ -19,28 +21,80 @@ EPOCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_v
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 
 
-class LiveArrays(dict):
+class LiveArrays(MutableMapping):
     """name -> the live array the compiled program reads and writes.
 
-    Assigning ``step.params["W"] = value`` copies into the live array (the program
-    keeps its pointer); a new name, or a value of another shape, is an error.
+    Every kind of assignment (``params["W"] = v``, ``update``, ``setdefault``, ``|=``)
+    copies into the live array, which the program keeps pointing at; the value must
+    have the array's shape and a dtype that converts to its dtype within the same kind
+    (float64 into float32, not float into int). Names are fixed: adding or deleting
+    one is an error. Several values at once are all checked before any is copied.
     """
 
-    def __init__(self, arrays: dict, what: str):
-        super().__init__(arrays)
+    def __init__(self, arrays: dict, what: str, lock=None):
+        self._arrays = dict(arrays)
         self._what = what
+        self._lock = lock
+
+    def __getitem__(self, name):
+        return self._arrays[name]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __contains__(self, name):
+        return name in self._arrays
+
+    def _checked(self, name, value) -> np.ndarray:
+        """`value` as an array of the live array's shape and dtype, or an error naming `name`."""
+        if name not in self._arrays:
+            raise KeyError(f"no {self._what} named {name!r}; the step has {', '.join(map(repr, self._arrays))}")
+        live = self._arrays[name]
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf" or not np.can_cast(value.dtype, live.dtype, "same_kind"):
+            raise TypeError(f"{self._what} {name!r} has dtype {live.dtype}, got a value of dtype {value.dtype} "
+                            f"(which does not convert to it: same kind of number or a smaller one)")
+        if value.shape != live.shape:
+            raise ValueError(f"{self._what} {name!r} has shape {describe_shape(live.shape)}, got a value of shape "
+                             f"{describe_shape(value.shape)}")
+        return value
+
+    def _assign(self, pairs) -> None:
+        """Check every (name, value) first, then copy them all (a bad one changes nothing)."""
+        checked = []
+        for name, value in pairs:
+            value = self._checked(name, value)
+            checked.append((self._arrays[name], value))
+        if self._lock is None:
+            for live, value in checked:
+                np.copyto(live, value, casting="same_kind")
+        else:
+            with self._lock:  # never while a step reads or writes them
+                for live, value in checked:
+                    np.copyto(live, value, casting="same_kind")
 
     def __setitem__(self, name, value):
-        if name not in self:
-            raise KeyError(f"no {self._what} named {name!r}; the step has {', '.join(map(repr, self))}")
-        live = self[name]
-        value = np.asarray(value)
-        if value.shape != live.shape:
-            raise ValueError(f"{self._what} {name!r} has shape {live.shape}, got a value of shape {value.shape}")
-        np.copyto(live, value, casting="same_kind")
+        self._assign([(name, value)])
+
+    def update(self, other=(), /, **more):
+        pairs = list(other.items() if isinstance(other, Mapping) else other) + list(more.items())
+        self._assign(pairs)
 
     def __delitem__(self, name):
-        raise TypeError(f"the {self._what} arrays of a compiled step cannot be removed")
+        raise TypeError(f"the {self._what} arrays of a compiled step cannot be removed (tried {name!r})")
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __or__(self, other):
+        return {**self._arrays, **dict(other)}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._arrays!r})"
 
 
 class TrainStep:
@@ -64,6 +118,7 @@ class TrainStep:
         bound = {**params, **state, names["step"]: self._step_value, names["lr"]: self._lr_value}
         self._program = program
         self._executable = Executable.of(program, single=True, bound=bound, persistent_outputs=True)
+        self.params._lock = self.state._lock = self._executable.lock
         epoch = program.plan.get("epoch")
         self._epoch = EPOCH_TYPE(program.addresses[epoch]) if epoch else None
         self.last_epoch_losses = np.empty(0)
@@ -75,14 +130,17 @@ class TrainStep:
         return float(self.lr(step - 1)) if callable(self.lr) else float(self.lr)
 
     def __call__(self, **inputs) -> float:
-        step = self.step_count + 1
-        self._step_value[...] = step
-        self._lr_value[...] = self.lr_at(step)
-        before = self._snapshot() if self.debug_nans else None
-        loss = float(self._executable(**inputs))
-        self.step_count = step
-        if before is not None:
-            self._check_finite(step, loss, before, inputs)
+        exe = self._executable
+        dims = exe.check(inputs)
+        with exe.lock:  # the step number is read and advanced by one call at a time
+            step = self.step_count + 1
+            self._step_value[...] = step
+            self._lr_value[...] = self.lr_at(step)
+            before = self._snapshot() if self.debug_nans else None
+            loss = float(exe.run(inputs, dims))
+            self.step_count = step
+            if before is not None:
+                self._check_finite(step, loss, before, inputs)
         return loss
 
     def _snapshot(self) -> dict:
@@ -128,26 +186,27 @@ class TrainStep:
                 rows = dims["rows"]
             elif dims["rows"] != rows:
                 raise ValueError(f"run_epoch: input {name!r} has {dims['rows']} rows, another input has {rows}")
+        self._executable.check_indices(inputs)  # every label of the data, before any batch runs
         batch_size = int(min(batch_size, rows))
         rng = self._rng if seed is None else np.random.default_rng(seed)
         order = rng.permutation(rows).astype(np.int64) if shuffle else np.arange(rows, dtype=np.int64)
         n_batches = -(-rows // batch_size)
         if self._epoch is None or self.debug_nans:
             return self._epoch_in_python(inputs, order, batch_size, n_batches, rows)
-        lrs = np.array([self.lr_at(self.step_count + b + 1) for b in range(n_batches)], dtype=np.float64)
         losses = np.empty(n_batches, dtype=np.float64)
         batch_dim = specs[names[0]]["shape"][0]
         batch_buffers = {name: np.empty((batch_size,) + tuple(specs[name]["shape"][1:]), dtype=specs[name]["dtype"])
                          for name in names}
         exe = self._executable
-        arrays = [order, lrs, losses] + [inputs[name] for name in names]
-        table = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
-        with exe.lock:
+        with exe.lock:  # the step numbers of the epoch are taken and advanced by one call at a time
+            first = self.step_count
+            lrs = np.array([self.lr_at(first + b + 1) for b in range(n_batches)], dtype=np.float64)
+            arrays = [order, lrs, losses] + [inputs[name] for name in names]
+            table = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
             exe.prepare({batch_dim: batch_size}, batch_buffers)
-            self._epoch(exe.table_address, exe.dims_address, ctypes.addressof(table), rows, batch_size,
-                        self.step_count)
+            self._epoch(exe.table_address, exe.dims_address, ctypes.addressof(table), rows, batch_size, first)
             exe.restore_dims()
-        self.step_count += n_batches
+            self.step_count = first + n_batches
         self.last_epoch_losses = losses
         sizes = np.minimum(batch_size, rows - batch_size * np.arange(n_batches))
         return float(np.dot(losses, sizes) / rows)
@@ -170,39 +229,61 @@ class TrainStep:
         return self._compile_function(nodes, self.params)
 
     def save(self, path) -> None:
-        """Parameters, optimizer state and step count as .npz, written atomically."""
+        """Parameters, optimizer state and step count as .npz, written atomically.
+
+        The file is written to a temporary next to `path` and renamed over it. A save that
+        is killed leaves that one temporary (``.NAME.*.symprop-partial``); the next save to
+        `path` removes it."""
         path = os.fspath(path)
-        arrays = {f"param/{k}": v for k, v in self.params.items()}
-        arrays.update({f"state/{k}": v for k, v in self.state.items()})
-        arrays["step_count"] = np.asarray(self.step_count, dtype=np.int64)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".symprop-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        with self._executable.lock:  # one consistent snapshot, never half a step
+            arrays = {f"param/{k}": v.copy() for k, v in self.params.items()}
+            arrays.update({f"state/{k}": v.copy() for k, v in self.state.items()})
+            arrays["step_count"] = np.asarray(self.step_count, dtype=np.int64)
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     def load(self, path) -> None:
-        """Read what ``save`` wrote into the live arrays (shapes and dtypes must match)."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            expected = {f"param/{k}" for k in self.params} | {f"state/{k}" for k in self.state} | {"step_count"}
-            if set(data.files) != expected:
-                missing, extra = sorted(expected - set(data.files)), sorted(set(data.files) - expected)
-                raise ValueError(f"{path}: checkpoint does not match this step (missing {missing}, unexpected {extra})")
-            for group, arrays in (("param", self.params), ("state", self.state)):
-                for name, array in arrays.items():
-                    value = data[f"{group}/{name}"]
-                    if value.shape != array.shape or value.dtype != array.dtype:
-                        raise ValueError(f"{path}: {group} {name!r} is {describe_shape(value.shape)} {value.dtype}, "
-                                         f"expected {describe_shape(array.shape)} {array.dtype}")
-                    np.copyto(array, value)
-            self.step_count = int(data["step_count"])
+        """Read what ``save`` wrote into the live arrays.
+
+        Everything is checked first (names, shapes, dtypes, a non-negative integer step
+        count): a checkpoint that does not fit raises ValueError and changes nothing."""
+        values, step_count = self._read_checkpoint(os.fspath(path))
+        with self._executable.lock:
+            for live, value in values:
+                np.copyto(live, value)
+            self.step_count = step_count
+
+    def _read_checkpoint(self, path: str) -> tuple:
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except Exception as error:  # not an archive: BadZipFile, ValueError, EOFError, ...
+            raise ValueError(f"{path}: not a checkpoint written by TrainStep.save ({error})") from None
+        if not hasattr(data, "files"):
+            raise ValueError(f"{path}: not a checkpoint written by TrainStep.save (a single array, not an .npz archive)")
+        try:
+            with data:
+                expected = {f"param/{k}" for k in self.params} | {f"state/{k}" for k in self.state} | {"step_count"}
+                if set(data.files) != expected:
+                    missing, extra = sorted(expected - set(data.files)), sorted(set(data.files) - expected)
+                    raise ValueError(f"{path}: checkpoint does not match this step (missing {missing}, unexpected {extra})")
+                values = []
+                for group, arrays in (("param", self.params), ("state", self.state)):
+                    for name, array in arrays.items():
+                        value = data[f"{group}/{name}"]
+                        if value.shape != array.shape or value.dtype != array.dtype:
+                            raise ValueError(f"{path}: {group} {name!r} is {describe_shape(value.shape)} {value.dtype}, "
+                                             f"expected {describe_shape(array.shape)} {array.dtype}")
+                        values.append((array, value))
+                count = data["step_count"]
+        except ValueError:
+            raise
+        except Exception as error:  # a damaged member: zlib, CRC or format errors
+            raise ValueError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})") from None
+        if count.shape != () or count.dtype.kind not in "iu" or int(count) < 0:
+            raise ValueError(f"{path}: step_count must be a non-negative integer scalar, got {count!r} "
+                             f"({count.dtype}, shape {describe_shape(count.shape)})")
+        return values, int(count)
 
     def kernels(self) -> list:
         return self._executable.kernels()
@@ -230,3 +311,68 @@ class TrainStep:
     def __repr__(self):
         return (f"<symprop TrainStep params={list(self.params)} data={self._names['data']} "
                 f"step={self.step_count}>")
+
+
+PARTIAL_SUFFIX = ".symprop-partial"
+
+
+def write_atomically(path: str, write) -> None:
+    """Call `write(file)` on a temporary beside `path`, fsync it and rename it over `path`.
+
+    Temporaries of earlier writes to `path` that were killed are removed first: a killed
+    write leaves at most one temporary, until the next write. (Each temporary is locked
+    while written, so one that another process is still writing is left alone.)"""
+    directory, name = os.path.split(os.path.abspath(path))
+    _remove_abandoned(directory, name)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=PARTIAL_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _lock_file(f)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+            os.replace(temporary, path)  # still locked: a cleaner never sees it unlocked and half written
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _lock_file(f) -> bool:
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_abandoned(directory: str, name: str) -> None:
+    """Delete temporaries of `name` whose writer is gone (unlocked; without flock: older than an hour)."""
+    prefix = f".{name}."
+    try:
+        candidates = [entry for entry in os.scandir(directory)
+                      if entry.name.startswith(prefix) and entry.name.endswith(PARTIAL_SUFFIX)]
+    except OSError:
+        return
+    try:
+        import fcntl  # noqa: F401
+        has_flock = True
+    except ImportError:
+        has_flock = False
+    for entry in candidates:
+        try:
+            if has_flock:
+                with open(entry.path, "rb") as f:
+                    info = os.fstat(f.fileno())
+                    # unlocked: its writer is gone (a writer locks before its first byte; an empty
+                    # one may be a writer between creating and locking it, unless it is old)
+                    if (info.st_size or time.time() - info.st_mtime > 60) and _lock_file(f):
+                        os.unlink(entry.path)
+            elif time.time() - entry.stat().st_mtime > 3600:
+                os.unlink(entry.path)
+        except OSError:
+            pass

@@ -1,0 +1,67 @@
+"""Class labels and the range they must lie in: checked, never silently wrong.
+
+``cross_entropy`` and ``one_hot`` select by comparing each label with every
+class index, so a label outside [0, classes) would select nothing: a loss that
+adds 0 and trains on, an all-zero row. They record here the node that selects,
+with its labels and class count (``require``). ``index_checks(outputs)`` lists
+the program inputs whose values must lie in a range (labels given as an input,
+possibly reshaped, transposed or broadcast); the compiled plan carries the list
+and the runtime checks those arguments before any kernel runs
+(``runtime.executable.check_indices``), raising IndexError with the argument,
+the bad value and the range. Constant labels are checked at once. Labels
+computed inside the graph (an argmax, arithmetic) are not checked.
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .graph import Node
+
+_REQUIREMENTS: dict = {}  # id(selecting node) -> (weakref to it, labels node, low, high, op)
+_VALUE_PRESERVING = ("reshape", "transpose", "broadcast", "stop_gradient")
+
+
+def _source(labels: Node) -> Node:
+    """The node whose values `labels` are (through reshapes, transposes and broadcasts)."""
+    while labels.op in _VALUE_PRESERVING:
+        labels = labels.args[0]
+    return labels
+
+
+def require(selecting: Node, labels: Node, high: int, op: str) -> Node:
+    """Record that `selecting` is only right when every value of `labels` is in [0, high)."""
+    source = _source(labels)
+    if source.op == "const":
+        check_values(source.attr("value").array, "labels", 0, high, op)
+    key = id(selecting)
+    _REQUIREMENTS[key] = (weakref.ref(selecting, lambda _: _REQUIREMENTS.pop(key, None)), labels, 0, high, op)
+    return selecting
+
+
+def check_values(array: np.ndarray, name: str, low: int, high: int, op: str) -> None:
+    flat = np.asarray(array).reshape(-1)
+    bad = np.flatnonzero((flat < low) | (flat >= high))
+    if bad.size:
+        raise IndexError(f"{op}: {name} value {flat[bad[0]]} is out of range (expected {low} <= {name} < {high})")
+
+
+def index_checks(outputs) -> list:
+    """[{"input", "low", "high", "op"}] for every Input the program `outputs` uses as labels."""
+    from .traversal import topological_order
+
+    checks = {}
+    for node in topological_order(list(outputs)):
+        entry = _REQUIREMENTS.get(id(node))
+        if entry is None or entry[0]() is not node:
+            continue
+        _, labels, low, high, op = entry
+        source = _source(labels)
+        if source.op != "input":
+            continue
+        check = checks.setdefault(source.name, {"input": source.name, "low": low, "high": high, "op": op})
+        if (low, high) != (check["low"], check["high"]):
+            check["low"], check["high"] = max(low, check["low"]), min(high, check["high"])
+            check["op"] = " and ".join(dict.fromkeys(check["op"].split(" and ") + [op]))
+    return [checks[name] for name in sorted(checks)]
