@@ -100,7 +100,9 @@ class LiveArrays(MutableMapping):
 class TrainStep:
     """``step(**inputs) -> float``: the loss before the update; parameters change in place.
 
-    ``params`` and ``state`` are dicts of the live arrays (name -> ndarray).
+    ``params`` and ``state`` map names to the live arrays (``LiveArrays``: assigning copies
+    into them). Calls, epochs, saves, loads and assignments take the executable's lock, so
+    threads sharing a step each get their own step number.
     """
 
     def __init__(self, program, params: dict, state: dict, names: dict, lr, *, compile_function=None,
@@ -118,7 +120,7 @@ class TrainStep:
         bound = {**params, **state, names["step"]: self._step_value, names["lr"]: self._lr_value}
         self._program = program
         self._executable = Executable.of(program, single=True, bound=bound, persistent_outputs=True)
-        self.params._lock = self.state._lock = self._executable.lock
+        self.params._lock = self.state._lock = self._executable.lock  # assignments wait for a running step
         epoch = program.plan.get("epoch")
         self._epoch = EPOCH_TYPE(program.addresses[epoch]) if epoch else None
         self.last_epoch_losses = np.empty(0)

@@ -367,6 +367,30 @@ def _owned_by(info, uid):
     return os.stat_result(values)
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_directory_owned_by_another_user_is_refused(tmp_path):
+    cache = ObjectCache(tmp_path / "cache", identity="test")
+    key = cache.key("x")
+    cache.store(key, {"object": b"data"})
+    os.chown(cache.directory, 65534, 65534)
+    with pytest.warns(RuntimeWarning, match="owned by uid 65534"):
+        assert cache.load(key) is None
+
+
+def test_a_secret_others_can_read_is_replaced(tmp_path):
+    cache = ObjectCache(tmp_path / "cache", identity="test")
+    key = cache.key("x")
+    cache.store(key, {"object": b"data"})
+    secret = cache.directory / SECRET_NAME
+    old = secret.read_bytes()
+    os.chmod(secret, 0o644)
+    with pytest.warns(RuntimeWarning, match="secret.key cannot be trusted"):
+        assert cache.load(key) is None  # signed with a secret others could read
+    cache.store(key, {"object": b"data"})
+    assert secret.read_bytes() != old and stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    assert cache.load(key) == {"object": b"data"}
+
+
 @pytest.mark.parametrize("mode", [0o777, 0o775])
 def test_a_directory_others_can_write_is_refused(tmp_path, mode):
     cache = ObjectCache(tmp_path / f"cache{mode:o}", identity="test")
