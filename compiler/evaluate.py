@@ -11,9 +11,12 @@ from functools import lru_cache
 import numpy as np
 import sympy
 
+from runtime.dimensions import concrete
+
 from .errors import GraphError
 from .graph import pad_value, scalar_symbol, slice_steps
 from .scalar_functions import NUMPY_IMPLEMENTATIONS
+from .shapes import symbolic_dims
 from .traversal import as_node_list, check_unique_names, topological_order
 
 
@@ -57,7 +60,7 @@ def bind_dims(order, values) -> dict:
             elif expected != actual:
                 raise GraphError(f"evaluate: {node.name!r} expects shape {node.shape}, got {array.shape}")
     for node in order:  # a gradient may have symbolic dims but not the Input that carries them
-        for name in [d for d in node.shape if isinstance(d, str)] + ([node.name] if node.op == "dim" else []):
+        for name in symbolic_dims(node.shape) + ([node.name] if node.op == "dim" else []):
             if name not in dims:
                 size = values.get(name)
                 if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
@@ -69,7 +72,7 @@ def bind_dims(order, values) -> dict:
 
 
 def concrete_shape(shape, dims) -> tuple:
-    return tuple(dims[d] if isinstance(d, str) else d for d in shape)
+    return concrete(shape, dims)
 
 
 @lru_cache(maxsize=4096)

@@ -24,7 +24,7 @@ import sympy
 
 from .dtypes import canonical_dtype, promote
 from .errors import fail, user_location
-from .shapes import broadcast_shapes, canonical_shape
+from .shapes import broadcast_shapes, canonical_shape, size_factors
 
 LEAF_OPS = ("input", "param", "const", "dim")
 
@@ -118,6 +118,9 @@ class Input(Node):
     def __new__(cls, name: str, shape, dtype="float32"):
         _check_name(name, "Input")
         shape = canonical_shape(shape, f"Input({name!r})")
+        for d in shape:
+            if isinstance(d, str) and not d.isidentifier():
+                raise fail(f"Input({name!r})", f"a symbolic dimension of an Input is a name, got {d!r}")
         dtype = canonical_dtype(dtype, f"Input({name!r})")
         return Node.__new__(cls, "input", (), (("name", name),), shape, dtype)
 
@@ -171,12 +174,8 @@ def dim_size(name: str, dtype: str = "float32") -> Node:
 
 def size_of(shape, axes, dtype: str):
     """Number of elements in `axes` of `shape`: an int, or a node when symbolic dims occur."""
-    n, symbolic = 1, []
-    for a in axes:
-        if isinstance(shape[a], str):
-            symbolic.append(shape[a])
-        else:
-            n *= shape[a]
+    n, names = size_factors([shape[a] for a in axes])
+    symbolic = sorted(names.elements())
     if not symbolic:
         return n
     result = dim_size(symbolic[0], dtype)

@@ -9,6 +9,8 @@ import math
 import numbers
 from collections import Counter
 
+from runtime.dimensions import dim_names, dim_parts
+
 from .errors import fail
 
 Shape = tuple
@@ -59,19 +61,43 @@ def _is_index(value) -> bool:
 
 
 def size_factors(shape: Shape):
-    """(product of int dims, Counter of symbolic dims): the size of a shape."""
-    return math.prod(d for d in shape if isinstance(d, int)), Counter(d for d in shape if isinstance(d, str))
+    """(product of int dims and factors, Counter of dimension names): the size of a shape."""
+    n, names = 1, Counter()
+    for d in shape:
+        if isinstance(d, int):
+            n *= d
+        else:
+            factor, parts = dim_parts(d)
+            n *= factor
+            names.update(parts)
+    return n, names
+
+
+def product_dim(factor: int, names: Counter):
+    """The dimension of size factor * product of names: an int, a name, or "batch*16"."""
+    if not names or factor == 0:
+        return factor
+    text = "*".join(sorted(names.elements()))
+    return text if factor == 1 else f"{text}*{factor}"
+
+
+def canonical_dim(d):
+    """A product written by hand ("16*batch") in the one form the compiler compares."""
+    if isinstance(d, str) and "*" in d:
+        factor, names = dim_parts(d)
+        return product_dim(factor, Counter(names))
+    return d
 
 
 def reshape_target(old: Shape, new, op: str = "reshape") -> Shape:
     """Resolve `new` against `old`; sizes must agree. One entry may be -1, inferred as NumPy does; with
-    symbolic dims only when it is one whole symbolic dim or a concrete size: ("batch", 6) to (-1, 3)
-    would need the dim 2*batch, which has no name, and raises."""
+    symbolic dims it may be a product: ("batch", 16, 8) to (-1, 8) gives ("batch*16", 8), which can
+    also be written out."""
     new = tuple(new)
     inferred_at = [k for k, d in enumerate(new) if _is_index(d) and d == -1]
     if len(inferred_at) > 1:
         raise fail(op, f"only one -1 allowed in {new!r}")
-    known = iter(canonical_shape(tuple(d for k, d in enumerate(new) if k not in inferred_at), op))
+    known = iter(canonical_dim(d) for d in canonical_shape(tuple(d for k, d in enumerate(new) if k not in inferred_at), op))
     new = tuple(-1 if k in inferred_at else next(known) for k in range(len(new)))
     known = tuple(d for d in new if d != -1)
     old_int, old_sym = size_factors(old)
@@ -80,11 +106,7 @@ def reshape_target(old: Shape, new, op: str = "reshape") -> Shape:
         missing_sym = old_sym - new_sym
         if new_sym - old_sym or (new_int and old_int % new_int) or (new_int == 0):
             raise fail(op, f"cannot reshape {old} (size {describe_size(old)}) to {new}: no -1 makes the sizes agree")
-        fill_int = old_int // new_int
-        fill = list(missing_sym.elements())
-        if len(fill) > 1 or (fill and fill_int != 1):
-            raise fail(op, f"cannot infer -1 in {new} from {old}: it would be a product of dimensions")
-        inferred = fill[0] if fill else fill_int
+        inferred = product_dim(old_int // new_int, missing_sym)
         new = tuple(inferred if d == -1 else d for d in new)
     elif old_int != new_int or old_sym != new_sym:
         raise fail(op, f"cannot reshape {old} (size {describe_size(old)}) to {new} (size {describe_size(new)})")
@@ -97,4 +119,5 @@ def describe_size(shape: Shape) -> str:
 
 
 def symbolic_dims(shape: Shape) -> list:
-    return [d for d in shape if isinstance(d, str)]
+    """The dimension names a shape's sizes depend on ("batch*16" depends on "batch")."""
+    return dim_names(shape)

@@ -14,6 +14,8 @@ import threading
 
 import numpy as np
 
+from .dimensions import concrete, dim_names
+
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 ARENA_ALIGNMENT = 64
 
@@ -293,10 +295,6 @@ class Executable:
         return f"<symprop Executable ({names}) -> {len(self._outputs)} output(s), {len(self.plan['kernels'])} kernels>"
 
 
-def concrete(shape, dims) -> tuple:
-    return tuple(dims[d] if isinstance(d, str) else d for d in shape)
-
-
 def nbytes(buffer: dict, dims: dict) -> int:
     return math.prod(concrete(buffer["shape"], dims)) * np.dtype(buffer["dtype"]).itemsize
 
@@ -309,7 +307,7 @@ def check_sizes(plan: dict, dims: dict, sources=None) -> None:
     (the native code indexes with int64: a larger size would wrap and run on the wrong size)."""
     def fail(what: str, shape, size: int):
         named = (sources() if sources is not None else {}) or {}
-        culprits = [d for d in shape if isinstance(d, str)]
+        culprits = dim_names(shape)
         by = ", ".join(f"{d!r} = {dims[d]} (set by {named.get(d, 'an argument')})" for d in dict.fromkeys(culprits))
         raise ValueError(f"dimension{'s' * (len(set(culprits)) > 1)} {by} too large: {what} of shape "
                          f"{describe_shape(concrete(shape, dims))} would need {size} "
@@ -322,7 +320,7 @@ def check_sizes(plan: dict, dims: dict, sources=None) -> None:
                 fail(f"buffer {buffer['name']!r}", buffer["shape"], size)
     for kernel in plan["kernels"]:
         shape = kernel.get("shape") or []
-        if all(isinstance(d, int) or d in dims for d in shape) and any(isinstance(d, str) for d in shape):
+        if all(name in dims for name in dim_names(shape)) and any(isinstance(d, str) for d in shape):
             size = math.prod(concrete(shape, dims))
             if size > INT64_MAX:
                 fail(f"kernel {kernel.get('out', '')!r}", shape, size)

@@ -96,3 +96,29 @@ def test_pad_rejects_widths_its_mode_cannot_take():
         ops.pad(x, ((1, 2, 3),))
     with pytest.raises(sp.GraphError, match="step"):
         x[::0]
+
+
+def test_reshape_infers_a_product_of_symbolic_dimensions():
+    """("batch", 16, 8) -> (-1, 8) is ("batch*16", 8); written by hand in any order it is the same
+    dimension; it compiles once and runs at every batch size, means over it divide by batch*16."""
+    x = sp.Input("x", ("batch", 4, 3), dtype="float64")
+    flat = x.reshape(-1, 3)
+    assert flat.shape == ("batch*4", 3)
+    assert x.reshape(("4*batch", 3)) is flat
+    w = sp.Param("w", (3, 2), dtype="float64")
+    back = (sp.tanh(flat) @ w).reshape("batch", 4, 2)
+    loss = back.sum() + sp.mean(flat, axis=0).sum()
+    outputs = [flat, back, sp.mean(flat, axis=0), sp.grad(loss, w)]
+    fn = sp.compile(outputs)
+    for batch in (1, 5):
+        a, wv = RNG.standard_normal((batch, 4, 3)), RNG.standard_normal((3, 2))
+        got = fn(x=a, w=wv)
+        expected = [a.reshape(-1, 3), (np.tanh(a.reshape(-1, 3)) @ wv).reshape(batch, 4, 2), a.reshape(-1, 3).mean(0),
+                    np.tanh(a.reshape(-1, 3)).T @ np.ones((4 * batch, 2))]
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_an_input_dimension_is_a_name_not_a_product():
+    with pytest.raises(sp.GraphError, match="name"):
+        sp.Input("x", ("batch*4", 3))

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import sympy
 
+from runtime.dimensions import dim_parts
+
 from ..graph import Node, pad_value, slice_steps
 
 
@@ -212,8 +214,11 @@ def _through_unit_reshape(source_shape, out_shape, index: Index):
 
 
 def size_expr(dim) -> sympy.Expr:
-    """A dimension as a sympy integer (named dims become positive integer symbols)."""
-    return sympy.Integer(dim) if isinstance(dim, int) else sympy.Symbol(dim, integer=True, positive=True)
+    """A dimension as a sympy integer (named dims become positive integer symbols, "batch*16" their product)."""
+    if isinstance(dim, int):
+        return sympy.Integer(dim)
+    factor, names = dim_parts(dim)
+    return sympy.Integer(factor) * sympy.Mul(*[sympy.Symbol(n, integer=True, positive=True) for n in names])
 
 
 def contiguous_strides(shape) -> list:
