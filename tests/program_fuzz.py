@@ -34,6 +34,7 @@ import numpy as np
 import compiler as C
 from compiler import GraphError, Input, ops
 
+MAX_DIM = 5          # Input dims are 1..MAX_DIM
 MAX_SIZE = 240       # elements of any value in a program
 MAX_RANK = 4
 MAX_BOUND = 1e4      # magnitude bound of any value: keeps exp, products and sums representable
@@ -56,11 +57,24 @@ def _step_slices_work() -> bool:
     return shapes == [(3,), (5,), (2,)]
 
 
+def _repeated_einsum_indices_work() -> bool:
+    try:
+        return ops.einsum("iij->ij", Input("probe", (2, 2, 3), "float64")).shape == (2, 3)
+    except (GraphError, TypeError, ValueError):
+        return False
+
+
 AVAILABLE = {
     "pad": hasattr(ops, "pad"),
     "flip": hasattr(ops, "flip"),
     "roll": hasattr(ops, "roll"),
     "strided_slice": _step_slices_work(),
+    # layout composites, beyond the required families: used when the compiler has them
+    "tile": hasattr(ops, "tile"),
+    "repeat": hasattr(ops, "repeat"),
+    "diagonal": hasattr(ops, "diagonal"),
+    "triangle": hasattr(ops, "tril") and hasattr(ops, "triu"),
+    "einsum_diagonal": _repeated_einsum_indices_work(),
 }
 EXCLUDED = sorted(name for name, present in AVAILABLE.items() if not present)
 if EXCLUDED:
@@ -332,6 +346,52 @@ def fam_roll(ch, prog, x):
     shift = tuple(shifts) if isinstance(axis, tuple) else shifts[0]
     return Op("roll", lambda a: ops.roll(a, shift, axis), lambda a: np.roll(a, shift, axis),
               lambda a: f"ops.roll({a}, {shift}, {axis})"), (x,), v.bound
+
+
+def fam_tile(ch, prog, x):
+    v = prog.values[x]
+    reps = tuple(ch.integer(1, 3) for _ in range(ch.integer(1, MAX_RANK)))
+    shape = np.tile(np.zeros(v.shape), reps).shape
+    if all(r == 1 for r in reps) or not fits(shape):
+        return None
+    return Op("tile", lambda a: ops.tile(a, reps), lambda a: np.tile(a, reps),
+              lambda a: f"ops.tile({a}, {reps})"), (x,), v.bound
+
+
+def fam_repeat(ch, prog, x):
+    v = prog.values[x]
+    repeats = ch.integer(2, 3)
+    axis = ch.integer(-len(v.shape), len(v.shape) - 1) if v.shape and ch.boolean(0.8) else None
+    if not fits(np.repeat(np.zeros(v.shape), repeats, axis).shape):
+        return None
+    return Op("repeat", lambda a: ops.repeat(a, repeats, axis), lambda a: np.repeat(a, repeats, axis),
+              lambda a: f"ops.repeat({a}, {repeats}, {axis})"), (x,), v.bound
+
+
+def fam_diagonal(ch, prog, x):
+    v = prog.values[x]
+    r = len(v.shape)
+    if r < 2:
+        return None
+    axis1, axis2 = ch.permutation(r)[:2]
+    axis1, axis2 = (axis1 - r if ch.boolean(0.3) else axis1), (axis2 - r if ch.boolean(0.3) else axis2)
+    offset = ch.integer(-v.shape[axis1] + 1, v.shape[axis2] - 1)
+    if np.diagonal(np.zeros(v.shape), offset, axis1, axis2).size == 0:
+        return None
+    return Op("diagonal", lambda a: ops.diagonal(a, offset, axis1, axis2),
+              lambda a: np.diagonal(a, offset, axis1, axis2),
+              lambda a: f"ops.diagonal({a}, {offset}, {axis1}, {axis2})"), (x,), v.bound
+
+
+def fam_triangle(ch, prog, x):
+    v = prog.values[x]
+    if len(v.shape) < 2:
+        return None
+    name = ch.choice(["tril", "triu"])
+    k = ch.integer(-2, 2)
+    sym, ref = getattr(ops, name), getattr(np, name)
+    return Op("triangle", lambda a: sym(a, k), lambda a: ref(a, k), lambda a: f"ops.{name}({a}, {k})"), \
+        (x,), v.bound
 
 
 def fam_broadcast(ch, prog, x):
@@ -651,6 +711,10 @@ def fam_einsum(ch, prog, x):
     size = {}
     xs = []
     for d in v.shape:
+        same = [c for c in xs if size[c] == d]
+        if AVAILABLE["einsum_diagonal"] and same and ch.boolean(0.3):
+            xs.append(ch.choice(same))  # "iij->ij": a diagonal
+            continue
         c = next(letters)
         xs.append(c)
         size[c] = d
@@ -659,7 +723,7 @@ def fam_einsum(ch, prog, x):
         y = ch.choice([j for j, w in enumerate(prog.values) if w.shape and len(w.shape) <= 3])
         ys = []
         for d in prog.values[y].shape:
-            shared = [c for c in xs if size[c] == d and c not in ys]
+            shared = [c for c in dict.fromkeys(xs) if size[c] == d and c not in ys]
             if shared and ch.boolean(0.6):
                 ys.append(ch.choice(shared))
             else:
@@ -687,6 +751,7 @@ FAMILIES = {  # name -> (builder, weight)
     "transpose": (fam_transpose, 2), "concat": (fam_concat, 3), "stack": (fam_stack, 2),
     "unary": (fam_unary, 3), "binary": (fam_binary, 3), "where": (fam_where, 1), "reduce": (fam_reduce, 3),
     "matmul": (fam_matmul, 2), "einsum": (fam_einsum, 2),
+    "tile": (fam_tile, 1), "repeat": (fam_repeat, 1), "diagonal": (fam_diagonal, 1), "triangle": (fam_triangle, 1),
 }
 ACTIVE = [name for name in FAMILIES if AVAILABLE.get(name, True)]
 WEIGHTED = [name for name in ACTIVE for _ in range(FAMILIES[name][1])]
@@ -697,7 +762,7 @@ def random_program(ch: Chooser, families=None, steps=(2, 8)) -> Program:
     pool = WEIGHTED if families is None else [f for f in WEIGHTED if f in families]
     prog = Program()
     for i in range(ch.integer(1, 3)):
-        shape = tuple(ch.integer(1, 5) for _ in range(ch.integer(1, 3)))
+        shape = tuple(ch.integer(1, MAX_DIM) for _ in range(ch.integer(1, 3)))
         prog.values.append(Value(f"x{i}", shape, INPUT_RANGE, None))
     chain = ch.boolean(0.4)
     n_steps = ch.integer(*steps)
@@ -769,7 +834,7 @@ class Report:
     finite_differences: bool = False
 
 
-def check_program(prog: Program, seed: int) -> Report:
+def check_program(prog: Program, seed: int, differences: bool = True) -> Report:
     """Compiled forward values and gradients against evaluate and NumPy; evaluate's gradients against
     central differences. Raises AssertionError naming the program on any mismatch."""
     source = prog.source()
@@ -816,7 +881,7 @@ def check_program(prog: Program, seed: int) -> Report:
         assert_close(got, want, f"compiled gradient for {v.name} vs evaluate", RTOL, grad_atol, source)
 
     report = Report()
-    if all(d[1] > TIE for d in decisions):
+    if differences and all(d[1] > TIE for d in decisions):
         report.finite_differences = True
         fd, valid = central_differences(prog, arrays, weights, decisions)
         loss_scale = abs(sum(float(np.sum(e * w)) for e, w in zip(expected, weights)))
