@@ -177,9 +177,9 @@ class Program:
         lines.append(f"outputs = [{', '.join(self.values[i].name for i in self.outputs)}]")
         return "\n".join(lines)
 
-    def build(self) -> list:
+    def build(self, dtype: str = "float64") -> list:
         """The symprop nodes of every value."""
-        nodes = [Input(v.name, v.shape, "float64") if v.step is None else None for v in self.values]
+        nodes = [Input(v.name, v.shape, dtype) if v.step is None else None for v in self.values]
         for s in self.steps:
             nodes[s.out] = s.op.sym(*[nodes[a] for a in s.args])
         return nodes

@@ -150,3 +150,14 @@ def test_gradient_through_a_reversed_strided_slice_of_a_contraction():
     numpy_loss = lambda a0, a1: forward(a0, a1, np.broadcast_to, np.einsum, np.sum)  # noqa: E731
     assert_allclose(got0, _linear_gradient(lambda e: numpy_loss(e, x1v), x0v), rtol=RTOL, atol=ATOL)
     assert_allclose(got1, _linear_gradient(lambda e: numpy_loss(x0v, e), x1v), rtol=RTOL, atol=ATOL)
+
+
+def test_flattened_outer_product_over_a_symbolic_batch():
+    """reshape(x @ x.T, (-1,)) of x ("batch", 3) declares shape ("batch*batch",), and compiling it
+    raised NotImplementedError("size expression batch**2"): sizes with a power were not emitted."""
+    x = Input("x", ("batch", 3), "float64")
+    fn = C.compile([ops.reshape(x @ x.T, (-1,))])
+    for batch in (4, 5):
+        (xv,) = values((batch, 3), seed=batch)
+        (got,) = fn(x=xv)
+        assert_allclose(got, (xv @ xv.T).reshape(-1), rtol=RTOL, atol=ATOL)
