@@ -7,7 +7,9 @@ DAGs of 2-8 steps, shared subexpressions, several outputs; the generator is
 step, as plain NumPy. One ``compile`` call per program computes the outputs
 and the gradients of a weighted sum of them; the test compares
 
-- the compiled outputs with ``evaluate`` and with the NumPy transcription,
+- the compiled outputs with ``evaluate`` and with the NumPy transcription
+  (the compiled function runs once on NaNs first, so a kernel that reads a
+  buffer before writing it shows NaN),
 - the compiled gradients with ``evaluate`` of the same gradient graph,
 
 at 1e-10 relative in float64, and ``evaluate``'s gradients with central
