@@ -48,6 +48,12 @@ def emit_size(builder: ir.IRBuilder, expr, dims: dict) -> ir.Value:
         return I64(int(expr))
     if expr.is_Symbol:
         return dims[expr.name]
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:  # batch*batch
+        base = emit_size(builder, expr.base, dims)
+        result = base
+        for _ in range(int(expr.exp) - 1):
+            result = builder.mul(result, base)
+        return result
     if expr.is_Mul or expr.is_Add:
         values = [emit_size(builder, a, dims) for a in expr.args]
         result = values[0]
