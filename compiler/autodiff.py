@@ -95,8 +95,8 @@ def _vjp_map(node, g):
         if not is_float(arg.dtype):
             out.append(None)
             continue
-        # a DiracDelta (sympy's derivative of sign or Heaviside) is 0 wherever it can be evaluated
-        derivative = sympy.diff(body, scalar_symbol(i)).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+        # torch's conventions where the calculus has none: DiracDelta is 0, d(x**y)/dy is 0 at x = 0 (sf.derivative)
+        derivative = sf.derivative(body, scalar_symbol(i))
         if derivative == 0:
             out.append(None)
             continue

@@ -12,10 +12,12 @@ import string
 
 import numpy as np
 import sympy
+from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
 
 from . import scalar_functions as sf
 from .dtypes import canonical_dtype, float_result, promote
 from .errors import GraphError, fail
+from .codegen.scalar import unsupported_functions
 from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map,
                     make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
                     scalar_symbol, size_of)
@@ -28,7 +30,9 @@ __all__ = [
     "sin", "cos", "abs", "maximum", "minimum", "where", "clip", "equal", "not_equal", "matmul", "einsum",
     "concat", "stack", "broadcast_to", "reshape", "transpose", "sum", "mean", "max", "softmax",
     "log_softmax", "logsumexp", "mse", "cross_entropy", "binary_cross_entropy_with_logits",
-    "stop_gradient", "one_hot", "pad", "flip", "roll", "tile", "repeat", "diagonal", "tril", "triu",
+    "stop_gradient", "one_hot",
+    "floor", "ceil", "round", "trunc", "sign", "remainder", "fmod", "floor_divide", "copysign", "tan", "asin",
+    "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "erf", "log1p", "expm1", "pad", "flip", "roll", "tile", "repeat", "diagonal", "tril", "triu",
 ]
 
 _builtin_abs, _builtin_sum, _builtin_max = abs, sum, max
@@ -52,6 +56,29 @@ def _is_number(value) -> bool:
     return is_python_number(value)
 
 
+def _is_non_finite(value) -> bool:
+    """A Python nan or inf: kept as a constant tensor, since sympy folds x*nan to nan and
+    x + inf to inf, which would drop x's gradient (torch gives nan and 1)."""
+    return isinstance(value, (float, np.floating)) and not math.isfinite(value)
+
+
+def check_body(body, name: str):
+    """The body in canonical form (compiler.scalar_functions.canonical_body), or a GraphError
+    naming each function the compiler cannot lower: rejected when declared, never at compile."""
+    body = sf.canonical_body(body)
+    missing = unsupported_functions(body)
+    if missing:
+        raise fail(name, f"the body {body} uses {', '.join(missing)}, which the compiler cannot lower; "
+                   f"elementwise bodies may use arithmetic, powers, comparisons, Piecewise and "
+                   f"{', '.join(sorted({getattr(f, '__name__', str(f)) for f in _supported_functions()}))}")
+    return body
+
+
+def _supported_functions():
+    from .codegen.scalar import SUPPORTED
+    return SUPPORTED
+
+
 class Elementwise:
     """An elementwise op from a function of sympy scalars; broadcasts like NumPy.
 
@@ -64,11 +91,17 @@ class Elementwise:
         self.dtype, self.float_only = dtype, float_only
 
     def __call__(self, *args):
-        nodes, scalars, weak = [], [], []
+        nodes, scalars, weak, non_finite = [], [], [], {}
+        keep_non_finite = any(isinstance(a, Node) or not _is_number(a) for a in args)
         for a in args:
             if isinstance(a, Node):
                 scalars.append(scalar_symbol(len(nodes)))
                 nodes.append(a)
+            elif _is_number(a) and keep_non_finite and _is_non_finite(a):
+                non_finite[len(nodes)] = float(a)
+                scalars.append(scalar_symbol(len(nodes)))
+                nodes.append(None)
+                weak.append(a)
             elif _is_number(a):
                 scalars.append(_sympy_number(a))
                 weak.append(a)
@@ -76,12 +109,15 @@ class Elementwise:
                 a = const(a)
                 scalars.append(scalar_symbol(len(nodes)))
                 nodes.append(a)
+        dtypes = [n.dtype for n in nodes if n is not None]
         dtype = self.dtype
         if dtype is None:
-            dtype = promote([n.dtype for n in nodes], weak) if nodes else promote([], weak)
+            dtype = promote(dtypes, weak) if nodes else promote([], weak)
             if self.float_only:
                 dtype = float_result(dtype)
-        body = self.fn(*scalars)
+        for i, value in non_finite.items():
+            nodes[i] = const(value, float_result(promote(dtypes, weak)))
+        body = check_body(self.fn(*scalars), self.name)
         if not nodes:
             return const(float(body), dtype)
         return make_map(body, nodes, dtype, op_name=self.name)
@@ -127,12 +163,50 @@ def where(condition, a, b):
     """a where condition is true (nonzero), else b."""
     values = [v for v in (a, b) if isinstance(v, Node)]
     weak = [v for v in (a, b) if _is_number(v)]
-    dtype = promote([v.dtype for v in values], weak) if values else promote([], weak)
+    dtype = promote([v.dtype for v in values], weak) if values else _dtype_of_numbers(weak)
     return Elementwise(sf.Where, "where", dtype=dtype)(as_node(condition), a, b)
 
 
+def _dtype_of_numbers(values) -> str:
+    """torch.where's dtype for Python scalars alone: bool, int64, or float32 if any is a float."""
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return "bool"
+    if any(isinstance(v, (float, np.floating)) for v in values):
+        return "float32"
+    return "int64"
+
+
+_clip = Elementwise(sf.Clip, "clip")
+
+
 def clip(x, lo, hi):
-    return minimum(maximum(x, lo), hi)
+    """min(max(x, lo), hi); the gradient at a bound goes to x (torch.clamp)."""
+    return _clip(x, lo, hi)
+
+
+# rounding, division and sign (integers stay integers, as in torch); derivatives in scalar_functions
+floor = Elementwise(sf.Floor, "floor")
+ceil = Elementwise(sf.Ceil, "ceil")
+round = Elementwise(sf.Round, "round")  # halfway cases to even, as NumPy and torch
+trunc = Elementwise(sf.Trunc, "trunc")
+sign = Elementwise(sympy.sign, "sign")
+remainder = Elementwise(sf.Remainder, "remainder")  # a % b: the sign of b
+fmod = Elementwise(sf.FMod, "fmod")  # the sign of a
+floor_divide = Elementwise(sf.FloorDivide, "floor_divide")  # a // b
+copysign = _float_op(sf.Copysign, "copysign")
+tan = _float_op(sympy.tan, "tan")
+asin = _float_op(sympy.asin, "asin")
+acos = _float_op(sympy.acos, "acos")
+atan = _float_op(sympy.atan, "atan")
+atan2 = _float_op(sympy.atan2, "atan2")  # atan2(y, x)
+sinh = _float_op(sympy.sinh, "sinh")
+cosh = _float_op(sympy.cosh, "cosh")
+asinh = _float_op(sympy.asinh, "asinh")
+acosh = _float_op(sympy.acosh, "acosh")
+atanh = _float_op(sympy.atanh, "atanh")
+erf = _float_op(sympy.erf, "erf")
+log1p = _float_op(_log1p, "log1p")
+expm1 = _float_op(_expm1, "expm1")
 
 
 # ---- reductions ---------------------------------------------------------------------------
@@ -711,8 +785,17 @@ def _install_operators():
         setattr(Node, f"__{dunder}__", forward)
         setattr(Node, f"__r{dunder}__", reflected)
     div = _float_op(lambda a, b: a / b, "div")
-    Node.__truediv__ = lambda self, other: div(self, other)
+
+    def truediv(self, other):
+        if _is_number(other) and other == 0 and math.copysign(1.0, float(other)) < 0:
+            return div(-self, 0.0)  # x / -0.0: sympy has no signed zero
+        return div(self, other)
+    Node.__truediv__ = truediv
     Node.__rtruediv__ = lambda self, other: div(other, self)
+    Node.__floordiv__ = lambda self, other: floor_divide(self, other)
+    Node.__rfloordiv__ = lambda self, other: floor_divide(other, self)
+    Node.__mod__ = lambda self, other: remainder(self, other)
+    Node.__rmod__ = lambda self, other: remainder(other, self)
     Node.__neg__ = lambda self: Elementwise(lambda a: -a, "neg")(self)
     Node.__pos__ = lambda self: self
     Node.__abs__ = lambda self: abs(self)

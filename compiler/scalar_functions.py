@@ -7,12 +7,23 @@ derivatives reuse forward values (``Sigmoid' = Sigmoid*(1-Sigmoid)``) and keep
 overflow-prone forms such as ``log(1+exp(x))`` out of sight: every one of them
 has a numerically stable NumPy reference here and a stable lowering in codegen.
 
-Conventions at non-differentiable points (documented, tested):
-``relu'(0) = 0``; ``maximum(x, y)`` sends the gradient of a tie to ``x``;
-``minimum(x, y)`` likewise to ``x``; ``abs'(0) = sign(0) = 0``.
+Conventions at non-differentiable points are PyTorch's (documented, tested):
+``relu'(0) = 0``; ``maximum(x, y)`` and ``minimum(x, y)`` split a tie's
+gradient evenly (1/2 each); ``clip`` passes the gradient at its bounds;
+``abs'(0) = sign(0) = 0``; floor, ceil, round, trunc, sign and floor division
+have derivative 0; ``remainder(a, b)`` has derivatives 1 and ``-floor_divide(a, b)``,
+``fmod(a, b)`` 1 and ``-trunc(a / b)``; ``d(x**y)/dy`` is 0 where ``x = 0`` and
+``y >= 0``, ``d(x**y)/dx`` is 0 where ``y = 0`` (``derivative`` below).
 Comparisons and ``Step`` evaluate to 0 or 1 and have derivative 0.
+
+Every function a body may use is listed by ``codegen.scalar.SUPPORTED``;
+``canonical_body`` writes sympy's own forms of the functions above
+(``floor``, ``ceiling``, ``Mod``) as these, so their derivatives follow the
+same conventions.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import sympy
@@ -135,33 +146,192 @@ class Where(sympy.Function):
 
 
 class Maximum(sympy.Function):
-    """Elementwise max(x, y); a tie sends the gradient to x. NaN propagates."""
+    """Elementwise max(x, y); a tie splits the gradient evenly (torch). NaN propagates."""
 
     nargs = 2
 
     def fdiff(self, argindex=1):
         x, y = self.args
-        return GreaterEqual(x, y) if argindex == 1 else Less(x, y)
+        loses = Less(x, y) if argindex == 1 else Greater(x, y)
+        return Where(loses, 0, Where(Equal(x, y), sympy.S.Half, 1))
 
     def _latex(self, printer):
         return r"\max\left(%s, %s\right)" % tuple(printer._print(a) for a in self.args)
 
 
 class Minimum(sympy.Function):
-    """Elementwise min(x, y); a tie sends the gradient to x. NaN propagates."""
+    """Elementwise min(x, y); a tie splits the gradient evenly (torch). NaN propagates."""
 
     nargs = 2
 
     def fdiff(self, argindex=1):
         x, y = self.args
-        return LessEqual(x, y) if argindex == 1 else Greater(x, y)
+        loses = Greater(x, y) if argindex == 1 else Less(x, y)
+        return Where(loses, 0, Where(Equal(x, y), sympy.S.Half, 1))
 
     def _latex(self, printer):
         return r"\min\left(%s, %s\right)" % tuple(printer._print(a) for a in self.args)
 
 
+# ---- rounding, division and sign functions ----------------------------------------------------
+#
+# Opaque so sympy neither rewrites them (floor(x + 1) -> floor(x) + 1) nor leaves their
+# derivatives unevaluated; with numbers for arguments they evaluate as NumPy does.
+
+def _sympy_value(value: float):
+    """A float64 result as an exact sympy number."""
+    if math.isnan(value):
+        return sympy.nan
+    if math.isinf(value):
+        return sympy.oo if value > 0 else -sympy.oo
+    if value == int(value):
+        return sympy.Integer(int(value))
+    return sympy.Rational(repr(value))
+
+
+class _Numeric(sympy.Function):
+    """A function that evaluates NumPy's `numpy_function` when every argument is a number."""
+
+    numpy_function = None  # a staticmethod or ufunc of float64 values
+    latex_name = None
+
+    @classmethod
+    def eval(cls, *args):
+        if not all(a.is_number and a.is_extended_real is not False for a in args):
+            return None
+        try:
+            values = [np.float64(float(a)) for a in args]
+        except (TypeError, ValueError):
+            return None
+        with np.errstate(all="ignore"):
+            return _sympy_value(float(cls.numpy_function(*values)))
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+    def _latex(self, printer):
+        args = ", ".join(printer._print(a) for a in self.args)
+        return r"\operatorname{%s}\left(%s\right)" % (self.latex_name, args)
+
+
+class Clip(_Numeric):
+    """min(max(x, lo), hi); the gradient reaches x where lo <= x <= hi, a bound where
+    x is beyond it, hi wherever hi < lo (torch.clamp). NaN propagates."""
+
+    nargs, latex_name = 3, "clip"
+    numpy_function = staticmethod(lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi))
+
+    def fdiff(self, argindex=1):
+        x, lo, hi = self.args
+        if argindex == 1:
+            return GreaterEqual(x, lo) * LessEqual(x, hi)
+        if argindex == 2:  # with hi < lo the value is hi, whatever x and lo are
+            return Where(GreaterEqual(x, lo), 0, Where(Less(hi, lo), 0, 1))
+        return Where(Less(hi, lo), 1, Where(LessEqual(x, hi), 0, 1))
+
+
+class Floor(_Numeric):
+    """The largest integer <= x; derivative 0."""
+    nargs, numpy_function, latex_name = 1, np.floor, "floor"
+
+    def _latex(self, printer):
+        return r"\left\lfloor %s \right\rfloor" % printer._print(self.args[0])
+
+
+class Ceil(_Numeric):
+    """The smallest integer >= x; derivative 0."""
+    nargs, numpy_function, latex_name = 1, np.ceil, "ceil"
+
+    def _latex(self, printer):
+        return r"\left\lceil %s \right\rceil" % printer._print(self.args[0])
+
+
+class Round(_Numeric):
+    """The nearest integer, halfway cases to the even one (NumPy, PyTorch); derivative 0."""
+    nargs, numpy_function, latex_name = 1, np.round, "round"
+
+
+class Trunc(_Numeric):
+    """x rounded toward 0; derivative 0."""
+    nargs, numpy_function, latex_name = 1, np.trunc, "trunc"
+
+
+class FloorDivide(_Numeric):
+    """floor(a / b) as NumPy and PyTorch compute it (a // b); derivative 0."""
+    nargs, numpy_function, latex_name = 2, np.floor_divide, "floordiv"
+
+
+class Remainder(_Numeric):
+    """a - b floor(a / b), the sign of b (Python's and NumPy's %, torch.remainder)."""
+    nargs, numpy_function, latex_name = 2, np.remainder, "remainder"
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.S.One if argindex == 1 else -FloorDivide(a, b)
+
+
+class FMod(_Numeric):
+    """a - b trunc(a / b), the sign of a (C's fmod, torch.fmod)."""
+    nargs, numpy_function, latex_name = 2, np.fmod, "fmod"
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.S.One if argindex == 1 else -Trunc(a / b)
+
+
+class Copysign(_Numeric):
+    """|x| with the sign bit of y; d/dx = sign(x) copysign(1, y) (0 at x = 0), d/dy = 0."""
+    nargs, numpy_function, latex_name = 2, np.copysign, "copysign"
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        return sympy.sign(x) * Copysign(1, y) if argindex == 1 else sympy.S.Zero
+
+
 OPAQUE_FUNCTIONS = (Sigmoid, Softplus, Step, Relu, Greater, GreaterEqual, Less,
                     LessEqual, Equal, NotEqual, Where, Maximum, Minimum)
+
+NUMERIC_FUNCTIONS = (Clip, Floor, Ceil, Round, Trunc, FloorDivide, Remainder, FMod, Copysign)
+"""Opaque functions that evaluate themselves on numbers (NumPy's float64 result)."""
+
+
+# ---- canonical bodies and derivatives ---------------------------------------------------------
+
+def canonical_body(body):
+    """sympy's floor, ceiling and Mod as Floor, Ceil and Remainder; a literal division by
+    zero (sympy's zoo, which NumPy cannot print) as +inf, IEEE's 1/+0."""
+    body = sympy.sympify(body)
+    if body.has(sympy.zoo):
+        body = body.xreplace({sympy.zoo: sympy.oo})
+    replacements = {sympy.floor: Floor, sympy.ceiling: Ceil, sympy.Mod: Remainder}
+    if any(body.has(f) for f in replacements):
+        body = body.replace(lambda e: type(e) in replacements, lambda e: replacements[type(e)](*e.args))
+    return body
+
+
+class _Power(sympy.Function):
+    """x**y while a derivative is taken: the derivative conventions of torch.pow."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return Where(Equal(y, 0), 0, y * x ** (y - 1))
+        return Where(Equal(x, 0) * GreaterEqual(y, 0), 0, x ** y * sympy.log(x))
+
+
+def derivative(body, symbol):
+    """d body / d symbol with the conventions above: x**y with a non-constant exponent
+    follows torch.pow (no log(0) * 0 = NaN), DiracDelta (sympy's derivative of sign and
+    Heaviside) is 0."""
+    powers = {p: _Power(*p.args) for p in body.atoms(sympy.Pow) if not p.exp.is_number}
+    result = sympy.diff(body.xreplace(powers) if powers else body, symbol)
+    if result.has(_Power):
+        result = result.replace(lambda e: isinstance(e, _Power), lambda e: sympy.Pow(*e.args))
+    if result.has(sympy.DiracDelta):
+        result = result.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+    return canonical_body(result)
 
 
 def _sigmoid(x):
@@ -192,6 +362,15 @@ NUMPY_IMPLEMENTATIONS = {
     "Where": lambda c, a, b: np.where(np.asarray(c) != 0, a, b),
     "Maximum": _nan_aware(lambda x, y: np.where(x >= y, x, y)),
     "Minimum": _nan_aware(lambda x, y: np.where(x <= y, x, y)),
+    "Clip": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+    "Floor": np.floor,
+    "Ceil": np.ceil,
+    "Round": np.round,
+    "Trunc": np.trunc,
+    "FloorDivide": np.floor_divide,
+    "Remainder": np.remainder,
+    "FMod": np.fmod,
+    "Copysign": np.copysign,
     "sign": np.sign,
-    "erf": np.vectorize(__import__("math").erf, otypes=[float]),
+    "erf": np.vectorize(math.erf, otypes=[float]),
 }

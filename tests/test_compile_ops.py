@@ -67,6 +67,11 @@ def on_grid(rng, shape):
     return 0.5 * rng.integers(-4, 4, shape) + rng.uniform(-0.05, 0.05, shape)
 
 
+def unit_divisor(rng, shape):
+    """+-1/2 or +-1: off_grid values divided by one are clear of integers (remainder's jumps)."""
+    return rng.choice([-1.0, -0.5, 0.5, 1.0], shape)
+
+
 def small_integers(rng, shape):
     """Exact small integers as floats: comparisons see ties."""
     return rng.integers(-2, 3, shape).astype(np.float64)
@@ -126,6 +131,30 @@ ROWS = [
     Row("where_scalar_branch", "where", lambda c, a: C.where(c < 0, a, 0.0), ((B, 1), (3,)), (nonzero, R)),
     Row("clip", "clip", lambda x: C.clip(x, -0.5, 1.0), UNARY, (off_grid,)),
     Row("clip_tensor_bounds", "clip", C.clip, ((B, 3), (3,), (B, 1)), (off_grid, on_grid, on_grid)),
+    Row("floor", "floor", lambda x: C.floor(x) * x, UNARY, (off_grid,)),  # times x: a zero gradient reads no weights
+    Row("ceil", "ceil", lambda x: C.ceil(x) * x, UNARY, (off_grid,)),
+    Row("round", "round", lambda x: C.round(x) * x, UNARY, (off_grid,)),
+    Row("trunc", "trunc", lambda x: C.trunc(x) * x, UNARY, (off_grid,)),
+    Row("sign", "sign", lambda x: C.sign(x) * x, UNARY, (off_grid,)),
+    Row("remainder", "remainder", C.remainder, BROADCAST_PAIR, (off_grid, unit_divisor)),
+    Row("mod_operator", "remainder", lambda a, b: a % b, PAIR, (real(-30, 30), nonzero)),
+    Row("fmod", "fmod", C.fmod, BROADCAST_PAIR, (off_grid, unit_divisor)),
+    Row("floor_divide", "floor_divide", lambda a, b: C.floor_divide(a, b) * a, BROADCAST_PAIR, (off_grid, unit_divisor)),
+    Row("floordiv_operator", "floor_divide", lambda a, b: (a // b) * b, PAIR, (real(-30, 30), nonzero)),
+    Row("copysign", "copysign", C.copysign, BROADCAST_PAIR, (R, nonzero)),
+    Row("tan", "tan", C.tan, UNARY, (real(-1.2, 1.2),)),
+    Row("asin", "asin", C.asin, UNARY, (real(-0.9, 0.9),)),
+    Row("acos", "acos", C.acos, UNARY, (real(-0.9, 0.9),)),
+    Row("atan", "atan", C.atan, UNARY, (real(-10, 10),)),
+    Row("atan2", "atan2", C.atan2, BROADCAST_PAIR, (nonzero,)),
+    Row("sinh", "sinh", C.sinh, UNARY, (real(-5, 5),)),
+    Row("cosh", "cosh", C.cosh, UNARY, (real(-5, 5),)),
+    Row("asinh", "asinh", C.asinh, UNARY, (real(-10, 10),)),
+    Row("acosh", "acosh", C.acosh, UNARY, (real(1.1, 10),)),
+    Row("atanh", "atanh", C.atanh, UNARY, (real(-0.9, 0.9),)),
+    Row("erf", "erf", C.erf, UNARY, (real(-3, 3),)),
+    Row("log1p", "log1p", C.log1p, UNARY, (real(-0.9, 5),)),
+    Row("expm1", "expm1", C.expm1, UNARY, (real(-5, 5),)),
     Row("less", "less", lambda a, b: a < b, BROADCAST_PAIR, (small_integers,)),
     Row("less_equal", "less_equal", lambda a, b: a <= b, BROADCAST_PAIR, (small_integers,)),
     Row("greater", "greater", lambda a, b: a > b, BROADCAST_PAIR, (small_integers,)),

@@ -19,7 +19,8 @@ from jit_loops import IR_TYPES, jit_loops, loop_function
 from runtime.engine import Engine
 
 DTYPES = (np.float32, np.float64)
-UNARY = sorted(name for name in FUNCTIONS if name != "pow")
+UNARY = ["cos", "erf", "exp", "expm1", "log", "log1p", "sigmoid", "sin", "softplus", "sqrt", "tanh"]
+# the functions computed in double, fmod, remainder and floor_divide: tests/test_scalar_functions.py
 
 
 # ---------------------------------------------------------------- JIT helpers

@@ -280,7 +280,7 @@ def test_errors_name_the_problem():
         lower_expr(b, x + y, {x: fn.args[0]}, ir.DoubleType())
     with pytest.raises(TypeError, match="symbol y is float"):
         lower_expr(b, x + y, {x: fn.args[0], y: fn.args[1]}, ir.DoubleType())
-    with pytest.raises(NotImplementedError, match="cosh"):
-        lower_expr(b, sympy.cosh(x), {x: fn.args[0]}, ir.DoubleType())
+    with pytest.raises(NotImplementedError, match="gamma"):
+        lower_expr(b, sympy.gamma(x), {x: fn.args[0]}, ir.DoubleType())
     with pytest.raises(TypeError, match="float or double"):
         lower_expr(b, x, {x: fn.args[0]}, ir.IntType(32))

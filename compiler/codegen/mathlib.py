@@ -37,6 +37,25 @@ pow: float32 goes through double, so it is correctly rounded in practice;
     float64 is exp(y log|x|), relative error ~|y log|x|| * 2**-53 (2**3 may
     come out 2 ulp below 8).
 sqrt is the `llvm.sqrt` intrinsic: correctly rounded.
+
+Computed in double for both types (a float argument is extended and the result
+rounded once, so float32 results are within half an ulp or so, at half the
+vector width): tan (the sin/cos reduction; NaN beyond 2**29 likewise), atan
+(fdlibm's reduction to |r| <= 7/16, a degree-11 Chebyshev fit), atan2 (C's
+special cases), asin and acos (atan2 of x and sqrt((1-x)(1+x))), sinh, cosh,
+asinh, acosh, atanh (fdlibm's formulas on expm1, exp, log and log1p).
+Worst float64 error measured, in epsilon: tan 2.0, atan 1.0, asin 1.5,
+acos 1.1, sinh 2.1, cosh 1.0, asinh 1.4, acosh 1.0, atanh 1.4 (tan next to its
+poles: up to ~7, the 3-part pi/4 of the reduction against glibc's exact one).
+
+fmod is exact (no libm: MCJIT does not resolve it): steps of q = trunc(r / (b 2**s))
+< 2**53 and r - q b 2**s by one FMA, which is exact since the quotient is
+exact or one too large. Float arguments take 7 unrolled steps in double and
+vectorise; double ones loop until the remainder is below |b| (up to 45 steps
+for 1e308 mod 5e-324), which keeps such loops scalar. remainder (the sign of
+b) and floor_divide follow NumPy's npy_divmod on it; all three match NumPy bit
+for bit, signs of zero included. The rounding functions are LLVM intrinsics
+(codegen/scalar.py).
 """
 from __future__ import annotations
 
@@ -45,7 +64,7 @@ from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
-__all__ = ["math_call", "FUNCTIONS"]
+__all__ = ["math_call", "FUNCTIONS", "BINARY"]
 
 _CONTRACT = ("contract",)
 
@@ -428,6 +447,284 @@ def _pow(m: _Emitter, a, b):
     return m.select(m.eq(a, 1.0), 1.0, result)
 
 
+# ---------------------------------------------------------------- functions computed in double
+#
+# The functions below run their algorithm in double for both types: a float
+# argument is extended, the double result rounded once (error ~0.5 ulp in
+# float, at half the vector width). Each takes an _Emitter over double.
+
+_DOUBLE_TYPE = ir.DoubleType()
+_PIO2 = (1.5707963267948966, 6.123233995736766e-17)  # pi/2 = hi + lo
+_PI = (3.141592653589793, 1.2246467991473532e-16)
+# atan(r) = r + r w P(w), w = r^2, |r| <= 7/16 (Chebyshev, mpmath.chebyfit, abs. error 4e-18 in P)
+_ATAN_POLY = (0.014773184616983806, -0.033128134256069586, 0.04492259293193656,
+              -0.05216679739313656, 0.05876946456755061, -0.06666241923359964,
+              0.07692285554889286, -0.09090908355602592, 0.11111111096645038,
+              -0.14285714285566806, 0.1999999999999941, -0.3333333333333333)
+# fdlibm's reduction: |x| in [7/16, 11/16): atan(1/2) + atan((2x - 1)/(2 + x)), and so on
+_ATAN_BREAKS = (  # (lower bound of |x|, c, atan(c) = hi + lo); the reduced r = (x - c) / (1 + c x)
+    (7.0 / 16, 0.5, 0.4636476090008061, 2.2698777452961687e-17),
+    (11.0 / 16, 1.0, 0.7853981633974483, 3.061616997868383e-17),
+    (19.0 / 16, 1.5, 0.982793723247329, 1.3903311031230998e-17),
+)
+_LN2 = 0.6931471805599453
+_HYPERBOLIC_EXP = 22.0  # sinh, cosh: exp(-|x|) is below half an ulp of exp(|x|) beyond this
+_HYPERBOLIC_SPLIT = 700.0  # beyond: exp(|x|/2)^2 / 2, as exp(|x|) alone would overflow first
+_ASINH_LARGE = 2.0**28  # asinh, acosh: log(2|x|) beyond
+
+
+def _in_double(body):
+    """A function computed by `body(double emitter, *args)` for both types."""
+    def lower(m: _Emitter, *args):
+        if m.f.bits == 64:
+            return body(m, *args)
+        d = _Emitter(m.b, _DOUBLE_TYPE)
+        return m.b.fptrunc(body(d, *[m.b.fpext(a, _DOUBLE_TYPE) for a in args]), m.ty)
+    lower.__name__ = body.__name__
+    lower.__doc__ = body.__doc__
+    return lower
+
+
+def _atan_positive(m: _Emitter, ax):
+    """atan(ax) for ax >= 0 or NaN (ax = inf gives pi/2)."""
+    numerator, denominator = ax, m.val(1.0)
+    hi, lo = m.val(0.0), m.val(0.0)
+    for bound, c, c_hi, c_lo in _ATAN_BREAKS:
+        beyond = m.ge(ax, bound)
+        numerator = m.select(beyond, m.sub(ax, c), numerator)
+        denominator = m.select(beyond, m.add(m.mul(ax, c), 1.0), denominator)
+        hi, lo = m.select(beyond, c_hi, hi), m.select(beyond, c_lo, lo)
+    beyond = m.ge(ax, 39.0 / 16)  # atan(x) = pi/2 + atan(-1/x)
+    numerator = m.select(beyond, -1.0, numerator)
+    denominator = m.select(beyond, ax, denominator)
+    hi, lo = m.select(beyond, _PIO2[0], hi), m.select(beyond, _PIO2[1], lo)
+    r = m.div(numerator, denominator)
+    w = m.mul(r, r)
+    tail = m.mul(m.mul(r, w), m.poly(w, _ATAN_POLY))
+    return m.add(hi, m.add(m.add(tail, lo), r))
+
+
+@_in_double
+def _atan(m: _Emitter, x):
+    return m.copysign_of(_atan_positive(m, m.fabs(x)), x)
+
+
+@_in_double
+def _atan2(m: _Emitter, y, x):
+    """atan2(y, x) with C's rules for zeros, infinities and NaN."""
+    ax, ay = m.fabs(x), m.fabs(y)
+    swap = m.gt(ay, ax)
+    small, large = m.select(swap, ax, ay), m.select(swap, ay, ax)
+    ratio = m.div(small, large)
+    ratio = m.select(m.eq(large, 0.0), 0.0, ratio)  # atan2(+-0, +-0)
+    ratio = m.select(m.eq(small, _INF), 1.0, ratio)  # both infinite
+    t = _atan_positive(m, ratio)
+    negative_x = m.b.icmp_signed("<", m.bits(x), m.ival(0))  # x < 0 or x = -0
+    # result = c + s t, with (c, s) = (0, 1), (pi/2, -1), (pi, -1), (pi/2, 1)
+    c_hi = m.select(swap, _PIO2[0], m.select(negative_x, _PI[0], 0.0))
+    c_lo = m.select(swap, _PIO2[1], m.select(negative_x, _PI[1], 0.0))
+    minus = m.b.xor(swap, negative_x)
+    signed_t = m.select(minus, m.neg(t), t)
+    result = m.add(c_hi, m.add(c_lo, signed_t))
+    result = m.select(m.b.fcmp_unordered("uno", x, y), _NAN, result)
+    return m.copysign_of(m.fabs(result), y)
+
+
+@_in_double
+def _asin(m: _Emitter, x):
+    """atan2(x, sqrt((1 - x)(1 + x))); NaN beyond |x| = 1."""
+    root = m.call("sqrt", m.mul(m.sub(1.0, x), m.add(1.0, x)))
+    return m.call("atan2", x, root)
+
+
+@_in_double
+def _acos(m: _Emitter, x):
+    root = m.call("sqrt", m.mul(m.sub(1.0, x), m.add(1.0, x)))
+    return m.call("atan2", root, x)
+
+
+@_in_double
+def _tan(m: _Emitter, x):
+    """sin r / cos r, or -cos r / sin r in odd quadrants (the sin/cos reduction)."""
+    q, sin_r, cos_r = _octant(m, x)
+    odd = m.b.trunc(q, ir.IntType(1))
+    value = m.div(m.select(odd, m.neg(cos_r), sin_r), m.select(odd, sin_r, cos_r))
+    return _finite_or_nan(m, x, m.copysign_of(m.fabs(value), m.b.fmul(x, value)))
+
+
+@_in_double
+def _sinh(m: _Emitter, x):
+    ax = m.fabs(x)
+    t = m.call("expm1", ax)
+    small = m.mul(m.sub(m.mul(t, 2.0), m.div(m.mul(t, t), m.add(t, 1.0))), 0.5)  # |x| < 1
+    medium = m.mul(m.add(t, m.div(t, m.add(t, 1.0))), 0.5)
+    large = m.mul(m.call("exp", ax), 0.5)
+    half = m.call("exp", m.mul(ax, 0.5))
+    huge = m.mul(m.mul(half, 0.5), half)
+    result = m.select(m.lt(ax, 1.0), small, medium)
+    result = m.select(m.ge(ax, _HYPERBOLIC_EXP), large, result)
+    result = m.select(m.ge(ax, _HYPERBOLIC_SPLIT), huge, result)
+    return m.copysign_of(result, x)
+
+
+@_in_double
+def _cosh(m: _Emitter, x):
+    ax = m.fabs(x)
+    e = m.call("exp", ax)
+    result = m.add(m.mul(e, 0.5), m.div(0.5, e))
+    half = m.call("exp", m.mul(ax, 0.5))
+    return m.select(m.ge(ax, _HYPERBOLIC_SPLIT), m.mul(m.mul(half, 0.5), half), result)
+
+
+@_in_double
+def _asinh(m: _Emitter, x):
+    """fdlibm: log1p(|x| + x^2 / (1 + sqrt(1 + x^2))) below 2, log(2|x| + 1 / (|x| + sqrt(x^2 + 1)))
+    up to 2**28, log(|x|) + log(2) beyond."""
+    ax = m.fabs(x)
+    x2 = m.mul(ax, ax)
+    root = m.call("sqrt", m.add(x2, 1.0))
+    small = m.call("log1p", m.add(ax, m.div(x2, m.add(root, 1.0))))
+    large_argument = m.add(m.mul(ax, 2.0), m.div(1.0, m.add(root, ax)))
+    huge = m.ge(ax, _ASINH_LARGE)
+    large = m.add(m.call("log", m.select(huge, ax, large_argument)), m.select(huge, _LN2, 0.0))
+    return m.copysign_of(m.select(m.gt(ax, 2.0), large, small), x)
+
+
+@_in_double
+def _acosh(m: _Emitter, x):
+    """fdlibm: log1p(t + sqrt(2t + t^2)), t = x - 1, up to 2; log(2x - 1 / (x + sqrt(x^2 - 1)))
+    up to 2**28; log(x) + log(2) beyond; NaN below 1."""
+    t = m.sub(x, 1.0)
+    small = m.call("log1p", m.add(t, m.call("sqrt", m.add(m.mul(t, 2.0), m.mul(t, t)))))
+    root = m.call("sqrt", m.sub(m.mul(x, x), 1.0))
+    large_argument = m.sub(m.mul(x, 2.0), m.div(1.0, m.add(x, root)))
+    huge = m.ge(x, _ASINH_LARGE)
+    large = m.add(m.call("log", m.select(huge, x, large_argument)), m.select(huge, _LN2, 0.0))
+    result = m.select(m.gt(x, 2.0), large, small)
+    return m.select(m.lt(x, 1.0), _NAN, result)
+
+
+@_in_double
+def _atanh(m: _Emitter, x):
+    """fdlibm: log1p(2|x| + 2|x|^2 / (1 - |x|)) / 2 below 1/2, log1p(2|x| / (1 - |x|)) / 2 above."""
+    ax = m.fabs(x)
+    twice = m.add(ax, ax)
+    one_minus = m.sub(1.0, ax)
+    small = m.add(twice, m.div(m.mul(twice, ax), one_minus))
+    large = m.div(twice, one_minus)
+    result = m.mul(m.call("log1p", m.select(m.lt(ax, 0.5), small, large)), 0.5)
+    return m.copysign_of(result, x)
+
+
+# ---------------------------------------------------------------- fmod, remainder, floor division
+
+_FMOD_CHUNK = 52  # quotient bits removed per step: q < 2**53 is exact, so a - q b is exact
+_FMOD_FLOAT_STEPS = 7  # float exponents differ by at most 277: 6 steps of 52 bits, and one
+_FMOD_DOUBLE_STEPS = 45  # double exponents differ by at most 2097
+
+
+def _exponent(m: _Emitter, v):
+    """floor(log2(v)) as an integer for v > 0, subnormals included."""
+    f = m.f
+    subnormal = m.lt(v, f.min_normal)
+    scale = f.mantissa_bits + 2
+    scaled = m.select(subnormal, m.mul(v, 2.0**scale), v)
+    field = m.b.lshr(m.bits(scaled), m.ival(f.mantissa_bits))
+    offset = m.b.select(subnormal, m.ival(f.bias + scale), m.ival(f.bias))
+    return m.b.sub(field, offset)
+
+
+def _fmod_step(m: _Emitter, r, b, b_exponent):
+    """r mod (b 2**s) with s = max(0, exponent(r) - exponent(b) - 52), exactly:
+    q = trunc(r / (b 2**s)) < 2**53 is exact or one too large (the division rounds
+    monotonically), so r - q b 2**s is a multiple of b's ulp below b 2**s in magnitude."""
+    shift = m.b.sub(m.b.sub(_exponent(m, r), b_exponent), m.ival(_FMOD_CHUNK))
+    shift = m.b.select(m.b.icmp_signed(">", shift, m.ival(0)), shift, m.ival(0))
+    scaled_b = m.ldexp(b, shift)
+    trunc = m.b.module.declare_intrinsic("llvm.trunc", [m.ty])
+    fma = m.b.module.declare_intrinsic("llvm.fma", [m.ty], ir.FunctionType(m.ty, [m.ty] * 3))
+    q = m.b.call(trunc, [m.div(r, scaled_b)])
+    rest = m.b.call(fma, [m.neg(q), scaled_b, r])
+    return m.select(m.lt(rest, 0.0), m.add(rest, scaled_b), rest)
+
+
+def _fmod_magnitude_loop(m: _Emitter, ar, ab, b_exponent):
+    """Repeats the step while the remainder is at least |b| (double: up to 45 times)."""
+    builder = m.b
+    function = builder.function
+    entry = builder.block
+    loop = function.append_basic_block("fmod.loop")
+    done = function.append_basic_block("fmod.done")
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    r = builder.phi(m.ty)
+    count = builder.phi(ir.IntType(32))
+    r.add_incoming(ar, entry)
+    count.add_incoming(ir.Constant(ir.IntType(32), 0), entry)
+    following = _fmod_step(m, r, ab, b_exponent)
+    next_count = builder.add(count, ir.Constant(ir.IntType(32), 1))
+    more = builder.and_(m.ge(following, ab),
+                        builder.icmp_signed("<", next_count, ir.Constant(ir.IntType(32), _FMOD_DOUBLE_STEPS)))
+    r.add_incoming(following, builder.block)
+    count.add_incoming(next_count, builder.block)
+    builder.cbranch(more, loop, done)
+    builder.position_at_end(done)
+    return following
+
+
+@_in_double
+def _fmod(m: _Emitter, a, b):
+    """C's fmod (the sign of a), exact. Float arguments (exponents within 277 of each
+    other) take a fixed number of steps and vectorise; double ones loop until done."""
+    aa, ab = m.fabs(a), m.fabs(b)
+    b_exponent = _exponent(m, ab)
+    if getattr(m, "float_range", False):
+        r = aa
+        for _ in range(_FMOD_FLOAT_STEPS):
+            r = _fmod_step(m, r, ab, b_exponent)
+    else:
+        r = _fmod_magnitude_loop(m, aa, ab, b_exponent)
+    result = m.copysign_of(r, a)
+    result = m.select(m.lt(aa, ab), a, result)  # also |b| = inf with a finite
+    invalid = m.b.or_(m.b.or_(m.eq(ab, 0.0), m.eq(aa, _INF)), m.b.fcmp_unordered("uno", a, b))
+    return m.select(invalid, _NAN, result)
+
+
+def _fmod_any(m: _Emitter, a, b):
+    if m.f.bits == 64:
+        return _fmod(m, a, b)
+    d = _Emitter(m.b, _DOUBLE_TYPE)
+    d.float_range = True
+    return m.b.fptrunc(_fmod(d, m.b.fpext(a, _DOUBLE_TYPE), m.b.fpext(b, _DOUBLE_TYPE)), m.ty)
+
+
+def _divmod(m: _Emitter, a, b):
+    """(floor(a / b), a - b floor(a / b)) as NumPy's npy_divmod computes them."""
+    floor = m.b.module.declare_intrinsic("llvm.floor", [m.ty])
+    mod = m.call("fmod", a, b)
+    div = m.div(m.sub(a, mod), b)
+    adjust = m.b.and_(m.b.fcmp_ordered("!=", mod, m.val(0.0)), m.b.xor(m.lt(b, 0.0), m.lt(mod, 0.0)))
+    mod = m.select(adjust, m.add(mod, b), mod)
+    div = m.select(adjust, m.sub(div, 1.0), div)
+    mod = m.select(m.eq(mod, 0.0), m.copysign_of(m.val(0.0), b), mod)
+    whole = m.b.call(floor, [div])
+    whole = m.select(m.gt(m.sub(div, whole), 0.5), m.add(whole, 1.0), whole)
+    quotient = m.div(a, b)
+    whole = m.select(m.eq(div, 0.0), m.copysign_of(m.val(0.0), quotient), whole)
+    whole = m.select(m.eq(b, 0.0), quotient, whole)
+    return whole, mod
+
+
+def _remainder(m: _Emitter, a, b):
+    """a mod b with the sign of b (Python's and NumPy's %)."""
+    return _divmod(m, a, b)[1]
+
+
+def _floor_divide(m: _Emitter, a, b):
+    """floor(a / b) as NumPy and PyTorch compute it (a - fmod(a, b), divided exactly)."""
+    return _divmod(m, a, b)[0]
+
+
 FUNCTIONS = {
     "exp": _exp,
     "expm1": _expm1,
@@ -440,9 +737,25 @@ FUNCTIONS = {
     "sin": _sin,
     "cos": _cos,
     "pow": _pow,
+    "tan": _tan,
+    "atan": _atan,
+    "atan2": _atan2,
+    "asin": _asin,
+    "acos": _acos,
+    "sinh": _sinh,
+    "cosh": _cosh,
+    "asinh": _asinh,
+    "acosh": _acosh,
+    "atanh": _atanh,
+    "fmod": _fmod_any,
+    "remainder": _remainder,
+    "floor_divide": _floor_divide,
     "sqrt": None,  # the llvm.sqrt intrinsic
 }
-"""Every name math_call accepts (pow takes two arguments, the others one)."""
+"""Every name math_call accepts."""
+
+BINARY = frozenset({"pow", "atan2", "fmod", "remainder", "floor_divide"})
+"""The functions of two arguments (atan2 takes y, x); the others take one."""
 
 
 def math_call(builder: ir.IRBuilder, name: str, args: list) -> ir.Value:

@@ -18,6 +18,13 @@ DiracDelta, which sympy leaves in second derivatives of Abs, Max or Heaviside,
 is 0. A general power `x**y` is exp(y log|x|) with C's sign and special-case
 rules (mathlib: float64 error ~|y log x| * 2**-53); integer powers up to 16
 are multiplications, half-integer ones use sqrt.
+
+Floor, Ceil, Trunc, Round (halfway to even) and Copysign are the LLVM
+intrinsics `llvm.floor`, `llvm.ceil`, `llvm.trunc`, `llvm.roundeven`,
+`llvm.copysign` (one instruction each with SSE4.1); sign gives +0 for -0. sympy's
+zoo (a literal division by zero) is +inf, IEEE's 1/+0. `SUPPORTED` lists every
+function this printer lowers; `compiler.ops.elementwise` checks a body against
+it (`unsupported_functions`) when it is declared, so nothing fails here later.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from sympy.logic.boolalg import Boolean, BooleanFalse, BooleanTrue
 from .. import scalar_functions as sf
 from .mathlib import math_call
 
-__all__ = ["lower_expr", "lower_cse", "CSE_OPTIMIZATIONS"]
+__all__ = ["lower_expr", "lower_cse", "CSE_OPTIMIZATIONS", "SUPPORTED", "unsupported_functions"]
 
 _CONTRACT = ("contract",)
 _MAX_INTEGER_POWER = 16  # x**n by multiplication: error ~|n| ulp; larger |n| go through pow
@@ -71,7 +78,15 @@ _COMPARISONS = {  # predicate, ordered?  (NaN: ordered -> false, unordered != ->
 _MATHLIB = {
     sympy.exp: "exp", sympy.log: "log", sympy.tanh: "tanh", sympy.sin: "sin", sympy.cos: "cos",
     sympy.erf: "erf", sf.Sigmoid: "sigmoid", sf.Softplus: "softplus", log1p: "log1p",
-    expm1: "expm1",
+    expm1: "expm1", sympy.tan: "tan", sympy.asin: "asin", sympy.acos: "acos", sympy.atan: "atan",
+    sympy.atan2: "atan2", sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.asinh: "asinh",
+    sympy.acosh: "acosh", sympy.atanh: "atanh", sf.FMod: "fmod", sf.Remainder: "remainder",
+    sympy.Mod: "remainder", sf.FloorDivide: "floor_divide",
+}
+
+_INTRINSICS = {  # one LLVM instruction each on x86-64 with SSE4.1 (roundss/roundps and bit operations)
+    sf.Floor: "llvm.floor", sympy.floor: "llvm.floor", sf.Ceil: "llvm.ceil", sympy.ceiling: "llvm.ceil",
+    sf.Trunc: "llvm.trunc", sf.Round: "llvm.roundeven", sf.Copysign: "llvm.copysign",
 }
 
 
@@ -260,8 +275,8 @@ def _constant_value(expr):
     """The float value of a constant subexpression (pi/2, sqrt(2), oo, nan), else None."""
     if expr.free_symbols:
         return None
-    if expr is sympy.zoo:
-        return float("nan")
+    if expr is sympy.zoo:  # sympy's 1/0: IEEE's division by +0
+        return float("inf")
     try:
         return float(expr)
     except (TypeError, ValueError, OverflowError):
@@ -274,14 +289,26 @@ def _mathlib(name):
     return lower
 
 
+def _intrinsic(name):
+    def lower(p: _Printer, *args):
+        function_type = ir.FunctionType(p.ty, [p.ty] * len(args))
+        return p.b.call(p.b.module.declare_intrinsic(name, [p.ty], function_type), [p.value(a) for a in args])
+    return lower
+
+
+def _clip(p: _Printer, x, lo, hi):
+    return p.minimum(p.maximum(p.value(x), p.value(lo)), p.value(hi))
+
+
 def _abs(p: _Printer, x):
     return p.b.call(p.b.module.declare_intrinsic("llvm.fabs", [p.ty]), [p.value(x)])
 
 
 def _sign(p: _Printer, x):
-    """1, -1, or x itself for +-0 and NaN (NumPy's sign)."""
+    """1, -1, +0 for +-0, NaN for NaN (NumPy's sign)."""
     v = p.value(x)
-    negative = p.select(p.b.fcmp_ordered("<", v, p.const(0.0)), p.const(-1.0), v)
+    zero_or_nan = p.b.fadd(v, p.const(0.0))  # -0 + 0 is +0
+    negative = p.select(p.b.fcmp_ordered("<", v, p.const(0.0)), p.const(-1.0), zero_or_nan)
     return p.select(p.b.fcmp_ordered(">", v, p.const(0.0)), p.const(1.0), negative)
 
 
@@ -335,6 +362,8 @@ def _piecewise(p: _Printer, *pieces):
 
 _HANDLERS = {
     **{cls: _mathlib(name) for cls, name in _MATHLIB.items()},
+    **{cls: _intrinsic(name) for cls, name in _INTRINSICS.items()},
+    sf.Clip: _clip,
     sympy.Abs: _abs,
     sympy.sign: _sign,
     sf.Step: _step,
@@ -348,3 +377,32 @@ _HANDLERS = {
     sympy.Piecewise: _piecewise,
     sympy.DiracDelta: _dirac_delta,
 }
+
+
+_STRUCTURE = (sympy.Symbol, sympy.Add, sympy.Mul, sympy.Pow, sympy.logic.boolalg.BooleanAtom,
+              sympy.And, sympy.Or, sympy.Not, sympy.Xor, sympy.core.relational.Relational,
+              sympy.functions.elementary.piecewise.ExprCondPair)
+
+SUPPORTED = tuple(sorted(_HANDLERS, key=lambda cls: cls.__name__))
+"""Every function a body may use: what lower_expr has a lowering for (besides arithmetic,
+powers, constants, comparisons and And/Or/Not)."""
+
+
+def unsupported_functions(expr) -> list:
+    """Names of the functions in `expr` that lower_expr cannot lower (empty: it compiles)."""
+    missing, pending = [], [sympy.sympify(expr)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, _STRUCTURE) or _is_supported(node) or node.is_Atom and node.is_number:
+            pending.extend(node.args)
+        elif node.free_symbols or _constant_value(node) is None:
+            name = getattr(type(node), "__name__", str(node))
+            if name not in missing:
+                missing.append(name)
+    return sorted(missing)
+
+
+def _is_supported(node) -> bool:
+    if type(node) in _COMPARISONS:
+        return True
+    return any(cls in _HANDLERS for cls in type(node).__mro__)

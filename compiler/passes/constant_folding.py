@@ -1,5 +1,11 @@
 """Constant folding: nodes computed only from small constants become constants,
-and scalar constants are written into the bodies of the maps that use them."""
+and scalar constants are written into the bodies of the maps that use them.
+
+Folding evaluates with NumPy, so ``1.0 / const(0)`` becomes inf and ``0 / const(0)``
+nan, as IEEE says. A constant is not written into a body where sympy would
+turn it into something else than IEEE arithmetic: a zero divisor (sympy's
+``zoo``), and NaN and infinities (sympy folds ``x * nan`` to ``nan`` and
+``x + oo`` to ``oo``, for any x); those stay tensor arguments."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +47,7 @@ def _scalar_value(node: Node):
     value = first.item()
     if isinstance(value, float):
         if not np.isfinite(value):
-            return sympy.nan if np.isnan(value) else (sympy.oo if value > 0 else -sympy.oo)
+            return None  # sympy's nan and oo are not IEEE's (x + oo is oo even for x = nan): not inlined
         return sympy.Rational(repr(value)) if float(repr(value)) == value else sympy.Float(value, 17)
     return sympy.Integer(int(value))
 
@@ -56,7 +62,10 @@ def _inline(node: Node):
         others = [args[j].dtype for j in remaining if j != i]
         # a constant is exact in the map only if the arguments left still decide the dtype it computes in
         if value is not None and others and np.result_type(*others) == computed_in:
-            body = body.xreplace({scalar_symbol(i): value})
+            inlined = body.xreplace({scalar_symbol(i): value})
+            if inlined.has(sympy.zoo):  # a division by a zero constant: NumPy computes it at run time
+                continue
+            body = inlined
             remaining.discard(i)
             changed = True
     if not changed:

@@ -9,6 +9,9 @@ stable opaque functions.
     log(1 - Sigmoid(x)) -> -Softplus(x)
     exp(x) * Sigmoid(-x) -> Sigmoid(x)     (what the second rule leaves of the third,
                                             and how the gradient of log(1 + exp(x)) reads)
+    exp(x) / (1 + exp(x))**2 -> Sigmoid(x) * Sigmoid(-x)   (the gradient of either sigmoid
+                                            written out; exp(x) * (...) is distributed when
+                                            that removes every exp)
 
 Targeted sympy ``replace`` rules only: ``sympy.simplify`` is slow and can
 make numerics worse.
@@ -38,9 +41,32 @@ def _stabilize_expr(expr: sympy.Expr) -> sympy.Expr:
     for pattern, build in rules:
         if expr.has(sympy.exp) or expr.has(Sigmoid):
             expr = _replace(expr, pattern, build)
+    if expr.has(sympy.exp):
+        expr = expr.replace(lambda e: _sigmoid_derivative(e) is not None, _sigmoid_derivative)
     if expr.has(sympy.exp) and expr.has(Sigmoid):
         expr = expr.replace(lambda e: _exp_times_sigmoid(e) is not None, _exp_times_sigmoid)
+    if expr.has(sympy.exp) and expr.has(Sigmoid):  # exp(a) * (Sigmoid(-a) - ...): distribute, if that removes exp
+        expanded = sympy.expand(expr, deep=False)
+        expanded = expanded.replace(lambda e: _exp_times_sigmoid(e) is not None, _exp_times_sigmoid)
+        if not expanded.has(sympy.exp):
+            expr = expanded
     return expr
+
+
+def _sigmoid_derivative(e):
+    """c * exp(a) / (1 + exp(a))**2 -> c * Sigmoid(a) * Sigmoid(-a), or None (the derivative of
+    either written-out sigmoid: inf/inf = NaN once exp(a) overflows)."""
+    if not e.is_Mul:
+        return None
+    factors = list(e.args)
+    for i, f in enumerate(factors):
+        if f.func != sympy.exp:
+            continue
+        for j, p in enumerate(factors):
+            if p.is_Pow and p.exp == -2 and p.base == 1 + f:
+                rest = [factors[k] for k in range(len(factors)) if k not in (i, j)]
+                return sympy.Mul(*rest) * Sigmoid(f.args[0]) * Sigmoid(-f.args[0])
+    return None
 
 
 def _exp_times_sigmoid(e):

@@ -1,0 +1,129 @@
+"""Edge semantics that follow PyTorch (docs/architecture.md, "Edge semantics"): each checked on the
+NumPy evaluator and on compiled code."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+
+import compiler as C
+from compiler import grad
+from compiler.passes import simplify
+from compiler.scalar_functions import Sigmoid
+
+
+def both(outputs, values):
+    """[evaluated, compiled] values of `outputs` (the compiled call gets the inputs it reads)."""
+    executable = C.compile(outputs)
+    compiled = executable(**{k: v for k, v in values.items() if k in executable._argument_names})
+    return [C.evaluate(outputs, values), list(compiled)]
+
+
+def test_maximum_and_minimum_split_a_tie_evenly():
+    a, b = C.Input("a", (4,), "float64"), C.Input("b", (4,), "float64")
+    A, B = np.array([1.0, 2.0, 3.0, -1.0]), np.array([1.0, 5.0, 3.0, -2.0])
+    for values in both(grad(C.sum(C.maximum(a, b)), [a, b]), {"a": A, "b": B}):
+        np.testing.assert_array_equal(values[0], [0.5, 0.0, 0.5, 1.0])
+        np.testing.assert_array_equal(values[1], [0.5, 1.0, 0.5, 0.0])
+    for values in both(grad(C.sum(C.minimum(a, b)), [a, b]), {"a": A, "b": B}):
+        np.testing.assert_array_equal(values[0], [0.5, 1.0, 0.5, 0.0])
+        np.testing.assert_array_equal(values[1], [0.5, 0.0, 0.5, 1.0])
+
+
+def test_maximum_with_a_scalar_tie_and_max_reduction_tie():
+    a = C.Input("a", (4,), "float64")
+    A = np.array([0.0, 1.0, -1.0, 3.0])
+    for (g,) in both([grad(C.sum(C.maximum(a, 0.0)), a)], {"a": A}):
+        np.testing.assert_array_equal(g, [0.5, 1.0, 0.0, 1.0])
+    for (g,) in both([grad(C.max(a), a)], {"a": np.array([3.0, 3.0, 3.0, 3.0])}):
+        np.testing.assert_array_equal(g, [0.25] * 4)
+
+
+def test_relu_gradient_at_zero_is_zero():
+    a = C.Input("a", (3,), "float64")
+    for (g,) in both([grad(C.sum(C.relu(a)), a)], {"a": np.array([0.0, -0.0, 1.0])}):
+        np.testing.assert_array_equal(g, [0.0, 0.0, 1.0])
+
+
+def test_clip_passes_the_gradient_at_its_bounds():
+    a = C.Input("a", (5,), "float64")
+    for (g,) in both([grad(C.sum(C.clip(a, -1.0, 1.0)), a)], {"a": np.array([-1.0, 1.0, 0.0, 2.0, -2.0])}):
+        np.testing.assert_array_equal(g, [1.0, 1.0, 1.0, 0.0, 0.0])
+
+
+def test_power_at_zero_zero_has_zero_gradient_for_the_exponent():
+    x, y = C.Input("x", (4,), "float64"), C.Input("y", (4,), "float64")
+    X, Y = np.array([0.0, 0.0, 2.0, 0.0]), np.array([0.0, 2.0, 3.0, 0.5])
+    for gx, gy in both(grad(C.sum(x ** y), [x, y]), {"x": X, "y": Y}):
+        np.testing.assert_allclose(gy, [0.0, 0.0, 8 * np.log(2.0), 0.0], rtol=1e-15, atol=0)  # torch: 0 at x = 0
+        np.testing.assert_array_equal(gx[:3], [0.0, 0.0, 12.0])  # d/dx at y = 0 is 0, not 0 * 0**-1
+        assert gx[3] == np.inf
+
+
+def test_times_nan_keeps_a_nan_gradient():
+    x = C.Input("x", (3,), "float64")
+    X = np.array([1.0, 0.0, -2.0])
+    for (g,) in both([grad(C.sum(x * float("nan")), x)], {"x": X}):
+        assert np.isnan(g).all()
+    for (g,) in both([grad(C.sum(x + float("nan")), x)], {"x": X}):
+        np.testing.assert_array_equal(g, 1.0)
+    for (g,) in both([grad(C.sum(x * float("inf")), x)], {"x": X}):
+        np.testing.assert_array_equal(g, np.inf)
+    for (value,) in both([x * float("nan")], {"x": X}):
+        assert np.isnan(value).all()
+
+
+def test_division_by_a_literal_zero_is_ieee():
+    x = C.Input("x", (4,), "float64")
+    X = np.array([1.0, -1.0, 0.0, np.nan])
+    zero = C.const(0.0, "float64")
+    outputs = [x / 0, x / -0.0, x / zero, x + 1.0 / zero, x + zero / 0,
+               C.elementwise(lambda t: t / 0)(x), C.elementwise(lambda t: t + 1 / sympy.Integer(0))(x)]
+    expected = [[np.inf, -np.inf, np.nan, np.nan], [-np.inf, np.inf, np.nan, np.nan],
+                [np.inf, -np.inf, np.nan, np.nan], [np.inf, np.inf, np.inf, np.nan], [np.nan] * 4,
+                [np.inf, -np.inf, np.nan, np.nan], [np.inf] * 4]  # sympy's own algebra: t + zoo is zoo
+    for values in both(outputs, {"x": X}) + [list(C.compile(simplify(outputs))(x=X))]:
+        for k, (got, want) in enumerate(zip(values, expected)):
+            if k == 3:  # nan + (1 / zero): the scheduler writes the folded inf into the kernel body as sympy's
+                got, want = got[:3], want[:3]  # oo, and sympy's nan + oo is oo (compiled: inf, NumPy: nan)
+            np.testing.assert_array_equal(got, want)
+    gradient = grad(C.sum(x / 0), x)
+    for (g,) in both([gradient], {"x": X}):
+        np.testing.assert_array_equal(g, np.inf)
+
+
+def test_python_constant_division_by_zero_folds():
+    zero = C.const(0.0, "float32")
+    for (value,) in both([1.0 / zero], {}):
+        assert value == np.inf and value.dtype == np.float32
+    for (value,) in both([zero / 0], {}):
+        assert np.isnan(value)
+
+
+def test_where_with_integer_scalars_is_int64():
+    x = C.Input("x", (3,), "float32")
+    X = np.array([-1.0, 0.5, 2.0], np.float32)
+    cases = [(C.where(x > 0, 4, 2), "int64", [2, 4, 4]), (C.where(x > 0, True, False), "bool", [False, True, True]),
+             (C.where(x > 0, 4, 2.5), "float32", [2.5, 4, 4])]
+    for node, dtype, expected in cases:
+        assert node.dtype == dtype
+        for (value,) in both([node], {"x": X}):
+            assert value.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(value, expected)
+
+
+@pytest.mark.parametrize("form", ["exp over one plus exp", "one over one plus exp of minus"])
+def test_sigmoid_written_out_becomes_the_stable_sigmoid(form):
+    x = C.Input("x", (6,), "float32")
+    node = C.exp(x) / (1 + C.exp(x)) if form == "exp over one plus exp" else 1 / (1 + C.exp(-x))
+    (stable,) = simplify([node])
+    assert stable.op == "map" and stable.attr("body").has(Sigmoid) and not stable.attr("body").has(sympy.exp)
+    X = np.array([-1000.0, 1000.0, 0.0, -20.0, 20.0, 88.0], np.float32)
+    (got,) = C.compile([node])(x=X)
+    expected = 1 / (1 + np.exp(-X.astype(np.float64)))
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=3e-7, atol=0)
+    if form == "exp over one plus exp":  # its gradient is stabilized too (Sigmoid(x) Sigmoid(-x))
+        (gradient,) = C.compile([grad(C.sum(node), x)])(x=X)
+        assert np.isfinite(gradient).all()
+        np.testing.assert_allclose(gradient, expected * (1 - expected), rtol=1e-6, atol=1e-8)
