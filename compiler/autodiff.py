@@ -13,6 +13,8 @@ among tied maxima; integer and bool tensors get no gradient.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy
 
 from .dtypes import is_float
@@ -92,24 +94,33 @@ def _vjp_map(node, g):
     body = node.attr("body")
     out = []
     for i, arg in enumerate(node.args):
-        if not is_float(arg.dtype):
+        partial = map_partial(body, i, len(node.args)) if is_float(arg.dtype) else None
+        if partial is None:
             out.append(None)
             continue
-        # torch's conventions where the calculus has none: DiracDelta is 0, d(x**y)/dy is 0 at x = 0 (sf.derivative)
-        derivative = sf.derivative(body, scalar_symbol(i))
-        if derivative == 0:
-            out.append(None)
-            continue
-        uses_output = not body.is_Symbol and derivative.has(body)
-        if uses_output:
-            derivative = derivative.xreplace({body: _OUT})
-        expr = _COTANGENT * derivative
-        symbols = [_COTANGENT] + [scalar_symbol(j) for j in range(len(node.args))] + ([_OUT] if uses_output else [])
+        expr, uses_output = partial
         args = [g] + list(node.args) + ([node] if uses_output else [])
-        renamed = {s: scalar_symbol(k) for k, s in enumerate(symbols)}
-        contribution = make_map(rename_symbols(expr, renamed), args, node.dtype)
+        contribution = make_map(expr, args, node.dtype)
         out.append(unbroadcast(contribution, arg.shape))
     return out
+
+
+@lru_cache(maxsize=4096)
+def map_partial(body, i: int, nargs: int):
+    """Body of the map computing a map's cotangent contribution to its argument i, over
+    (cotangent, the map's arguments..., [its output]), and whether it reads the output;
+    None where the derivative is 0. Cached: a chain of equal layers differentiates one body."""
+    # torch's conventions where the calculus has none: DiracDelta is 0, d(x**y)/dy is 0 at x = 0 (sf.derivative)
+    derivative = sf.derivative(body, scalar_symbol(i))
+    if derivative == 0:
+        return None
+    uses_output = not body.is_Symbol and derivative.has(body)
+    if uses_output:
+        derivative = derivative.xreplace({body: _OUT})
+    expr = _COTANGENT * derivative
+    symbols = [_COTANGENT] + [scalar_symbol(j) for j in range(nargs)] + ([_OUT] if uses_output else [])
+    renamed = {s: scalar_symbol(k) for k, s in enumerate(symbols)}
+    return rename_symbols(expr, renamed), uses_output
 
 
 def _vjp_sum(node, g):

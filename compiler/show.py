@@ -4,7 +4,15 @@
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .traversal import as_node_list, topological_order
+
+
+@lru_cache(maxsize=4096)
+def body_text(body) -> str:
+    """A map body as text; cached, because printing dominates the text of a long chain of equal layers."""
+    return str(body)
 
 
 def node_label(node) -> str:
@@ -15,7 +23,7 @@ def node_label(node) -> str:
     if op == "const":
         return f"const {node.attr('value')!r}"
     if op == "map":
-        return f"map[{node.attr('body')}]"
+        return f"map[{body_text(node.attr('body'))}]"
     if op in ("sum", "max"):
         return f"{op}[axes={node.attr('axes')}]"
     if op == "einsum":

@@ -5,6 +5,8 @@ buffers), so one plan serves every batch size.
 """
 from __future__ import annotations
 
+import heapq
+
 
 def live_ranges(kernels) -> dict:
     """buffer -> (first kernel writing it, last kernel reading it)."""
@@ -17,18 +19,19 @@ def live_ranges(kernels) -> dict:
 
 
 def assign_slots(kernels) -> dict:
-    """temp buffer -> slot number, greedily reusing the slot freed earliest."""
+    """temp buffer -> slot number: in order of first write, the lowest-numbered slot whose
+    buffer is no longer live, else a new slot (heaps of busy and free slots: n log n)."""
     ranges = live_ranges(kernels)
     temps = sorted((b for b in ranges if b.role == "temp"), key=lambda b: ranges[b])
-    slot_free_after, assignment = [], {}
+    busy, free, assignment, slots = [], [], {}, 0  # busy: (last kernel reading it, slot)
     for buffer in temps:
         first, last = ranges[buffer]
-        for slot, free_after in enumerate(slot_free_after):
-            if free_after < first:
-                break
+        while busy and busy[0][0] < first:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            slot = heapq.heappop(free)
         else:
-            slot = len(slot_free_after)
-            slot_free_after.append(-1)
-        slot_free_after[slot] = last
+            slot, slots = slots, slots + 1
+        heapq.heappush(busy, (last, slot))
         assignment[buffer] = slot
     return assignment

@@ -53,11 +53,67 @@ def kernel_phase(kernel, forward: set) -> str:
     return "forward+backward" if len(needed) == 2 else ("forward" if True in needed else "backward")
 
 
+SMALL_BODY = 2000  # distinct subexpressions up to which sympy's cse describes a kernel
+
+
 def _cse(exprs: list) -> tuple:
     """Common subexpressions named s0, s1, ...: a body that shares a map (``h + f(h)``) prints,
     and counts its operations, once per distinct subexpression, not once per path. (Renaming
-    the leaves of the whole tree first would rebuild it, re-evaluating every function of it.)"""
-    return sympy.cse(exprs, symbols=sympy.numbered_symbols("s"), optimizations=None, order="none")
+    the leaves of the whole tree first would rebuild it, re-evaluating every function of it.)
+    sympy's cse also shares parts of sums and products, in time quadratic in the body; past
+    SMALL_BODY distinct subexpressions (a joined loop over a long chain) the repeated ones are
+    named in linear time instead."""
+    if _distinct_subexpressions(exprs, SMALL_BODY) <= SMALL_BODY:
+        return sympy.cse(exprs, symbols=sympy.numbered_symbols("s"), optimizations=None, order="none")
+    return repeated_subexpressions(exprs)
+
+
+def _distinct_subexpressions(exprs: list, limit: int) -> int:
+    """How many distinct subexpressions `exprs` have (counting stops past `limit`)."""
+    seen, stack = set(), list(exprs)
+    while stack and len(seen) <= limit:
+        e = stack.pop()
+        if e not in seen:
+            seen.add(e)
+            stack.extend(e.args)
+    return len(seen)
+
+
+def repeated_subexpressions(exprs: list) -> tuple:
+    """([(s_k, definition)], exprs): each compound subexpression used more than once named
+    s0, s1, ... (definitions before their uses), in time linear in the expressions as a DAG
+    and without recursion, so a body thousands of operations deep is described too."""
+    uses, order, stack = {}, [], [(e, False) for e in reversed(exprs)]
+    for e in exprs:
+        uses[e] = uses.get(e, 0) + 1
+    done = set()
+    while stack:  # post-order over the DAG: arguments before their users, each once
+        e, expanded = stack.pop()
+        if expanded:
+            order.append(e)
+            continue
+        if e in done:
+            continue
+        done.add(e)
+        stack.append((e, True))
+        for arg in reversed(e.args):
+            uses[arg] = uses.get(arg, 0) + 1
+            if arg not in done:
+                stack.append((arg, False))
+    names = sympy.numbered_symbols("s")
+    rebuilt, shared = {}, []
+    for e in order:
+        if e.args:
+            args = [rebuilt[a] for a in e.args]
+            value = e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
+        else:
+            value = e
+        if uses[e] > 1 and e.args and not e.is_Atom:
+            symbol = next(names)
+            shared.append((symbol, value))
+            value = symbol
+        rebuilt[e] = value
+    return shared, [rebuilt[e] for e in exprs]
 
 
 def describe_kernel(kernel, names: dict) -> dict:

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 
-from ..show import format_shape, node_label
+from ..show import body_text, format_shape, node_label
 from ..traversal import as_node_list, topological_order
 
 LEAF_STYLE = {
@@ -48,7 +48,7 @@ def _label(node) -> str:
         kind = "Input" if node.op == "input" else "Param"
         return f"{node.name}\n{kind} {format_shape(node.shape)} {node.dtype}"
     if node.op == "map":
-        return f"map\n{node.attr('body')}"
+        return f"map\n{body_text(node.attr('body'))}"
     return node_label(node)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .constant_folding import fold_constants, inline_scalar_constants
 from .identities import algebraic_identities
-from .rewrite import count_nodes
+from .rewrite import count_nodes, remembered_rules
 from .stability import stabilize
 
 PIPELINE = (
@@ -23,13 +23,14 @@ MAX_ROUNDS = 4
 def simplify_stages(outputs) -> list:
     """[(pass name, outputs after it)], repeating the pipeline until nothing changes."""
     stages = []
-    for _ in range(MAX_ROUNDS):
-        before = list(outputs)
-        for name, run in PIPELINE:
-            outputs = run(outputs)
-            stages.append((name, outputs))
-        if all(a is b for a, b in zip(before, outputs)):
-            break
+    with remembered_rules():  # a later round re-applies a rule only to nodes an earlier one changed
+        for _ in range(MAX_ROUNDS):
+            before = list(outputs)
+            for name, run in PIPELINE:
+                outputs = run(outputs)
+                stages.append((name, outputs))
+            if all(a is b for a, b in zip(before, outputs)):
+                break
     return stages
 
 
