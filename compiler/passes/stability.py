@@ -11,7 +11,9 @@ stable opaque functions.
                                             and how the gradient of log(1 + exp(x)) reads)
     exp(x) / (1 + exp(x))**2 -> Sigmoid(x) * Sigmoid(-x)   (the gradient of either sigmoid
                                             written out; exp(x) * (...) is distributed when
-                                            that removes every exp)
+                                            that removes every exp; such a gradient spans
+                                            more maps, so a body dividing by (.. exp ..)**2
+                                            is also composed GRADIENT_DEPTH deep)
 
 Targeted sympy ``replace`` rules only: ``sympy.simplify`` is slow and can
 make numerics worse.
@@ -26,6 +28,7 @@ from .identities import compose_maps
 from .rewrite import rewrite
 
 STABILIZE_DEPTH = 3
+GRADIENT_DEPTH = 6
 
 _a = sympy.Wild("a")
 
@@ -101,9 +104,25 @@ def _stabilize(node: Node):
     if not (body.has(sympy.exp) or body.has(Sigmoid)):
         return None
     stable = _stabilize_expr(body)
+    if stable == body and _divides_by_squared_exp(body):
+        # a sigmoid's gradient spans more maps than the forward pattern (the cotangent, a negation,
+        # the square): look deeper, and keep the result only if it removed an exp
+        deep_body, deep_args = compose_maps(node, depth=GRADIENT_DEPTH)
+        deep_stable = _stabilize_expr(deep_body)
+        if _count_exp(deep_stable) < _count_exp(deep_body):
+            stable, args = deep_stable, deep_args
     if stable == body:
         return None
     return make_map(stable, args, node.dtype)
+
+
+def _divides_by_squared_exp(body) -> bool:
+    """Whether body has a (... exp ...)**-2: the shape of a written-out sigmoid's derivative."""
+    return any(p.exp == -2 and p.base.has(sympy.exp) for p in body.atoms(sympy.Pow))
+
+
+def _count_exp(expr) -> int:
+    return sum(1 for e in sympy.preorder_traversal(expr) if isinstance(e, sympy.exp))
 
 
 def stabilize(outputs) -> list:
