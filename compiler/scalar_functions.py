@@ -130,7 +130,7 @@ class Where(sympy.Function):
         if a == b:
             return a
         if c.is_Number:
-            return a if c != 0 else b
+            return b if c.is_zero else a  # (Float(0.0) != 0 in sympy: compare by value)
 
     def fdiff(self, argindex=1):
         c = self.args[0]

@@ -126,3 +126,13 @@ def test_sigmoid_written_out_becomes_the_stable_sigmoid(form):
     (gradient,) = C.compile([grad(C.sum(node), x)])(x=X)  # the gradient is stabilized too
     assert np.isfinite(gradient).all()
     np.testing.assert_allclose(gradient, expected * (1 - expected), rtol=1e-6, atol=1e-8)
+
+
+def test_where_with_a_float_zero_condition_takes_the_second_branch():
+    """sympy's Float(0.0) compares unequal to Integer(0): the condition is tested by value."""
+    import sympy
+    from compiler import scalar_functions as sf
+    a, b = sympy.symbols("a b")
+    assert sf.Where(sympy.Float(0.0), a, b) == b
+    assert sf.Where(sympy.Float(-0.0), a, b) == b
+    assert sf.Where(sympy.Float(2.5), a, b) == a
