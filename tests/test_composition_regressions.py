@@ -161,3 +161,24 @@ def test_flattened_outer_product_over_a_symbolic_batch():
         (xv,) = values((batch, 3), seed=batch)
         (got,) = fn(x=xv)
         assert_allclose(got, (xv @ xv.T).reshape(-1), rtol=RTOL, atol=ATOL)
+
+
+def test_where_of_equal_constant_branches_keeps_the_broadcast_shape():
+    """where(x > 0, b, b) with b a scalar that simplifies to the constant 1 declares shape (2, 3), but
+    simplification returned the () constant itself: the compiled output had shape ()."""
+    x, s = Input("x", (2, 3), "float64"), Input("s", (), "float64")
+    branch = (s - s) + C.const(1.0, "float64")
+    xv, sv = values((2, 3), ())
+    (got,) = run([ops.where(x > 0, branch, branch)], x=xv, s=sv)
+    assert got.shape == (2, 3)
+    assert_allclose(got, np.ones((2, 3)), rtol=RTOL, atol=ATOL)
+
+
+def test_where_of_a_zero_variance_keeps_the_broadcast_shape():
+    """The random program that found it: the variance of a scalar is the constant 0."""
+    x, s = Input("x", (1, 2, 3), "float64"), Input("s", (), "float64")
+    xv, sv = values((1, 2, 3), ())
+    variance = ops.var(s, None, 0)
+    (got,) = run([ops.where(x > -0.4, variance, variance)], x=xv, s=sv)
+    assert got.shape == (1, 2, 3)
+    assert_allclose(got, np.zeros((1, 2, 3)), rtol=RTOL, atol=ATOL)
