@@ -182,3 +182,30 @@ def test_where_of_a_zero_variance_keeps_the_broadcast_shape():
     (got,) = run([ops.where(x > -0.4, variance, variance)], x=xv, s=sv)
     assert got.shape == (1, 2, 3)
     assert_allclose(got, np.zeros((1, 2, 3)), rtol=RTOL, atol=ATOL)
+
+
+def test_broadcasting_identity_map_of_a_matmul_keeps_its_shape():
+    """A map whose body is its first argument, a product, and whose second argument only gives the
+    shape (simplification drops it: map[x0](x @ x) of shape (2, 3, 3)) compiled to a loop over the
+    product's own shape: the output came back (3, 3)."""
+    first = C.elementwise(lambda a, b: a, "first")
+    x, y = Input("x", (3, 3), "float64"), Input("y", (2, 3, 3), "float64")
+    xv, yv = values((3, 3), (2, 3, 3))
+    (got,) = run([first(x @ x, y)], x=xv, y=yv)
+    assert got.shape == (2, 3, 3)
+    assert_allclose(got, np.broadcast_to(xv @ xv, (2, 3, 3)), rtol=RTOL, atol=ATOL)
+
+
+def test_where_of_equal_branches_over_a_wider_condition_keeps_its_shape():
+    """The random program that found the bug above: where(c, v0, v0) with c (3, 3) and v0 (3,) a
+    contraction; the condition is dropped as unused and the output came back (3,)."""
+    x1, x2 = Input("x1", (3,), "float64"), Input("x2", (3, 4), "float64")
+    x1v, x2v = values((3,), (3, 4))
+    v0 = ops.einsum("ij,i->i", x2, x1)
+    v3 = ops.var(ops.stack([v0, v0, x1], 1), None, 1).mean()
+    v5 = ops.stack([v3, ops.mean(v3), ops.mean(v3)], 0)
+    v6 = ops.log_softmax(v5, 0)
+    v7 = ops.stack([v6, x1, v5], -2)
+    (got,) = run([ops.where(v7 > v6, v0, v0)], x1=x1v, x2=x2v)
+    assert got.shape == (3, 3)
+    assert_allclose(got, np.broadcast_to(np.einsum("ij,i->i", x2v, x1v), (3, 3)), rtol=RTOL, atol=ATOL)
