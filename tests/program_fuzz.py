@@ -677,6 +677,8 @@ def fam_where(ch, prog, x):
         y = None
     if c is None and d is None:
         c = x  # where(cond, 0.5, -1.0) of Python numbers alone is float32 by symprop's promotion rules
+    if c is not None and ch.boolean(0.15):
+        d = c  # where(cond, v, v): simplification may drop the condition, not its shape
     args = [x] + [j for j in (y, c, d) if j is not None]
     shape = broadcastable(*[prog.values[j].shape for j in args])
     if shape is None:
