@@ -402,6 +402,11 @@ def fam_triangle(ch, prog, x):
         (x,), v.bound
 
 
+def _power_bound(bound: float, n: int) -> float:
+    """max(bound, 1) ** n, inf where that overflows."""
+    return math.inf if n * math.log(max(bound, 1.0)) > 700 else max(bound, 1.0) ** n
+
+
 def _axis(ch, r, allow_none=True):
     return None if (r == 0 or (allow_none and ch.boolean(0.2))) else ch.integer(-r, r - 1)
 
@@ -441,7 +446,7 @@ def fam_scan(ch, prog, x):
     axis = _axis(ch, len(v.shape))
     n = math.prod(v.shape) if axis is None else v.shape[axis]
     name = ch.choice(["cumsum", "cumprod"])
-    bound = v.bound * n if name == "cumsum" else max(v.bound, 1.0) ** n
+    bound = v.bound * n if name == "cumsum" else _power_bound(v.bound, n)
     sym, ref = getattr(ops, name), getattr(np, name)
     return Op(name, lambda a: sym(a, axis), lambda a: ref(a, axis), lambda a: f"ops.{name}({a}, {axis})"), \
         (x,), bound
@@ -453,7 +458,7 @@ def fam_product(ch, prog, x):
     n = math.prod(v.shape) if axis is None else v.shape[axis]
     return Op("prod", lambda a: ops.prod(a, axis, keepdims), lambda a: np.prod(a, axis, keepdims=keepdims),
               lambda a: f"ops.prod({a}, {axis}{', keepdims=True' if keepdims else ''})"), \
-        (x,), max(v.bound, 1.0) ** n
+        (x,), _power_bound(v.bound, n)
 
 
 def fam_variance(ch, prog, x):
