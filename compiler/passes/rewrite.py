@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
-from ..graph import Node, make_map
+from ..graph import Node, make_broadcast, make_map
 from ..traversal import as_node_list, topological_order
 
 MAX_LOCAL_REWRITES = 16
@@ -38,8 +38,9 @@ def rebuild(node: Node, args) -> Node:
     args = tuple(args)
     if all(a is b for a, b in zip(args, node.args)):
         return node
-    if node.op == "map":
-        return make_map(node.attr("body"), args, node.dtype)
+    if node.op == "map":  # its arguments may no longer broadcast to its shape (an unused one dropped)
+        rebuilt = make_map(node.attr("body"), args, node.dtype)
+        return rebuilt if rebuilt.shape == node.shape else make_broadcast(rebuilt, node.shape)
     return Node(node.op, args, node.attrs, node.shape, node.dtype, node.location)
 
 
