@@ -14,7 +14,8 @@ import string
 import numpy as np
 
 from .errors import fail
-from .graph import Node, as_node, const, make_broadcast, make_concat, make_pad, make_reshape, make_slice, make_transpose
+from .graph import Node, as_node, const
+from .primitives import make_broadcast, make_concat, make_pad, make_reshape, make_slice, make_transpose
 from .shapes import normalize_axes
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")

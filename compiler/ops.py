@@ -18,9 +18,9 @@ from . import scalar_functions as sf
 from .dtypes import canonical_dtype, float_result, promote
 from .errors import GraphError, fail
 from .codegen.scalar import unsupported_functions
-from .graph import (Node, as_node, const, is_python_number, make_broadcast, make_concat, make_einsum, make_map,
-                    make_reduce, make_reshape, make_slice, make_stop_gradient, make_transpose,
-                    scalar_symbol, size_of)
+from .graph import Node, as_node, const, is_python_number, scalar_symbol
+from .primitives import (make_broadcast, make_concat, make_einsum, make_map, make_pad, make_reduce, make_reshape,
+                         make_slice, make_stop_gradient, make_transpose, size_of)
 from .label_ranges import require as require_labels
 from .layout import diagonal, expand_einsum, flip, pad, repeat, roll, tile, tril, triu
 from .shapes import broadcast_shapes, normalize_axes, reshape_target
@@ -272,8 +272,6 @@ def mean(x, axis=None, keepdims=False):
 # min, any and all would shadow Python's builtins, which code in this module calls on shapes: they are
 # written as _min, _any and _all and served as ops.min, ops.any and ops.all (and so compiler.min, ...)
 # by the module __getattr__ below.
-
-from .graph import make_pad  # noqa: E402  (the scans shift by padding)
 
 
 def _concrete_size(x: Node, axis: int, op: str) -> int:

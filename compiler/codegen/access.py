@@ -32,7 +32,6 @@ import sympy
 
 from runtime.dimensions import dim_parts
 
-from ..graph import Node, pad_value, slice_steps
 
 
 @dataclass(frozen=True)
@@ -167,50 +166,11 @@ def through_broadcast(index: Index, source_shape: tuple, out_shape: tuple) -> In
     return index.with_dims(dims)
 
 
-def through_layout(node: Node, index: Index):
-    """Index into node.args[0] given the index into `node`, or None when it needs a copy."""
-    op, source = node.op, node.args[0]
-    if op == "stop_gradient":
-        return index
-    if op == "broadcast":
-        return through_broadcast(index, source.shape, node.shape)
-    if op == "transpose":
-        perm = node.attr("perm")
-        dims = [None] * len(perm)
-        for i, p in enumerate(perm):
-            dims[p] = index.dims[i]
-        return index.with_dims(dims)
-    if op == "slice":
-        return index.with_dims(d.scaled(step).shifted(start)
-                               for d, start, step in zip(index.dims, node.attr("starts"), slice_steps(node)))
-    if op == "pad":
-        value = pad_value(node)
-        dims = []
-        for d, lo, hi, size in zip(index.dims, node.attr("low"), node.attr("high"), source.shape):
-            inner = d.shifted(-lo)
-            if lo or hi:
-                index = index.bounded(Bound(inner, 0, size, value))
-            dims.append(inner)
-        return index.with_dims(dims)
-    if op == "reshape":
-        return _through_unit_reshape(source.shape, node.shape, index)
-    raise AssertionError(op)
-
-
 def concat_piece(index: Index, axis: int, offset: int, size: int) -> Index:
     """Index into one piece of a concatenation (at `offset` along `axis`): valid in its range, else 0."""
     inner = index.dims[axis].shifted(-offset)
     dims = index.dims[:axis] + (inner,) + index.dims[axis + 1:]
     return Index(dims, index.valid + (Bound(inner, 0, size, 0.0),))
-
-
-def _through_unit_reshape(source_shape, out_shape, index: Index):
-    """A reshape that only inserts or removes size-1 dims keeps the index (a unit dim reads 0,
-    and any condition on it travels on); others: None."""
-    if [d for d in source_shape if d != 1] != [d for d in out_shape if d != 1]:
-        return None
-    kept = iter([d for size, d in zip(out_shape, index.dims) if size != 1])
-    return index.with_dims(Affine() if d == 1 else next(kept) for d in source_shape)
 
 
 def size_expr(dim) -> sympy.Expr:

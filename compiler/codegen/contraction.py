@@ -16,13 +16,9 @@ from __future__ import annotations
 import math
 
 from ..errors import GraphError
-from ..graph import Node, make_broadcast, make_reduce, make_reshape, make_transpose
+from ..graph import Node
+from ..primitives import make_bmm, make_broadcast, make_reduce, make_reshape, make_transpose
 from ..passes.rewrite import rewrite
-
-
-def make_bmm(a: Node, b: Node) -> Node:
-    shape = a.shape[:-2] + (a.shape[-2], b.shape[-1])
-    return Node("bmm", (a, b), (), shape, a.dtype)
 
 
 def _group_size(x: Node, axes, spec) -> int | str:

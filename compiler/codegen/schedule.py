@@ -26,9 +26,15 @@ from .. import scalar_functions as sf
 from ..dtypes import is_float
 from ..graph import Node
 from ..traversal import topological_order
-from .access import Access, Bound, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast, through_layout
+from ..primitives import PRIMITIVES, ops_lowered_as
+from .access import Access, Bound, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast
 
-LAYOUT_OPS = ("broadcast", "transpose", "slice", "pad", "reshape", "stop_gradient")
+LAYOUT_OPS = ops_lowered_as("index")  # read through index arithmetic, never run alone
+
+
+def through_layout(node: Node, index: Index):
+    """The index into node.args[0] that reading `node` at `index` means (None: store it first)."""
+    return PRIMITIVES[node.op].index(node, index)
 
 
 @dataclass

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sympy
 
 from ..errors import GraphError
-from ..graph import INITIALIZERS, Input, Node, Param, make_map, scalar_symbol
+from ..graph import INITIALIZERS, Input, Node, Param, scalar_symbol
+from ..primitives import make_map
 from ..scalar_functions import Maximum, Minimum
 
 DEFAULT_INIT = "ones"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from ..graph import Node, const, make_broadcast, make_map, rename_symbols, scalar_symbol
+from ..graph import Node, const, scalar_symbol
+from ..primitives import make_broadcast, make_map, rename_symbols
 from ..evaluate import _evaluate_node
 from .rewrite import rewrite
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sympy
 
-from ..graph import (Node, canonical_args, make_broadcast, make_map, make_reshape, make_transpose,
-                     rename_symbols, scalar_symbol, size_of)
+from ..graph import Node, scalar_symbol
+from ..primitives import (canonical_args, make_broadcast, make_map, make_reshape, make_transpose, rename_symbols,
+                          size_of)
 from .rewrite import rewrite
 
 

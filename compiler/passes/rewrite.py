@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
-from ..graph import Node, make_broadcast, make_map
+from ..graph import Node
+from ..primitives import make_broadcast, make_map
 from ..traversal import as_node_list, topological_order
 
 MAX_LOCAL_REWRITES = 16

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import sympy
 
-from ..graph import Node, make_map
+from ..graph import Node
+from ..primitives import make_map
 from ..scalar_functions import Sigmoid, Softplus
 from .identities import compose_maps
 from .rewrite import rewrite
