@@ -33,13 +33,17 @@ def fuse_loops(kernels: list, kept_buffers: set) -> list:
 
     kept_buffers: buffers written even when no kernel reads them (program outputs).
     """
-    result = []
+    result, writer, measures = [], {}, {}
     for kernel in kernels:
-        host = _host(result, kernel) if _joinable(kernel) else None
-        if host is None:
-            result.append(_as_loop(kernel))
+        position = _host(result, writer, kernel, measures) if _joinable(kernel) else None
+        if position is None:
+            kernel = _as_loop(kernel)
+            result.append(kernel)
+            position = len(result) - 1
         else:
-            _join(host, kernel)
+            _join(result[position], kernel)
+        for buffer in kernel.writes():
+            writer[buffer] = position
     _drop_dead_stores(result, kept_buffers)
     return [k for k in result if k.kind != "elementwise" or k.bodies() or k.reductions]
 
@@ -62,16 +66,17 @@ def _as_loop(kernel: Kernel) -> Kernel:
     return loop
 
 
-def _host(earlier: list, kernel: Kernel) -> Kernel | None:
-    """The loop that produced `kernel`'s latest input, if `kernel` can join it."""
-    reads = kernel.reads()
-    for candidate in reversed(earlier):
-        if candidate.writes() & reads:
-            return candidate if _can_host(candidate, kernel) else None
-    return None
+def _host(earlier: list, writer: dict, kernel: Kernel, measures: dict) -> int | None:
+    """The position of the loop that produced `kernel`'s latest input, if `kernel` can join it.
+    (writer: buffer -> position in `earlier` of the loop that last wrote it.)"""
+    positions = [writer[b] for b in kernel.reads() if b in writer]
+    if not positions:
+        return None
+    position = max(positions)
+    return position if _can_host(earlier[position], kernel, measures) else None
 
 
-def _can_host(candidate: Kernel, kernel: Kernel) -> bool:
+def _can_host(candidate: Kernel, kernel: Kernel, measures: dict) -> bool:
     if candidate.kind != "elementwise" or candidate.in_place or candidate.snapshot:
         return False
     if candidate.space != kernel.space or candidate.dtype != kernel.dtype:
@@ -86,23 +91,36 @@ def _can_host(candidate: Kernel, kernel: Kernel) -> bool:
             return False  # complete only after the loop
         if access.buffer in stored and (access.index != identity or access.view_shape != access.buffer.shape):
             return False  # another element than the one in the register
-    return _joined_tree_size(candidate, kernel) <= SHARED_TREE_LIMIT and _joined_depth(candidate, kernel) <= DEPTH_LIMIT
+    measure = measures.setdefault(id(candidate), HostMeasure())
+    size, depth = measure.joined(candidate, kernel)
+    return size <= SHARED_TREE_LIMIT and depth <= DEPTH_LIMIT
 
 
 DEPTH_LIMIT = 4 * CHAIN_LIMIT  # sympy and the IR printer recurse about once per level
 
 
-def _joined_depth(host: Kernel, kernel: Kernel) -> int:
-    """Nesting depth of the deepest body `kernel` would have inside `host` (sympy recurses along it)."""
-    memo = {}
-    computed = {buffer: expression_depth(body, {}, memo) for buffer, body in host.bodies()}
-    depths = {symbol: computed.get(source.buffer, 0) if isinstance(source, Access) else 0
-              for symbol, source in kernel.leaves.items()}
-    bodies = [body for _, body in kernel.bodies()] + [body for _, _, body, _ in kernel.reductions]
-    if kernel.kind != "elementwise":
-        bodies = [kernel.body]
-    guest_memo = {}
-    return max((expression_depth(body, depths, guest_memo) for body in bodies), default=0)
+class HostMeasure:
+    """Tree size and depth of each body a loop stores, remembered across joins: the memos stay
+    valid (expressions are immutable), so measuring a long run of joins is linear."""
+
+    def __init__(self):
+        self.tree_memo, self.depth_memo, self.sizes, self.depths = {}, {}, {}, {}
+
+    def joined(self, host: Kernel, kernel: Kernel) -> tuple:
+        """(leaves as a tree, depth) of the largest body `kernel` would have inside `host`."""
+        for buffer, body in host.bodies():
+            if buffer not in self.sizes:
+                self.sizes[buffer] = tree_size(body, {}, self.tree_memo)
+                self.depths[buffer] = expression_depth(body, {}, self.depth_memo)
+        sizes = {s: self.sizes.get(a.buffer, 1) if isinstance(a, Access) else 1 for s, a in kernel.leaves.items()}
+        depths = {s: self.depths.get(a.buffer, 0) if isinstance(a, Access) else 0 for s, a in kernel.leaves.items()}
+        bodies = [body for _, body in kernel.bodies()] + [body for _, _, body, _ in kernel.reductions]
+        if kernel.kind != "elementwise":
+            bodies = [kernel.body]
+        size_memo, depth_memo = {}, {}
+        size = max((tree_size(body, sizes, size_memo) for body in bodies), default=0)
+        depth = max((expression_depth(body, depths, depth_memo) for body in bodies), default=0)
+        return size, depth
 
 
 def expression_depth(expr, depths: dict, memo: dict) -> int:
@@ -120,19 +138,6 @@ def expression_depth(expr, depths: dict, memo: dict) -> int:
             stack.append((node, True))
             stack.extend((arg, False) for arg in node.args if arg not in memo)
     return memo[expr]
-
-
-def _joined_tree_size(host: Kernel, kernel: Kernel) -> int:
-    """Leaves of the largest body `kernel` would have inside `host`, counted as a tree."""
-    memo = {}
-    computed = {buffer: tree_size(body, {}, memo) for buffer, body in host.bodies()}
-    sizes = {symbol: computed.get(source.buffer, 1) if isinstance(source, Access) else 1
-             for symbol, source in kernel.leaves.items()}
-    bodies = [body for _, body in kernel.bodies()] + [body for _, _, body, _ in kernel.reductions]
-    if kernel.kind != "elementwise":
-        bodies = [kernel.body]
-    guest_memo = {}
-    return max((tree_size(body, sizes, guest_memo) for body in bodies), default=0)
 
 
 def tree_size(expr, sizes: dict, memo: dict) -> int:
