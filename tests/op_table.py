@@ -213,3 +213,27 @@ def has_gradient(row: Row) -> bool:
 def dtypes_under_test(row: Row) -> tuple:
     """float32 and float64 when an operand takes the dtype under test, else one run."""
     return ("float32", "float64") if F in (row.dtypes or (F,)) else ("float64",)
+
+
+def table_tests(rows):
+    """The three checks of a table, as test functions a test module binds to its own names."""
+    import pytest
+
+    gradient_rows = [row for row in rows if has_gradient(row)]
+    compiled = [(row, dtype) for row in rows for dtype in dtypes_under_test(row)]
+
+    @pytest.mark.parametrize("row", rows, ids=ids(rows))
+    def test_value_matches_numpy(row):
+        for seed in range(3):
+            check_forward(row, seed)
+
+    @pytest.mark.parametrize("row", gradient_rows, ids=ids(gradient_rows))
+    def test_gradient_matches_finite_differences(row):
+        for seed in range(3):
+            check_gradient(row, seed)
+
+    @pytest.mark.parametrize("row,dtype", compiled, ids=[f"{row.name}-{dtype}" for row, dtype in compiled])
+    def test_compiled_matches_numpy(row, dtype):
+        check_compiled(row, dtype)
+
+    return test_value_matches_numpy, test_gradient_matches_finite_differences, test_compiled_matches_numpy

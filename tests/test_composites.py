@@ -13,8 +13,7 @@ import pytest
 
 import compiler as C
 from compiler import GraphError, Input, const, evaluate, grad
-from op_table import (B, F, Row, check_compiled, check_forward, check_gradient, distinct, dtypes_under_test,
-                      has_gradient, ids, integers, real, small_integers, with_zeros)
+from op_table import (B, F, Row, distinct, integers, real, small_integers, table_tests, with_zeros)
 
 
 def np_log_softmax(x, axis=-1):
@@ -96,25 +95,7 @@ ROWS = [
         ((B, 3),)),
 ]
 
-GRADIENT_ROWS = [row for row in ROWS if has_gradient(row)]
-COMPILED = [(row, dtype) for row in ROWS for dtype in dtypes_under_test(row)]
-
-
-@pytest.mark.parametrize("row", ROWS, ids=ids(ROWS))
-def test_value_matches_numpy(row):
-    for seed in range(3):
-        check_forward(row, seed)
-
-
-@pytest.mark.parametrize("row", GRADIENT_ROWS, ids=ids(GRADIENT_ROWS))
-def test_gradient_matches_finite_differences(row):
-    for seed in range(3):
-        check_gradient(row, seed)
-
-
-@pytest.mark.parametrize("row,dtype", COMPILED, ids=[f"{row.name}-{dtype}" for row, dtype in COMPILED])
-def test_compiled_matches_numpy(row, dtype):
-    check_compiled(row, dtype)
+test_value_matches_numpy, test_gradient_matches_finite_differences, test_compiled_matches_numpy = table_tests(ROWS)
 
 
 # ---- gradients routed exactly, at ties and zeros --------------------------------------------------

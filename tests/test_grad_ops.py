@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 import compiler as C
 from compiler import Input, const, evaluate, grad
+from op_table import central_difference
 
 MAX_EXAMPLES = 15
 TOLERANCE = 1e-6
@@ -491,20 +492,6 @@ def test_every_op_has_a_row():
 
 
 # ---- the check -------------------------------------------------------------------------------
-
-
-def central_difference(f, arrays, i):
-    """d f(arrays) / d arrays[i] by a five-point central stencil (error O(h^4))."""
-    x = arrays[i]
-    result = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        values = []
-        for offset in (-2, -1, 1, 2):
-            shifted = x.copy()
-            shifted[index] += offset * STEP
-            values.append(f(*arrays[:i], shifted, *arrays[i + 1:]))
-        result[index] = (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * STEP)
-    return result
 
 
 def relative_error(actual, expected):

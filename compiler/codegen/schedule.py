@@ -27,7 +27,7 @@ from ..dtypes import is_float
 from ..graph import Node
 from ..traversal import topological_order
 from ..primitives import PRIMITIVES, ops_lowered_as
-from .access import Access, Bound, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast
+from .access import Access, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast
 
 LAYOUT_OPS = ops_lowered_as("index")  # read through index arithmetic, never run alone
 

@@ -67,7 +67,7 @@ def ops_lowered_as(lowering: str) -> tuple:
     return tuple(op for op, p in PRIMITIVES.items() if p.lowering == lowering)
 
 
-from . import leaves, maps, reductions, contractions, layouts  # noqa: E402  (each defines its primitives)
+from . import leaves, maps, reductions, contractions, layouts  # noqa: E402,F401  (each defines its primitives)
 from .maps import canonical_args, make_map, rename_symbols, size_of  # noqa: E402
 from .reductions import make_reduce  # noqa: E402
 from .contractions import make_bmm, make_einsum  # noqa: E402
