@@ -15,7 +15,7 @@ from runtime.programs import load_program
 from runtime.progress import NoProgress, Progress
 
 from .graph import Node
-from .label_ranges import index_checks
+from .label_ranges import index_checks, index_faults, record_faults
 from .passes import simplify
 from .show import show
 from .traversal import as_node_list, leaves, topological_order
@@ -50,23 +50,30 @@ def program_key(outputs, *extra: str) -> str:
 COMPILE_STAGES = 3  # simplify, generate IR, LLVM
 
 
-def build(outputs, prefix: str, progress=None):
+def build(outputs, prefix: str, progress=None, faults=None):
+    """IR, plan and constants of `outputs`; `faults` (``index_faults(outputs)``, computed if None)
+    become hidden extra outputs that the runtime checks after the call (plan["index_faults"])."""
     from .codegen.program import build_program
     progress = progress or NoProgress()
+    outputs = list(outputs)
+    faults = index_faults(outputs) if faults is None else faults
     progress.stage("simplify")
-    simplified = simplify(list(outputs))
+    simplified = simplify(outputs + [node for node, _ in faults])
     progress.stage("fuse and generate LLVM IR")
     ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(outputs))
     plan["index_checks"] = index_checks(outputs)  # labels the runtime checks before running
+    if faults:  # computed labels: checked by the program, raised after the call
+        record_faults(plan, faults, len(outputs))
     return ir_text, plan, consts
 
 
 def load_compiled(outputs: list) -> tuple:
     """(loaded program, cache key) of a list of output nodes: from this process, the disk cache, or built."""
     leaves(outputs)  # one name, one leaf
-    key = program_key(outputs)
+    faults = index_faults(outputs)
+    key = program_key(outputs + [node for node, _ in faults], *[repr(f) for _, f in faults])
     with Progress("compiling", COMPILE_STAGES) as progress:
-        program = load_program(key, lambda prefix: build(outputs, prefix, progress), progress=progress)
+        program = load_program(key, lambda prefix: build(outputs, prefix, progress, faults), progress=progress)
     return program, key
 
 

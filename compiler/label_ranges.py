@@ -9,7 +9,13 @@ possibly reshaped, transposed or broadcast); the compiled plan carries the list
 and the runtime checks those arguments before any kernel runs
 (``runtime.executable.check_indices``), raising IndexError with the argument,
 the bad value and the range. Constant labels are checked at once. Labels
-computed inside the graph (an argmax, arithmetic) are not checked.
+computed inside the graph (an argmax, arithmetic, a cast) are checked in the
+program itself: ``index_faults(outputs)`` gives, per computed labels node, a
+scalar node that the compiled program computes as a hidden extra output (the
+smallest label if it is below the range, else the largest); the runtime reads
+it after the native call and raises IndexError when it is out of range
+(``runtime.executable.check_faults``). Programs without computed labels get no
+extra output.
 """
 from __future__ import annotations
 
@@ -65,3 +71,43 @@ def index_checks(outputs) -> list:
             check["low"], check["high"] = max(low, check["low"]), min(high, check["high"])
             check["op"] = " and ".join(dict.fromkeys(check["op"].split(" and ") + [op]))
     return [checks[name] for name in sorted(checks)]
+
+
+def index_faults(outputs) -> list:
+    """[(fault node, {"op", "low", "high"})] for every labels node of `outputs` computed inside the graph.
+
+    The fault node is a scalar of the labels' dtype: the smallest label if it is below `low`,
+    else the largest; it lies in [low, high) exactly when every label does (a NaN label makes
+    it NaN). Labels that are an Input (checked before the call) or a constant (checked at
+    declaration) get none. Requirements on the same labels are merged (the narrowest range)."""
+    from . import ops
+    from .traversal import topological_order
+
+    faults = {}
+    for node in topological_order(list(outputs)):
+        entry = _REQUIREMENTS.get(id(node))
+        if entry is None or entry[0]() is not node:
+            continue
+        _, labels, low, high, op = entry
+        source = _source(labels)
+        if source.op in ("input", "const") or 0 in source.shape:
+            continue
+        fault = faults.setdefault(id(source), [source, {"op": op, "low": low, "high": high}])[1]
+        if (low, high) != (fault["low"], fault["high"]) or op not in fault["op"].split(" and "):
+            fault["low"], fault["high"] = max(low, fault["low"]), min(high, fault["high"])
+            fault["op"] = " and ".join(dict.fromkeys(fault["op"].split(" and ") + [op]))
+    result = []
+    for source, fault in faults.values():
+        values = ops.astype(source, "int64") if source.dtype == "bool" else source
+        smallest, largest = ops.min(values), ops.max(values)
+        result.append((ops.where(smallest < fault["low"], smallest, largest), fault))
+    return result
+
+
+def record_faults(plan: dict, faults: list, first: int) -> dict:
+    """Move the fault outputs (plan outputs `first`, `first` + 1, ...) from plan["outputs"] to
+    plan["index_faults"] ({"buffer", "op", "low", "high"}): the runtime reads them, never returns them."""
+    fault_buffers = plan["outputs"][first:first + len(faults)]
+    del plan["outputs"][first:first + len(faults)]
+    plan["index_faults"] = [dict(fault, buffer=buffer) for (_, fault), buffer in zip(faults, fault_buffers)]
+    return plan

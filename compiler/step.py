@@ -20,7 +20,7 @@ from .compile import COMPILE_STAGES, load_compiled, program_key
 from .evaluate import evaluate_all
 from .graph import Node
 from .initializers import initial_values
-from .label_ranges import index_checks
+from .label_ranges import index_checks, index_faults, record_faults
 from .optim import Optimizer, update_graph
 from .passes import simplify
 from .show import node_label, format_shape
@@ -56,16 +56,24 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     targets = [*graph.params, *graph.state.values()]
     values = [*graph.new_params.values(), *graph.new_state.values()]
     data = [leaf.name for leaf in graph.data_inputs]
-    epoch = {"data": data, "step": graph.step.name, "lr": graph.lr.name} if _epoch_capable(graph) else None
-    key = program_key([loss, *targets, *values], "step", repr(epoch))
+    # labels computed inside the graph: hidden outputs checked after each step (the update has run by then);
+    # a step with them runs its epochs batch by batch in Python, so that every batch is checked
+    faults = index_faults([loss, *values])
+    checked = [node for node, _ in faults]
+    epoch = {"data": data, "step": graph.step.name, "lr": graph.lr.name} if _epoch_capable(graph) and not faults else None
+    key = program_key([loss, *checked, *targets, *values], "step", repr(epoch), *[repr(f) for _, f in faults])
 
     def build(prefix):
         progress.stage("simplify")
-        simplified = simplify([loss, *values])
+        simplified = simplify([loss, *checked, *values])
         progress.stage("fuse and generate LLVM IR")
-        ir_text, plan, consts = build_program(simplified[:1], prefix, updates=list(zip(targets, simplified[1:])),
-                                              epoch=epoch, forward_outputs=1)
+        forward = 1 + len(checked)
+        ir_text, plan, consts = build_program(simplified[:forward], prefix,
+                                              updates=list(zip(targets, simplified[forward:])),
+                                              epoch=epoch, forward_outputs=forward)
         plan["index_checks"] = index_checks([loss, *values])  # labels the runtime checks before a step
+        if faults:
+            record_faults(plan, faults, 1)
         return ir_text, plan, consts
 
     with Progress("compiling the training step", COMPILE_STAGES) as progress:

@@ -94,7 +94,16 @@ class Executable:
         self._argument_names = {b["name"] for _, b in self.arguments} | set(self._free_dims)
         self._checks = [(index, b["name"], np.dtype(b["dtype"]), tuple(b["shape"]),
                          any(isinstance(d, str) for d in b["shape"]), b) for index, b in self.arguments]
-        self._outputs = [(i, self._buffers[i]) for i in plan["outputs"]]
+        # hidden outputs of labels computed inside the graph, checked after the call (label_ranges.index_faults)
+        faults = plan.get("index_faults") or []
+        for fault in faults:
+            if not (isinstance(fault, dict) and isinstance(fault.get("buffer"), int)
+                    and 0 <= fault["buffer"] < len(self._buffers) and isinstance(fault.get("op"), str)
+                    and isinstance(fault.get("low"), int) and isinstance(fault.get("high"), int)):
+                raise ValueError("plan: an index fault is malformed")
+        self._returned = len(plan["outputs"])  # the user's outputs; the fault outputs follow them
+        self._outputs = [(i, self._buffers[i]) for i in [*plan["outputs"], *(f["buffer"] for f in faults)]]
+        self._faults = [(self._returned + k, f["op"], f["low"], f["high"]) for k, f in enumerate(faults)]
         argument_names = {b["name"] for _, b in self.arguments}
         self._index_checks = [(c["input"], c["low"], c["high"], c["op"]) for c in plan.get("index_checks", ())
                               if c["input"] in argument_names]
@@ -208,8 +217,12 @@ class Executable:
         with self.lock:  # one call at a time: calls share the pointer table and the arena
             return self.run(values, dims)
 
-    def run(self, values: dict, dims: dict):
-        """Run on already checked arguments (see ``_bind``)."""
+    def run(self, values: dict, dims: dict, check_faults: bool = True):
+        """Run on already checked arguments (see ``_bind``).
+
+        Labels computed inside the graph are checked by the program itself; an out-of-range one
+        raises IndexError after the call (unless `check_faults` is false: the caller then calls
+        ``check_faults``, as a training step does once its step count is advanced)."""
         if dims != self._binding:
             self._rebind(dims, lambda: self._dimension_sources(values))
         table = self._table
@@ -225,7 +238,19 @@ class Executable:
                 table[index] = data_address(array) if array.size else self._table_address
                 results.append(array)
         self._entry(self._table_address, self._dims_address)
-        return results[0] if self._single else tuple(results)
+        if self._faults and check_faults:
+            self.check_faults(results)
+        return results[0] if self._single else tuple(results[:self._returned])
+
+    def check_faults(self, results: list | None = None, note: str = "") -> None:
+        """IndexError naming the op, a bad value and the range if the last call (its `results`, by
+        default the persistent outputs) found a computed label out of range; `note` ends the message."""
+        results = self._output_arrays if results is None else results
+        for position, op, low, high in self._faults:
+            value = results[position].item()
+            if not low <= value < high:  # NaN too
+                raise IndexError(f"{op}: labels value {value} is out of range (expected {low} <= labels < {high}); "
+                                 f"the labels were computed inside the graph{note}")
 
     # ---- native loops that drive the program themselves -----------------------------------------
 
@@ -292,7 +317,7 @@ class Executable:
 
     def __repr__(self):
         names = ", ".join(b["name"] for _, b in self.arguments)
-        return f"<symprop Executable ({names}) -> {len(self._outputs)} output(s), {len(self.plan['kernels'])} kernels>"
+        return f"<symprop Executable ({names}) -> {self._returned} output(s), {len(self.plan['kernels'])} kernels>"
 
 
 def nbytes(buffer: dict, dims: dict) -> int:

@@ -100,6 +100,10 @@ class LiveArrays(MutableMapping):
 class TrainStep:
     """``step(**inputs) -> float``: the loss before the update; parameters change in place.
 
+    Labels out of range raise IndexError: labels given as inputs before anything runs;
+    labels computed inside the graph (an argmax, arithmetic) after the step, whose update
+    has then already run (the step count is advanced; the message says so).
+
     ``params`` and ``state`` map names to the live arrays (``LiveArrays``: assigning copies
     into them). Calls, epochs, saves, loads and assignments take the executable's lock, so
     threads sharing a step each get their own step number.
@@ -139,10 +143,11 @@ class TrainStep:
             self._step_value[...] = step
             self._lr_value[...] = self.lr_at(step)
             before = self._snapshot() if self.debug_nans else None
-            loss = float(exe.run(inputs, dims))
+            loss = float(exe.run(inputs, dims, check_faults=False))
             self.step_count = step
             if before is not None:
                 self._check_finite(step, loss, before, inputs)
+            exe.check_faults(note=f"; step {step} has already updated the parameters and optimizer state")
         return loss
 
     def _snapshot(self) -> dict:
