@@ -749,7 +749,8 @@ def cross_entropy(logits, labels):
     go in as they are). torch puts it at dim 1 for N-d input: this is
     ``torch.nn.functional.cross_entropy(logits.movedim(-1, 1), labels)``, the same thing for (batch,
     classes) and for unbatched (classes,) logits with a 0-d label. A label outside [0, classes) raises
-    IndexError (checked before the program runs: ``label_ranges``).
+    IndexError: labels given as an Input are checked before the program runs, labels computed in the
+    graph after it (``label_ranges``).
     """
     logits, labels = as_node(logits), as_node(labels)
     if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.dtype not in ("int32", "int64"):

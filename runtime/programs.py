@@ -156,6 +156,10 @@ def check_plan(plan, consts: dict) -> None:
     for check in plan.get("index_checks") or []:
         require(isinstance(check, dict) and isinstance(check.get("input"), str) and isinstance(check.get("low"), int)
                 and isinstance(check.get("high"), int) and isinstance(check.get("op"), str), "an index check is malformed")
+    for fault in plan.get("index_faults") or []:
+        require(isinstance(fault, dict) and isinstance(fault.get("buffer"), int) and 0 <= fault["buffer"] < len(buffers)
+                and isinstance(fault.get("low"), int) and isinstance(fault.get("high"), int)
+                and isinstance(fault.get("op"), str), "an index fault check is malformed")
     for index, array in consts.items():
         require(0 <= index < len(buffers), "a constant names no buffer")
         buffer = buffers[index]
