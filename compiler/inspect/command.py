@@ -31,6 +31,7 @@ def add_arguments(parser) -> None:
                         help="with --cost: how FLOPs and time grow as the batch (or the hidden width) doubles")
     parser.add_argument("--batch", type=int, default=64, help="batch size for cost measurements (default 64)")
     parser.add_argument("--output", "-o", metavar="PATH", help="write to PATH instead of standard output")
+    one_line_usage_errors(parser)
 
 
 class Model:
@@ -47,14 +48,13 @@ class Model:
             self.spec = load_model_file(path)
             self.loss, self.optimizer = self.spec.loss, self.spec.optimizer
         elif path.endswith(".py"):
-            if not os.path.exists(path):
-                raise InspectError(f"{path}: no such file")
-            namespace = runpy.run_path(path, run_name="symprop_model")
+            namespace = _run_model_file(path)
             self.loss = namespace.get("loss")
             if not isinstance(self.loss, Node) or self.loss.shape != ():
-                raise InspectError(f"{path}: expected a module-level `loss`, a scalar graph node; got {self.loss!r}")
+                raise InspectError(f"{path}: expected a module-level `loss`, a scalar graph node; got {_short_repr(self.loss)}")
             self.optimizer = namespace.get("optimizer") or Adam(lr=1e-3)
         else:
+            _check_readable(path)
             raise InspectError(f"{path}: expected a .toml model file or a .py file defining `loss`")
         self.params = [leaf for leaf in leaves(self.loss) if leaf.op == "param"]
         self.inputs = [leaf for leaf in leaves(self.loss) if leaf.op == "input"]
@@ -76,6 +76,49 @@ class Model:
             else:
                 values[leaf.name] = np.zeros(shape, dtype=leaf.dtype)
         return values
+
+
+def _check_readable(path: str) -> None:
+    """An InspectError naming `path` when it is not a file that can be read."""
+    if not os.path.exists(path):
+        raise InspectError(f"{path}: no such file; expected a .toml model file or a .py file defining `loss`")
+    if os.path.isdir(path):
+        raise InspectError(f"{path}: is a directory; expected a .toml model file or a .py file defining `loss`")
+    if not os.access(path, os.R_OK):
+        raise InspectError(f"{path}: cannot be read; expected a readable .toml or .py model file")
+
+
+def _short_repr(value, limit: int = 80) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _run_model_file(path: str) -> dict:
+    """The module-level names of the Python model file at `path`; any failure is an InspectError."""
+    _check_readable(path)
+    try:
+        return runpy.run_path(path, run_name="symprop_model")
+    except SyntaxError as error:
+        where = f" (line {error.lineno})" if error.lineno else ""
+        raise InspectError(f"{path}: not valid Python: {error.msg}{where}; expected a Python file defining `loss`") from None
+    except SystemExit as error:
+        raise InspectError(f"{path}: the model file exited (code {error.code}) before defining `loss`") from None
+    except Exception as error:  # the file is the user's program: whatever it raises is a mistake in it
+        line = _line_in(error, path)
+        message = " ".join(str(error).split()) or "(no message)"
+        raise InspectError(f"{path}: running it raised {type(error).__name__}{line}: {message}; "
+                           "expected a Python file defining `loss`") from None
+
+
+def _line_in(error: BaseException, path: str) -> str:
+    """ ' at line N' for the innermost frame of `error`'s traceback inside the file `path`."""
+    line, target = None, os.path.abspath(path)
+    traceback = error.__traceback__
+    while traceback is not None:
+        if os.path.abspath(traceback.tb_frame.f_code.co_filename) == target:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return f" at line {line}" if line else ""
 
 
 def render_view(model: Model, fmt: str, grad_name: str | None, batch: int, output: str | None) -> str:
@@ -200,10 +243,19 @@ def _widened(model: Model, factor: int) -> Model:
     return widened
 
 
+def one_line_usage_errors(parser) -> None:
+    """Make `parser` report a bad flag or argument as one line (``symprop inspect: ...``), exit code 2."""
+    def error(message: str):
+        parser.exit(2, f"symprop inspect: {message}; see symprop inspect --help\n")
+    parser.error = error
+
+
 def main(args) -> int:
     from .dot import GraphvizNotFound
     fmt = "cost" if args.cost else args.format
     try:
+        if args.batch < 1:
+            raise InspectError(f"--batch: expected a positive integer, got {args.batch}")
         model = Model(args.model)
         if args.scale:
             if fmt != "cost":
@@ -211,12 +263,17 @@ def main(args) -> int:
             text = scaling_table(model, args.scale, args.batch)
         else:
             text = render_view(model, fmt, args.grad, args.batch, args.output if fmt == "svg" else None)
+        if args.output and fmt != "svg":
+            try:
+                with open(args.output, "w") as f:
+                    f.write(text + "\n")
+            except OSError as error:
+                raise InspectError(f"--output {args.output}: cannot be written ({error.strerror or error}); "
+                                   "expected a path in an existing, writable directory") from None
     except (InspectError, ValueError, GraphvizNotFound) as error:
         print(f"symprop inspect: {error}", file=sys.stderr)
         return 2
     if args.output and fmt != "svg":
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
         print(f"wrote {args.output}")
     else:
         print(text)

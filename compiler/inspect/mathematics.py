@@ -39,11 +39,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import sympy
+from sympy.printing.pretty.stringpict import prettyForm
 
 from ..graph import Node, scalar_symbol
 from ..show import format_shape, node_label
 from .matrix_form import NoMatrixForm, matrix_expression
 from .matrix_notation import shown_as
+from .nesting import MAX_NESTING, check_max_depth
 from .sample_form import NotElementwise, sample_expression
 from .symbols import for_reading
 
@@ -77,43 +79,74 @@ def _check_define(define) -> dict:
     return define
 
 
-def _expression(node, form, define, name_parts: bool):
+def _expression(node, form, define, name_parts: bool, max_depth=MAX_NESTING):
+    """``(expression, parts)``: with name_parts=False, parts are only deep intermediates."""
     if form not in FORMS:
         raise ValueError(f"to_sympy: form must be one of {FORMS}, got {form!r}")
     if not isinstance(node, Node):
         raise TypeError(f"to_sympy expects a graph node, got {type(node).__name__}")
     define = _check_define(define)
+    check_max_depth(max_depth)
     order = _order(node, define)
     if form != "matrix":
         try:
-            expr = sample_expression(node, order, define)
-            return (expr, []) if name_parts else expr
+            return sample_expression(node, order, define, max_depth)
         except NotElementwise as reason:
             if form == "elementwise":
                 raise ValueError(f"to_sympy: the graph of {node!r} is not elementwise ({reason}); "
                                  "use form='matrix'") from None
     try:
-        return matrix_expression(node, order, define, name_parts)
+        return matrix_expression(node, order, define, name_parts, max_depth)
     except NoMatrixForm as reason:
         raise NoMatrixForm(f"to_sympy: cannot write {node!r} in matrix notation: {reason}. "
                            "Pass define={node: 'name'} to print such a part as a symbol.") from None
 
 
-def to_sympy(node, form: str | None = None, define: dict | None = None):
+def _definitions(parts) -> dict:
+    return {part.symbol: part.definition for part in parts if part.definition is not None}
+
+
+def to_sympy(node, form: str | None = None, define: dict | None = None, definitions: dict | None = None,
+             max_depth: int | None = MAX_NESTING):
     """The exact sympy expression of `node` (a list of nodes gives a list).
 
     form: None (elementwise when the graph allows it, else matrix), "elementwise" or "matrix".
     define: {node: name} prints those nodes as symbols called name.
+
+    Deep graphs: an intermediate whose expression would nest deeper than `max_depth`
+    levels (default ``MAX_NESTING`` = 40) is written as a symbol ``H1``, ``H2``, ...
+    (a ``MatrixSymbol`` in the matrix form; ``H1[i]`` or a scalar ``H1`` in the
+    elementwise form), so no expression is deeper than about that bound and sympy
+    can print and evaluate it under Python's default recursion limit. Pass a dict
+    as `definitions` to receive ``{symbol: expression}`` for those symbols, in
+    dependency order (each definition uses only leaves and earlier symbols), so
+    substituting values into the definitions in order and then into the result
+    gives the node's value; ``formula(node).definitions`` is the same mapping.
+    Shallow graphs (every expression within the bound) have no such symbols and
+    their expression does not depend on the bound. ``max_depth=None`` never
+    names an intermediate (a very deep graph then exceeds the recursion limit).
     """
     if isinstance(node, (list, tuple)):
-        return [to_sympy(n, form, define) for n in node]
-    return _expression(node, form, define, name_parts=False)
+        if definitions is not None:
+            raise TypeError("to_sympy: definitions=... takes one node (the symbols H1, ... of two nodes would clash)")
+        return [to_sympy(n, form, define, max_depth=max_depth) for n in node]
+    if definitions is not None and not isinstance(definitions, dict):
+        raise TypeError(f"to_sympy: definitions must be a dict to fill, got {type(definitions).__name__}")
+    expr, parts = _expression(node, form, define, name_parts=False, max_depth=max_depth)
+    if definitions is not None:
+        definitions.update(_definitions(parts))
+    return expr
 
 
 class Formula(NamedTuple):
     """A node as mathematics: its expression and the parts written as symbols in it."""
     expr: sympy.Basic
     parts: tuple
+
+    @property
+    def definitions(self) -> dict:
+        """{symbol: expression} of the deep intermediates written as symbols (H1, H2, ...), in order."""
+        return _definitions(self.parts)
 
     def text(self, style: str = "pretty") -> str:
         """The expression printed ("pretty", "latex" or "str"), then one line per named part."""
@@ -125,15 +158,18 @@ class Formula(NamedTuple):
         return "\n".join(lines)
 
 
-def formula(node, form: str | None = None, define: dict | None = None) -> Formula:
+def formula(node, form: str | None = None, define: dict | None = None, max_depth: int | None = MAX_NESTING) -> Formula:
     """``to_sympy(node)`` that does not stop where the notation does.
 
     Each node the matrix notation cannot express (a tensor of rank 3, a slice, ...)
     is written as a symbol: a leaf by its name, another node as T1, T2, ...; a
     part of rank <= 2 is a ``MatrixSymbol`` the formula uses like any leaf.
-    ``parts`` lists them, arguments first, each with the operation that makes it.
+    An intermediate nested deeper than `max_depth` levels is a symbol H1, H2, ...
+    with its expression as the part's ``definition`` (see ``to_sympy``).
+    ``parts`` lists them all, arguments first, each with the operation that makes it
+    (or its definition).
     """
-    expr, parts = _expression(node, form, define, name_parts=True)
+    expr, parts = _expression(node, form, define, name_parts=True, max_depth=max_depth)
     return Formula(expr, tuple(parts))
 
 
@@ -161,7 +197,9 @@ def _describe(part, style: str) -> str:
     """name = how it is made : its shape and kind (one line)."""
     show, node = _LINE_PRINTERS[style], part.node
     label = (lambda text: r"\text{%s}" % text.replace("_", r"\_")) if style == "latex" else str
-    if node.op in ("input", "param"):
+    if part.definition is not None:
+        made = show(part.definition)
+    elif node.op in ("input", "param"):
         made = label(f"{node.op} {node.dtype}")
     elif node.op == "map":
         body = for_reading(node.attr("body"))
@@ -175,11 +213,40 @@ def _describe(part, style: str) -> str:
     return f"  {show(part.symbol)} = {made}   ({what})"
 
 
+class _Definition(sympy.Basic):
+    """``symbol = expression``, printed by sympy's pretty printer with the two sides aligned."""
+
+    def _pretty(self, printer):
+        symbol, expr = self.args
+        return prettyForm(*printer._print(symbol).right(" = ", printer._print(expr)))
+
+
 def latex(node, form: str | None = None, define: dict | None = None, **settings) -> str:
-    """LaTeX of ``to_sympy(node)``; `settings` go to ``sympy.latex``."""
-    return sympy.latex(to_sympy(node, form, define), **settings)
+    """LaTeX of ``to_sympy(node)``; `settings` go to ``sympy.latex``.
+
+    For a deep graph (see ``to_sympy``) the expression is followed by a line
+    ``\\text{where}`` and one line ``H_{1} = ...`` per intermediate.
+    """
+    show = lambda expr: sympy.latex(expr, **settings)  # noqa: E731
+    definitions = {}
+    text = show(to_sympy(node, form, define, definitions=definitions))
+    if not definitions:
+        return text
+    return "\n".join([text, r"\text{where}", *(f"{show(symbol)} = {show(expr)}" for symbol, expr in definitions.items())])
 
 
 def pretty(node, form: str | None = None, define: dict | None = None, **settings) -> str:
-    """sympy's two-dimensional text picture of ``to_sympy(node)``; `settings` go to ``sympy.pretty``."""
-    return sympy.pretty(to_sympy(node, form, define), **settings)
+    """sympy's two-dimensional text picture of ``to_sympy(node)``; `settings` go to ``sympy.pretty``.
+
+    For a deep graph (see ``to_sympy``) the picture is followed by "where" and
+    each intermediate's definition (``H1 = ...``).
+    """
+    show = lambda expr: sympy.pretty(expr, **settings)  # noqa: E731
+    definitions = {}
+    text = show(to_sympy(node, form, define, definitions=definitions))
+    if not definitions:
+        return text
+    lines = [text, "where"]
+    for symbol, expr in definitions.items():
+        lines.append(show(_Definition(symbol, expr)))
+    return "\n".join(lines)

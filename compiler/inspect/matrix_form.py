@@ -14,11 +14,13 @@ single-element tensors stay sympy scalars. So the gradient of
 and sympy evaluates it: ``expr.subs({X: Matrix(...), W: ..., b: ..., Y: ...,
 N_batch: 4}).doit()`` is the explicit gradient (see ``matrix_notation``).
 Where the notation ends (rank 3, slices, ...) ``matrix_expression`` raises
-``NoMatrixForm``, or with ``name_parts=True`` writes those nodes as symbols.
+``NoMatrixForm``, or with ``name_parts=True`` writes those nodes as symbols;
+an intermediate nested deeper than ``nesting.MAX_NESTING`` levels becomes a
+symbol H1, H2, ... with its definition, so a deep graph never gives (or makes
+sympy recurse through) an expression deeper than that bound.
 """
 from __future__ import annotations
 
-import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +30,7 @@ from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, Tran
 from ..graph import scalar_symbol
 from ..shapes import broadcast_shapes
 from .matrix_notation import AxisMax, EntryMax, EntrySum, EntrywisePower, OneByOne, Ones, OpaqueCall, Range, elementwise
+from .nesting import MAX_NESTING, Namer, fresh_names, written_with_names
 from .symbols import dim_symbol, exact_number, for_reading, is_opaque, is_scalar_like, scalar_leaf, size
 
 MAX_EXPLICIT_CONSTANT = 16
@@ -321,17 +324,21 @@ def node_value(node, values: dict, define: dict) -> Value:
 
 
 class Part(NamedTuple):
-    """A node the notation cannot write, standing in the formula as the symbol `name`.
+    """A node written in the formula as the symbol `name`.
 
-    `arguments` are the expressions of the node's arguments (a named part's own
-    symbol for those that are parts too); a part of rank 3 or more is a plain
-    ``Symbol``, which only the descriptions of other parts use.
+    Either a node the notation cannot write (`definition` is None): `arguments`
+    are the expressions of the node's arguments (a named part's own symbol for
+    those that are parts too); a part of rank 3 or more is a plain ``Symbol``,
+    which only the descriptions of other parts use. Or an intermediate nested
+    too deeply to write inline (see ``nesting``): `definition` is its expression,
+    in terms of leaves and earlier parts.
     """
     name: str
     node: object
     symbol: sympy.Basic
     arguments: tuple
     reason: str
+    definition: object = None
 
 
 def _written(node) -> bool:
@@ -345,20 +352,29 @@ def _part_symbol(node, name) -> Value:
     return Value(sympy.Symbol(name), node.shape)
 
 
-def _fresh_names(order, define):
-    taken = {n.name for n in order if n.name} | set(define.values())
-    return (name for name in (f"T{k}" for k in itertools.count(1)) if name not in taken)
+def _fresh_names(order, define, prefix="T"):
+    return fresh_names(prefix, {n.name for n in order if n.name} | set(define.values()))
 
 
-def matrix_expression(output, order, define: dict, name_parts: bool = False):
-    """The matrix expression of `output`; raises NoMatrixForm where the notation ends.
+def matrix_expression(output, order, define: dict, name_parts: bool = False, max_depth: int | None = MAX_NESTING):
+    """``(expression, parts)`` of `output`; raises NoMatrixForm where the notation ends.
 
     name_parts: instead of raising, write each node the notation cannot express (a
-    tensor of rank 3, a slice, ...) as a symbol and return ``(expression, parts)``.
-    Leaves keep their names, other parts are called T1, T2, ...
+    tensor of rank 3, a slice, ...) as a symbol. Leaves keep their names, other
+    parts are called T1, T2, ...
+    max_depth: when an intermediate's expression would nest deeper than this, the
+    graph is written with intermediates as symbols H1, H2, ... (parts with their
+    `definition`; see ``nesting.Namer``), so deep graphs give expressions of bounded
+    depth (None: never). `parts` lists both kinds, arguments first.
     """
+    return written_with_names(lambda namer: _matrix_expression(output, order, dict(define), name_parts, namer),
+                              output, order, define, max_depth)
+
+
+def _matrix_expression(output, order, define: dict, name_parts: bool, namer: Namer):
     values, parts, named = {}, [], {}
     names = _fresh_names(order, define)
+    hidden = _fresh_names(order, define, "H")
     for node in order:
         try:
             if node not in define and any(a in named and not _written(named[a].node) for a in node.args):
@@ -372,8 +388,16 @@ def matrix_expression(output, order, define: dict, name_parts: bool = False):
             named[node] = Part(name, node, value.expr, tuple(values[a].expr for a in node.args), str(reason))
             parts.append(named[node])
             values[node] = value
-    expr = _in_our_notation(values[output].expr)
-    return (expr, parts) if name_parts else expr
+            continue
+        if namer.named(node, values[node].expr, define):
+            name = next(hidden)
+            value = leaf_value(node, name)
+            named[node] = Part(name, node, value.expr, tuple(values[a].expr for a in node.args),
+                               "an intermediate of a deep graph", _in_our_notation(values[node].expr))
+            parts.append(named[node])
+            define[node] = name
+            values[node] = value
+    return _in_our_notation(values[output].expr), parts
 
 
 def _in_our_notation(expr):

@@ -11,12 +11,15 @@ Common numeric factors are pulled out (``sympy.factor_terms``: exact and cheap,
 unlike ``simplify``).
 
 A node of shape S itself prints as its i-th element (the free index ``i``).
+An intermediate nested deeper than ``nesting.MAX_NESTING`` levels is written as
+a symbol (``H1`` or ``H1[i]``) with its definition listed.
 """
 from __future__ import annotations
 
 import sympy
 
 from ..graph import scalar_symbol
+from .nesting import MAX_NESTING, Namer, fresh_names, written_with_names
 from .symbols import dim_symbol, exact_number, for_reading, is_scalar_like, scalar_leaf, size
 
 INDEX_NAMES = ("i", "j", "k", "l", "m", "n", "p", "q", "r", "s")
@@ -87,10 +90,35 @@ class _SampleTranslator:
         return expr.xreplace(dict(zip(self.free, self.unused_indices(expr))))
 
 
-def sample_expression(output, order, define: dict) -> sympy.Expr:
-    """The exact formula of `output` (raises NotElementwise when the graph does not qualify)."""
+def sample_expression(output, order, define: dict, max_depth: int | None = MAX_NESTING):
+    """``(formula, parts)`` of `output` (raises NotElementwise when the graph does not qualify).
+
+    When an intermediate would nest deeper than `max_depth` levels, intermediates are
+    written as symbols (``H1`` for a single value, ``H1[i]`` for an element of the
+    batch; see ``nesting.Namer``): `parts` lists them, arguments first, each with
+    its ``definition`` (max_depth=None: never).
+    """
+    return written_with_names(lambda namer: _sample_expression(output, order, define, namer),
+                              output, order, define, max_depth)
+
+
+def _sample_expression(output, order, define: dict, namer: Namer):
+    from .matrix_form import Part
     translator = _SampleTranslator(order, define)
-    values = {}
+    values, hidden = {}, []
+    names = fresh_names("H", translator.reserved)
     for node in order:
         values[node] = translator.translate(node, values)
-    return sympy.factor_terms(translator.name_free_indices(values[output]))
+        if namer.named(node, values[node], translator.define):
+            name = next(names)
+            hidden.append((name, node, values[node]))
+            translator.define = {**translator.define, node: name}
+            values[node] = translator.leaf(node, name)
+    parts = []
+    for name, node, definition in hidden:
+        indices = dict(zip(translator.free, translator.unused_indices(definition)))
+        symbol = translator.leaf(node, name).xreplace(indices)
+        arguments = tuple(values[a].xreplace(indices) for a in node.args)
+        parts.append(Part(name, node, symbol, arguments, "an intermediate of a deep graph",
+                          sympy.factor_terms(definition.xreplace(indices))))
+    return sympy.factor_terms(translator.name_free_indices(values[output])), parts
