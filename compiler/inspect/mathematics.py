@@ -29,6 +29,19 @@ passes on.
 settings pass through (``latex(node, mul_symbol="dot")`` gives text that
 sympy's LaTeX parser reads back unambiguously).
 
+Deep graphs: no walk here recurses per node, and no expression nests deeper
+than a bound (``nesting.MAX_NESTING`` = 40 levels, plus one node's own formula),
+because sympy recurses per level when it builds, prints or evaluates one. When
+an intermediate would nest deeper, the graph is written with intermediates as
+symbols ``H1``, ``H2``, ... (each layer of a chain, each shared intermediate,
+each partial sum of many terms; see ``nesting.Namer``), and their definitions
+are available in order: ``to_sympy(node, definitions=d)`` fills the dict ``d``
+with ``{H1: expression, ...}``, ``formula(node).definitions`` is the same
+mapping, and ``latex``, ``pretty`` and ``formula(node).text()`` list them under
+"where". Substituting values into the definitions in order, then into the
+expression, gives the graph's value. A graph within the bound is written
+exactly as before, without such symbols.
+
 ``formula(node)`` goes on where the matrix notation ends: each node it cannot
 write (a tensor of rank 3, a slice, ...) becomes a named symbol (T1, T2, ...),
 listed with the operation that makes it; ``symprop inspect --format math``

@@ -118,7 +118,7 @@ def _sample_expression(output, order, define: dict, namer: Namer):
     for name, node, definition in hidden:
         indices = dict(zip(translator.free, translator.unused_indices(definition)))
         symbol = translator.leaf(node, name).xreplace(indices)
-        arguments = tuple(values[a].xreplace(indices) for a in node.args)
+        arguments = tuple(values[a] for a in node.args)  # as built (descriptions use the definition)
         parts.append(Part(name, node, symbol, arguments, "an intermediate of a deep graph",
                           sympy.factor_terms(definition.xreplace(indices))))
     return sympy.factor_terms(translator.name_free_indices(values[output])), parts
