@@ -123,6 +123,10 @@ def test_shallow_graphs_have_no_named_intermediates():
     C.to_sympy(C.grad(loss, W), definitions=tiny, max_depth=5)
     assert tiny
     assert str(C.to_sympy(C.grad(loss, W), max_depth=None)) == str(expr)  # (Lambdas have fresh dummies)
+    # lists print as before
+    assert C.latex([loss, C.grad(loss, w)]).startswith(r"\left[") and C.pretty([loss, loss])
+    with pytest.raises(TypeError, match="one node"):
+        C.to_sympy([loss, loss], definitions={})
 
 
 def _bind(array) -> sympy.ImmutableMatrix:

@@ -241,7 +241,7 @@ def latex(node, form: str | None = None, define: dict | None = None, **settings)
     ``\\text{where}`` and one line ``H_{1} = ...`` per intermediate.
     """
     show = lambda expr: sympy.latex(expr, **settings)  # noqa: E731
-    definitions = {}
+    definitions = None if isinstance(node, (list, tuple)) else {}
     text = show(to_sympy(node, form, define, definitions=definitions))
     if not definitions:
         return text
@@ -255,7 +255,7 @@ def pretty(node, form: str | None = None, define: dict | None = None, **settings
     each intermediate's definition (``H1 = ...``).
     """
     show = lambda expr: sympy.pretty(expr, **settings)  # noqa: E731
-    definitions = {}
+    definitions = None if isinstance(node, (list, tuple)) else {}
     text = show(to_sympy(node, form, define, definitions=definitions))
     if not definitions:
         return text
