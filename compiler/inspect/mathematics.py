@@ -126,11 +126,13 @@ def to_sympy(node, form: str | None = None, define: dict | None = None, definiti
     form: None (elementwise when the graph allows it, else matrix), "elementwise" or "matrix".
     define: {node: name} prints those nodes as symbols called name.
 
-    Deep graphs: an intermediate whose expression would nest deeper than `max_depth`
-    levels (default ``MAX_NESTING`` = 40) is written as a symbol ``H1``, ``H2``, ...
-    (a ``MatrixSymbol`` in the matrix form; ``H1[i]`` or a scalar ``H1`` in the
-    elementwise form), so no expression is deeper than about that bound and sympy
-    can print and evaluate it under Python's default recursion limit. Pass a dict
+    Deep graphs: when an intermediate's expression would nest deeper than `max_depth`
+    levels (default ``MAX_NESTING`` = 40), intermediates are written as symbols
+    ``H1``, ``H2``, ... (a ``MatrixSymbol`` in the matrix form; ``H1[i]`` or a scalar
+    ``H1`` in the elementwise form): every one past the bound, every one used twice
+    (a layer of a chain and its use in the backward pass) and every long partial
+    sum (``nesting.Namer``). No expression is then deeper than about that bound, and
+    sympy prints and evaluates it under Python's default recursion limit. Pass a dict
     as `definitions` to receive ``{symbol: expression}`` for those symbols, in
     dependency order (each definition uses only leaves and earlier symbols), so
     substituting values into the definitions in order and then into the result
