@@ -1,6 +1,7 @@
 """Seeing what the compiler made: gradients as mathematics, graphs as pictures, programs per pass.
 
-- ``to_sympy`` / ``latex`` / ``pretty``: a node (a gradient) as an exact formula;
+- ``to_sympy`` / ``latex`` / ``pretty``: a node (a gradient) as an exact formula (a deep
+  graph with named intermediates H1, H2, ... and their definitions);
 - ``from_sympy``: a scalar sympy formula as a batched model;
 - ``to_dot`` / ``render``: Graphviz pictures of a graph;
 - ``pass_stages``: the program after each compilation stage (``show(nodes, passes=True)``).
