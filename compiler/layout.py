@@ -29,10 +29,11 @@ def take(x: Node, axis: int, start: int, stop: int, step: int = 1) -> Node:
     return make_slice(x, starts, stops, steps)
 
 
-def _static(x: Node, axis: int, op: str) -> int:
+def static_size(x: Node, axis: int, op: str) -> int:
+    """The size of `axis`, which must be concrete: constants (an index iota) and pads are built from it."""
     size = x.shape[axis]
     if isinstance(size, str):
-        raise fail(op, f"axis {axis} of {x.shape} is the symbolic dimension {size!r}; it needs a static size")
+        raise fail(op, f"axis {axis} of shape {x.shape} is the symbolic dimension {size!r}; {op} needs a concrete size")
     return size
 
 
@@ -74,7 +75,7 @@ def pad(x, widths, mode: str = "constant", value=0.0):
 
 
 def _pad_axis(x: Node, axis: int, lo: int, hi: int, mode: str) -> Node:
-    n = _static(x, axis, f"pad(mode={mode!r})")
+    n = static_size(x, axis, f"pad(mode={mode!r})")
     limit = {"reflect": n - 1, "circular": n, "replicate": max(lo, hi) if n else -1}[mode]
     if lo > limit or hi > limit:
         raise fail("pad", f"mode {mode!r} pads axis {axis} of size {n} by at most {limit}, got ({lo}, {hi})")
@@ -93,7 +94,7 @@ def flip(x, axis=None):
     """x reversed along `axis` (an int, a tuple, or None for every axis: numpy.flip; torch.flip's dims)."""
     x = as_node(x)
     for a in normalize_axes(axis, x.ndim, "flip"):
-        n = _static(x, a, "flip")
+        n = static_size(x, a, "flip")
         x = take(x, a, n - 1, -1, -1)
     return x
 
@@ -113,7 +114,7 @@ def roll(x, shift, axis=None):
         raise fail("roll", f"shift {shift!r} and axis {axis!r} must have one length")
     for s, a in zip(shifts, axes):
         a = normalize_axes(a, x.ndim, "roll")[0]
-        n = _static(x, a, "roll")
+        n = static_size(x, a, "roll")
         s = int(s) % n if n else 0
         if s:
             x = make_concat([take(x, a, n - s, n), take(x, a, 0, n - s)], a)
@@ -122,7 +123,7 @@ def roll(x, shift, axis=None):
 
 def _size(x: Node, op: str) -> int:
     for axis in range(x.ndim):
-        _static(x, axis, op)
+        static_size(x, axis, op)
     return int(np.prod(x.shape, dtype=np.int64))
 
 
@@ -137,7 +138,7 @@ def tile(x, reps):
     x = make_reshape(x, (1,) * (ndim - x.ndim) + x.shape)
     for a in range(ndim):
         if reps[a] != 1:
-            _static(x, a, "tile")
+            static_size(x, a, "tile")
     interleaved = make_reshape(x, sum(((1, d) for d in x.shape), ()))
     spread = make_broadcast(interleaved, sum(((r, d) for r, d in zip(reps, x.shape)), ()))
     return make_reshape(spread, tuple(r * d if r != 1 else d for r, d in zip(reps, x.shape)))
@@ -152,7 +153,7 @@ def repeat(x, repeats: int, axis=None):
     if axis is None:
         x, axis = make_reshape(x, (_size(x, "repeat"),)), 0
     axis = normalize_axes(axis, x.ndim, "repeat")[0]
-    n = _static(x, axis, "repeat")
+    n = static_size(x, axis, "repeat")
     expanded = make_reshape(x, x.shape[:axis + 1] + (1,) + x.shape[axis + 1:])
     spread = make_broadcast(expanded, x.shape[:axis + 1] + (int(repeats),) + x.shape[axis + 1:])
     return make_reshape(spread, x.shape[:axis] + (n * int(repeats),) + x.shape[axis + 1:])
@@ -167,7 +168,7 @@ def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1):
     a1, a2 = (normalize_axes(a, x.ndim, "diagonal")[0] for a in (axis1, axis2))
     if a1 == a2:
         raise fail("diagonal", f"axis1 and axis2 must differ, both are {a1}")
-    n, m = _static(x, a1, "diagonal"), _static(x, a2, "diagonal")
+    n, m = static_size(x, a1, "diagonal"), static_size(x, a2, "diagonal")
     rest = [a for a in range(x.ndim) if a not in (a1, a2)]
     planes = make_transpose(x, tuple(rest) + (a1, a2))
     flat = make_reshape(planes, planes.shape[:-2] + (n * m,))
@@ -183,7 +184,7 @@ def _triangle(x, k: int, lower: bool, op: str):
     x = as_node(x)
     if x.ndim < 2:
         raise fail(op, f"needs at least 2 axes, got shape {x.shape}")
-    n, m = _static(x, x.ndim - 2, op), _static(x, x.ndim - 1, op)
+    n, m = static_size(x, x.ndim - 2, op), static_size(x, x.ndim - 1, op)
     rows, cols = np.arange(n)[:, None], np.arange(m)[None, :]
     mask = (cols - rows <= k) if lower else (cols - rows >= k)
     return where(const(mask), x, 0)
