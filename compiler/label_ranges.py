@@ -53,23 +53,31 @@ def check_values(array: np.ndarray, name: str, low: int, high: int, op: str) -> 
         raise IndexError(f"{op}: {name} value {flat[bad[0]]} is out of range (expected {low} <= {name} < {high})")
 
 
-def index_checks(outputs) -> list:
-    """[{"input", "low", "high", "op"}] for every Input the program `outputs` uses as labels."""
+def _requirements(outputs):
+    """(labels source, low, high, op) of every selecting node `outputs` depend on."""
     from .traversal import topological_order
 
-    checks = {}
     for node in topological_order(list(outputs)):
         entry = _REQUIREMENTS.get(id(node))
-        if entry is None or entry[0]() is not node:
-            continue
-        _, labels, low, high, op = entry
-        source = _source(labels)
+        if entry is not None and entry[0]() is node:
+            _, labels, low, high, op = entry
+            yield _source(labels), low, high, op
+
+
+def _narrow(range_: dict, low: int, high: int, op: str) -> None:
+    """A second requirement on the same labels: the narrower range, both ops named."""
+    range_["low"], range_["high"] = max(low, range_["low"]), min(high, range_["high"])
+    if op not in range_["op"].split(" and "):
+        range_["op"] += f" and {op}"
+
+
+def index_checks(outputs) -> list:
+    """[{"input", "low", "high", "op"}] for every Input the program `outputs` uses as labels."""
+    checks = {}
+    for source, low, high, op in _requirements(outputs):
         if source.op != "input":
             continue
-        check = checks.setdefault(source.name, {"input": source.name, "low": low, "high": high, "op": op})
-        if (low, high) != (check["low"], check["high"]):
-            check["low"], check["high"] = max(low, check["low"]), min(high, check["high"])
-            check["op"] = " and ".join(dict.fromkeys(check["op"].split(" and ") + [op]))
+        _narrow(checks.setdefault(source.name, {"input": source.name, "low": low, "high": high, "op": op}), low, high, op)
     return [checks[name] for name in sorted(checks)]
 
 
@@ -81,21 +89,11 @@ def index_faults(outputs) -> list:
     it NaN). Labels that are an Input (checked before the call) or a constant (checked at
     declaration) get none. Requirements on the same labels are merged (the narrowest range)."""
     from . import ops
-    from .traversal import topological_order
-
     faults = {}
-    for node in topological_order(list(outputs)):
-        entry = _REQUIREMENTS.get(id(node))
-        if entry is None or entry[0]() is not node:
-            continue
-        _, labels, low, high, op = entry
-        source = _source(labels)
+    for source, low, high, op in _requirements(outputs):
         if source.op in ("input", "const") or 0 in source.shape:
             continue
-        fault = faults.setdefault(id(source), [source, {"op": op, "low": low, "high": high}])[1]
-        if (low, high) != (fault["low"], fault["high"]) or op not in fault["op"].split(" and "):
-            fault["low"], fault["high"] = max(low, fault["low"]), min(high, fault["high"])
-            fault["op"] = " and ".join(dict.fromkeys(fault["op"].split(" and ") + [op]))
+        _narrow(faults.setdefault(id(source), [source, {"op": op, "low": low, "high": high}])[1], low, high, op)
     result = []
     for source, fault in faults.values():
         values = ops.astype(source, "int64") if source.dtype == "bool" else source
