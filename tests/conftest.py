@@ -1,5 +1,6 @@
 """Session-wide test setup shared by every test file."""
 import os
+import sys
 
 import pytest
 
@@ -14,3 +15,14 @@ def private_program_cache(tmp_path_factory):
         os.environ.pop("SYMPROP_CACHE_DIR", None)
     else:
         os.environ["SYMPROP_CACHE_DIR"] = previous
+
+
+DEFAULT_RECURSION_LIMIT = 1000
+
+
+@pytest.fixture
+def default_recursion_limit():
+    """The test runs under (and leaves) Python's default limit: depth must come from loops, not recursion."""
+    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT
+    yield
+    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT

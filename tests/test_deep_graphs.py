@@ -5,7 +5,6 @@ with the reference evaluator. Nothing walks a graph by recursing per node.
 Compile time (linear in the chain length): benchmarks/bench_deep.py.
 """
 import itertools
-import sys
 
 import numpy as np
 import pytest
@@ -14,16 +13,10 @@ import compiler as C
 from compiler.passes import simplify
 from compiler.traversal import topological_order
 
-DEFAULT_RECURSION_LIMIT = 1000
 _fresh = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def default_recursion_limit():
-    """Every test here runs under (and leaves) Python's default limit: depth must come from loops."""
-    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT
-    yield
-    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT
+pytestmark = pytest.mark.usefixtures("default_recursion_limit")
 
 
 def mixed_chain(length: int):

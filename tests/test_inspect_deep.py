@@ -28,19 +28,13 @@ from compiler.inspect.mathematics import formula
 from compiler.inspect.matrix_form import matrix_shape
 from compiler.inspect.nesting import MAX_NESTING, NestingDepth
 
-DEFAULT_RECURSION_LIMIT = 1000
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 PYTHON_MODEL = os.path.join(ROOT, "examples", "tanh_regression.py")
 TOML_MODEL = os.path.join(ROOT, "examples", "digits_mlp.toml")
 _fresh = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def default_recursion_limit():
-    """Every test here runs under (and leaves) Python's default limit: depth must come from loops."""
-    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT
-    yield
-    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT
+pytestmark = pytest.mark.usefixtures("default_recursion_limit")
 
 
 def tanh_chain(length: int):
