@@ -144,10 +144,7 @@ class Access:
         """`x[i0, i1-2 | 0<=i1-2<3]`: the buffer, the element read and the conditions of the read."""
         if self.view_shape == self.buffer.shape and self.index == identity_index(len(self.view_shape)):
             return name
-        if len(self.view_shape) == len(self.buffer.shape) and self.view_shape == self.buffer.shape:
-            view = ""
-        else:
-            view = "(" + ",".join(str(d) for d in self.view_shape) + ")"
+        view = "" if self.view_shape == self.buffer.shape else "(" + ",".join(map(str, self.view_shape)) + ")"
         text = f"{name}{view}[{', '.join(str(d) for d in self.index.dims)}"
         if self.index.valid:
             text += " | " + ", ".join(str(b) for b in self.index.valid)
