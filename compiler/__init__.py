@@ -1,6 +1,6 @@
 """symprop's compiler: declare tensor graphs, differentiate them symbolically, simplify, lower."""
 from .errors import GraphError
-from .graph import Input, Param, Node, const
+from .graph import Buffer, Input, Param, Node, const
 from . import ops
 from .ops import *  # noqa: F401,F403  (every op is importable from compiler)
 from .ops import elementwise
@@ -11,6 +11,7 @@ from .show import show
 from .passes import simplify
 from .compile import compile
 from .step import compile_step
+from .modes import inference
 from . import optim, schedules
 from .models import mlp, classifier_loss
 from .model_file import ModelFileError, default_model_spec, load_model_file

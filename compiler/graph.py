@@ -146,6 +146,32 @@ class Param(Node):
         return Node.__new__(cls, "param", (), (("name", name), ("init", init)), shape, dtype)
 
 
+class Buffer(Node):
+    """Non-trainable state a training step updates in place (batch norm's running statistics).
+
+    A Buffer is read like a Param -- bound by name, saved and loaded with the parameters --
+    but no optimizer updates it: a ``training`` node (``primitives.modes``) says its new value.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, shape, init="zeros", dtype="float32"):
+        _check_name(name, "Buffer")
+        op = f"Buffer({name!r})"
+        shape = canonical_shape(shape, op)
+        if any(isinstance(d, str) for d in shape):
+            raise fail(op, f"a buffer's shape must be concrete, got {shape}")
+        if init not in ("zeros", "ones"):
+            raise fail(op, f"unknown init {init!r}; expected 'zeros' or 'ones'")
+        dtype = canonical_dtype(dtype, op)
+        return Node.__new__(cls, "param", (), (("name", name), ("init", init), ("buffer", True)), shape, dtype)
+
+
+def is_buffer(node: Node) -> bool:
+    """Whether a leaf is a Buffer (a param leaf no optimizer trains)."""
+    return node.op == "param" and ("buffer", True) in node.attrs
+
+
 def _check_name(name, op):
     if not isinstance(name, str) or not name.isidentifier():
         raise fail(op, f"name must be a Python identifier, got {name!r}")

@@ -9,8 +9,10 @@ from .constant_folding import fold_constants, inline_scalar_constants
 from .identities import algebraic_identities
 from .rewrite import count_nodes, remembered_rules
 from .stability import stabilize
+from .training_mode import training_mode
 
 PIPELINE = (
+    ("training mode", training_mode),
     ("fold constants", fold_constants),
     ("inline scalar constants", inline_scalar_constants),
     ("algebraic identities", algebraic_identities),

@@ -1,0 +1,37 @@
+"""``inference(outputs)``: the same graph with every training-only behaviour switched off.
+
+Batch norm and dropout are ``training`` nodes (``primitives.modes``) that hold
+both behaviours; ``inference`` picks the inference one everywhere (batch norm
+reads its running statistics, dropout is the identity), ``training_mode`` the
+training one (the simplifier's first pass), and ``buffer_updates`` lists the
+in-place updates a training step must make.
+"""
+from __future__ import annotations
+
+from .passes.rewrite import rewrite
+from .passes.training_mode import training_mode  # noqa: F401  (re-exported)
+from .primitives.modes import training_updates
+from .traversal import as_node_list, topological_order
+
+
+def inference(outputs):
+    """`outputs` (a node or a list) with batch norm and dropout in inference mode."""
+    result = rewrite(as_node_list(outputs), lambda node: node.args[1] if node.op == "training" else None)
+    return result if isinstance(outputs, (list, tuple)) else result[0]
+
+
+def buffer_updates(outputs) -> list:
+    """[(buffer leaf, new value)] of every training node `outputs` depend on, in graph order;
+    a buffer updated by two nodes is an error (which update would win is not defined)."""
+    updates, seen = [], {}
+    for node in topological_order(as_node_list(outputs)):
+        if node.op != "training":
+            continue
+        for buffer, value in training_updates(node):
+            if buffer in seen and seen[buffer] is not value:
+                raise ValueError(f"buffer {buffer.name!r} is updated by two layers ({seen[buffer].location} "
+                                 f"and {value.location}); give each layer buffers of its own")
+            if buffer not in seen:
+                seen[buffer] = value
+                updates.append((buffer, value))
+    return updates

@@ -1,0 +1,13 @@
+"""The simplifier's first pass: every ``training`` node becomes its training value.
+
+A compiled program runs in training mode; ``compiler.inference`` rewrites the
+graph to the other value before compiling (``compiler/modes.py``).
+"""
+from __future__ import annotations
+
+from .rewrite import rewrite
+
+
+def training_mode(outputs) -> list:
+    """`outputs` with every training node replaced by its training value."""
+    return rewrite(outputs, lambda node: node.args[0] if node.op == "training" else None)
