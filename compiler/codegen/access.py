@@ -64,6 +64,13 @@ class Affine:
             return Affine((), 0)
         return Affine(tuple((a, c * k) for a, c in self.terms), self.offset * k)
 
+    def plus(self, other: "Affine") -> "Affine":
+        """The sum of two affine indices."""
+        coefs = dict(self.terms)
+        for axis, coef in other.terms:
+            coefs[axis] = coefs.get(axis, 0) + coef
+        return Affine(tuple(sorted((a, c) for a, c in coefs.items() if c)), self.offset + other.offset)
+
     def range_over(self, space: tuple):
         """(least, greatest) value over the iteration space, or None when a symbolic size matters."""
         low = high = self.offset

@@ -242,6 +242,66 @@ define("concat", "layout", make_concat, lambda node, args, dims, values: np.conc
        _vjp_concat, "pieces")
 
 
+# ---- window ---------------------------------------------------------------------------------
+
+def window_count(length: int, size: int, stride: int, dilation: int) -> int:
+    """How many windows of `size` taps `dilation` apart, `stride` apart, fit in `length` elements."""
+    return (length - dilation * (size - 1) - 1) // stride + 1
+
+
+def make_window(x: Node, axis: int, size: int, stride: int = 1, dilation: int = 1) -> Node:
+    """The windows of `size` taps along `axis`: output[..., i, ..., k] = x[..., i*stride + k*dilation, ...],
+    the window position in place of `axis` and the tap as a new last axis (the view a
+    convolution or a pooling contracts or reduces; nothing is copied)."""
+    length = x.shape[axis]
+    if isinstance(length, str):
+        raise fail("window", f"cannot take windows along the symbolic dimension {length!r} of {x.shape}")
+    if size < 1 or stride < 1 or dilation < 1:
+        raise fail("window", f"size, stride and dilation must be >= 1, got {size}, {stride}, {dilation}")
+    count = window_count(length, size, stride, dilation)
+    if count < 1:
+        raise fail("window", f"a window of {size} taps with dilation {dilation} spans {dilation * (size - 1) + 1} "
+                             f"elements, more than the {length} of axis {axis} of {x.shape}")
+    shape = x.shape[:axis] + (count,) + x.shape[axis + 1:] + (size,)
+    attrs = (("axis", axis), ("size", size), ("stride", stride), ("dilation", dilation))
+    return Node("window", (x,), attrs, shape, x.dtype)
+
+
+def _evaluate_window(node, args, dims, values):
+    axis, size, stride, dilation = (node.attr(k) for k in ("axis", "size", "stride", "dilation"))
+    span = dilation * (size - 1) + 1
+    views = np.lib.stride_tricks.sliding_window_view(args[0], span, axis=axis)
+    picked = views[(slice(None),) * axis + (slice(None, None, stride),)][..., ::dilation]
+    return np.ascontiguousarray(picked)
+
+
+def _index_window(node: Node, index: Index) -> Index:
+    axis, stride, dilation = node.attr("axis"), node.attr("stride"), node.attr("dilation")
+    source = index.dims[axis].scaled(stride).plus(index.dims[-1].scaled(dilation))
+    return index.with_dims(index.dims[:axis] + (source,) + index.dims[axis + 1:-1])
+
+
+def _vjp_window(node, g):
+    """Each tap's cotangent goes back where the tap read: the cotangent of the strided slice
+    x[k*dilation :: stride] for tap k, summed over the taps."""
+    x = node.args[0]
+    axis, size, stride, dilation = (node.attr(k) for k in ("axis", "size", "stride", "dilation"))
+    count, last = node.shape[axis], g.ndim - 1
+    terms = []
+    for k in range(size):
+        tap = make_slice(g, (0,) * g.ndim, _at(g, last, k + 1, g.shape), None)
+        tap = make_slice(tap, _at(g, last, k, 0), tap.shape, None)
+        tap = make_reshape(tap, g.shape[:-1])
+        start = k * dilation
+        taken = make_slice(x, _at(x, axis, start, 0), _at(x, axis, start + (count - 1) * stride + 1, x.shape),
+                           _at(x, axis, stride, 1))
+        terms.append(tap if taken is x else _vjp_slice(taken, tap)[0])
+    return [maps.make_map(sum(scalar_symbol(i) for i in range(size)), terms, g.dtype)]
+
+
+define("window", "layout", make_window, _evaluate_window, _vjp_window, "index", _index_window)
+
+
 # ---- stop_gradient -------------------------------------------------------------------------
 
 def make_stop_gradient(x: Node) -> Node:

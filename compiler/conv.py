@@ -1,0 +1,203 @@
+"""Convolution and pooling, written on the primitives: a ``window`` view and an einsum or reduction.
+
+A convolution is the contraction of the windows of its (padded) input with its
+weights: ``window`` gives, without copying, the view ``x[n, c, i*stride + k*dilation]``
+with the window position ``i`` and the tap ``k`` as axes of their own, and
+``einsum`` contracts channels and taps with the weights. The einsum lowering
+makes it a batched matrix product whose window operand is stored once per call by
+a fused loop (im2col) and multiplied by the register-tiled GEMM
+(``docs/architecture.md``, "Convolution"). Its gradients are the gradients of
+those primitives: two more products and the scatter of the window's cotangent,
+all visible in the symbolic backward graph. Pooling reduces over the taps.
+
+Layouts and defaults are PyTorch's: x ``(N, C, *spatial)``, w ``(O, C/groups, *kernel)``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import scalar_functions as sf
+from .errors import fail
+from .graph import Node, as_node, const, scalar_symbol
+from .primitives import make_einsum, make_map, make_reduce, make_reshape, make_stop_gradient
+from .primitives.layouts import make_pad, make_window, window_count
+from .shapes import normalize_axes
+
+SPATIAL = "hwd"
+TAPS = "ijk"
+
+
+def _tuple(value, n: int, name: str, op: str) -> tuple:
+    """An int or a sequence of n ints, as a tuple of n ints."""
+    values = (value,) * n if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != n or not all(isinstance(v, (int, np.integer)) for v in values):
+        raise fail(op, f"{name} must be an int or {n} ints, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _check_input(x: Node, spatial: int, op: str, what: str = "x") -> None:
+    if x.ndim != 2 + spatial:
+        layout = "(N, C, L)" if spatial == 1 else "(N, C, H, W)"
+        raise fail(op, f"{what} must have shape {layout}, got {x.shape}")
+    for d in x.shape[1:]:
+        if not isinstance(d, int):
+            raise fail(op, f"only the batch dimension of {what} may be symbolic, got {x.shape}")
+
+
+def _padding(padding, kernel: tuple, dilation: tuple, stride: tuple, op: str) -> tuple:
+    """((low, high) per spatial axis) of an int, a sequence, "valid" or "same"."""
+    n = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding != "same":
+            raise fail(op, f"padding must be an int, {n} ints, 'same' or 'valid', got {padding!r}")
+        if any(s != 1 for s in stride):
+            raise fail(op, f"padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    pads = _tuple(padding, n, "padding", op)
+    if any(p < 0 for p in pads):
+        raise fail(op, f"padding must be >= 0, got {padding!r}")
+    return tuple((p, p) for p in pads)
+
+
+def _windows(x: Node, first_axis: int, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple, fill: float,
+             op: str, shapes: str) -> Node:
+    """x padded with `fill` and viewed as windows: the window positions replace the spatial axes
+    (from `first_axis` on) and the taps follow as new last axes."""
+    rank = x.ndim
+    low = tuple(pads[a - first_axis][0] if a >= first_axis else 0 for a in range(rank))
+    high = tuple(pads[a - first_axis][1] if a >= first_axis else 0 for a in range(rank))
+    padded = make_pad(x, low, high, fill)
+    for j, (k, s, d) in enumerate(zip(kernel, stride, dilation)):
+        length = padded.shape[first_axis + j]
+        if window_count(length, k, s, d) < 1:
+            raise fail(op, f"the kernel spans {d * (k - 1) + 1} elements on spatial axis {j}, more than the "
+                           f"{length} of the padded input ({shapes})")
+        padded = make_window(padded, first_axis + j, k, s, d)
+    return padded
+
+
+def _conv(x, w, b, stride, padding, dilation, groups, spatial: int, op: str) -> Node:
+    x, w = as_node(x), as_node(w)
+    _check_input(x, spatial, op)
+    shapes = f"x {x.shape}, w {w.shape}"
+    if w.ndim != 2 + spatial or not all(isinstance(d, int) for d in w.shape):
+        raise fail(op, f"w must have shape (out_channels, in_channels/groups, {', '.join('k' + SPATIAL[j] for j in range(spatial))}), got {w.shape} ({shapes})")
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise fail(op, f"groups must be a positive int, got {groups!r}")
+    channels, out_channels = x.shape[1], w.shape[0]
+    if channels % groups or out_channels % groups:
+        raise fail(op, f"groups={groups} must divide the input channels {channels} and the output channels "
+                       f"{out_channels} ({shapes})")
+    if w.shape[1] * groups != channels:
+        raise fail(op, f"x has {channels} channels but w expects {w.shape[1]} x groups {groups} = "
+                       f"{w.shape[1] * groups} ({shapes})")
+    kernel = w.shape[2:]
+    stride = _tuple(stride, spatial, "stride", op)
+    dilation = _tuple(dilation, spatial, "dilation", op)
+    if min(stride) < 1 or min(dilation) < 1:
+        raise fail(op, f"stride and dilation must be >= 1, got {stride} and {dilation}")
+    pads = _padding(padding, kernel, dilation, stride, op)
+    n, spatial_dims = x.shape[0], x.shape[2:]
+    grouped = make_reshape(x, (n, groups, channels // groups) + spatial_dims)
+    windows = _windows(grouped, 3, kernel, stride, dilation, pads, 0.0, op, shapes)
+    weights = make_reshape(w, (groups, out_channels // groups) + w.shape[1:])
+    s, t = SPATIAL[:spatial], TAPS[:spatial]
+    y = make_einsum(f"ngc{s}{t},goc{t}->ngo{s}", windows, weights)
+    y = make_reshape(y, (n, out_channels) + y.shape[3:])
+    if b is not None:
+        b = as_node(b)
+        if b.shape != (out_channels,):
+            raise fail(op, f"b must have shape ({out_channels},), got {b.shape} ({shapes})")
+        y = make_map(scalar_symbol(0) + scalar_symbol(1), [y, make_reshape(b, (out_channels,) + (1,) * spatial)],
+                     y.dtype)
+    return y
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
+    """2-D cross-correlation, as torch.nn.functional.conv2d: x (N, C, H, W), w (O, C/groups, kh, kw),
+    b (O,) or None; stride, padding, dilation an int or a pair; padding also "same" or "valid"."""
+    return _conv(x, w, b, stride, padding, dilation, groups, 2, "conv2d")
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
+    """1-D cross-correlation, as torch.nn.functional.conv1d: x (N, C, L), w (O, C/groups, k)."""
+    return _conv(x, w, b, stride, padding, dilation, groups, 1, "conv1d")
+
+
+def _pool_setup(x, kernel_size, stride, padding, op: str):
+    x = as_node(x)
+    _check_input(x, 2, op, "x")
+    kernel = _tuple(kernel_size, 2, "kernel_size", op)
+    stride = kernel if stride is None else _tuple(stride, 2, "stride", op)
+    pads = _tuple(padding, 2, "padding", op)
+    if min(kernel) < 1 or min(stride) < 1:
+        raise fail(op, f"kernel_size and stride must be >= 1, got {kernel} and {stride}")
+    if any(p < 0 or 2 * p > k for p, k in zip(pads, kernel)):
+        raise fail(op, f"padding must be between 0 and half the kernel size {kernel} (as in PyTorch), got {pads}")
+    return x, kernel, stride, tuple((p, p) for p in pads)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
+    """The maximum of each window, as torch.nn.functional.max_pool2d (padding reads -inf); the gradient
+    goes to the first maximum of each window in row-major order, as PyTorch's does."""
+    x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "max_pool2d")
+    windows = _windows(x, 2, kernel, stride, (1, 1), pads, -math.inf, "max_pool2d", f"x {x.shape}")
+    taps = (4, 5)
+    # the first tap holding the maximum, found without gradient; the result selects that tap
+    frozen = make_stop_gradient(windows)
+    peak = make_reduce("max", frozen, taps)
+    number = const(np.arange(kernel[0] * kernel[1], dtype=np.float64).reshape(kernel).astype(x.dtype))
+    big = float(kernel[0] * kernel[1])
+    at_peak = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), big),
+                       [frozen, make_reshape(peak, peak.shape + (1, 1)), number], x.dtype)
+    first = _min(at_peak, taps)
+    chosen = make_map(sf.Where(sf.Equal(scalar_symbol(1), scalar_symbol(2)), scalar_symbol(0), 0),
+                      [windows, number, make_reshape(first, first.shape + (1, 1))], x.dtype)
+    return make_reduce("sum", chosen, taps)
+
+
+def _min(x: Node, axes: tuple) -> Node:
+    negated = make_map(-scalar_symbol(0), [x], x.dtype)
+    return make_map(-scalar_symbol(0), [make_reduce("max", negated, axes)], x.dtype)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True) -> Node:
+    """The mean of each window, as torch.nn.functional.avg_pool2d (padding reads 0; without
+    count_include_pad the divisor counts only the elements inside the input)."""
+    x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "avg_pool2d")
+    windows = _windows(x, 2, kernel, stride, (1, 1), pads, 0.0, "avg_pool2d", f"x {x.shape}")
+    total = make_reduce("sum", windows, (4, 5))
+    if count_include_pad:
+        divisor = const(np.asarray(kernel[0] * kernel[1], dtype=x.dtype))
+    else:
+        divisor = const(_valid_counts(x.shape[2:], kernel, stride, pads).astype(x.dtype))
+    return make_map(scalar_symbol(0) / scalar_symbol(1), [total, divisor], x.dtype)
+
+
+def _valid_counts(size: tuple, kernel: tuple, stride: tuple, pads: tuple) -> np.ndarray:
+    """How many elements of each window lie inside the unpadded input (Ho, Wo)."""
+    counts = []
+    for length, k, s, (low, high) in zip(size, kernel, stride, pads):
+        positions = np.arange(window_count(length + low + high, k, s, 1)) * s - low
+        counts.append(np.clip(positions + k, 0, length) - np.clip(positions, 0, length))
+    return np.outer(counts[0], counts[1])
+
+
+def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Node:
+    """x with the axes start_dim..end_dim merged into one, as torch.flatten."""
+    x = as_node(x)
+    if x.ndim == 0:
+        return make_reshape(x, (1,))
+    (start,), (end,) = normalize_axes(start_dim, x.ndim, "flatten"), normalize_axes(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise fail("flatten", f"start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
+    merged = x.shape[start:end + 1]
+    if len(merged) > 1 and any(isinstance(d, str) for d in merged):
+        raise fail("flatten", f"cannot merge the symbolic dimension in {merged} of {x.shape}")
+    size = merged[0] if len(merged) == 1 else math.prod(merged)
+    return make_reshape(x, x.shape[:start] + (size,) + x.shape[end + 1:])
