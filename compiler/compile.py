@@ -17,6 +17,7 @@ from runtime.progress import NoProgress, Progress
 from .graph import Node
 from .label_ranges import index_checks, index_faults, record_faults
 from .passes import simplify
+from .passes.training_mode import training_mode
 from .show import show
 from .traversal import as_node_list, leaves, topological_order
 
@@ -60,7 +61,8 @@ def build(outputs, prefix: str, progress=None, faults=None):
     progress.stage("simplify")
     simplified = simplify(outputs + [node for node, _ in faults])
     progress.stage("fuse and generate LLVM IR")
-    ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(outputs))
+    # the leaves a training-mode run reads: a Buffer read only in inference mode is no argument
+    ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(training_mode(outputs)))
     plan["index_checks"] = index_checks(outputs)  # labels the runtime checks before running
     if faults:  # computed labels: checked by the program, raised after the call
         record_faults(plan, faults, len(outputs))

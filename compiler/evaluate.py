@@ -15,9 +15,13 @@ from .traversal import as_node_list, check_unique_names, topological_order
 
 
 def evaluate(nodes, values: dict):
-    """Values of `nodes` (one node -> ndarray, a list -> list) given Input/Param arrays by name."""
+    """Values of `nodes` (one node -> ndarray, a list -> list) given Input/Param arrays by name.
+
+    A graph is evaluated as a training step computes it: batch norm and dropout in training mode
+    (``compiler.inference`` switches them), so Buffers read only in inference mode need no value."""
+    from .passes.training_mode import training_mode
     single = not isinstance(nodes, (list, tuple))
-    outputs = as_node_list(nodes)
+    outputs = training_mode(as_node_list(nodes))
     results = evaluate_all(outputs, values)
     arrays = [np.asarray(results[n]) for n in outputs]  # a full reduction gives a NumPy scalar
     return arrays[0] if single else arrays

@@ -551,3 +551,10 @@ def __getattr__(name):
 for _name, _method in [("min", _min), ("prod", prod), ("var", var), ("std", std), ("any", _any), ("all", _all),
                        ("argmax", argmax), ("argmin", argmin), ("cumsum", cumsum), ("cumprod", cumprod)]:
     setattr(Node, _name, _method)
+
+
+# ---- normalisation (normalization.py) -----------------------------------------------------------
+
+from .normalization import batch_norm  # noqa: E402
+
+__all__ += ["batch_norm"]

@@ -1,8 +1,11 @@
 """``compile_step(loss, optimizer)``: one training step compiled into one native call.
 
 The step program computes the loss, its gradients and every optimizer update
-and writes parameters and optimizer state in place (``updates`` of the code
-generator). It also carries a native epoch loop (``TrainStep.run_epoch``).
+and writes parameters, optimizer state and Buffers (batch norm's running
+statistics) in place (``updates`` of the code generator). It also carries a
+native epoch loop (``TrainStep.run_epoch``). Inference functions of a step
+(``step.function``) compile ``compiler.inference`` of their nodes and read the
+live parameters and buffers.
 """
 from __future__ import annotations
 
@@ -18,9 +21,10 @@ from runtime.training import TrainStep
 from .codegen.program import build_program
 from .compile import COMPILE_STAGES, load_compiled, program_key
 from .evaluate import evaluate_all
-from .graph import Node
+from .graph import Node, is_buffer
 from .initializers import initial_values
 from .label_ranges import index_checks, index_faults, record_faults
+from .modes import inference, training_mode
 from .optim import Optimizer, update_graph
 from .passes import simplify
 from .show import node_label, format_shape
@@ -32,29 +36,22 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     """Compile forward, backward and the `optimizer` update of `loss` into a TrainStep.
 
     params: the Params to train (default: every Param the loss depends on); the others
-    are read from the same live buffers. share: another TrainStep whose parameter arrays
-    (matched by name) this step uses too. schedule: a callable 0-based step -> lr
-    (default: the optimizer's lr). debug_nans (or SYMPROP_DEBUG_NANS=1): check every step.
+    are read from the same live buffers. share: another TrainStep whose parameter and
+    buffer arrays (matched by name) this step uses too. schedule: a callable 0-based
+    step -> lr (default: the optimizer's lr). debug_nans (or SYMPROP_DEBUG_NANS=1): check
+    every step. Buffers the loss reads live in ``step.buffers``; those a layer updates
+    (``compiler.modes.buffer_updates``) are written in place after each step.
     """
     if debug_nans is None:
         debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")
     graph = update_graph(loss, optimizer, params)
-    all_params = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
-    shared = share.params if share is not None else {}
-    fresh = initial_values([p for p in all_params if p.name not in shared], seed)
-    live = {}
-    for p in all_params:
-        if p.name in shared:
-            array = shared[p.name]
-            if array.shape != p.shape or array.dtype != np.dtype(p.dtype):
-                raise ValueError(f"compile_step: shared parameter {p.name!r} is {array.shape} {array.dtype}, "
-                                 f"this graph declares {p.shape} {p.dtype}")
-            live[p.name] = array
-        else:
-            live[p.name] = fresh[p.name]
+    all_leaves = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
+    shared_params, shared_buffers = (share.params, share.buffers) if share is not None else ({}, {})
+    live = _live_arrays([p for p in all_leaves if not is_buffer(p)], shared_params, seed, "parameter")
+    buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], shared_buffers, seed, "buffer")
     state = graph.initial_state()
-    targets = [*graph.params, *graph.state.values()]
-    values = [*graph.new_params.values(), *graph.new_state.values()]
+    targets = [*graph.params, *graph.state.values(), *graph.buffers]
+    values = [*graph.new_params.values(), *graph.new_state.values(), *graph.new_buffers.values()]
     data = [leaf.name for leaf in graph.data_inputs]
     # labels computed inside the graph: hidden outputs checked after each step (the update has run by then);
     # a step with them runs its epochs batch by batch in Python, so that every batch is checked
@@ -81,7 +78,24 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     names = {"data": data, "step": graph.step.name, "lr": graph.lr.name}
     return TrainStep(program, live, state, names, schedule if schedule is not None else optimizer.lr,
                      compile_function=_bound_function, diagnose=_diagnoser(graph.outputs),
-                     debug_nans=debug_nans, seed=seed)
+                     debug_nans=debug_nans, seed=seed, buffers=buffers)
+
+
+def _live_arrays(leaf_nodes, shared: dict, seed: int, what: str) -> dict:
+    """name -> array for each Param (or Buffer): the array of `shared` (another step's) of that
+    name, else a fresh one from its initializer."""
+    fresh = initial_values([p for p in leaf_nodes if p.name not in shared], seed)
+    live = {}
+    for p in leaf_nodes:
+        if p.name in shared:
+            array = shared[p.name]
+            if array.shape != p.shape or array.dtype != np.dtype(p.dtype):
+                raise ValueError(f"compile_step: shared {what} {p.name!r} is {array.shape} {array.dtype}, "
+                                 f"this graph declares {p.shape} {p.dtype}")
+            live[p.name] = array
+        else:
+            live[p.name] = fresh[p.name]
+    return live
 
 
 def _epoch_capable(graph) -> bool:
@@ -95,17 +109,20 @@ def _epoch_capable(graph) -> bool:
     return all(all(isinstance(d, int) for d in leaf.shape[1:]) for leaf in inputs)
 
 
-def _bound_function(nodes, live_params: dict) -> Executable:
-    """An inference function of `nodes` that reads the live parameter arrays."""
-    outputs = as_node_list(nodes)
+def _bound_function(nodes, live_arrays: dict) -> Executable:
+    """An inference function of `nodes` that reads the live parameter and buffer arrays: batch norm
+    and dropout in inference mode (``compiler.inference``), so calling it changes nothing."""
+    outputs = inference(as_node_list(nodes))
     used = {leaf.name for leaf in leaves(outputs) if leaf.op == "param"}
     program, key = load_compiled(outputs)
-    bound = {name: array for name, array in live_params.items() if name in used}
+    bound = {name: array for name, array in live_arrays.items() if name in used}
     return Executable.of(program, key, single=isinstance(nodes, Node), bound=bound)
 
 
 def _diagnoser(outputs):
     """Replays a step in the reference evaluator and names the first node that is not finite."""
+    outputs = training_mode(outputs)  # what the step computed (not the inference branches)
+
     def diagnose(values: dict) -> str:
         results = evaluate_all(outputs, values)
         for node in topological_order(outputs):

@@ -104,14 +104,16 @@ class TrainStep:
     labels computed inside the graph (an argmax, arithmetic) after the step, whose update
     has then already run (the step count is advanced; the message says so).
 
-    ``params`` and ``state`` map names to the live arrays (``LiveArrays``: assigning copies
-    into them). Calls, epochs, saves, loads and assignments take the executable's lock, so
-    threads sharing a step each get their own step number.
+    ``params``, ``state`` and ``buffers`` (non-trainable state such as batch norm's running
+    statistics, which the step updates in place) map names to the live arrays (``LiveArrays``:
+    assigning copies into them). Calls, epochs, saves, loads and assignments take the
+    executable's lock, so threads sharing a step each get their own step number.
     """
 
     def __init__(self, program, params: dict, state: dict, names: dict, lr, *, compile_function=None,
-                 diagnose=None, debug_nans: bool = False, seed: int = 0):
+                 diagnose=None, debug_nans: bool = False, seed: int = 0, buffers: dict | None = None):
         self.params, self.state = LiveArrays(params, "parameter"), LiveArrays(state, "optimizer state")
+        self.buffers = LiveArrays(buffers or {}, "buffer")
         self.step_count = 0
         self.lr = lr
         self.debug_nans = debug_nans
@@ -121,10 +123,10 @@ class TrainStep:
         self._rng = np.random.default_rng(seed)
         self._step_value = np.zeros((), np.float64)
         self._lr_value = np.zeros((), np.float64)
-        bound = {**params, **state, names["step"]: self._step_value, names["lr"]: self._lr_value}
+        bound = {**params, **state, **(buffers or {}), names["step"]: self._step_value, names["lr"]: self._lr_value}
         self._program = program
         self._executable = Executable.of(program, single=True, bound=bound, persistent_outputs=True)
-        self.params._lock = self.state._lock = self._executable.lock  # assignments wait for a running step
+        self.params._lock = self.state._lock = self.buffers._lock = self._executable.lock  # wait for a running step
         epoch = program.plan.get("epoch")
         self._epoch = EPOCH_TYPE(program.addresses[epoch]) if epoch else None
         self.last_epoch_losses = np.empty(0)
@@ -150,11 +152,15 @@ class TrainStep:
             exe.check_faults(note=f"; step {step} has already updated the parameters and optimizer state")
         return loss
 
+    def _live(self) -> dict:
+        """Every array a step writes: parameters, optimizer state and buffers, by name."""
+        return {**self.params, **self.state, **self.buffers}
+
     def _snapshot(self) -> dict:
-        return {name: array.copy() for name, array in {**self.params, **self.state}.items()}
+        return {name: array.copy() for name, array in self._live().items()}
 
     def _check_finite(self, step: int, loss: float, before: dict, inputs: dict):
-        bad = [name for name, array in {**self.params, **self.state}.items() if not np.all(np.isfinite(array))]
+        bad = [name for name, array in self._live().items() if not np.all(np.isfinite(array))]
         if math.isfinite(loss) and not bad:
             return
         what = "the loss" if not math.isfinite(loss) else f"{bad[0]!r}"
@@ -164,7 +170,7 @@ class TrainStep:
                       self._names["lr"]: np.float64(self.lr_at(step))}
             where = "; " + self._diagnose(values)
         for name, array in before.items():  # leave the parameters as they were before the bad step
-            np.copyto({**self.params, **self.state}[name], array)
+            np.copyto(self._live()[name], array)
         self.step_count = step - 1
         raise FloatingPointError(f"step {step}: {what} is not finite{where}")
 
@@ -230,13 +236,14 @@ class TrainStep:
     # ---- inference, saving -------------------------------------------------------------------------
 
     def function(self, nodes):
-        """An inference function of `nodes` reading the live parameters (no copies)."""
+        """An inference function of `nodes` reading the live parameters and buffers (no copies), with
+        batch norm and dropout in inference mode: calling it never changes the step's arrays."""
         if self._compile_function is None:
             raise RuntimeError("this step was loaded without the compiler; compile inference functions with compiler.compile")
-        return self._compile_function(nodes, self.params)
+        return self._compile_function(nodes, {**self.params, **self.buffers})
 
     def save(self, path) -> None:
-        """Parameters, optimizer state and step count as .npz, written atomically.
+        """Parameters, optimizer state, buffers and step count as .npz, written atomically.
 
         The file is written to a temporary next to `path` and renamed over it. A save that
         is killed leaves that one temporary (``.NAME.*.symprop-partial``); the next save to
@@ -245,6 +252,7 @@ class TrainStep:
         with self._executable.lock:  # one consistent snapshot, never half a step
             arrays = {f"param/{k}": v.copy() for k, v in self.params.items()}
             arrays.update({f"state/{k}": v.copy() for k, v in self.state.items()})
+            arrays.update({f"buffer/{k}": v.copy() for k, v in self.buffers.items()})
             arrays["step_count"] = np.asarray(self.step_count, dtype=np.int64)
         write_atomically(path, lambda f: np.savez(f, **arrays))
 
@@ -252,7 +260,8 @@ class TrainStep:
         """Read what ``save`` wrote into the live arrays.
 
         Everything is checked first (names, shapes, dtypes, a non-negative integer step
-        count): a checkpoint that does not fit raises ValueError and changes nothing."""
+        count): a checkpoint that does not fit raises ValueError and changes nothing. A file
+        written before buffers existed (no ``buffer/`` entries) leaves the buffers as they are."""
         values, step_count = self._read_checkpoint(os.fspath(path))
         with self._executable.lock:
             for live, value in values:
@@ -270,12 +279,15 @@ class TrainStep:
             raise ValueError(f"{path}: not a checkpoint written by TrainStep.save (a single array, not an .npz archive)")
         try:
             with data:
-                expected = {f"param/{k}" for k in self.params} | {f"state/{k}" for k in self.state} | {"step_count"}
+                groups = [("param", self.params), ("state", self.state)]
+                if any(name.startswith("buffer/") for name in data.files):  # older files have none
+                    groups.append(("buffer", self.buffers))
+                expected = {f"{group}/{k}" for group, arrays in groups for k in arrays} | {"step_count"}
                 if set(data.files) != expected:
                     missing, extra = sorted(expected - set(data.files)), sorted(set(data.files) - expected)
                     raise ValueError(f"{path}: checkpoint does not match this step (missing {missing}, unexpected {extra})")
                 values = []
-                for group, arrays in (("param", self.params), ("state", self.state)):
+                for group, arrays in groups:
                     for name, array in arrays.items():
                         value = data[f"{group}/{name}"]
                         if value.shape != array.shape or value.dtype != array.dtype:
@@ -306,7 +318,7 @@ class TrainStep:
             return self._executable.cost(**inputs)
         finally:
             for name, array in before.items():
-                np.copyto({**self.params, **self.state}[name], array)
+                np.copyto(self._live()[name], array)
             self.step_count = count
 
     def llvm_ir(self, optimized: bool = False) -> str:

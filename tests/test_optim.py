@@ -145,7 +145,7 @@ def run_evaluated(loss, optimizer, initial, batches, lrs):
     params, state = dict(initial), graph.initial_state()
     trajectory = []
     for t, (batch, lr) in enumerate(zip(batches, lrs), start=1):
-        _, params, state = graph.evaluate(params, state, t, lr, batch)
+        _, params, state, _ = graph.evaluate(params, state, t, lr, batch)
         trajectory.append(params)
     return trajectory
 
@@ -289,7 +289,7 @@ def test_update_graph_trains_only_the_listed_params():
     assert list(graph.new_params) == ["w"]
     assert sorted(graph.state) == ["w__exp_avg", "w__exp_avg_sq"]
     assert sorted(i.name for i in graph.data_inputs) == ["x", "y"]
-    _, params, _ = graph.evaluate(initial, graph.initial_state(), 1, 0.1, batches[0])
+    _, params, _, _ = graph.evaluate(initial, graph.initial_state(), 1, 0.1, batches[0])
     assert "b" not in params and not np.array_equal(params["w"], initial["w"])
 
 

@@ -5,18 +5,22 @@ graph nodes over named leaves: the model's Inputs and Params, one Input per
 optimizer state buffer (named ``<param>__<state>``), and two float64 scalar
 Inputs, the 1-based step count and the learning rate. Evaluating
 ``graph.outputs`` -- in the reference evaluator or in compiled code -- is one
-step; writing ``new_params`` / ``new_state`` back over their inputs is the
-update.
+step; writing ``new_params`` / ``new_state`` / ``new_buffers`` back over their
+leaves is the update. Buffers (batch norm's running statistics) are never
+trained: their new values come from the layers that own them
+(``compiler.modes.buffer_updates``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from ..autodiff import grad as gradient
 from ..evaluate import evaluate
-from ..graph import Input, Node
+from ..graph import Input, Node, is_buffer
+from ..modes import buffer_updates
 from ..traversal import leaves
 from .base import Optimizer
 
@@ -43,11 +47,13 @@ class UpdateGraph:
     state_specs: dict = field(default_factory=dict)  # state input name -> StateSpec
     new_params: dict = field(default_factory=dict)   # param name -> Node
     new_state: dict = field(default_factory=dict)    # state input name -> Node
+    buffers: tuple = ()                              # the Buffers the step updates in place
+    new_buffers: dict = field(default_factory=dict)  # buffer name -> Node (its training-mode update)
 
     @property
     def outputs(self) -> list:
-        """[loss, *new params, *new state]: every value a step produces."""
-        return [self.loss, *self.new_params.values(), *self.new_state.values()]
+        """[loss, *new params, *new state, *new buffers]: every value a step produces."""
+        return [self.loss, *self.new_params.values(), *self.new_state.values(), *self.new_buffers.values()]
 
     @property
     def data_inputs(self) -> list:
@@ -59,26 +65,42 @@ class UpdateGraph:
         """state input name -> a fresh array filled with the state's initial value."""
         return {name: np.full(spec.shape, spec.init_value, dtype=spec.dtype) for name, spec in self.state_specs.items()}
 
-    def evaluate(self, params: dict, state: dict, step: int, lr: float, inputs: dict) -> tuple:
-        """One step in the NumPy reference evaluator: (loss, new params, new state) as arrays."""
-        values = {**params, **state, **inputs, STEP_INPUT: np.float64(step), LR_INPUT: np.float64(lr)}
+    def evaluate(self, params: dict, state: dict, step: int, lr: float, inputs: dict,
+                 buffers: dict | None = None) -> "StepValues":
+        """One step in the NumPy reference evaluator: (loss, new params, new state, new buffers) as
+        arrays; `buffers`: the value of each Buffer the graph reads, by name."""
+        values = {**params, **(buffers or {}), **state, **inputs, STEP_INPUT: np.float64(step),
+                  LR_INPUT: np.float64(lr)}
         results = evaluate(self.outputs, values)
-        n = len(self.new_params)
-        loss, new_params, new_state = results[0], results[1:1 + n], results[1 + n:]
-        return (float(loss), dict(zip(self.new_params, new_params)), dict(zip(self.new_state, new_state)))
+        n, m = len(self.new_params), len(self.new_state)
+        return StepValues(float(results[0]), dict(zip(self.new_params, results[1:1 + n])),
+                          dict(zip(self.new_state, results[1 + n:1 + n + m])),
+                          dict(zip(self.new_buffers, results[1 + n + m:])))
+
+
+class StepValues(NamedTuple):
+    """What one step computes: the loss before the update and the new values, by name."""
+
+    loss: float
+    params: dict
+    state: dict
+    buffers: dict
 
 
 def update_graph(loss: Node, optimizer: Optimizer, params=None) -> UpdateGraph:
     """The step graph of `optimizer` minimising the scalar `loss` over `params`
-    (default: every Param the loss depends on, in order of first use)."""
+    (default: every Param the loss depends on, in order of first use; never a Buffer)."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"update_graph: expected an optimizer from compiler.optim, got {optimizer!r}")
     if params is None:
-        params = [leaf for leaf in leaves(loss) if leaf.op == "param"]
+        params = [leaf for leaf in leaves(loss) if leaf.op == "param" and not is_buffer(leaf)]
     params = list(params)
     for p in params:
         if not isinstance(p, Node) or p.op != "param":
             raise TypeError(f"update_graph: params must be Param nodes, got {p!r}")
+        if is_buffer(p):
+            raise TypeError(f"update_graph: {p.name!r} is a Buffer, updated in place by its layer (batch norm's "
+                            f"running statistics), never trained; remove it from params")
     if len({p.name for p in params}) != len(params):
         raise ValueError(f"update_graph: a parameter is listed twice in {[p.name for p in params]}")
     grads = gradient(loss, params) if params else []
@@ -94,6 +116,8 @@ def update_graph(loss: Node, optimizer: Optimizer, params=None) -> UpdateGraph:
         per_param.append(own)
     new_params, new_states = optimizer.update_all(params, grads, per_param, step, lr)
     new_state = {state_input_name(p.name, k): v for p, s in zip(params, new_states) for k, v in s.items()}
+    updates = buffer_updates(loss)
     return UpdateGraph(loss=loss, optimizer=optimizer, params=tuple(params), grads=tuple(grads), step=step, lr=lr,
                        state=state_inputs, state_specs=specs,
-                       new_params={p.name: v for p, v in zip(params, new_params)}, new_state=new_state)
+                       new_params={p.name: v for p, v in zip(params, new_params)}, new_state=new_state,
+                       buffers=tuple(b for b, _ in updates), new_buffers={b.name: v for b, v in updates})
