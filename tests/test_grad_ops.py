@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 import compiler as C
 from compiler import Input, const, evaluate, grad
+import conv_reference as CR
 from op_table import central_difference
 
 MAX_EXAMPLES = 15
@@ -479,6 +480,14 @@ OPS = [
        lambda x, W: np.tanh(x @ W).sum(axis=-1) * np_sigmoid(x).mean(),
        st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)).map(lambda s: (((s[0], s[1]), (s[1], s[2])), {})),
        (R,)),
+    # convolution and pooling (conv_reference.py: explicit padding and loops)
+    Op("conv1d", lambda x, w, b=None, **kw: C.conv1d(x, w, b, **kw),
+       lambda x, w, b=None, **kw: CR.conv1d(x, w, b, **kw), CR.conv_case(1), (R,)),
+    Op("conv2d", lambda x, w, b=None, **kw: C.conv2d(x, w, b, **kw),
+       lambda x, w, b=None, **kw: CR.conv2d(x, w, b, **kw), CR.conv_case(2, max_extra=2), (R,)),
+    Op("max_pool2d", C.max_pool2d, CR.max_pool2d, CR.pool_case(average=False), (distinct,)),
+    Op("avg_pool2d", C.avg_pool2d, CR.avg_pool2d, CR.pool_case(average=True), (R,)),
+    Op("flatten", C.flatten, CR.flatten, CR.flatten_case(), (R,)),
 ]
 
 
@@ -590,6 +599,24 @@ def test_max_reduction_tie_gradient_through_keepdims_and_weights():
     w = np.array([[2.0], [3.0]])
     g = evaluate(grad((node.max(axis=1, keepdims=True) * const(w)).sum(), node), {"tied": x})
     np.testing.assert_allclose(g, [[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], rtol=1e-15)
+
+
+@settings(max_examples=15, deadline=None, database=None)
+@given(case=CR.pool_case(average=False), seed=st.integers(0, 2 ** 32 - 1))
+def test_max_pool2d_gradient_goes_to_the_first_maximum_of_each_window(case, seed):
+    """At ties (values in {-1, 0, 1}) each window's cotangent goes to its first maximum in row-major order,
+    as PyTorch's; a window over padding only reads the input where it lies (padding reads -inf)."""
+    (shape,), kwargs = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, shape).astype(np.float64)
+    node = Input("pooled", shape, dtype="float64")
+    out = C.max_pool2d(node, **kwargs)
+    weights = rng.normal(size=out.shape)
+    expected = CR.max_pool2d_backward(x, weights, **kwargs)
+    gradient = grad((out * const(weights)).sum(), node)
+    for graph in (gradient, C.simplify(gradient)):
+        np.testing.assert_allclose(evaluate(graph, {"pooled": x}), expected, rtol=1e-14, atol=1e-14,
+                                   err_msg=f"{shape} {kwargs}")
 
 
 # ---- second order: gradients are graphs, differentiable again ---------------------------------------
