@@ -22,7 +22,7 @@ from . import scalar_functions as sf
 from .errors import fail
 from .graph import Node, as_node, const, scalar_symbol
 from .primitives import make_einsum, make_map, make_reduce, make_reshape, make_stop_gradient
-from .primitives.layouts import make_pad, make_window, window_count
+from .primitives.layouts import make_pad, make_surrogate, make_window, window_count
 from .shapes import normalize_axes
 
 SPATIAL = "hwd"
@@ -148,17 +148,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
     x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "max_pool2d")
     windows = _windows(x, 2, kernel, stride, (1, 1), pads, -math.inf, "max_pool2d", f"x {x.shape}")
     taps = (4, 5)
-    # the first tap holding the maximum, found without gradient; the result selects that tap
+    # forward: one max reduction; gradient: that of selecting the first tap holding the maximum
+    peak = make_reduce("max", windows, taps)
     frozen = make_stop_gradient(windows)
-    peak = make_reduce("max", frozen, taps)
     number = const(np.arange(kernel[0] * kernel[1], dtype=np.float64).reshape(kernel).astype(x.dtype))
-    big = float(kernel[0] * kernel[1])
-    at_peak = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), big),
-                       [frozen, make_reshape(peak, peak.shape + (1, 1)), number], x.dtype)
+    at_peak = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), kernel[0] * kernel[1]),
+                       [frozen, make_reshape(make_stop_gradient(peak), peak.shape + (1, 1)), number], x.dtype)
     first = _min(at_peak, taps)
     chosen = make_map(sf.Where(sf.Equal(scalar_symbol(1), scalar_symbol(2)), scalar_symbol(0), 0),
                       [windows, number, make_reshape(first, first.shape + (1, 1))], x.dtype)
-    return make_reduce("sum", chosen, taps)
+    return make_surrogate(peak, make_reduce("sum", chosen, taps))
 
 
 def _min(x: Node, axes: tuple) -> Node:

@@ -35,7 +35,8 @@ def test_every_primitive_has_every_part(op):
 
 def test_the_primitive_set_is_the_documented_one():
     assert set(PRIMITIVES) == {"input", "param", "const", "dim", "map", "sum", "max", "einsum", "bmm", "reshape",
-                               "transpose", "broadcast", "slice", "pad", "concat", "stop_gradient", "training"}
+                               "transpose", "broadcast", "slice", "pad", "concat", "stop_gradient", "training",
+                               "window", "surrogate"}
 
 
 def test_an_unknown_op_names_the_defined_ones():

@@ -306,6 +306,7 @@ class Scheduler:
 
 
 SHARED_TREE_LIMIT = 4096
+STORED_OPS = ("sum", "max", "bmm")  # always computed into a buffer of their own
 CHAIN_LIMIT = 64
 
 
@@ -315,7 +316,7 @@ def chain_breaks(order, outputs: set) -> set:
     nodes: a chain of 20,000 maps becomes loops of at most 64 maps each, built bottom-up."""
     depth, breaks = {}, set()
     for node in order:
-        if node.is_leaf:
+        if node.is_leaf or node.op in STORED_OPS:  # a kernel's expression starts again after them
             depth[node] = 0
             continue
         depth[node] = 1 + max((depth[arg] for arg in node.args), default=0)

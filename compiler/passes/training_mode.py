@@ -1,4 +1,5 @@
-"""The simplifier's first pass: every ``training`` node becomes its training value.
+"""The simplifier's first pass: every ``training`` node becomes its training value, and every
+``surrogate`` node the value it computes (its surrogate only ever served the gradient).
 
 A compiled program runs in training mode; ``compiler.inference`` rewrites the
 graph to the other value before compiling (``compiler/modes.py``).
@@ -10,4 +11,4 @@ from .rewrite import rewrite
 
 def training_mode(outputs) -> list:
     """`outputs` with every training node replaced by its training value."""
-    return rewrite(outputs, lambda node: node.args[0] if node.op == "training" else None)
+    return rewrite(outputs, lambda node: node.args[0] if node.op in ("training", "surrogate") else None)

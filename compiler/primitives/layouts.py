@@ -282,21 +282,45 @@ def _index_window(node: Node, index: Index) -> Index:
 
 
 def _vjp_window(node, g):
-    """Each tap's cotangent goes back where the tap read: the cotangent of the strided slice
-    x[k*dilation :: stride] for tap k, summed over the taps."""
+    """Each tap's cotangent goes back where the tap read, summed over the taps. With stride 1 that
+    is a sum of shifted taps. With stride s the argument's axis is split into (rows, s): at
+    residue r only the taps with k*dilation = r (mod s) arrive, each shifted by whole rows, so
+    every term stays an affine read; the split pieces are stored once, in the argument's layout."""
     x = node.args[0]
     axis, size, stride, dilation = (node.attr(k) for k in ("axis", "size", "stride", "dilation"))
-    count, last = node.shape[axis], g.ndim - 1
-    terms = []
-    for k in range(size):
-        tap = make_slice(g, (0,) * g.ndim, _at(g, last, k + 1, g.shape), None)
-        tap = make_slice(tap, _at(g, last, k, 0), tap.shape, None)
-        tap = make_reshape(tap, g.shape[:-1])
-        start = k * dilation
-        taken = make_slice(x, _at(x, axis, start, 0), _at(x, axis, start + (count - 1) * stride + 1, x.shape),
-                           _at(x, axis, stride, 1))
-        terms.append(tap if taken is x else _vjp_slice(taken, tap)[0])
-    return [maps.make_map(sum(scalar_symbol(i) for i in range(size)), terms, g.dtype)]
+    length, last = x.shape[axis], g.ndim - 1
+    taps = [make_reshape(make_slice(g, _at(g, last, k, 0), _at(g, last, k + 1, g.shape)), g.shape[:-1])
+            for k in range(size)]
+    if stride == 1:
+        return [_sum_of([_shifted(tap, axis, k * dilation, length) for k, tap in enumerate(taps)])]
+    rows = -(-length // stride)
+    pieces = []
+    for r in range(stride):
+        terms = [_shifted(taps[k], axis, (k * dilation - r) // stride, rows)
+                 for k in range(size) if (k * dilation - r) % stride == 0]
+        piece = _sum_of(terms) if terms else cotangents.zeros_like(_shifted(taps[0], axis, 0, rows))
+        pieces.append(make_reshape(piece, piece.shape[:axis + 1] + (1,) + piece.shape[axis + 1:]))
+    stacked = make_concat(pieces, axis + 1)
+    split = make_reshape(stacked, x.shape[:axis] + (rows * stride,) + x.shape[axis + 1:])
+    return [make_slice(split, (0,) * x.ndim, _at(x, axis, length, x.shape))]
+
+
+def _shifted(t: Node, axis: int, shift: int, length: int) -> Node:
+    """t moved `shift` places along `axis` (out[q] = t[q - shift], 0 outside t), cut or padded to `length`."""
+    count = t.shape[axis]
+    start = max(0, -shift)
+    stop = min(count, length - shift)
+    if stop <= start:
+        return cotangents.zeros_like(make_pad(make_slice(t, _at(t, axis, 0, 0), _at(t, axis, 0, t.shape)),
+                                              _at(t, axis, 0, 0), _at(t, axis, length, 0)))
+    kept = make_slice(t, _at(t, axis, start, 0), _at(t, axis, stop, t.shape))
+    low = start + shift
+    return make_pad(kept, _at(t, axis, low, 0), _at(t, axis, length - low - (stop - start), 0))
+
+
+def _sum_of(terms: list) -> Node:
+    return terms[0] if len(terms) == 1 else maps.make_map(sum(scalar_symbol(i) for i in range(len(terms))), terms,
+                                                           terms[0].dtype)
 
 
 define("window", "layout", make_window, _evaluate_window, _vjp_window, "index", _index_window)
@@ -312,3 +336,20 @@ def make_stop_gradient(x: Node) -> Node:
 
 define("stop_gradient", "layout", make_stop_gradient, lambda node, args, dims, values: args[0],
        lambda node, g: [None], "index", lambda node, index: index)
+
+
+# ---- surrogate -----------------------------------------------------------------------------
+
+def make_surrogate(value: Node, surrogate: Node) -> Node:
+    """`value`, whose gradient is the gradient of `surrogate` (an expression equal to it in value).
+    Only the gradient graph reads `surrogate`; compiled programs compute `value` (the simplifier's
+    first pass), so a max pooling is one max reduction forward while its gradient goes to the
+    first maximum as the surrogate's selection says."""
+    if value.shape != surrogate.shape or value.dtype != surrogate.dtype:
+        raise fail("surrogate", f"value {value.shape} {value.dtype} and surrogate {surrogate.shape} "
+                                f"{surrogate.dtype} must agree")
+    return Node("surrogate", (value, surrogate), (), value.shape, value.dtype)
+
+
+define("surrogate", "layout", make_surrogate, lambda node, args, dims, values: args[0],
+       lambda node, g: [None, g], "index", lambda node, index: index)
