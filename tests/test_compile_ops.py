@@ -285,6 +285,43 @@ ROWS = [
     Row("stop_gradient", "stop_gradient", lambda a, b: C.stop_gradient(a) * b, BROADCAST_PAIR, (R,)),
     Row("composite_chain", "composite", lambda x, w: C.tanh(x @ w).sum(axis=-1) * C.sigmoid(x).mean(),
         ((B, 4), (4, 3)), (R,)),
+    # convolution and pooling (x (batch, C, *spatial), w (O, C/groups, *kernel), b (O,))
+    Row("conv2d", "conv2d", C.conv2d, ((B, 2, 5, 6), (3, 2, 3, 3), (3,)), (R,)),
+    Row("conv2d_no_bias", "conv2d", C.conv2d, ((B, 2, 5, 4), (3, 2, 2, 3)), (R,)),
+    Row("conv2d_stride2", "conv2d", lambda x, w, b: C.conv2d(x, w, b, stride=2), ((B, 2, 7, 6), (3, 2, 3, 3), (3,)),
+        (R,)),
+    Row("conv2d_padding1", "conv2d", lambda x, w, b: C.conv2d(x, w, b, padding=1), ((B, 2, 4, 5), (3, 2, 3, 3), (3,)),
+        (R,)),
+    Row("conv2d_dilation2", "conv2d", lambda x, w: C.conv2d(x, w, dilation=2), ((B, 2, 6, 7), (2, 2, 2, 3)), (R,)),
+    Row("conv2d_groups2", "conv2d", lambda x, w, b: C.conv2d(x, w, b, groups=2), ((B, 4, 5, 5), (6, 2, 3, 3), (6,)),
+        (R,)),
+    Row("conv2d_depthwise", "conv2d", lambda x, w: C.conv2d(x, w, padding=1, groups=3), ((B, 3, 4, 4), (3, 1, 3, 3)),
+        (R,)),
+    Row("conv2d_same_even_kernel", "conv2d", lambda x, w, b: C.conv2d(x, w, b, padding="same"),
+        ((B, 2, 5, 4), (3, 2, 2, 4), (3,)), (R,)),
+    Row("conv2d_mixed_pairs", "conv2d", lambda x, w, b: C.conv2d(x, w, b, stride=(2, 1), padding=(0, 2), dilation=(1, 2)),
+        ((B, 2, 6, 5), (2, 2, 3, 2), (2,)), (R,)),
+    Row("conv2d_relu", "conv2d", lambda x, w, b: C.relu(C.conv2d(x, w, b, padding=1)),
+        ((B, 1, 5, 5), (4, 1, 3, 3), (4,)), (R,)),
+    Row("conv1d", "conv1d", C.conv1d, ((B, 3, 7), (4, 3, 3), (4,)), (R,)),
+    Row("conv1d_no_bias", "conv1d", C.conv1d, ((B, 2, 5), (3, 2, 2)), (R,)),
+    Row("conv1d_stride2_padding1", "conv1d", lambda x, w, b: C.conv1d(x, w, b, stride=2, padding=1),
+        ((B, 2, 8), (3, 2, 3), (3,)), (R,)),
+    Row("conv1d_dilation2", "conv1d", lambda x, w: C.conv1d(x, w, dilation=2), ((B, 2, 9), (3, 2, 3)), (R,)),
+    Row("conv1d_groups2_same", "conv1d", lambda x, w, b: C.conv1d(x, w, b, padding="same", groups=2),
+        ((B, 4, 6), (4, 2, 4), (4,)), (R,)),
+    Row("max_pool2d", "max_pool2d", lambda x: C.max_pool2d(x, 2), ((B, 3, 6, 4),), (R,)),
+    Row("max_pool2d_ties", "max_pool2d", lambda x: C.max_pool2d(x, 2), ((B, 2, 4, 6),), (small_integers,)),
+    Row("max_pool2d_overlapping_padded_ties", "max_pool2d", lambda x: C.max_pool2d(x, 3, stride=2, padding=1),
+        ((B, 2, 5, 6),), (small_integers,)),
+    Row("max_pool2d_rectangular", "max_pool2d", lambda x: C.max_pool2d(x, (2, 3), stride=(1, 2)), ((B, 2, 5, 7),),
+        (R,)),
+    Row("avg_pool2d", "avg_pool2d", lambda x: C.avg_pool2d(x, 2), ((B, 3, 6, 4),), (R,)),
+    Row("avg_pool2d_padded", "avg_pool2d", lambda x: C.avg_pool2d(x, 3, stride=2, padding=1), ((B, 2, 5, 6),), (R,)),
+    Row("avg_pool2d_exclude_pad", "avg_pool2d",
+        lambda x: C.avg_pool2d(x, (3, 2), stride=(2, 1), padding=1, count_include_pad=False), ((B, 2, 5, 6),), (R,)),
+    Row("flatten", "flatten", C.flatten, ((B, 2, 3, 4),), (R,)),
+    Row("flatten_inner", "flatten", lambda x: C.flatten(x, 2, 3) * 2, ((B, 2, 3, 4, 2),), (R,)),
 ]
 
 ROW_IDS = [row.name for row in ROWS]
@@ -386,6 +423,25 @@ def check_row(row: Row, dtype: str, batches, seed: int):
 @given(batches=st.lists(st.integers(1, 6), min_size=2, max_size=2, unique=True), seed=st.integers(0, 2 ** 32 - 1))
 def test_compiled_matches_evaluate(row, dtype, batches, seed):
     check_row(row, dtype, batches, seed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_compiled_max_pool2d_gradient_goes_to_the_first_maximum(dtype):
+    """At ties (small integers) the compiled gradient puts each window's cotangent on its first maximum
+    in row-major order, as PyTorch's (conv_reference.max_pool2d_backward), at two batch sizes."""
+    import conv_reference
+
+    x = Input("tied_x", (B, 2, 5, 6), dtype=dtype)
+    out = C.max_pool2d(x, 3, stride=2, padding=1)
+    weights = Input("weights", out.shape, dtype=dtype)
+    fn = C.compile([out, grad((out * weights).sum(), x)])
+    rng = np.random.default_rng(7)
+    for batch in (1, 4):
+        xs = rng.integers(-1, 2, (batch, 2, 5, 6)).astype(dtype)
+        ws = rng.integers(1, 5, (batch, 2, 3, 3)).astype(dtype)  # exact in float32: sums of small integers
+        value, gradient = fn(tied_x=xs, weights=ws)
+        np.testing.assert_array_equal(value, conv_reference.max_pool2d(xs, 3, 2, 1).astype(dtype))
+        np.testing.assert_array_equal(gradient, conv_reference.max_pool2d_backward(xs, ws, 3, 2, 1).astype(dtype))
 
 
 # ---- symbolic dimensions: one program, any binding ------------------------------------------------
