@@ -21,12 +21,12 @@ import numpy as np
 from . import scalar_functions as sf
 from .errors import fail
 from .graph import Node, as_node, const, scalar_symbol
-from .primitives import make_einsum, make_map, make_reduce, make_reshape, make_stop_gradient
+from .primitives import (make_broadcast, make_einsum, make_map, make_reduce, make_reshape, make_stop_gradient,
+                         make_transpose)
 from .primitives.layouts import make_pad, make_surrogate, make_window, window_count
 from .shapes import normalize_axes
 
 SPATIAL = "hwd"
-TAPS = "ijk"
 
 
 def _tuple(value, n: int, name: str, op: str) -> tuple:
@@ -105,10 +105,17 @@ def _conv(x, w, b, stride, padding, dilation, groups, spatial: int, op: str) -> 
     n, spatial_dims = x.shape[0], x.shape[2:]
     grouped = make_reshape(x, (n, groups, channels // groups) + spatial_dims)
     windows = _windows(grouped, 3, kernel, stride, dilation, pads, 0.0, op, shapes)
-    weights = make_reshape(w, (groups, out_channels // groups) + w.shape[1:])
-    s, t = SPATIAL[:spatial], TAPS[:spatial]
-    y = make_einsum(f"ngc{s}{t},goc{t}->ngo{s}", windows, weights)
-    y = make_reshape(y, (n, out_channels) + y.shape[3:])
+    out = windows.shape[3:3 + spatial]
+    # the im2col matrix of each sample and group: (taps of every channel) x (output positions),
+    # stored once and read by the product, by the weight gradient (transposed) and nowhere else
+    taps_first = (0, 1, 2) + tuple(range(3 + spatial, 3 + 2 * spatial)) + tuple(range(3, 3 + spatial))
+    depth = (channels // groups) * math.prod(kernel)
+    cols = make_reshape(make_transpose(windows, taps_first), (n, groups, depth, math.prod(out)))
+    # the weights of each group as a matrix, broadcast along the batch (read with stride 0)
+    weights = make_reshape(w, (1, groups, out_channels // groups, depth))
+    weights = make_broadcast(weights, (n,) + weights.shape[1:])
+    y = make_einsum("ngkp,ngok->ngop", cols, weights)
+    y = make_reshape(y, (n, out_channels) + out)
     if b is not None:
         b = as_node(b)
         if b.shape != (out_channels,):
