@@ -43,7 +43,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
         _check_per_channel(name, value, x)
     if (running_mean is None) != (running_var is None):
         raise fail("batch_norm", "running_mean and running_var must both be Buffers or both None, got "
-                                 f"{running_mean!r} and {running_var!r}")
+                                 f"{_describe(running_mean)} and {_describe(running_var)}")
     for name, value in (("running_mean", running_mean), ("running_var", running_var)):
         if value is not None and not (isinstance(value, Node) and is_buffer(value)):
             raise fail("batch_norm", f"{name} must be a compiler.Buffer (state a training step updates), got {value!r}")
@@ -88,6 +88,12 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     unbiased = reshape(batch_var, (channels,)) * (count / (count - 1))
     new_var = (1 - momentum) * running_var + momentum * unbiased
     return make_training(train_value, inference_value, updates=[(running_mean, new_mean), (running_var, new_var)])
+
+
+def _describe(value) -> str:
+    if isinstance(value, Node) and is_buffer(value):
+        return f"Buffer {value.name!r} {value.shape} {value.dtype}"
+    return repr(value)
 
 
 def _check_per_channel(name: str, value, x: Node) -> None:

@@ -103,6 +103,15 @@ class Row:
 
 swish = C.elementwise(lambda t: t / (1 + sympy.exp(-t)), name="swish")
 damped = C.elementwise(lambda a, b: a * sympy.exp(-b ** 2), name="damped")
+
+
+def batch_norm_row(x, gamma, beta):
+    """Training mode (the batch's statistics); the running statistics are no argument of the program."""
+    channels = x.shape[1]
+    return C.batch_norm(x, gamma, beta, C.Buffer("row_running_mean", (channels,), dtype=x.dtype),
+                        C.Buffer("row_running_var", (channels,), init="ones", dtype=x.dtype))
+
+
 UNARY = ((B, 3),)
 PAIR = ((B, 3), (B, 3))
 BROADCAST_PAIR = ((B, 1, 3), (4, 1))
@@ -283,6 +292,9 @@ ROWS = [
     Row("binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits", C.binary_cross_entropy_with_logits,
         PAIR, (real(-30, 30), unit)),
     Row("stop_gradient", "stop_gradient", lambda a, b: C.stop_gradient(a) * b, BROADCAST_PAIR, (R,)),
+    Row("batch_norm_2d", "batch_norm", batch_norm_row, ((B, 3), (3,), (3,)), (R,)),
+    Row("batch_norm_3d", "batch_norm", batch_norm_row, ((B, 3, 4), (3,), (3,)), (R,)),
+    Row("batch_norm_4d", "batch_norm", batch_norm_row, ((B, 2, 3, 3), (2,), (2,)), (R,)),
     Row("composite_chain", "composite", lambda x, w: C.tanh(x @ w).sum(axis=-1) * C.sigmoid(x).mean(),
         ((B, 4), (4, 3)), (R,)),
     # convolution and pooling (x (batch, C, *spatial), w (O, C/groups, *kernel), b (O,))

@@ -348,6 +348,30 @@ class Op:
 swish = C.elementwise(lambda t: t / (1 + sympy.exp(-t)))
 damped = C.elementwise(lambda a, b: a * sympy.exp(-b ** 2), name="damped")
 
+
+@st.composite
+def batch_norm_case(draw):
+    """x (N, C, ...) of rank 2 to 4 with N >= 2, gamma and beta (C,), and eps."""
+    spatial = draw(st.lists(st.integers(1, 3), min_size=0, max_size=2))
+    channels = draw(st.integers(1, 3))
+    x = (draw(st.integers(2, 4)), channels, *spatial)
+    return (x, (channels,), (channels,)), {"eps": draw(st.sampled_from([1e-5, 0.1]))}
+
+
+def build_batch_norm(x, gamma, beta, eps):
+    channels = x.shape[1]
+    mean = C.Buffer("grad_row_running_mean", (channels,), dtype="float64")
+    var = C.Buffer("grad_row_running_var", (channels,), init="ones", dtype="float64")
+    return C.batch_norm(x, gamma, beta, mean, var, eps=eps)
+
+
+def np_batch_norm(x, gamma, beta, eps):
+    """Training mode: the batch's mean and biased variance per channel (axis 1)."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    normalised = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + eps)
+    return normalised * gamma.reshape(shape) + beta.reshape(shape)
+
 R, P = real(), positive()
 
 OPS = [
@@ -476,6 +500,7 @@ OPS = [
        forward_rtol=1e-6),
     Op("swish", swish, lambda t: t / (1 + np.exp(-t)), one_shape(), (real(-4, 4),)),
     Op("user_binary_elementwise", damped, lambda a, b: a * np.exp(-b ** 2), broadcast_shapes(2), (R,)),
+    Op("batch_norm", build_batch_norm, np_batch_norm, batch_norm_case(), (distinct, R, R)),
     Op("composite_chain", lambda x, W: C.tanh(x @ W).sum(axis=-1) * C.sigmoid(x).mean(),
        lambda x, W: np.tanh(x @ W).sum(axis=-1) * np_sigmoid(x).mean(),
        st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)).map(lambda s: (((s[0], s[1]), (s[1], s[2])), {})),
