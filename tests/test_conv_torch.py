@@ -1,0 +1,188 @@
+"""conv1d, conv2d, max_pool2d and avg_pool2d equal torch.nn.functional's, values and gradients.
+
+Runs when PyTorch is installed (it is not a dependency). Hypothesis draws shapes and arguments
+(conv_reference.py's strategies: strides, paddings as ints, pairs, "same" with even kernels and
+"valid", dilations, groups up to one per channel; pooling kernels, strides, paddings and
+count_include_pad both ways), and values in float64: normal ones, or for max pooling small
+integers with ties, where the gradient must go to the first maximum of each window as PyTorch's
+does. For each example the value of the op and the gradient of ``sum(out * g)`` with respect to
+x, w and b (random ``g``) come from ``compiler.evaluate`` (many examples) or from one
+``compiler.compile`` (fewer: each compiles), and must equal PyTorch's to 1e-10 of their magnitude.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import compiler as C
+import conv_reference as CR
+from compiler import Input, evaluate, grad
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+# PyTorch's own note that it copies the input for an even "same" kernel
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
+EVALUATED_EXAMPLES = 60
+COMPILED_EXAMPLES = 8
+RTOL = 1e-10
+
+SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def torch_results(op, arrays, kwargs, seed_array):
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = op(*tensors, **kwargs)
+    out.backward(torch.tensor(seed_array))
+    return [out.detach().numpy()] + [t.grad.numpy() for t in tensors]
+
+
+def symprop_results(op, arrays, kwargs, seed_array, compiled: bool):
+    nodes = [Input(f"operand{i}", a.shape, dtype="float64") for i, a in enumerate(arrays)]
+    out = op(*nodes, **kwargs)
+    weights = Input("weights", out.shape, dtype="float64")
+    graph = [out] + grad((out * weights).sum(), nodes)
+    values = {f"operand{i}": a for i, a in enumerate(arrays)}
+    values["weights"] = seed_array
+    if compiled:
+        return list(C.compile(graph)(**values))
+    return [np.asarray(v) for v in evaluate(graph, values)]
+
+
+def check(name, shapes, kwargs, seed, compiled, ties=False):
+    rng = np.random.default_rng(seed)
+    if ties:
+        arrays = [rng.integers(-1, 2, s).astype(np.float64) for s in shapes]
+    else:
+        arrays = [rng.normal(size=s) for s in shapes]
+    torch_op, symprop_op = getattr(F, name), getattr(C, name)
+    with torch.no_grad():
+        out_shape = torch_op(*[torch.tensor(a) for a in arrays], **kwargs).shape
+    seed_array = rng.normal(size=tuple(out_shape))
+    expected = torch_results(torch_op, arrays, kwargs, seed_array)
+    actual = symprop_results(symprop_op, arrays, kwargs, seed_array, compiled)
+    what = ["value"] + [f"gradient wrt {n}" for n in ("x", "w", "b")[:len(arrays)]]
+    for label, a, e in zip(what, actual, expected):
+        scale = max(1.0, float(np.abs(e).max()) if e.size else 0.0)
+        np.testing.assert_allclose(a, e, rtol=RTOL, atol=RTOL * scale,
+                                   err_msg=f"{name} {label} {'compiled' if compiled else 'evaluated'} "
+                                           f"{shapes} {kwargs}")
+
+
+# ---- convolutions ----------------------------------------------------------------------------------
+
+CONV2D_EXAMPLES = [
+    (((2, 3, 5, 6), (4, 3, 2, 4), (4,)), {"padding": "same"}),                  # even kernel: more padding high
+    (((1, 2, 6, 5), (2, 2, 4, 2)), {"padding": "same", "dilation": (1, 3)}),
+    (((2, 4, 5, 5), (4, 1, 3, 3), (4,)), {"groups": 4, "padding": 1}),           # depthwise
+    (((1, 3, 7, 6), (6, 1, 3, 3)), {"groups": 3, "stride": 2}),                  # depthwise, multiplier 2
+    (((2, 4, 7, 7), (6, 2, 3, 2), (6,)), {"stride": (2, 1), "padding": (1, 0), "dilation": (2, 1), "groups": 2}),
+    (((1, 1, 4, 4), (2, 1, 4, 4)), {"padding": "valid"}),                        # one window
+]
+CONV1D_EXAMPLES = [
+    (((2, 3, 7), (2, 3, 4), (2,)), {"padding": "same"}),
+    (((1, 2, 9), (2, 2, 2)), {"padding": "same", "dilation": 3}),
+    (((2, 3, 6), (3, 1, 3)), {"groups": 3, "padding": 2, "stride": 2}),        # depthwise
+    (((1, 4, 8), (2, 2, 3), (2,)), {"groups": 2, "dilation": 2, "stride": 3}),
+]
+
+
+def _with_examples(test, cases):
+    for case in cases:
+        test = example(case=case, seed=0)(test)
+    return test
+
+
+def _conv_test(name, spatial, cases, compiled):
+    strategy = CR.conv_case(spatial, max_groups=4, max_kernel=4, max_extra=4)
+
+    @settings(max_examples=COMPILED_EXAMPLES if compiled else EVALUATED_EXAMPLES, **SETTINGS)
+    @given(case=strategy, seed=st.integers(0, 2 ** 32 - 1))
+    def test(case, seed):
+        shapes, kwargs = case
+        check(name, shapes, kwargs, seed, compiled)
+
+    return _with_examples(test, cases)
+
+
+test_conv2d_evaluated = _conv_test("conv2d", 2, CONV2D_EXAMPLES, compiled=False)
+test_conv2d_compiled = _conv_test("conv2d", 2, CONV2D_EXAMPLES[:3], compiled=True)
+test_conv1d_evaluated = _conv_test("conv1d", 1, CONV1D_EXAMPLES, compiled=False)
+test_conv1d_compiled = _conv_test("conv1d", 1, CONV1D_EXAMPLES[:2], compiled=True)
+
+
+# ---- pooling ---------------------------------------------------------------------------------------
+
+MAX_POOL_EXAMPLES = [
+    ((((2, 2, 5, 6),), {"kernel_size": 3, "stride": 2, "padding": 1}), True),      # overlapping windows, ties
+    ((((1, 3, 4, 4),), {"kernel_size": 2}), True),
+    ((((1, 1, 6, 5),), {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)}), True),
+]
+AVG_POOL_EXAMPLES = [
+    ((((2, 2, 5, 6),), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": True}), False),
+    ((((2, 2, 5, 6),), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}), False),
+    ((((1, 1, 4, 7),), {"kernel_size": (2, 4), "stride": 1, "padding": (1, 2), "count_include_pad": False}), False),
+]
+
+
+def _pool_test(name, cases, compiled):
+    average = name == "avg_pool2d"
+    strategy = CR.pool_case(average=average, max_kernel=4, max_extra=4, max_channels=3)
+
+    @settings(max_examples=COMPILED_EXAMPLES if compiled else EVALUATED_EXAMPLES, **SETTINGS)
+    @given(case=strategy, ties=st.booleans(), seed=st.integers(0, 2 ** 32 - 1))
+    def test(case, ties, seed):
+        shapes, kwargs = case
+        check(name, shapes, kwargs, seed, compiled, ties=ties)
+
+    for case, ties in cases:
+        test = example(case=case, ties=ties, seed=0)(test)
+    return test
+
+
+test_max_pool2d_evaluated = _pool_test("max_pool2d", MAX_POOL_EXAMPLES, compiled=False)
+test_max_pool2d_compiled = _pool_test("max_pool2d", MAX_POOL_EXAMPLES[:2], compiled=True)
+test_avg_pool2d_evaluated = _pool_test("avg_pool2d", AVG_POOL_EXAMPLES, compiled=False)
+test_avg_pool2d_compiled = _pool_test("avg_pool2d", AVG_POOL_EXAMPLES[:2], compiled=True)
+
+
+# ---- a small network, end to end ---------------------------------------------------------------------
+
+
+def test_conv_relu_pool_dense_gradients_equal_torch():
+    """conv 3x3 pad 1, ReLU, max-pool 2, conv 3x3 stride 2, avg-pool, flatten, dense, cross-entropy:
+    the loss and every parameter's gradient, compiled, equal PyTorch's autograd (float64)."""
+    rng = np.random.default_rng(3)
+    arrays = {"x": rng.normal(size=(4, 2, 12, 12)), "w1": rng.normal(size=(6, 2, 3, 3)) / 3,
+              "b1": rng.normal(size=6), "w2": rng.normal(size=(4, 6, 3, 3)) / 4, "b2": rng.normal(size=4),
+              "dense": rng.normal(size=(4, 5)) / 2}
+    labels = rng.integers(0, 5, 4)
+
+    def network(ops, x, w1, b1, w2, b2, dense, flatten):
+        h = ops.max_pool2d(ops.relu(ops.conv2d(x, w1, b1, padding=1)), 2)
+        h = ops.avg_pool2d(ops.conv2d(h, w2, b2, stride=2, padding=1), 2, count_include_pad=False)
+        return flatten(h) @ dense
+
+    nodes = {k: Input(k, v.shape, dtype="float64") for k, v in arrays.items()}
+    label_node = Input("labels", (4,), dtype="int64")
+    logits = network(C, **nodes, flatten=C.flatten)
+    loss = C.cross_entropy(logits, label_node)
+    params = [nodes[k] for k in ("w1", "b1", "w2", "b2", "dense")]
+    results = C.compile([loss] + grad(loss, params))(**arrays, labels=labels)
+
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
+    t_logits = network(_TorchOps, **tensors, flatten=lambda h: torch.flatten(h, 1))
+    t_loss = F.cross_entropy(t_logits, torch.tensor(labels))
+    t_loss.backward()
+    np.testing.assert_allclose(results[0], t_loss.item(), rtol=1e-12)
+    for name, got in zip(("w1", "b1", "w2", "b2", "dense"), results[1:]):
+        np.testing.assert_allclose(got, tensors[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+class _TorchOps:
+    conv2d = staticmethod(F.conv2d)
+    relu = staticmethod(F.relu)
+    max_pool2d = staticmethod(F.max_pool2d)
+    avg_pool2d = staticmethod(F.avg_pool2d)
