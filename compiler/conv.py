@@ -23,7 +23,7 @@ from .errors import fail
 from .graph import Node, as_node, const, scalar_symbol
 from .primitives import (make_broadcast, make_einsum, make_map, make_reduce, make_reshape, make_stop_gradient,
                          make_transpose)
-from .primitives.layouts import make_pad, make_surrogate, make_window, window_count
+from .primitives.layouts import make_pad, make_slice, make_surrogate, make_window, window_count
 from .shapes import normalize_axes
 
 SPATIAL = "hwd"
@@ -79,6 +79,20 @@ def _windows(x: Node, first_axis: int, kernel: tuple, stride: tuple, dilation: t
                            f"{length} of the padded input ({shapes})")
         padded = make_window(padded, first_axis + j, k, s, d)
     return padded
+
+
+def _pool_windows(x: Node, kernel: tuple, stride: tuple, pads: tuple, fill: float, op: str) -> Node:
+    """The pooling windows of x as (N, C, Ho, Wo, kh, kw). Windows that tile the input (stride equal
+    to the kernel, no padding) are a split reshape and a transpose: read at affine indices, and
+    their cotangent is stored once, in the input's layout, by one loop."""
+    if stride != kernel or any(p != (0, 0) for p in pads):
+        return _windows(x, 2, kernel, stride, (1, 1), pads, fill, op, f"x {x.shape}")
+    (n, c, h, w), (kh, kw) = x.shape, kernel
+    ho, wo = h // kh, w // kw
+    if ho < 1 or wo < 1:
+        raise fail(op, f"the kernel {kernel} is larger than the input {x.shape}")
+    cut = make_slice(x, (0, 0, 0, 0), (n, c, ho * kh, wo * kw))
+    return make_transpose(make_reshape(cut, (n, c, ho, kh, wo, kw)), (0, 1, 2, 4, 3, 5))
 
 
 def _conv(x, w, b, stride, padding, dilation, groups, spatial: int, op: str) -> Node:
@@ -153,7 +167,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
     """The maximum of each window, as torch.nn.functional.max_pool2d (padding reads -inf); the gradient
     goes to the first maximum of each window in row-major order, as PyTorch's does."""
     x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "max_pool2d")
-    windows = _windows(x, 2, kernel, stride, (1, 1), pads, -math.inf, "max_pool2d", f"x {x.shape}")
+    windows = _pool_windows(x, kernel, stride, pads, -math.inf, "max_pool2d")
     taps = (4, 5)
     # forward: one max reduction; gradient: that of selecting the first tap holding the maximum
     peak = make_reduce("max", windows, taps)
@@ -176,7 +190,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True) -
     """The mean of each window, as torch.nn.functional.avg_pool2d (padding reads 0; without
     count_include_pad the divisor counts only the elements inside the input)."""
     x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "avg_pool2d")
-    windows = _windows(x, 2, kernel, stride, (1, 1), pads, 0.0, "avg_pool2d", f"x {x.shape}")
+    windows = _pool_windows(x, kernel, stride, pads, 0.0, "avg_pool2d")
     total = make_reduce("sum", windows, (4, 5))
     if count_include_pad:
         divisor = const(np.asarray(kernel[0] * kernel[1], dtype=x.dtype))

@@ -30,13 +30,48 @@ def make_reshape(x: Node, shape: tuple) -> Node:
 
 
 def _index_reshape(node: Node, index: Index):
-    """A reshape that only inserts or removes size-1 dims keeps the index (a unit dim reads 0,
-    and any bound on it travels on); any other needs its argument stored: None."""
-    source_shape, out_shape = node.args[0].shape, node.shape
-    if [d for d in source_shape if d != 1] != [d for d in out_shape if d != 1]:
+    """A reshape that splits axes (or inserts or removes size-1 axes) reads its argument at an
+    affine index: each argument axis is a run of output axes, row-major. Any other (one that
+    merges axes) needs its argument stored: None."""
+    runs = _split_runs(node.args[0].shape, node.shape)
+    if runs is None:
         return None
-    kept = iter([d for size, d in zip(out_shape, index.dims) if size != 1])
-    return index.with_dims(Affine() if d == 1 else next(kept) for d in source_shape)
+    dims = []
+    for run in runs:
+        affine, stride = Affine(), 1
+        for j in reversed(run):
+            affine = affine.plus(index.dims[j].scaled(stride))
+            stride = stride * node.shape[j] if isinstance(node.shape[j], int) else None
+        dims.append(affine)
+    return index.with_dims(dims)
+
+
+def _split_runs(source: tuple, out: tuple):
+    """For each source axis, the output axes (not of size 1) it is split into, row-major; None when
+    the reshape merges axes or splits a symbolic one. Unit axes on either side read index 0."""
+    axes = [j for j, d in enumerate(out) if d != 1]
+    runs, k = [], 0
+    for d in source:
+        if d == 1:
+            runs.append([])
+            continue
+        if k == len(axes):
+            return None
+        if isinstance(d, str) or isinstance(out[axes[k]], str):
+            if out[axes[k]] != d:
+                return None
+            runs.append([axes[k]])
+            k += 1
+            continue
+        run, product = [], 1
+        while product < d and k < len(axes) and isinstance(out[axes[k]], int):
+            product *= out[axes[k]]
+            run.append(axes[k])
+            k += 1
+        if product != d:
+            return None
+        runs.append(run)
+    return runs if k == len(axes) else None
 
 
 def _vjp_reshape(node, g):
