@@ -173,8 +173,10 @@ def is_buffer(node: Node) -> bool:
 
 
 def _check_name(name, op):
-    if not isinstance(name, str) or not name.isidentifier():
-        raise fail(op, f"name must be a Python identifier, got {name!r}")
+    """Leaf names are Python identifiers, or several joined by dots (a layer's ``conv2d.weight``)."""
+    if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+        raise fail(op, f"name must be a Python identifier or dot-separated identifiers (like 'conv2d.weight'), "
+                       f"got {name!r}")
 
 
 def is_python_number(value) -> bool:

@@ -1,7 +1,7 @@
 """The declarative model file: a TOML description of a model and how to train it.
 
     [model]
-    input_features = 64
+    input_features = 64                   # or input_shape = [1, 8, 8] for convolutions
     layers = [{ type = "dense", units = 128, activation = "relu" },
               { type = "dense", units = 10 }]
 
@@ -19,25 +19,44 @@
     seed = 0
     schedule = { name = "cosine", T_max = 10 }
 
-``load_model_file(path)`` checks every key and builds the graph. Anything
-wrong -- bad TOML, a missing or unknown key, a value of the wrong type or out
-of range -- raises ModelFileError naming the file, the key as a dotted path
+``load_model_file(path)`` checks every key and builds the graph from
+``compiler.nn`` layers: layer i is named ``layer_<i>`` (its Params
+``layer_0.weight``, ``layer_0.bias``, ...), so a file builds the same graph
+every time. Anything wrong -- bad TOML, a missing or unknown key, a value of the
+wrong type or out of range, a layer that cannot take the shape its predecessor
+gives -- raises ModelFileError naming the file, the key as a dotted path
 (``model.layers[1].units``) and what was expected against what was found.
+
+Layer types and their keys (defaults as in torch.nn):
+
+- ``dense``: units, activation = "linear"
+- ``conv2d``: filters, kernel_size, stride = 1, padding = 0 (or "same", "valid"), dilation = 1,
+  groups = 1, activation = "linear"; kernel_size, stride, padding, dilation an integer or [h, w]
+- ``max_pool2d``: kernel_size, stride = kernel_size, padding = 0
+- ``avg_pool2d``: the same and count_include_pad = true
+- ``batch_norm``: momentum = 0.1, eps = 1e-5 (over the channels of (batch, C) or (batch, C, H, W))
+- ``dropout``: p = 0.5
+- ``flatten``: (batch, C, H, W) -> (batch, C*H*W)
 """
 from __future__ import annotations
 
 import difflib
 import inspect
 import json
+import math
+import numbers
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import nn
+from .errors import GraphError
 from .graph import Input, Node
-from .models import ACTIVATIONS, stack_dense
+from .nn.activations import ACTIVATIONS
 from .ops import cross_entropy, mse, one_hot
+from .show import format_shape
 from .optim import OPTIMIZERS, HyperparameterError, Optimizer
 from .schedules import SCHEDULES, LinearWarmup, Schedule
 
@@ -50,12 +69,13 @@ class ModelFileError(ValueError):
 class DatasetInfo:
     features: int
     classes: int
+    image_shape: tuple  # (channels, height, width) of its examples
 
 
-DATASETS = {"digits": DatasetInfo(features=64, classes=10)}
+DATASETS = {"digits": DatasetInfo(features=64, classes=10, image_shape=(1, 8, 8))}
 LOSSES = ("cross_entropy", "mse")
 DTYPES = ("float32", "float64")
-LAYER_TYPES = ("dense",)
+LAYER_TYPES = ("dense", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten")
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,7 @@ class TrainingSettings:
 class ModelSpec:
     """A built model: the graph, its optimizer and its training settings."""
 
-    inputs: dict            # name -> Input: "x" (batch, features) and "labels" (batch,) int64
+    inputs: dict            # name -> Input: "x" (batch, *input shape) and "labels" (batch,) int64
     logits: Node
     loss: Node
     params: list
@@ -164,33 +184,184 @@ def is_natural(value) -> bool:
 
 # ---- sections --------------------------------------------------------------------------------
 
-def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
-    features = table.take("input_features", f"a positive integer ({dataset.features} for dataset "
-                          f"{json.dumps(dataset_name)})", is_count)
+def is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_size(value) -> bool:
+    """A positive integer or an array of two (a kernel size, stride or dilation per spatial axis)."""
+    return is_count(value) or (isinstance(value, list) and len(value) == 2 and all(is_count(v) for v in value))
+
+
+def is_padding(value) -> bool:
+    return is_natural(value) or (isinstance(value, list) and len(value) == 2 and all(is_natural(v) for v in value))
+
+
+def _size(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+SIZE = "a positive integer or an array of 2 positive integers"
+PADDING = "a non-negative integer or an array of 2"
+
+
+def read_input_shape(table: Table, dataset: DatasetInfo, dataset_name: str) -> tuple:
+    """The shape of one example: input_features = n gives (n,), input_shape = [c, h, w] gives (c, h, w)."""
+    named = f"dataset {json.dumps(dataset_name)}"
+    example = list(dataset.image_shape)
+    if "input_features" in table.content and "input_shape" in table.content:
+        raise table.error(table.key("input_shape"), "set together with input_features; expected one of the two "
+                          f"(input_features = {dataset.features} for dense layers, input_shape = {example} for "
+                          "convolutions)")
+    if "input_shape" in table.content:
+        shape = table.take("input_shape", f"an array of 1 to 3 positive integers whose product is {dataset.features} "
+                           f"(the features of {named}), such as {example}",
+                           lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(is_count(d) for d in v))
+        if math.prod(shape) != dataset.features:
+            raise table.error(table.key("input_shape"), f"expected dimensions whose product is {dataset.features} "
+                              f"(the features of {named}), such as {example}, found {shape} "
+                              f"(product {math.prod(shape)})")
+        return tuple(shape)
+    features = table.take("input_features", f"a positive integer ({dataset.features} for {named}), or input_shape "
+                          f"= {example}", is_count)
     if features != dataset.features:
-        raise table.error(table.key("input_features"), f"expected {dataset.features} (the features of dataset "
-                          f"{json.dumps(dataset_name)}), found {describe(features)}")
+        raise table.error(table.key("input_features"), f"expected {dataset.features} (the features of {named}), "
+                          f"found {describe(features)}")
+    return (features,)
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """One checked entry of model.layers: its key path, type, and how to make its layer."""
+
+    path: str
+    type: str
+    arguments: dict        # keyword arguments of the nn layer
+    width_key: str | None  # the key that sets the layer's output width (units, filters), for errors
+
+
+def read_layer(entry: Table) -> LayerEntry:
+    kind = entry.choice("type", LAYER_TYPES)
+    activation = lambda: entry.choice("activation", tuple(ACTIVATIONS), default="linear")  # noqa: E731
+    if kind == "dense":
+        arguments = {"units": entry.take("units", "a positive integer", is_count), "activation": activation()}
+    elif kind == "conv2d":
+        arguments = {"out_channels": entry.take("filters", "a positive integer", is_count),
+                     "kernel_size": _size(entry.take("kernel_size", SIZE, is_size)),
+                     "stride": _size(entry.take("stride", SIZE, is_size, default=1)),
+                     "padding": _size(entry.take("padding", f'{PADDING}, "same" or "valid"',
+                                                 lambda v: is_padding(v) or v in ("same", "valid"), default=0)),
+                     "dilation": _size(entry.take("dilation", SIZE, is_size, default=1)),
+                     "groups": entry.take("groups", "a positive integer", is_count, default=1),
+                     "activation": activation()}
+    elif kind in ("max_pool2d", "avg_pool2d"):
+        arguments = {"kernel_size": _size(entry.take("kernel_size", SIZE, is_size)),
+                     "stride": _size(entry.take("stride", SIZE, is_size, default=None)),
+                     "padding": _size(entry.take("padding", PADDING, is_padding, default=0))}
+        if kind == "avg_pool2d":
+            arguments["count_include_pad"] = entry.take("count_include_pad", "true or false",
+                                                        lambda v: isinstance(v, bool), default=True)
+    elif kind == "batch_norm":
+        arguments = {"momentum": entry.take("momentum", "a number in [0, 1]", lambda v: is_number(v) and 0 <= v <= 1,
+                                            default=0.1),
+                     "eps": entry.take("eps", "a number > 0", lambda v: is_number(v) and v > 0, default=1e-5)}
+    elif kind == "dropout":
+        arguments = {"p": entry.take("p", "a probability in [0, 1)", lambda v: is_number(v) and 0 <= v < 1,
+                                     default=0.5)}
+    else:  # flatten
+        arguments = {}
+    entry.finish()
+    if arguments.get("activation") == "linear":
+        arguments["activation"] = None
+    width_key = {"dense": "units", "conv2d": "filters"}.get(kind)
+    return LayerEntry(entry.path, kind, arguments, width_key)
+
+
+def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
+    input_shape = read_input_shape(table, dataset, dataset_name)
     dtype = table.choice("dtype", DTYPES, default="float32")
     layers = table.take("layers", "a non-empty array of tables like { type = \"dense\", units = 128, "
                         "activation = \"relu\" }", lambda v: isinstance(v, list) and len(v) > 0)
-    spec = []
+    entries = []
     for i, layer in enumerate(layers):
         path = f"{table.key('layers')}[{i}]"
         if not isinstance(layer, dict):
             raise table.error(path, f'expected a table like {{ type = "dense", units = 128 }}, found {describe(layer)}')
-        entry = Table(table.source, path, layer)
-        entry.choice("type", LAYER_TYPES)
-        units = entry.take("units", "a positive integer", is_count)
-        activation = entry.choice("activation", tuple(ACTIVATIONS), default="linear")
-        entry.finish()
-        spec.append((units, activation))
-    check_fits_in_memory(table, features, spec, dtype)
-    if spec[-1][0] != dataset.classes:
-        raise table.error(f"{table.key('layers')}[{len(spec) - 1}].units",
-                          f"expected {dataset.classes} (the classes of dataset {json.dumps(dataset_name)}, "
-                          f"as the last layer gives one output per class), found {describe(spec[-1][0])}")
+        entries.append(read_layer(Table(table.source, path, layer)))
     table.finish()
-    return features, dtype, spec
+    return input_shape, dtype, entries
+
+
+# ---- building the layers -------------------------------------------------------------------------
+
+INPUT_LAYOUTS = {  # what each layer type takes: ranks of (batch, ...) and the layout spelled for errors
+    "dense": ((2,), "(batch, features)"),
+    "conv2d": ((4,), "(batch, channels, height, width)"),
+    "max_pool2d": ((4,), "(batch, channels, height, width)"),
+    "avg_pool2d": ((4,), "(batch, channels, height, width)"),
+    "batch_norm": ((2, 3, 4), "(batch, channels), (batch, channels, length) or (batch, channels, height, width)"),
+    "flatten": ((2, 3, 4, 5), "(batch, ...)"),
+}
+
+
+def make_layer(entry: LayerEntry, x: Node, name: str) -> nn.Layer:
+    """The nn layer of `entry` for input `x` (batch norm's kind follows the input's rank)."""
+    if entry.type == "dense":
+        return nn.Dense(name=name, **entry.arguments)
+    if entry.type == "conv2d":
+        return nn.Conv2d(name=name, **entry.arguments)
+    if entry.type == "max_pool2d":
+        return nn.MaxPool2d(name=name, **entry.arguments)
+    if entry.type == "avg_pool2d":
+        return nn.AvgPool2d(name=name, **entry.arguments)
+    if entry.type == "batch_norm":
+        return (nn.BatchNorm2d if x.ndim == 4 else nn.BatchNorm1d)(name=name, **entry.arguments)
+    if entry.type == "dropout":
+        return nn.Dropout(name=name, **entry.arguments)
+    return nn.Flatten(name=name)
+
+
+def _hint(entry: LayerEntry, x: Node) -> str:
+    if entry.type == "dense" and x.ndim > 2:
+        return '; add { type = "flatten" } before it'
+    if entry.type != "dense" and x.ndim == 2:
+        return "; set model.input_shape (such as [1, 8, 8]) instead of input_features for convolutions and pooling"
+    return ""
+
+
+def build_layers(table: Table, x: Node, entries: list) -> tuple:
+    """Apply the layers in order: (output, layers). A layer that cannot take its input's shape is a
+    ModelFileError naming it."""
+    layers = []
+    with nn.names():
+        for i, entry in enumerate(entries):
+            ranks, layout = INPUT_LAYOUTS.get(entry.type, (None, None))
+            if ranks is not None and x.ndim not in ranks:
+                raise table.error(entry.path, f"a {entry.type} layer expects an input of shape {layout}, found "
+                                  f"shape {format_shape(x.shape)} from the layer before{_hint(entry, x)}")
+            layer = make_layer(entry, x, f"layer_{i}")
+            try:
+                x = layer(x)
+            except GraphError as error:
+                reason = re.sub(r" \(declared at [^()]*\)$", "", str(error))
+                raise table.error(entry.path, f"a {entry.type} layer cannot take its input of shape "
+                                  f"{format_shape(x.shape)}: {reason}") from None
+            layers.append(layer)
+    return x, layers
+
+
+def check_output(table: Table, logits: Node, entries: list, dataset: DatasetInfo, dataset_name: str) -> None:
+    """The last layer must give one output per class: (batch, classes)."""
+    last = entries[-1]
+    if logits.ndim != 2:
+        raise table.error(last.path, f"expected the last layer to give outputs of shape (batch, {dataset.classes}) "
+                          f"(one per class of dataset {json.dumps(dataset_name)}), found shape "
+                          f"{format_shape(logits.shape)}; end with a flatten and a dense layer")
+    if logits.shape[1] != dataset.classes:
+        key = f"{last.path}.{last.width_key}" if last.width_key else last.path
+        found = describe(logits.shape[1]) if last.width_key else f"{logits.shape[1]} outputs"
+        raise table.error(key, f"expected {dataset.classes} (the classes of dataset {json.dumps(dataset_name)}, "
+                          f"as the last layer gives one output per class), found {found}")
 
 
 def physical_memory() -> int:
@@ -204,20 +375,21 @@ def physical_memory() -> int:
 COPIES_PER_PARAMETER = 4  # the parameter, its gradient and up to two optimizer state arrays
 
 
-def check_fits_in_memory(table: Table, features: int, layers: list, dtype: str) -> None:
+def check_fits_in_memory(table: Table, entries: list, layers: list, dtype: str) -> None:
     """Raise naming the first layer whose parameters (with gradients and optimizer state) exceed memory."""
     itemsize = 4 if dtype == "float32" else 8
     budget = physical_memory() // (COPIES_PER_PARAMETER * itemsize)  # parameters that fit
-    total, fan_in = 0, features
-    for i, (units, _) in enumerate(layers):
-        if total + (fan_in + 1) * units > budget:
-            most = max((budget - total) // (fan_in + 1), 0)
-            raise table.error(f"{table.key('layers')}[{i}].units",
-                              f"expected at most {most} (a {fan_in} x units {dtype} layer, with its gradient and "
-                              f"optimizer state, must fit in this machine's {physical_memory() / 2**30:.1f} GiB of "
-                              f"memory), found {describe(units)}")
-        total += (fan_in + 1) * units
-        fan_in = units
+    total = 0
+    for entry, layer in zip(entries, layers):
+        count = sum(math.prod(p.shape) for p in layer.params + layer.buffers)
+        if total + count > budget:
+            width = layer.units if entry.type == "dense" else layer.out_channels
+            most = max((budget - total) // max(count // width, 1), 0)
+            raise table.error(f"{entry.path}.{entry.width_key}",
+                              f"expected at most {most} (the layer's {count} {dtype} parameters, with their gradients "
+                              f"and optimizer state, must fit in this machine's {physical_memory() / 2**30:.1f} GiB "
+                              f"of memory), found {describe(width)}")
+        total += count
 
 
 def _toml_spelling(expected: str) -> str:
@@ -301,13 +473,16 @@ def model_spec_from_document(document: dict, source: str) -> ModelSpec:
     optimizer = read_optimizer(sections["optimizer"])
     training = read_training(sections["training"], optimizer.lr)
     dataset = DATASETS[training.dataset]
-    features, dtype, layers = read_model(sections["model"], dataset, training.dataset)
+    input_shape, dtype, entries = read_model(sections["model"], dataset, training.dataset)
     loss_name = sections["loss"].choice("name", LOSSES)
     sections["loss"].finish()
 
-    x = Input("x", ("batch", features), dtype)
+    x = Input("x", ("batch", *input_shape), dtype)
     labels = Input("labels", ("batch",), "int64")
-    logits, params = stack_dense(x, layers, name="layer")
+    logits, layers = build_layers(sections["model"], x, entries)
+    check_fits_in_memory(sections["model"], entries, layers, dtype)
+    check_output(sections["model"], logits, entries, dataset, training.dataset)
+    params = [p for layer in layers for p in layer.params]
     if loss_name == "cross_entropy":
         loss = cross_entropy(logits, labels)
     else:

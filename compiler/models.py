@@ -6,17 +6,9 @@ he_normal, every other weight from glorot_uniform; biases start at zero.
 from __future__ import annotations
 
 from .graph import Input, Node, Param
-from .ops import cross_entropy, gelu, leaky_relu, relu, sigmoid, softplus, tanh
+from .nn.activations import ACTIVATIONS
+from .ops import cross_entropy
 
-ACTIVATIONS = {
-    "relu": relu,
-    "tanh": tanh,
-    "sigmoid": sigmoid,
-    "gelu": gelu,
-    "softplus": softplus,
-    "leaky_relu": leaky_relu,
-    "linear": None,
-}
 RECTIFIERS = ("relu", "leaky_relu")
 
 

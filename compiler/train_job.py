@@ -12,6 +12,7 @@ import numpy as np
 from runtime import datasets, fit
 
 from .model_file import ModelSpec
+from .modes import inference
 from .step import compile_step
 
 
@@ -53,15 +54,16 @@ def train(spec: ModelSpec, *, epochs: int | None = None, progress: bool = True, 
     `epochs`, `save` and `plot` are checked first (TrainArgumentError), so a mistake costs no training."""
     check_train_arguments(epochs=epochs, save=save, plot=plot)
     started = time.perf_counter()
-    dtype = spec.inputs["x"].dtype
+    dtype, example_shape = spec.inputs["x"].dtype, spec.inputs["x"].shape[1:]  # (64,) or an image's (1, 8, 8)
     x_train, y_train = datasets.load_digits("train", dtype=dtype)
     x_test, y_test = datasets.load_digits("test", dtype=dtype)
+    x_train, x_test = x_train.reshape(-1, *example_shape), x_test.reshape(-1, *example_shape)
     settings = spec.training
     epochs = settings.epochs if epochs is None else epochs
     print(f"symprop: training {spec.source} on {settings.dataset} ({len(x_train)} train / {len(x_test)} test), "
           f"{epochs} epochs, batch {settings.batch_size}, {spec.optimizer!r}", file=out)
     step = compile_step(spec.loss, spec.optimizer, seed=settings.seed)
-    predict = step.function(spec.logits)
+    predict = step.function(inference(spec.logits))  # batch norm and dropout in inference mode
     compiled = time.perf_counter() - started
     print(f"compiled forward, backward and update in {compiled:.2f} s ({len(step.kernels())} kernels)", file=out)
 

@@ -433,3 +433,17 @@ def test_a_buffer_is_never_a_trained_parameter():
     graph = update_graph(loss, optim.Adam())
     assert [p.name for p in graph.params] == ["never_gamma", "never_beta", "never_w"]
     assert [b.name for b in graph.buffers] == ["never_mean", "never_var"]
+
+
+def test_a_non_finite_step_leaves_the_buffers_as_they_were():
+    loss, _, mean, var = conv_like_model("nans")
+    step = C.compile_step(loss, optim.SGD(lr=0.1), seed=10, debug_nans=True)
+    step(**batches(1, seed=21)[0])
+    before = {name: array.copy() for name, array in step.buffers.items()}
+    bad = batches(1, seed=22)[0]
+    bad["x"][0, 1, 2] = np.nan
+    with pytest.raises(FloatingPointError, match="step 2: .*not finite; first non-finite value from"):
+        step(**bad)
+    for name, array in step.buffers.items():
+        np.testing.assert_array_equal(array, before[name])
+    assert step.step_count == 1

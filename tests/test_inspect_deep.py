@@ -248,7 +248,7 @@ def test_an_unknown_format():
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("model, known", [(PYTHON_MODEL, "W"), (TOML_MODEL, "layer_0_w")])
+@pytest.mark.parametrize("model, known", [(PYTHON_MODEL, "W"), (TOML_MODEL, "layer_0.weight")])
 def test_a_gradient_of_a_parameter_that_does_not_exist(model, known):
     for fmt in ("text", "math", "kernels"):
         done = inspect(model, "--grad", "nonexistent", "--format", fmt)

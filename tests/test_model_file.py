@@ -49,8 +49,8 @@ def error_of(tmp_path, text) -> str:
 def test_example_file_is_the_default_model():
     spec = load_model_file(EXAMPLE)
     default = default_model_spec()
-    assert [(p.name, p.shape) for p in spec.params] == [("layer_0_w", (64, 128)), ("layer_0_b", (128,)),
-                                                      ("layer_1_w", (128, 10)), ("layer_1_b", (10,))]
+    assert [(p.name, p.shape) for p in spec.params] == [("layer_0.weight", (64, 128)), ("layer_0.bias", (128,)),
+                                                      ("layer_1.weight", (128, 10)), ("layer_1.bias", (10,))]
     assert spec.loss is default.loss and spec.logits is default.logits
     assert isinstance(spec.optimizer, Adam) and spec.optimizer.hyperparameters() == default.optimizer.hyperparameters()
     assert spec.training == default.training
@@ -68,8 +68,8 @@ def test_built_graph_computes_the_mlp(tmp_path):
     x = rng.random((5, 64), dtype=np.float32)
     labels = np.array([0, 3, 9, 1, 1])
     logits, loss = compiler.evaluate([spec.logits, spec.loss], {"x": x, "labels": labels, **values})
-    hidden = np.tanh(x @ values["layer_0_w"] + values["layer_0_b"])
-    expected = hidden @ values["layer_1_w"] + values["layer_1_b"]
+    hidden = np.tanh(x @ values["layer_0.weight"] + values["layer_0.bias"])
+    expected = hidden @ values["layer_1.weight"] + values["layer_1.bias"]
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
     shifted = expected - expected.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

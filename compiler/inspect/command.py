@@ -234,7 +234,9 @@ def _widened(model: Model, factor: int) -> Model:
         document = tomllib.load(f)
     layers = document["model"]["layers"]
     for layer in layers[:-1]:
-        layer["units"] = layer["units"] * factor
+        for width in ("units", "filters"):  # dense and convolution layers; the others have no width
+            if width in layer:
+                layer[width] = layer[width] * factor
     widened = Model.__new__(Model)
     widened.__dict__.update(model.__dict__)
     widened.spec = model_spec_from_document(document, model.path)

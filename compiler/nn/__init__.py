@@ -1,0 +1,38 @@
+"""Layers for users who think in layers, not Params (``compiler.nn``).
+
+A layer is a callable made once and applied to graph nodes: its first call
+infers the input sizes and creates its Params, named ``<layer>.<param>``
+(``conv2d.weight``, ``dense_1.bias``); later calls reuse them (weight sharing).
+Constructors follow ``torch.nn`` with the input size left out
+(``Conv2d(out_channels, kernel_size, ...)``, ``Dense(units, ...)``), and Params
+start as PyTorch's do unless ``init=`` says otherwise.
+
+Names: an unnamed layer is named after its kind, numbered within the current
+naming scope (``dense``, ``dense_1``, ...). Build a model inside
+``with compiler.nn.names():`` to give it the same names every time it is built
+(see ``naming``).
+
+    import compiler as sp
+    from compiler import nn
+    x = sp.Input("x", ("batch", 1, 8, 8))
+    with nn.names():
+        model = nn.Sequential(nn.Conv2d(16, 3, padding=1, activation="relu"), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Dense(10))
+        logits = model(x)
+    model.params   # [conv2d.weight, conv2d.bias, dense.weight, dense.bias]
+"""
+from .activations import ACTIVATIONS, GELU, ReLU, Sigmoid, Tanh
+from .convolution import Conv1d, Conv2d
+from .dense import Dense
+from .dropout import Dropout
+from .flatten import Flatten
+from .init import WEIGHT_INITS, Normal, Uniform
+from .layer import Layer
+from .naming import names
+from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import AvgPool2d, MaxPool2d
+from .sequential import Sequential
+
+__all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout",
+           "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "names", "ACTIVATIONS", "WEIGHT_INITS",
+           "Uniform", "Normal"]
