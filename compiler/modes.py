@@ -21,17 +21,18 @@ def inference(outputs):
 
 
 def buffer_updates(outputs) -> list:
-    """[(buffer leaf, new value)] of every training node `outputs` depend on, in graph order;
-    a buffer updated by two nodes is an error (which update would win is not defined)."""
-    updates, seen = [], {}
+    """[(buffer leaf, new value)] of every training node `outputs` depend on, in graph order, as
+    training-mode graphs. A buffer updated by several nodes (a batch norm layer called twice) gets
+    the updates one after the other, in graph order, as PyTorch's module would: each reads the
+    value the one before wrote."""
+    composed = {}
     for node in topological_order(as_node_list(outputs)):
         if node.op != "training":
             continue
         for buffer, value in training_updates(node):
-            if buffer in seen and seen[buffer] is not value:
-                raise ValueError(f"buffer {buffer.name!r} is updated by two layers ({seen[buffer].location} "
-                                 f"and {value.location}); give each layer buffers of its own")
-            if buffer not in seen:
-                seen[buffer] = value
-                updates.append((buffer, value))
-    return updates
+            (value,) = training_mode([value])
+            if buffer in composed:
+                previous = composed[buffer]
+                (value,) = rewrite([value], lambda n, b=buffer, p=previous: p if n is b else None)
+            composed[buffer] = value
+    return list(composed.items())

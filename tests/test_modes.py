@@ -74,8 +74,23 @@ def test_buffer_updates_lists_each_update_once_in_graph_order():
     assert [buffer.name for buffer, _ in updates] == ["u_first", "u_second"]
     assert training_updates(a) == [(first, first + 1.0)]
     assert buffer_updates(inference(C.sum(b))) == []
-    with pytest.raises(ValueError, match="buffer 'u_first' is updated by two layers .*test_modes.py"):
-        buffer_updates([counted(x, first), make_training(x, x, updates=[(first, first * 2.0)])])
+
+
+def test_a_buffer_updated_twice_gets_both_updates_in_graph_order():
+    """A layer called twice (shared weights) updates its statistics twice, as a PyTorch module would."""
+    x = C.Input("t_x", (2,), "float64")
+    count = C.Buffer("t_count", (), dtype="float64")
+    once = counted(x, count)
+    doubled = make_training(once * 1.0, once, updates=[(count, count * 2.0)])  # reads what `once` wrote
+    ((buffer, value),) = buffer_updates(C.sum(doubled))
+    assert buffer is count
+    assert float(C.evaluate(value, {"t_count": np.float64(5)})) == (5 + 1) * 2
+    w = C.Param("t_w", (2,), init="ones", dtype="float64")
+    shared = C.sum(counted(counted(x * w, count), count))
+    step = C.compile_step(shared, optim.SGD(lr=0.0), seed=0)
+    for _ in range(3):
+        step(t_x=np.ones(2))
+    assert float(step.buffers["t_count"]) == 6.0
 
 
 def test_make_training_checks_its_arguments():
