@@ -12,6 +12,7 @@ from .passes import simplify
 from .compile import compile
 from .step import compile_step
 from .modes import inference
+from .randomness import random_normal, random_uniform
 from . import nn, optim, schedules
 from .models import mlp, classifier_loss
 from .model_file import ModelFileError, default_model_spec, load_model_file

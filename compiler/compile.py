@@ -17,6 +17,7 @@ from runtime.progress import NoProgress, Progress
 from .graph import Node
 from .label_ranges import index_checks, index_faults, record_faults
 from .passes import simplify
+from .primitives.random import canonical_streams
 from .passes.training_mode import training_mode
 from .show import show
 from .traversal import as_node_list, leaves, topological_order
@@ -39,7 +40,7 @@ def program_key(outputs, *extra: str) -> str:
     from .codegen.gemm import blas_for_large_products
     digest = hashlib.sha256(compiler_fingerprint().encode())
     digest.update(f"blas={blas_for_large_products()}".encode())
-    digest.update(show(outputs).encode())
+    digest.update(show(canonical_streams(outputs)).encode())  # the same model built twice: one key
     for node in topological_order(outputs):
         if node.op == "const":
             digest.update(node.attr("value").array.tobytes())

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import GraphError
 from .primitives import lookup
+from .primitives.random import renumbered_streams, with_default_random_inputs
 from .shapes import symbolic_dims
 from .traversal import as_node_list, check_unique_names, topological_order
 
@@ -28,8 +29,17 @@ def evaluate(nodes, values: dict):
 
 
 def evaluate_all(outputs, values: dict) -> dict:
-    """node -> ndarray for every node the outputs depend on."""
+    """node -> ndarray for every node the outputs depend on.
+
+    Random nodes draw with their streams numbered in graph order, as a compiled program of the
+    same outputs does; ``rng_seed`` and ``rng_counter`` default to a fresh function's first call
+    (seed 0, counter 1)."""
+    renumbered = renumbered_streams(outputs)
+    if renumbered:
+        results = evaluate_all([renumbered[n] for n in outputs], values)
+        return {node: results[new] for node, new in renumbered.items()}
     order = topological_order(outputs)
+    values = with_default_random_inputs(order, values)
     check_unique_names([n for n in order if n.op in ("input", "param")])
     dims = bind_dims(order, values)
     results = {}

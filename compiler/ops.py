@@ -558,3 +558,10 @@ for _name, _method in [("min", _min), ("prod", prod), ("var", var), ("std", std)
 from .normalization import batch_norm  # noqa: E402
 
 __all__ += ["batch_norm"]
+
+
+# ---- randomness (randomness.py) ----------------------------------------------------------------
+
+from .randomness import dropout  # noqa: E402
+
+__all__ += ["dropout"]

@@ -15,6 +15,7 @@ import threading
 import numpy as np
 
 from .dimensions import concrete, dim_names
+from .random_inputs import RandomInputs
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 ARENA_ALIGNMENT = 64
@@ -55,6 +56,10 @@ def describe_shape(shape) -> str:
 class Executable:
     """``fn(**values)``: every Input and Param by name; returns an ndarray or a tuple.
 
+    A program with random nodes also takes ``rng_seed`` and ``rng_counter`` (int64 scalars);
+    left out, they are ``fn.random.seed`` (0) and the number of this call (1, 2, ...), so each
+    call draws new numbers (``runtime/random_inputs.py``).
+
     ``fn.key`` is the program's cache key (``runtime.programs.load(key)`` loads it again, in
     any process, without the compiler); ``fn.from_cache`` tells whether its machine code
     came from the on-disk cache rather than a fresh compile.
@@ -92,6 +97,7 @@ class Executable:
         shaped = {d for _, b in self.arguments for d in b["shape"] if isinstance(d, str)}
         self._free_dims = [d for d in plan["dims"] if d not in shaped]  # passed by name as ints: fn(batch=4)
         self._argument_names = {b["name"] for _, b in self.arguments} | set(self._free_dims)
+        self.random = RandomInputs.of(b["name"] for _, b in self.arguments)  # None: no random numbers drawn
         self._checks = [(index, b["name"], np.dtype(b["dtype"]), tuple(b["shape"]),
                          any(isinstance(d, str) for d in b["shape"]), b) for index, b in self.arguments]
         # hidden outputs of labels computed inside the graph, checked after the call (label_ranges.index_faults)
@@ -213,6 +219,8 @@ class Executable:
         return dims
 
     def __call__(self, **values):
+        if self.random is not None:  # the seed (fn.random.seed) and the call's counter, unless given
+            values = self.random.fill(values)
         dims = self.check(values)
         with self.lock:  # one call at a time: calls share the pointer table and the arena
             return self.run(values, dims)
@@ -293,6 +301,8 @@ class Executable:
         alive (referenced here) until every kernel has been measured.
         """
         from .cost import measure
+        if self.random is not None:
+            values = self.random.fill(values)
         dims = self.check(values)
         with self.lock:
             outputs = self.run(values, dims)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, MutableMapping
 import numpy as np
 
 from .executable import Executable, check_array, describe_shape
+from .random_inputs import COUNTER_INPUT, SEED_INPUT, as_scalar
 
 EPOCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
@@ -123,7 +124,10 @@ class TrainStep:
         self._rng = np.random.default_rng(seed)
         self._step_value = np.zeros((), np.float64)
         self._lr_value = np.zeros((), np.float64)
-        bound = {**params, **state, **(buffers or {}), names["step"]: self._step_value, names["lr"]: self._lr_value}
+        # random nodes (dropout, noise): keyed by the step's seed, a new draw per step (its 1-based number)
+        self._seed_value, self._counter_value = as_scalar("seed", seed), np.zeros((), np.int64)
+        bound = {**params, **state, **(buffers or {}), names["step"]: self._step_value, names["lr"]: self._lr_value,
+                 SEED_INPUT: self._seed_value, COUNTER_INPUT: self._counter_value}
         self._program = program
         self._executable = Executable.of(program, single=True, bound=bound, persistent_outputs=True)
         self.params._lock = self.state._lock = self.buffers._lock = self._executable.lock  # wait for a running step
@@ -142,7 +146,7 @@ class TrainStep:
         dims = exe.check(inputs)
         with exe.lock:  # the step number is read and advanced by one call at a time
             step = self.step_count + 1
-            self._step_value[...] = step
+            self._step_value[...] = self._counter_value[...] = step
             self._lr_value[...] = self.lr_at(step)
             before = self._snapshot() if self.debug_nans else None
             loss = float(exe.run(inputs, dims, check_faults=False))
@@ -167,7 +171,8 @@ class TrainStep:
         where = ""
         if self._diagnose is not None:
             values = {**before, **inputs, self._names["step"]: np.float64(step),
-                      self._names["lr"]: np.float64(self.lr_at(step))}
+                      self._names["lr"]: np.float64(self.lr_at(step)), SEED_INPUT: self._seed_value,
+                      COUNTER_INPUT: np.int64(step)}
             where = "; " + self._diagnose(values)
         for name, array in before.items():  # leave the parameters as they were before the bad step
             np.copyto(self._live()[name], array)
@@ -313,7 +318,7 @@ class TrainStep:
         count = self.step_count
         try:
             step = self.step_count + 1
-            self._step_value[...] = step
+            self._step_value[...] = self._counter_value[...] = step
             self._lr_value[...] = self.lr_at(step)
             return self._executable.cost(**inputs)
         finally:

@@ -14,6 +14,7 @@ from llvmlite import ir
 from .access import Access, Bound, contiguous_strides, linear_form, size_expr
 from .gemm import gemm_function
 from .loops import I64, counted_loop, emit_size, loop_nest
+from .random_bits import RandomDraw, emit_draw
 from .scalar import lower_cse
 from .schedule import Kernel
 
@@ -43,6 +44,7 @@ def collapse_axes(kernel: Kernel) -> list:
         return [[a] for a in range(len(space))]
     forms = [contiguous_strides(space)]
     forms += [linear_form(a, len(space))[0] for a in kernel.leaves.values() if isinstance(a, Access)]
+    forms += [a.linear_form(len(space))[0] for a in kernel.leaves.values() if isinstance(a, RandomDraw)]
     groups = [[len(space) - 1]]
     for axis in range(len(space) - 2, -1, -1):
         inner = groups[0]
@@ -178,10 +180,12 @@ class KernelEmitter:
         return linear
 
     def body_values(self, indices, bodies) -> list:
-        env = {}
+        env, blocks = {}, {}
         for symbol, source in self.kernel.leaves.items():
             if isinstance(source, Access):
                 env[symbol] = self.load(source, indices)
+            elif isinstance(source, RandomDraw):  # drawn here, never loaded
+                env[symbol] = emit_draw(self, source, indices, blocks)
             elif isinstance(source, Bound):  # 1 where a value computed in the kernel is valid
                 env[symbol] = self.builder.uitofp(self._holds(source, indices), self.ty)
             else:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sympy
 from llvmlite import ir
 
+from runtime.random_inputs import COUNTER_INPUT
+
 from ..shapes import symbolic_dims
 from ..traversal import topological_order
 from .access import Access, size_expr
@@ -21,6 +23,7 @@ from .gemm import gemm_externals
 from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, kernel_buffers
 from .loops import I64, counted_loop
 from .memory import assign_slots
+from .random_bits import RandomDraw
 from .schedule import schedule
 
 PLAN_VERSION = 1
@@ -33,6 +36,8 @@ def _dim_names(sched) -> list:
     for kernel in sched.kernels:
         names.update(symbolic_dims(kernel.space))
         names.update(source[1] for source in kernel.leaves.values() if isinstance(source, tuple))
+        names.update(d for source in kernel.leaves.values() if isinstance(source, RandomDraw)
+                     for d in symbolic_dims(source.shape))  # strides of the element index
     return sorted(names)
 
 
@@ -232,7 +237,8 @@ def emit_epoch(module: ir.Module, body: ir.Function, sched, dim_names: list, epo
     full data set of each data input]. For every mini-batch b: copy the rows perm[b*batch:
     (b+1)*batch] of each data input into its batch buffer (the last batch may be
     shorter: the batch dimension is set to its row count), set the step count to
-    step0 + b + 1 and the learning rate to lr[b], run the step, record the loss.
+    step0 + b + 1 (also the random nodes' counter) and the learning rate to lr[b], run the
+    step, record the loss.
     The caller guarantees 0 <= perm[i] < rows and batch buffers of `batch` rows.
     """
     by_name = {b.name: b for b in sched.buffers if b.role in ("input", "param")}
@@ -280,6 +286,9 @@ def emit_epoch(module: ir.Module, body: ir.Function, sched, dim_names: list, epo
             step_buffer = by_name[epoch["step"]]
             step_value = b.sitofp(b.add(b.add(step0, index), I64(1)), f64)
             _store_scalar(b, step_value, buffer(step_buffer.index, IR_TYPES[step_buffer.dtype]), step_buffer.dtype)
+        counter = by_name.get(COUNTER_INPUT)
+        if counter is not None and counter.dtype == "int64" and counter.shape == ():  # random nodes: a new draw per step
+            b.store(b.add(b.add(step0, index), I64(1)), buffer(counter.index, I64), align=8)
         if epoch["lr"] in by_name:
             lr_buffer = by_name[epoch["lr"]]
             lr_value = b.load(b.gep(lrs, [index]), align=8)

@@ -27,7 +27,9 @@ from ..dtypes import is_float
 from ..graph import Node
 from ..traversal import topological_order
 from ..primitives import PRIMITIVES, ops_lowered_as
+from ..primitives.random import LANES, value_of_uniforms
 from .access import Access, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast
+from .random_bits import RandomDraw
 
 LAYOUT_OPS = ops_lowered_as("index")  # read through index arithmetic, never run alone
 
@@ -69,11 +71,18 @@ class Kernel:
 
     def reads(self):
         accesses = list(self.operands) + [a for a in self.leaves.values() if isinstance(a, Access)]
+        accesses += [a for draw in self.leaves.values() if isinstance(draw, RandomDraw) for a in draw.reads()]
         return {a.buffer for a in accesses}
 
 
 def compute_dtype(dtype: str) -> str:
     return dtype if is_float(dtype) else "float64"
+
+
+def draws_inline(node: Node, dtype: str) -> bool:
+    """Whether a loop computing in `dtype` draws the random `node` itself: in the node's dtype, or a
+    float32 uniform in float64 (exact, so a comparison of the draw in a bool map draws in its loop)."""
+    return node.dtype == dtype or (node.attr("distribution"), node.dtype, dtype) == ("uniform", "float32", "float64")
 
 
 def effective_uses(order) -> dict:
@@ -248,6 +257,8 @@ class Scheduler:
             symbol = sympy.Symbol(f"d_{node.name}", real=True)
             kernel.leaves[symbol] = ("dim", node.name)
             return self._guarded(symbol, mapping, kernel)
+        if node.op == "random" and draws_inline(node, kernel.dtype):
+            return self._guarded(self._random(node, mapping, kernel), mapping, kernel)
         if self._inlines(node, mapping, kernel, root):
             if (node, mapping) in kernel.shared and not root:
                 return kernel.shared[(node, mapping)]
@@ -269,6 +280,21 @@ class Scheduler:
         if node.op == "concat" and root:
             return self._concat(node, mapping, kernel)
         return self._load(Access(self.materialize(node), node.shape, mapping), kernel)
+
+    def _random(self, node: Node, mapping: Index, kernel: Kernel) -> sympy.Expr:
+        """A random node is drawn where it is read, never stored: one RandomDraw leaf per uniform
+        its distribution needs, at the element `mapping` reads (so every kernel reading the same
+        element -- forward and backward -- draws the same bits)."""
+        seed, counter = (Access(self.materialize(arg), (), Index(())) for arg in node.args)
+        uniforms = []
+        for lane in LANES[node.attr("distribution")]:
+            draw = RandomDraw(node.attr("stream"), node.shape, node.dtype, Index(mapping.dims), seed, counter, lane)
+            symbol = next((s for s, existing in kernel.leaves.items() if existing == draw), None)
+            if symbol is None:
+                symbol = sympy.Symbol(f"r{len(kernel.leaves)}", real=True)
+                kernel.leaves[symbol] = draw
+            uniforms.append(symbol)
+        return value_of_uniforms(node.attr("distribution"), uniforms)
 
     def _guarded(self, value: sympy.Expr, mapping: Index, kernel: Kernel) -> sympy.Expr:
         """`value` where every bound of `mapping` holds; else the fill of the first that fails."""

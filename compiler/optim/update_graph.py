@@ -22,6 +22,7 @@ from ..evaluate import evaluate
 from ..graph import Input, Node, is_buffer
 from ..modes import buffer_updates
 from ..traversal import leaves
+from runtime.random_inputs import NAMES as RANDOM_INPUTS
 from .base import Optimizer
 
 STEP_INPUT = "optimizer_step"
@@ -59,7 +60,8 @@ class UpdateGraph:
     def data_inputs(self) -> list:
         """The Inputs fed per step (the model's, not the optimizer's)."""
         own = {self.step, self.lr, *self.state.values()}
-        return [leaf for leaf in leaves(self.outputs) if leaf.op == "input" and leaf not in own]
+        return [leaf for leaf in leaves(self.outputs)
+                if leaf.op == "input" and leaf not in own and leaf.name not in RANDOM_INPUTS]  # the step's seed, counter
 
     def initial_state(self) -> dict:
         """state input name -> a fresh array filled with the state's initial value."""

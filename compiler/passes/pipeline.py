@@ -10,8 +10,10 @@ from .identities import algebraic_identities
 from .rewrite import count_nodes, remembered_rules
 from .stability import stabilize
 from .training_mode import training_mode
+from ..primitives.random import canonical_streams
 
 PIPELINE = (
+    ("random streams", canonical_streams),
     ("training mode", training_mode),
     ("fold constants", fold_constants),
     ("inline scalar constants", inline_scalar_constants),

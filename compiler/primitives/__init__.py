@@ -12,8 +12,9 @@ defined in the module of its family next to its constructor:
 
 The families: ``leaves`` (input, param, const, dim), ``maps`` (map), ``reductions``
 (sum, max), ``contractions`` (einsum, bmm) and ``layouts`` (reshape, transpose,
-broadcast, slice, pad, concat, stop_gradient) and ``modes`` (training: a value that
-differs between training and inference). Adding a primitive is one
+broadcast, slice, pad, concat, stop_gradient), ``modes`` (training: a value that
+differs between training and inference) and ``random`` (random: uniform or normal
+numbers drawn inside the loops). Adding a primitive is one
 ``define`` in one of these modules (``docs/adding_an_op.md``); ``autodiff``,
 ``evaluate`` and the scheduler look every op up in ``PRIMITIVES``.
 """
@@ -30,6 +31,8 @@ LOWERINGS = {
     "gemm": "a call of the register-tiled matrix product (codegen/gemm.py)",
     "index": "index arithmetic with validity bounds in the reading kernel (its `index` rule)",
     "pieces": "each piece read under the bound of its range, 0 elsewhere, summed",
+    "random": "drawn in each reading loop by Philox-4x32-10 from the seed, the counter, the stream and the "
+              "element's index (codegen/random_bits.py)",
 }
 
 
@@ -68,7 +71,7 @@ def ops_lowered_as(lowering: str) -> tuple:
     return tuple(op for op, p in PRIMITIVES.items() if p.lowering == lowering)
 
 
-from . import leaves, maps, reductions, contractions, layouts, modes  # noqa: E402,F401  (each defines its primitives)
+from . import leaves, maps, reductions, contractions, layouts, modes, random  # noqa: E402,F401  (each defines its primitives)
 from .maps import canonical_args, make_map, rename_symbols, size_of  # noqa: E402
 from .reductions import make_reduce  # noqa: E402
 from .contractions import make_bmm, make_einsum  # noqa: E402
