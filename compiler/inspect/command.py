@@ -40,6 +40,7 @@ class Model:
     def __init__(self, path: str):
         from ..graph import Node
         from ..optim import Adam
+        from ..graph import is_buffer
         from ..traversal import leaves
         self.path = path
         self.spec = None
@@ -56,7 +57,7 @@ class Model:
         else:
             _check_readable(path)
             raise InspectError(f"{path}: expected a .toml model file or a .py file defining `loss`")
-        self.params = [leaf for leaf in leaves(self.loss) if leaf.op == "param"]
+        self.params = [leaf for leaf in leaves(self.loss) if leaf.op == "param" and not is_buffer(leaf)]
         self.inputs = [leaf for leaf in leaves(self.loss) if leaf.op == "input"]
 
     def param(self, name: str):
