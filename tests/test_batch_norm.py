@@ -447,3 +447,20 @@ def test_a_non_finite_step_leaves_the_buffers_as_they_were():
     for name, array in step.buffers.items():
         np.testing.assert_array_equal(array, before[name])
     assert step.step_count == 1
+
+
+def test_a_frozen_batch_norm_in_a_training_step_reads_its_buffers_and_keeps_them():
+    """training=False inside a loss (fine-tuning with frozen statistics): read live, never updated."""
+    x = C.Input("x", ("batch", 3), "float64")
+    mean = C.Buffer("frozen_mean", (3,), dtype="float64")
+    var = C.Buffer("frozen_var", (3,), init="ones", dtype="float64")
+    w = C.Param("frozen_w", (3,), init="ones", dtype="float64")
+    loss = C.mean(C.batch_norm(x * w, None, None, mean, var, training=False) ** 2)
+    step = C.compile_step(loss, optim.SGD(lr=0.0), seed=11)
+    step.buffers[mean.name] = np.array([1.0, 2.0, 3.0])
+    step.buffers[var.name] = np.array([4.0, 1.0, 0.25])
+    a = np.random.default_rng(23).normal(size=(5, 3))
+    expected = np.mean(((a - [1.0, 2.0, 3.0]) / np.sqrt(np.array([4.0, 1.0, 0.25]) + EPS)) ** 2)
+    assert step(x=a) == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_array_equal(step.buffers[mean.name], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(step.buffers[var.name], [4.0, 1.0, 0.25])
