@@ -47,10 +47,9 @@ def dropout(x: Node, p, training: bool = True) -> Node:
     p = float(p)
     if not training or p == 0.0:
         return x
-    if p == 1.0:
-        return make_training(x * 0.0, x)
     from .ops import Elementwise, _sympy_number
-    threshold, scale = _sympy_number(keep_threshold(p, x.dtype)), _sympy_number(1.0 / (1.0 - p))
+    # p = 1 draws too (no uniform reaches the threshold 1): x stays an argument, the result is 0
+    threshold, scale = _sympy_number(keep_threshold(p, x.dtype)), _sympy_number(1.0 / (1.0 - p) if p < 1 else 1.0)
     # one map of x and the draw: its derivative (the mask times the scale) reads the draw again, so the
     # backward kernel draws the mask where it needs it instead of reading a stored one
     mask = Elementwise(lambda value, u: sf.Where(sf.GreaterEqual(u, threshold), value * scale, 0), "dropout")

@@ -27,13 +27,13 @@ def as_scalar(name: str, value) -> np.ndarray:
     """`value` (a Python or NumPy integer, or a 0-d integer array) as a 0-d int64 array."""
     if isinstance(value, np.ndarray) and value.shape == () and value.dtype == np.int64:
         return value
-    array = np.asarray(value) if isinstance(value, (int, np.integer, np.ndarray)) and not isinstance(value, bool) \
-        else None
-    if array is None or array.shape != () or array.dtype.kind not in "iu":
+    integer = isinstance(value, (int, np.integer)) or isinstance(value, np.ndarray) and value.shape == () \
+        and value.dtype.kind in "iu"
+    if not integer or isinstance(value, bool):
         raise TypeError(f"argument {name!r} must be an integer (an int64 scalar), got {value!r}")
-    if not -2 ** 63 <= int(array) < 2 ** 63:
-        raise ValueError(f"argument {name!r} must fit in int64, got {int(array)}")
-    return np.array(int(array), dtype=np.int64)
+    if not -2 ** 63 <= int(value) < 2 ** 63:
+        raise ValueError(f"argument {name!r} must fit in int64, got {int(value)}")
+    return np.array(int(value), dtype=np.int64)
 
 
 class RandomInputs:
