@@ -295,6 +295,9 @@ ROWS = [
     Row("batch_norm_2d", "batch_norm", batch_norm_row, ((B, 3), (3,), (3,)), (R,)),
     Row("batch_norm_3d", "batch_norm", batch_norm_row, ((B, 3, 4), (3,), (3,)), (R,)),
     Row("batch_norm_4d", "batch_norm", batch_norm_row, ((B, 2, 3, 3), (2,), (2,)), (R,)),
+    Row("dropout", "dropout", lambda a: C.ops.dropout(a, 0.3), ((B, 4),), (R,)),
+    Row("dropout_of_a_map_times_a_broadcast", "dropout", lambda a, b: C.ops.dropout(C.tanh(a), 0.5) * b,
+        ((B, 2, 3), (3,)), (R,)),
     Row("composite_chain", "composite", lambda x, w: C.tanh(x @ w).sum(axis=-1) * C.sigmoid(x).mean(),
         ((B, 4), (4, 3)), (R,)),
     # convolution and pooling (x (batch, C, *spatial), w (O, C/groups, *kernel), b (O,))
@@ -388,6 +391,8 @@ def arguments(row: Row, program: Compiled, batch: int, rng) -> dict:
               for x, domain in zip(program.operands, domains)}
     if program.weights is not None:
         values["weights"] = rng.normal(size=concrete(program.weights.shape, batch)).astype(program.weights.dtype)
+    if any(leaf.name == "rng_counter" for leaf in C.leaves(program.outputs)):  # random ops: one named draw
+        values.update(rng_seed=np.int64(rng.integers(-2 ** 62, 2 ** 62)), rng_counter=np.int64(rng.integers(1, 2 ** 40)))
     return values
 
 

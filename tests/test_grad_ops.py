@@ -24,6 +24,7 @@ import compiler as C
 from compiler import Input, const, evaluate, grad
 import conv_reference as CR
 from op_table import central_difference
+from runtime import philox
 
 MAX_EXAMPLES = 15
 TOLERANCE = 1e-6
@@ -372,6 +373,17 @@ def np_batch_norm(x, gamma, beta, eps):
     normalised = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + eps)
     return normalised * gamma.reshape(shape) + beta.reshape(shape)
 
+def np_dropout(x, p):
+    """Dropout with the mask ``compiler.evaluate`` draws by default: seed 0, counter 1, the graph's one
+    random node (stream 0); the mask is fixed, so differences see the scaled identity on kept units."""
+    u = philox.random_values("uniform", x.shape, "float64", 0, 0, 1)
+    return np.where(u >= p, x * (1 / (1 - p) if p < 1 else 1.0), 0.0)  # p = 1: no uniform reaches 1
+
+
+def dropout_case():
+    return SHAPE.flatmap(lambda s: st.sampled_from([0.2, 0.5, 0.9, 1.0]).map(lambda p: ((s,), {"p": p})))
+
+
 R, P = real(), positive()
 
 OPS = [
@@ -501,6 +513,7 @@ OPS = [
     Op("swish", swish, lambda t: t / (1 + np.exp(-t)), one_shape(), (real(-4, 4),)),
     Op("user_binary_elementwise", damped, lambda a, b: a * np.exp(-b ** 2), broadcast_shapes(2), (R,)),
     Op("batch_norm", build_batch_norm, np_batch_norm, batch_norm_case(), (distinct, R, R)),
+    Op("dropout", C.ops.dropout, np_dropout, dropout_case(), (R,)),
     Op("composite_chain", lambda x, W: C.tanh(x @ W).sum(axis=-1) * C.sigmoid(x).mean(),
        lambda x, W: np.tanh(x @ W).sum(axis=-1) * np_sigmoid(x).mean(),
        st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)).map(lambda s: (((s[0], s[1]), (s[1], s[2])), {})),
