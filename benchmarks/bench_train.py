@@ -1,19 +1,24 @@
-"""One training step (forward, backward, Adam) of two ReLU MLPs, side by side: median microseconds.
+"""One training step (forward, backward, optimizer update) of two ReLU MLPs and a CNN, side by side: median microseconds.
 
-    python benchmarks/bench_train.py [--rounds 15] [--models small,large] [--markdown]
+    python benchmarks/bench_train.py [--rounds 15] [--models small,large,cnn] [--markdown] [--cost [MODELS]]
 
   small   64-128-10, batch 64, softmax cross-entropy, Adam(lr=1e-3)
   large   784-1024-1024-10, batch 256, softmax cross-entropy, Adam(lr=1e-3)
+  cnn     batch 64 of 1x28x28: conv 16 3x3 pad 1, ReLU, max-pool 2, conv 32 3x3 pad 1, ReLU,
+          max-pool 2, dense 1568->10, softmax cross-entropy, SGD(lr=0.01, momentum=0.9)
+          (cnn_workload.py)
 
 Implementations: symprop's compiled step (one call per step, and per step
-inside one `run_epoch` call), a hand-written NumPy forward/backward/Adam and,
-when installed, PyTorch eager (torch.optim.Adam), jax.jit (optax's Adam if
-installed, otherwise the same update in jax.numpy) and PyTensor. All start
+inside one `run_epoch` call), a hand-written NumPy forward/backward/update and,
+when installed, PyTorch eager (torch.optim), jax.jit (optax if installed,
+otherwise the same update in jax.numpy) and, for the MLPs, PyTensor. All start
 from the same weights (symprop's seeded initialisation, copied) and train on
 the same batch; the losses of the first two steps are printed for each.
 Everything runs on one thread (see common.py). Targets (issue 4): the small
 MLP faster than every other implementation and at least 3x faster than NumPy;
-the large one within 1.2x of the fastest.
+the large one within 1.2x of the fastest. Issue 10: the CNN step at most 0.4x
+the time of PyTorch eager, every convolution kernel at over half the GFLOP/s
+of the GEMM (`--cost cnn` prints both).
 """
 from common import describe_unset, single_threaded_environment
 
@@ -22,14 +27,17 @@ _UNSET = single_threaded_environment()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import cnn_workload as cnn  # noqa: E402
 import compiler as sp  # noqa: E402
 from common import (compare_rounds, environment, gemm_setting, load_average, machine_summary, optional_module,  # noqa: E402
                     print_table)
 
-MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256)}
+MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None}  # cnn: cnn_workload.py
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 EPOCH_BATCHES = 16  # batches per run_epoch call when timing the native epoch loop
 COLUMNS = ["symprop", "symprop epoch", "symprop BLAS", "numpy", "torch", "jax.jit", "pytensor"]
@@ -210,7 +218,29 @@ def pytensor_step(pytensor, weights: list):
     return lambda x_value, y_value: float(function(x_value, y_value))
 
 
-# ---- one model ---------------------------------------------------------------------------------------
+# ---- one workload ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """A model's symprop step and the other implementations' steps, ready to time on the same batch."""
+    name: str
+    label: str
+    step: object  # symprop's TrainStep
+    batch: int
+    x_all: np.ndarray  # EPOCH_BATCHES batches for run_epoch; the first is the timed batch
+    y_all: np.ndarray
+    steps: dict = field(default_factory=dict)  # implementation -> fn(x, y) -> loss
+    inputs: dict = field(default_factory=dict)  # implementation -> (x, y) in its own array type
+    notes: list = field(default_factory=list)
+
+    @property
+    def x(self):
+        return self.x_all[:self.batch]
+
+    @property
+    def y(self):
+        return self.y_all[:self.batch]
 
 
 def large_products(widths, batch) -> bool:
@@ -219,67 +249,173 @@ def large_products(widths, batch) -> bool:
     return any(batch * n_in * n_out >= BLAS_MIN_WORK for n_in, n_out in zip(widths, widths[1:]))
 
 
-def bench_model(label: str, widths, batch: int, rounds: int, frameworks: dict):
-    step, names = symprop_step(widths)
-    weights = [step.params[name].copy() for name in names]
-    x_all, y_all = data(widths, batch, batch * EPOCH_BATCHES)
-    x, y = x_all[:batch].copy(), y_all[:batch].copy()
+def compiled(name: str, build):
+    """build() and a note of how long it took: symprop's compile_step, or the load from its cache."""
+    start = time.perf_counter()
+    built = build()
+    return built, f"{name}: symprop compile_step {time.perf_counter() - start:.2f} s (cold, or loaded from the cache)"
 
-    steps, inputs = {}, {}
+
+def prepare_mlp(name: str, frameworks: dict) -> Workload:
+    widths, batch = MODELS[name]
+    (step, names), compile_note = compiled(name, lambda: symprop_step(widths))
+    weights = [step.params[n].copy() for n in names]
+    x_all, y_all = data(widths, batch, batch * EPOCH_BATCHES)
+    work = Workload(name, f"{'-'.join(map(str, widths))} batch {batch}", step, batch, x_all, y_all,
+                    notes=[compile_note])
+    x, y = work.x.copy(), work.y.copy()
     if large_products(widths, batch):
         with environment(SYMPROP_BLAS="1"):
             blas_step, _ = symprop_step(widths)
-        for name, w in zip(names, weights):
-            np.copyto(blas_step.params[name], w)
-        steps["symprop BLAS"] = lambda x, y: blas_step(x=x, y=y)
-        inputs["symprop BLAS"] = (x, y)
-    steps["numpy"] = NumpyMLP(weights)
-    inputs["numpy"] = (x, y)
-    notes = []
+        for n, w in zip(names, weights):
+            np.copyto(blas_step.params[n], w)
+        work.steps["symprop BLAS"] = lambda x, y: blas_step(x=x, y=y)
+        work.inputs["symprop BLAS"] = (x, y)
+    work.steps["numpy"], work.inputs["numpy"] = NumpyMLP(weights), (x, y)
     if "torch" in frameworks:
         torch = frameworks["torch"]
-        steps["torch"] = torch_step(torch, weights)
-        inputs["torch"] = (torch.from_numpy(x), torch.from_numpy(y))
+        work.steps["torch"] = torch_step(torch, weights)
+        work.inputs["torch"] = (torch.from_numpy(x), torch.from_numpy(y))
     if "jax" in frameworks:
         jax = frameworks["jax"]
-        steps["jax.jit"], kind = jax_step(jax, weights)
-        inputs["jax.jit"] = (jax.numpy.asarray(x), jax.numpy.asarray(y))
-        notes.append(f"jax.jit: {kind}")
+        work.steps["jax.jit"], kind = jax_step(jax, weights)
+        work.inputs["jax.jit"] = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+        work.notes.append(f"jax.jit (MLPs): {kind}")
     if "pytensor" in frameworks:
-        steps["pytensor"] = pytensor_step(frameworks["pytensor"], weights)
-        inputs["pytensor"] = (x, y)
+        work.steps["pytensor"], work.inputs["pytensor"] = pytensor_step(frameworks["pytensor"], weights), (x, y)
+    return work
 
-    # The same two steps from the same weights: the losses must agree.
+
+def prepare_cnn(frameworks: dict) -> Workload:
+    step, compile_note = compiled("cnn", cnn.symprop_step)
+    weights = {name: step.params[name].copy() for name in cnn.PARAMS}
+    x_all, y_all = cnn.data(cnn.BATCH * EPOCH_BATCHES)
+    work = Workload("cnn", cnn.LABEL, step, cnn.BATCH, x_all, y_all, notes=[compile_note])
+    x, y = work.x.copy(), work.y.copy()
+    work.steps["numpy"], work.inputs["numpy"] = cnn.NumpyCNN(weights), (x, y)
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        work.steps["torch"] = cnn.torch_step(torch, weights)
+        work.inputs["torch"] = (torch.from_numpy(x), torch.from_numpy(y))
+    if "jax" in frameworks:
+        jax = frameworks["jax"]
+        work.steps["jax.jit"], kind = cnn.jax_step(jax, optional_module("optax"), weights)
+        work.inputs["jax.jit"] = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+        work.notes.append(f"jax.jit (CNN): {kind}")
+    return work
+
+
+def measure(work: Workload, rounds: int):
+    """Check the first two losses agree, then time one step of every implementation in interleaved rounds."""
+    step, x, y = work.step, work.x.copy(), work.y.copy()
     losses = {"symprop": [step(x=x, y=y), step(x=x, y=y)]}
-    for name, fn in steps.items():
-        losses[name] = [fn(*inputs[name]), fn(*inputs[name])]
-    print(f"\n{label}: loss at step 1 and step 2 (same weights, same batch)")
+    for name, fn in work.steps.items():
+        losses[name] = [fn(*work.inputs[name]), fn(*work.inputs[name])]
+    print(f"\n{work.label}: loss at step 1 and step 2 (same weights, same batch)")
     reference = losses["symprop"]
     for name, (first, second) in losses.items():
         agree = np.allclose([first, second], reference, rtol=1e-4)
-        print(f"  {name:10} {first:.7f}  {second:.7f}  {'agrees' if agree else 'DIFFERS from symprop'}")
+        print(f"  {name:12} {first:.7f}  {second:.7f}  {'agrees' if agree else 'DIFFERS from symprop'}")
 
     calls = {"symprop": lambda: step(x=x, y=y)}
-    epoch_inputs = {"x": x_all, "y": y_all}
-    calls["symprop epoch"] = lambda: step.run_epoch(epoch_inputs, batch, shuffle=False)
-    for name, fn in steps.items():
-        calls[name] = (lambda fn, args: lambda: fn(*args))(fn, inputs[name])
+    epoch_inputs = {"x": work.x_all, "y": work.y_all}
+    calls["symprop epoch"] = lambda: step.run_epoch(epoch_inputs, work.batch, shuffle=False)
+    for name, fn in work.steps.items():
+        calls[name] = (lambda fn, args: lambda: fn(*args))(fn, work.inputs[name])
     samples = compare_rounds(calls, rounds)
     samples["symprop epoch"] = [t / EPOCH_BATCHES for t in samples["symprop epoch"]]
     times = {name: statistics.median(values) for name, values in samples.items()}
     fastest_round = {name: min(values) for name, values in samples.items()}
-    cost = step.cost(x=x, y=y)
-    return times, fastest_round, notes, cost
+    return times, fastest_round, step.cost(x=x, y=y)
+
+
+# ---- verdicts and kernel costs ---------------------------------------------------------------------
+
+
+def print_verdict(name: str, label: str, times: dict) -> None:
+    """Each model's target (issues 4 and 10) against the fastest other implementation."""
+    others = {k: v for k, v in times.items() if not k.startswith("symprop")}
+    if "symprop BLAS" in times:
+        print(f"  {label}: with SYMPROP_BLAS=1 the step takes {times['symprop BLAS'] / times['symprop']:.2f}x "
+              "the time of the default")
+    best_name = min(others, key=others.get)
+    ratio = times["symprop"] / others[best_name]
+    if name == "small":
+        faster = all(times["symprop"] < v for v in others.values())
+        speedup = times["numpy"] / times["symprop"]
+        print(f"  {label}: step call {'faster' if faster else 'NOT faster'} than every other "
+              f"(best other: {best_name} {times[best_name] * 1e6:.1f} us); {speedup:.2f}x faster than NumPy "
+              f"(targets: faster than all, >= 3x NumPy: {'met' if faster and speedup >= 3 else 'NOT met'})")
+    elif name == "cnn":
+        against_torch = (f"{times['symprop'] / times['torch']:.2f}x the time of PyTorch eager "
+                         f"(target <= 0.4x: {'met' if times['symprop'] <= 0.4 * times['torch'] else 'NOT met'})"
+                         if "torch" in times else "PyTorch not installed: no verdict on the 0.4x target")
+        print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
+              f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x; {against_torch}")
+    else:
+        print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
+              f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x "
+              f"(target <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
+
+
+def print_time_split(label: str, times: dict, cost) -> None:
+    """The step call against the sum of its kernels timed alone: what the call adds (or caches save)."""
+    kernels = cost.totals()["total"]["seconds"]
+    matmul = sum(r.seconds for r in cost.rows if r.kind == "bmm")
+    matmul_flops = sum(r.flops for r in cost.rows if r.kind == "bmm")
+    print(f"  {label}: step call {times['symprop'] * 1e6:,.1f} us = kernels alone {kernels * 1e6:,.1f} us "
+          f"(matrix products {matmul * 1e6:,.1f} us at {matmul_flops / matmul / 1e9:.0f} GFLOP/s) "
+          f"{'+' if times['symprop'] >= kernels else '-'} {abs(times['symprop'] - kernels) * 1e6:,.1f} us "
+          "(Python, argument checks, cache effects; measured at different moments, so noisy under load)")
+
+
+def print_products_against_gemm(step, cost) -> None:
+    """Every matrix product of the CNN's step (convolutions included) next to a plain GEMM of the same
+    M, N, K compiled by symprop: how close the convolution lowering comes to the GEMM kernel."""
+    kernels = step.kernels()
+    print(f"\nmatrix products of the CNN step, each next to a plain symprop GEMM of the same size (issue 10: "
+          "convolution kernels at > 50 % of the GEMM's GFLOP/s)")
+    print(f"  {'product':<26} {'phase':<9} {'GEMM M x N x K':<20} {'us':>8} {'GFLOP/s':>8} {'GEMM GFLOP/s':>13} "
+          f"{'ratio':>6}")
+    for row in cost.rows:
+        if row.kind != "bmm":
+            continue
+        name, (m, n, k) = cnn.describe_product(kernels[row.index], row.flops, cost.dims)
+        rate = row.flops / row.seconds / 1e9
+        gemm = gemm_rate(m, n, k)
+        print(f"  {name:<26} {row.phase:<9} {f'{m} x {n} x {k}':<20} {row.seconds * 1e6:>8.1f} {rate:>8.1f} "
+              f"{gemm:>13.1f} {rate / gemm:>6.2f}")
+
+
+_GEMM_RATES = {}
+
+
+def gemm_rate(m: int, n: int, k: int) -> float:
+    """GFLOP/s of symprop's GEMM kernel alone on (m, k) @ (k, n) float32 (compiled once per size)."""
+    if (m, n, k) not in _GEMM_RATES:
+        a, b = sp.Input("a", (m, k)), sp.Input("b", (k, n))
+        rng = np.random.default_rng(0)
+        values = {"a": rng.standard_normal((m, k), np.float32), "b": rng.standard_normal((k, n), np.float32)}
+        report = sp.compile(a @ b).cost(**values)
+        row = next(r for r in report.rows if r.kind == "bmm")
+        _GEMM_RATES[m, n, k] = row.flops / row.seconds / 1e9
+    return _GEMM_RATES[m, n, k]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (median over them)")
-    parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated: {', '.join(MODELS)}")
     parser.add_argument("--no-frameworks", action="store_true", help="compare with NumPy only")
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
-    parser.add_argument("--cost", default="small", help="models whose per-kernel cost table is printed")
+    parser.add_argument("--cost", nargs="?", const="all", default="small",
+                        help="models whose per-kernel cost table is printed (alone: every model run)")
     options = parser.parse_args()
+    models = options.models.split(",")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model {', '.join(unknown)}; expected {', '.join(MODELS)}")
+    cost_models = models if options.cost == "all" else options.cost.split(",")
 
     frameworks = {}
     if not options.no_frameworks:
@@ -293,49 +429,30 @@ def main():
     print(f"GEMM in compiled programs: {gemm_setting()}; 'symprop BLAS' column: compiled with SYMPROP_BLAS=1")
     print(f"compared with: numpy{''.join(', ' + name for name in frameworks)}")
 
-    rows, best_rows, costs, all_notes = [], [], {}, []
-    for name in options.models.split(","):
-        widths, batch = MODELS[name]
-        label = f"{'-'.join(map(str, widths))} batch {batch}"
-        times, fastest_round, notes, cost = bench_model(label, widths, batch, options.rounds, frameworks)
-        rows.append((label, times))
-        best_rows.append((label, fastest_round))
-        costs[label] = (name, cost)
-        all_notes += [n for n in notes if n not in all_notes]
+    rows, best_rows, measured, all_notes = [], [], [], []
+    for name in models:
+        work = prepare_cnn(frameworks) if name == "cnn" else prepare_mlp(name, frameworks)
+        times, fastest_round, cost = measure(work, options.rounds)
+        rows.append((work.label, times))
+        best_rows.append((work.label, fastest_round))
+        measured.append((work, times, cost))
+        all_notes += [n for n in work.notes if n not in all_notes]
 
-    print_table("one training step (forward, backward, Adam), median us; 'symprop epoch' = per step inside run_epoch",
+    print_table("one training step (forward, backward, optimizer update: Adam for the MLPs, SGD with momentum 0.9 "
+                "for the CNN), median us; 'symprop epoch' = per step inside run_epoch",
                 rows, COLUMNS, reference="numpy", markdown=options.markdown)
     print_table("the same, fastest round instead of the median (closer to an idle core when the machine is busy)",
                 best_rows, COLUMNS, reference="numpy", markdown=options.markdown)
     for note in all_notes:
         print(f"  {note}")
-    for label, times in rows:
-        others = {k: v for k, v in times.items() if not k.startswith("symprop")}
-        if "symprop BLAS" in times:
-            print(f"  {label}: with SYMPROP_BLAS=1 the step takes {times['symprop BLAS'] / times['symprop']:.2f}x "
-                  "the time of the default")
-        best_name = min(others, key=others.get)
-        if label.startswith("64-"):
-            faster = all(times["symprop"] < v for v in others.values())
-            speedup = times["numpy"] / times["symprop"]
-            print(f"  {label}: step call {'faster' if faster else 'NOT faster'} than every other "
-                  f"(best other: {best_name} {times[best_name] * 1e6:.1f} us); {speedup:.2f}x faster than NumPy "
-                  f"(targets: faster than all, >= 3x NumPy: {'met' if faster and speedup >= 3 else 'NOT met'})")
-        else:
-            ratio = times["symprop"] / others[best_name]
-            print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
-                  f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x "
-                  f"(target <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
-    for (label, times), (name, cost) in zip(rows, costs.values()):
-        if name in options.cost.split(","):
-            print(f"\nsymprop step.cost(), {label}\n{cost}")
-        kernels = cost.totals()["total"]["seconds"]
-        matmul = sum(r.seconds for r in cost.rows if r.kind == "bmm")
-        matmul_flops = sum(r.flops for r in cost.rows if r.kind == "bmm")
-        print(f"  {label}: step call {times['symprop'] * 1e6:,.1f} us = kernels alone {kernels * 1e6:,.1f} us "
-              f"(matmuls {matmul * 1e6:,.1f} us at {matmul_flops / matmul / 1e9:.0f} GFLOP/s) "
-              f"{'+' if times['symprop'] >= kernels else '-'} {abs(times['symprop'] - kernels) * 1e6:,.1f} us "
-              "(Python, argument checks, cache effects; measured at different moments, so noisy under load)")
+    for work, times, _ in measured:
+        print_verdict(work.name, work.label, times)
+    for work, times, cost in measured:
+        if work.name in cost_models:
+            print(f"\nsymprop step.cost(), {work.label}\n{cost}")
+            if work.name == "cnn":
+                print_products_against_gemm(work.step, cost)
+        print_time_split(work.label, times, cost)
     print(f"\nload average at the end: {load_average()}")
 
 
