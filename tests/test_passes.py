@@ -355,7 +355,8 @@ def test_simplify_stages_name_every_pass_in_order():
     stages = simplify_stages([C.log(1 + C.exp(x * const(1.0)))])
     names = [name for name, _ in PIPELINE]
     assert [name for name, _ in stages[:len(names)]] == names
-    assert names == ["fold constants", "inline scalar constants", "algebraic identities", "stabilize"]
+    assert names == ["random streams", "training mode", "fold constants", "inline scalar constants",
+                     "algebraic identities", "stabilize"]
 
 
 def test_simplify_returns_a_node_for_a_node_and_a_list_for_a_list():
