@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import sympy
 
 from . import scalar_functions as sf
 from .errors import fail
@@ -29,38 +30,50 @@ from .shapes import normalize_axes
 SPATIAL = "hwd"
 
 
-def _tuple(value, n: int, name: str, op: str) -> tuple:
+class _Failure:
+    """Raises the op's GraphError with the shapes it was given, named in every message."""
+
+    def __init__(self, op: str, **shapes):
+        self.op = op
+        self.shapes = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+
+    def __call__(self, message: str):
+        return fail(self.op, f"{message} ({self.shapes})")
+
+
+def _tuple(value, n: int, name: str, error: _Failure) -> tuple:
     """An int or a sequence of n ints, as a tuple of n ints."""
-    values = (value,) * n if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(values) != n or not all(isinstance(v, (int, np.integer)) for v in values):
-        raise fail(op, f"{name} must be an int or {n} ints, got {value!r}")
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return (int(value),) * n
+    values = tuple(value) if isinstance(value, (tuple, list)) else None
+    if values is None or len(values) != n or not all(isinstance(v, (int, np.integer)) for v in values):
+        raise error(f"{name} must be an int or {n} ints, got {value!r}")
     return tuple(int(v) for v in values)
 
 
-def _check_input(x: Node, spatial: int, op: str, what: str = "x") -> None:
+def _check_input(x: Node, spatial: int, error: _Failure) -> None:
     if x.ndim != 2 + spatial:
         layout = "(N, C, L)" if spatial == 1 else "(N, C, H, W)"
-        raise fail(op, f"{what} must have shape {layout}, got {x.shape}")
-    for d in x.shape[1:]:
-        if not isinstance(d, int):
-            raise fail(op, f"only the batch dimension of {what} may be symbolic, got {x.shape}")
+        raise error(f"x must have shape {layout}, got rank {x.ndim}")
+    if any(not isinstance(d, int) for d in x.shape[1:]):
+        raise error("only the batch dimension of x may be symbolic")
 
 
-def _padding(padding, kernel: tuple, dilation: tuple, stride: tuple, op: str) -> tuple:
+def _padding(padding, kernel: tuple, dilation: tuple, stride: tuple, error: _Failure) -> tuple:
     """((low, high) per spatial axis) of an int, a sequence, "valid" or "same"."""
     n = len(kernel)
     if isinstance(padding, str):
         if padding == "valid":
             return ((0, 0),) * n
         if padding != "same":
-            raise fail(op, f"padding must be an int, {n} ints, 'same' or 'valid', got {padding!r}")
+            raise error(f"padding must be an int, {n} ints, 'same' or 'valid', got {padding!r}")
         if any(s != 1 for s in stride):
-            raise fail(op, f"padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
+            raise error(f"padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
         totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
         return tuple((t // 2, t - t // 2) for t in totals)
-    pads = _tuple(padding, n, "padding", op)
+    pads = _tuple(padding, n, "padding", error)
     if any(p < 0 for p in pads):
-        raise fail(op, f"padding must be >= 0, got {padding!r}")
+        raise error(f"padding must be >= 0, got {padding!r}")
     return tuple((p, p) for p in pads)
 
 
@@ -97,25 +110,27 @@ def _pool_windows(x: Node, kernel: tuple, stride: tuple, pads: tuple, fill: floa
 
 def _conv(x, w, b, stride, padding, dilation, groups, spatial: int, op: str) -> Node:
     x, w = as_node(x), as_node(w)
-    _check_input(x, spatial, op)
-    shapes = f"x {x.shape}, w {w.shape}"
+    error = _Failure(op, x=x.shape, w=w.shape)
+    _check_input(x, spatial, error)
+    shapes = error.shapes
     if w.ndim != 2 + spatial or not all(isinstance(d, int) for d in w.shape):
-        raise fail(op, f"w must have shape (out_channels, in_channels/groups, {', '.join('k' + SPATIAL[j] for j in range(spatial))}), got {w.shape} ({shapes})")
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise fail(op, f"groups must be a positive int, got {groups!r}")
+        taps = ", ".join("k" + SPATIAL[j] for j in range(spatial))
+        raise error(f"w must have shape (out_channels, in_channels/groups, {taps})")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise error(f"groups must be a positive int, got {groups!r}")
     channels, out_channels = x.shape[1], w.shape[0]
     if channels % groups or out_channels % groups:
-        raise fail(op, f"groups={groups} must divide the input channels {channels} and the output channels "
-                       f"{out_channels} ({shapes})")
+        raise error(f"groups={groups} must divide the input channels {channels} and the output channels "
+                    f"{out_channels}")
     if w.shape[1] * groups != channels:
-        raise fail(op, f"x has {channels} channels but w expects {w.shape[1]} x groups {groups} = "
-                       f"{w.shape[1] * groups} ({shapes})")
+        raise error(f"x has {channels} channels but w expects {w.shape[1]} x groups {groups} = "
+                    f"{w.shape[1] * groups}")
     kernel = w.shape[2:]
-    stride = _tuple(stride, spatial, "stride", op)
-    dilation = _tuple(dilation, spatial, "dilation", op)
+    stride = _tuple(stride, spatial, "stride", error)
+    dilation = _tuple(dilation, spatial, "dilation", error)
     if min(stride) < 1 or min(dilation) < 1:
-        raise fail(op, f"stride and dilation must be >= 1, got {stride} and {dilation}")
-    pads = _padding(padding, kernel, dilation, stride, op)
+        raise error(f"stride and dilation must be >= 1, got {stride} and {dilation}")
+    pads = _padding(padding, kernel, dilation, stride, error)
     n, spatial_dims = x.shape[0], x.shape[2:]
     grouped = make_reshape(x, (n, groups, channels // groups) + spatial_dims)
     windows = _windows(grouped, 3, kernel, stride, dilation, pads, 0.0, op, shapes)
@@ -152,15 +167,19 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
 
 def _pool_setup(x, kernel_size, stride, padding, op: str):
     x = as_node(x)
-    _check_input(x, 2, op, "x")
-    kernel = _tuple(kernel_size, 2, "kernel_size", op)
-    stride = kernel if stride is None else _tuple(stride, 2, "stride", op)
-    pads = _tuple(padding, 2, "padding", op)
+    error = _Failure(op, x=x.shape)
+    _check_input(x, 2, error)
+    kernel = _tuple(kernel_size, 2, "kernel_size", error)
+    stride = kernel if stride is None else _tuple(stride, 2, "stride", error)
+    pads = _tuple(padding, 2, "padding", error)
     if min(kernel) < 1 or min(stride) < 1:
-        raise fail(op, f"kernel_size and stride must be >= 1, got {kernel} and {stride}")
+        raise error(f"kernel_size and stride must be >= 1, got {kernel} and {stride}")
     if any(p < 0 or 2 * p > k for p, k in zip(pads, kernel)):
-        raise fail(op, f"padding must be between 0 and half the kernel size {kernel} (as in PyTorch), got {pads}")
+        raise error(f"padding must be between 0 and half the kernel size {kernel} (as in PyTorch), got {pads}")
     return x, kernel, stride, tuple((p, p) for p in pads)
+
+
+SMALL_WINDOW = 16  # windows of at most this many taps pool as one map over the taps, not a reduction loop
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
@@ -168,22 +187,49 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
     goes to the first maximum of each window in row-major order, as PyTorch's does."""
     x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "max_pool2d")
     windows = _pool_windows(x, kernel, stride, pads, -math.inf, "max_pool2d")
-    taps = (4, 5)
-    # forward: one max reduction; gradient: that of selecting the first tap holding the maximum
-    peak = make_reduce("max", windows, taps)
-    frozen = make_stop_gradient(windows)
-    number = const(np.arange(kernel[0] * kernel[1], dtype=np.float64).reshape(kernel).astype(x.dtype))
-    at_peak = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), kernel[0] * kernel[1]),
-                       [frozen, make_reshape(make_stop_gradient(peak), peak.shape + (1, 1)), number], x.dtype)
-    first = _min(at_peak, taps)
+    count = kernel[0] * kernel[1]
+    if count > SMALL_WINDOW:
+        return _max_pool_reduced(windows, kernel)
+    # one loop over the output: the maximum of the taps; the gradient is that of selecting the
+    # first tap equal to it (found without gradient: a chain of comparisons, no reduction)
+    taps = _taps(windows, kernel)
+    peak = make_map(sympy.Max(*(scalar_symbol(t) for t in range(count))), taps, x.dtype)
+    first: sympy.Expr = sympy.Integer(count)
+    for t in reversed(range(count)):
+        first = sf.Where(sf.Equal(scalar_symbol(t), scalar_symbol(count)), t, first)
+    first_tap = make_map(first, [make_stop_gradient(t) for t in taps] + [make_stop_gradient(peak)], x.dtype)
+    return make_surrogate(peak, _select_tap(windows, kernel, first_tap))
+
+
+def _select_tap(windows: Node, kernel: tuple, tap: Node) -> Node:
+    """The element of each window at tap number `tap` (row-major), as a sum over the taps: its
+    gradient is one loop over the windows, in the windows' layout."""
+    number = const(np.arange(kernel[0] * kernel[1], dtype=np.float64).reshape(kernel).astype(windows.dtype))
     chosen = make_map(sf.Where(sf.Equal(scalar_symbol(1), scalar_symbol(2)), scalar_symbol(0), 0),
-                      [windows, number, make_reshape(first, first.shape + (1, 1))], x.dtype)
-    return make_surrogate(peak, make_reduce("sum", chosen, taps))
+                      [windows, number, make_reshape(tap, tap.shape + (1, 1))], windows.dtype)
+    return make_reduce("sum", chosen, (4, 5))
 
 
-def _min(x: Node, axes: tuple) -> Node:
-    negated = make_map(-scalar_symbol(0), [x], x.dtype)
-    return make_map(-scalar_symbol(0), [make_reduce("max", negated, axes)], x.dtype)
+def _taps(windows: Node, kernel: tuple) -> list:
+    """The (N, C, Ho, Wo) view of each tap of the windows, in row-major tap order."""
+    start = (0,) * windows.ndim
+    return [make_reshape(make_slice(windows, start[:4] + (i, j), windows.shape[:4] + (i + 1, j + 1)),
+                         windows.shape[:4])
+            for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _max_pool_reduced(windows: Node, kernel: tuple) -> Node:
+    """Max pooling of large windows: a max reduction over the taps, and the gradient of selecting
+    the first tap holding it (the least tap number where the window equals its maximum)."""
+    taps, dtype = (4, 5), windows.dtype
+    peak = make_reduce("max", windows, taps)
+    number = const(np.arange(kernel[0] * kernel[1], dtype=np.float64).reshape(kernel).astype(dtype))
+    at_peak = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), kernel[0] * kernel[1]),
+                       [make_stop_gradient(windows), make_reshape(make_stop_gradient(peak), peak.shape + (1, 1)),
+                        number], dtype)
+    negated = make_map(-scalar_symbol(0), [at_peak], dtype)
+    first = make_map(-scalar_symbol(0), [make_reduce("max", negated, taps)], dtype)
+    return make_surrogate(peak, _select_tap(windows, kernel, first))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True) -> Node:
@@ -191,9 +237,13 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True) -
     count_include_pad the divisor counts only the elements inside the input)."""
     x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "avg_pool2d")
     windows = _pool_windows(x, kernel, stride, pads, 0.0, "avg_pool2d")
-    total = make_reduce("sum", windows, (4, 5))
+    count = kernel[0] * kernel[1]
+    if count > SMALL_WINDOW:
+        total = make_reduce("sum", windows, (4, 5))
+    else:
+        total = make_map(sum(scalar_symbol(t) for t in range(count)), _taps(windows, kernel), x.dtype)
     if count_include_pad:
-        divisor = const(np.asarray(kernel[0] * kernel[1], dtype=x.dtype))
+        divisor = const(np.asarray(count, dtype=x.dtype))
     else:
         divisor = const(_valid_counts(x.shape[2:], kernel, stride, pads).astype(x.dtype))
     return make_map(scalar_symbol(0) / scalar_symbol(1), [total, divisor], x.dtype)

@@ -93,22 +93,7 @@ CASES = [
 ]
 
 
-# Argument errors raised before conv.py has formatted the shapes: the message names the bad value and
-# the line, not x's and w's shapes. Strict: the mark must go when the messages name them.
-WITHOUT_SHAPES = {
-    "conv2d_groups_zero", "conv2d_groups_float", "conv2d_stride_zero", "conv2d_stride_three_values",
-    "conv2d_dilation_zero", "conv2d_padding_negative", "conv2d_padding_word",
-    "conv2d_same_with_stride", "conv1d_padding_pair", "max_pool2d_stride_zero", "max_pool2d_kernel_zero",
-    "max_pool2d_padding_over_half", "avg_pool2d_padding_negative", "conv2d_x_rank", "conv1d_x_rank",
-    "conv2d_symbolic_channels",
-}
-# A float where an int or a tuple of ints is expected: conv.py's _tuple calls tuple() on it (TypeError).
-TYPE_ERRORS = {"conv2d_padding_float", "conv2d_stride_float", "max_pool2d_kernel_float"}
-PARAMS = [pytest.param(*c[1:], id=c[0], marks=[pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="the message does not name the shapes yet")]
-    if c[0] in WITHOUT_SHAPES else [pytest.mark.xfail(
-        strict=True, raises=TypeError, reason="a float argument raises TypeError, not GraphError")]
-    if c[0] in TYPE_ERRORS else []) for c in CASES]
+PARAMS = [pytest.param(*c[1:], id=c[0]) for c in CASES]
 
 
 @pytest.mark.parametrize("declare,fragments", PARAMS)
