@@ -1,4 +1,4 @@
-"""One training step (forward, backward, optimizer update) of two ReLU MLPs and a CNN, side by side: median microseconds.
+"""One training step (forward, backward, update) of two ReLU MLPs and a CNN, side by side: median microseconds.
 
     python benchmarks/bench_train.py [--rounds 15] [--models small,large,cnn] [--markdown] [--cost [MODELS]]
 
@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 
 import cnn_workload as cnn  # noqa: E402
 import compiler as sp  # noqa: E402
-from common import (compare_rounds, environment, gemm_setting, load_average, machine_summary, optional_module,  # noqa: E402
-                    print_table)
+from common import (compare_rounds, environment, gemm_setting, load_average, machine_summary,  # noqa: E402
+                    median_seconds, optional_module, print_table)
 
 MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None}  # cnn: cnn_workload.py
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
@@ -371,34 +371,35 @@ def print_time_split(label: str, times: dict, cost) -> None:
 
 def print_products_against_gemm(step, cost) -> None:
     """Every matrix product of the CNN's step (convolutions included) next to a plain GEMM of the same
-    M, N, K compiled by symprop: how close the convolution lowering comes to the GEMM kernel."""
+    M, N, K, compiled by symprop and in NumPy: how close the convolution lowering comes to the GEMM kernel."""
     kernels = step.kernels()
-    print(f"\nmatrix products of the CNN step, each next to a plain symprop GEMM of the same size (issue 10: "
-          "convolution kernels at > 50 % of the GEMM's GFLOP/s)")
-    print(f"  {'product':<26} {'phase':<9} {'GEMM M x N x K':<20} {'us':>8} {'GFLOP/s':>8} {'GEMM GFLOP/s':>13} "
-          f"{'ratio':>6}")
+    print("\nmatrix products of the CNN step, each next to a plain GEMM of the same size (symprop's kernel alone, "
+          "numpy.matmul); issue 10: every convolution kernel at > 50 % of the GEMM's GFLOP/s")
+    print(f"  {'product':<22} {'phase':<9} {'GEMM M x N x K':<18} {'us':>8} {'GFLOP/s':>8} {'GEMM':>8} "
+          f"{'/ GEMM':>7} {'numpy':>8}")
     for row in cost.rows:
         if row.kind != "bmm":
             continue
         name, (m, n, k) = cnn.describe_product(kernels[row.index], row.flops, cost.dims)
         rate = row.flops / row.seconds / 1e9
-        gemm = gemm_rate(m, n, k)
-        print(f"  {name:<26} {row.phase:<9} {f'{m} x {n} x {k}':<20} {row.seconds * 1e6:>8.1f} {rate:>8.1f} "
-              f"{gemm:>13.1f} {rate / gemm:>6.2f}")
+        gemm, numpy_gemm = gemm_rates(m, n, k)
+        print(f"  {name:<22} {row.phase:<9} {f'{m} x {n} x {k}':<18} {row.seconds * 1e6:>8.1f} {rate:>8.1f} "
+              f"{gemm:>8.1f} {rate / gemm:>7.2f} {numpy_gemm:>8.1f}")
 
 
 _GEMM_RATES = {}
 
 
-def gemm_rate(m: int, n: int, k: int) -> float:
-    """GFLOP/s of symprop's GEMM kernel alone on (m, k) @ (k, n) float32 (compiled once per size)."""
+def gemm_rates(m: int, n: int, k: int) -> tuple:
+    """GFLOP/s of (m, k) @ (k, n) float32: symprop's GEMM kernel alone (compiled once per size), numpy.matmul."""
     if (m, n, k) not in _GEMM_RATES:
         a, b = sp.Input("a", (m, k)), sp.Input("b", (k, n))
         rng = np.random.default_rng(0)
         values = {"a": rng.standard_normal((m, k), np.float32), "b": rng.standard_normal((k, n), np.float32)}
         report = sp.compile(a @ b).cost(**values)
         row = next(r for r in report.rows if r.kind == "bmm")
-        _GEMM_RATES[m, n, k] = row.flops / row.seconds / 1e9
+        numpy_seconds = median_seconds(lambda: np.matmul(values["a"], values["b"]), budget=0.2)
+        _GEMM_RATES[m, n, k] = (row.flops / row.seconds / 1e9, 2.0 * m * n * k / numpy_seconds / 1e9)
     return _GEMM_RATES[m, n, k]
 
 

@@ -85,9 +85,10 @@ def describe_product(kernel: dict, flops: float, dims: dict) -> tuple:
 class NumpyCNN:
     """Forward, backward and momentum SGD in NumPy: im2col with sliding_window_view, GEMMs with `@`.
 
-    Activations stay channels-last (N, H, W, C) between layers, the layout the im2col
-    product yields, so each layer costs one im2col copy and one GEMM; the max-pool gradient
-    goes to the first maximum of each window, as PyTorch's does.
+    Activations stay channels-last (N, H, W, C) between layers, the layout the im2col product
+    yields, and the im2col columns are ordered (kh, kw, c) so that every copy moves runs of
+    contiguous channels; the max-pool gradient goes to the first maximum of each window, as
+    PyTorch's does.
     """
 
     def __init__(self, weights: dict):
@@ -96,45 +97,51 @@ class NumpyCNN:
 
     @staticmethod
     def im2col(h):
-        """(N, H, W, C) -> (N*H*W, C*9): the 3x3 windows (padding 1) of every position, (c, kh, kw) order."""
+        """(N, H, W, C) -> (N*H*W, 9*C): the 3x3 windows (padding 1) of every position, (kh, kw, c) order."""
         n, height, width, channels = h.shape
         padded = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
-        windows = sliding_window_view(padded, (3, 3), axis=(1, 2))  # (N, H, W, C, 3, 3)
-        return windows.reshape(n * height * width, channels * 9)
+        windows = sliding_window_view(padded, (3, 3), axis=(1, 2))  # (N, H, W, C, 3, 3), a view
+        return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * height * width, 9 * channels)
 
     @staticmethod
     def col2im(cols, shape):
-        """The adjoint of im2col: (N*H*W, C*9) window cotangents summed into (N, H, W, C)."""
+        """The adjoint of im2col: (N*H*W, 9*C) window cotangents summed into (N, H, W, C)."""
         n, height, width, channels = shape
-        windows = cols.reshape(n, height, width, channels, 3, 3)
+        windows = cols.reshape(n, height, width, 3, 3, channels)
         padded = np.zeros((n, height + 2, width + 2, channels), np.float32)
         for i in range(3):
             for j in range(3):
-                padded[:, i:i + height, j:j + width] += windows[..., i, j]
+                padded[:, i:i + height, j:j + width] += windows[:, :, :, i, j]
         return padded[:, 1:-1, 1:-1]
 
     @staticmethod
     def max_pool(h):
-        """2x2 max-pool of (N, H, W, C): the maxima and, per window, the index of its first maximum."""
-        n, height, width, channels = h.shape
-        windows = h.reshape(n, height // 2, 2, width // 2, 2, channels).transpose(0, 1, 3, 5, 2, 4)
-        windows = windows.reshape(n, height // 2, width // 2, channels, 4)
-        first = windows.argmax(axis=-1)
-        return np.take_along_axis(windows, first[..., None], axis=-1)[..., 0], first
+        """2x2 max-pool of (N, H, W, C): the maxima and which of the four taps (row-major) first holds each."""
+        taps = [h[:, i::2, j::2] for i in range(2) for j in range(2)]
+        peak = np.maximum(np.maximum(taps[0], taps[1]), np.maximum(taps[2], taps[3]))
+        first = np.where(taps[2] == peak, np.int8(2), np.int8(3))
+        for k in (1, 0):
+            first = np.where(taps[k] == peak, np.int8(k), first)
+        return peak, first
 
     @staticmethod
     def max_pool_backward(g, first):
         """The pooled cotangent (N, H/2, W/2, C) placed at each window's first maximum: (N, H, W, C)."""
         n, height, width, channels = g.shape
-        spread = np.zeros((n, height, width, channels, 4), np.float32)
-        np.put_along_axis(spread, first[..., None], g[..., None], axis=-1)
-        spread = spread.reshape(n, height, width, channels, 2, 2).transpose(0, 1, 4, 2, 5, 3)
-        return spread.reshape(n, 2 * height, 2 * width, channels)
+        spread = np.empty((n, 2 * height, 2 * width, channels), np.float32)
+        for k in range(4):
+            np.multiply(g, first == k, out=spread[:, k // 2::2, k % 2::2])
+        return spread
+
+    @staticmethod
+    def weight_matrix(w):
+        """(O, C, 3, 3) -> (O, 9*C) in the columns' (kh, kw, c) order."""
+        return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
     def conv_relu_pool(self, h, layer):
         w, b = self.params[f"{layer}.weight"], self.params[f"{layer}.bias"]
         cols = self.im2col(h)
-        z = cols @ w.reshape(w.shape[0], -1).T
+        z = cols @ self.weight_matrix(w).T
         z += b
         np.maximum(z, 0, out=z)
         z = z.reshape(*h.shape[:3], w.shape[0])
@@ -147,11 +154,12 @@ class NumpyCNN:
         g = self.max_pool_backward(g, first)
         g *= z > 0
         g = g.reshape(-1, w.shape[0])
-        grads[f"{layer}.weight"] = (g.T @ cols).reshape(w.shape)
+        out_channels, in_channels = w.shape[:2]
+        grads[f"{layer}.weight"] = (g.T @ cols).reshape(out_channels, 3, 3, in_channels).transpose(0, 3, 1, 2)
         grads[f"{layer}.bias"] = g.sum(axis=0)
         if input_gradient:
             n, height, width, _ = z.shape
-            return self.col2im(g @ w.reshape(w.shape[0], -1), (n, height, width, w.shape[1]))
+            return self.col2im(g @ self.weight_matrix(w), (n, height, width, in_channels))
         return None
 
     def __call__(self, x, y):
@@ -199,10 +207,13 @@ def torch_step(torch, weights: dict):
     p = {name: torch.tensor(w, requires_grad=True) for name, w in weights.items()}
     optimizer = torch.optim.SGD(list(p.values()), lr=LR, momentum=MOMENTUM)
 
+    def conv_relu_pool(h, layer):
+        h = functional.conv2d(h, p[f"{layer}.weight"], p[f"{layer}.bias"], padding=1)
+        return functional.max_pool2d(functional.relu(h), 2)
+
     def step(x, y):
         optimizer.zero_grad(set_to_none=True)
-        h = functional.max_pool2d(functional.relu(functional.conv2d(x, p["conv1.weight"], p["conv1.bias"], padding=1)), 2)
-        h = functional.max_pool2d(functional.relu(functional.conv2d(h, p["conv2.weight"], p["conv2.bias"], padding=1)), 2)
+        h = conv_relu_pool(conv_relu_pool(x, "conv1"), "conv2")
         logits = torch.addmm(p["dense.bias"], h.flatten(1), p["dense.weight"])
         loss = functional.cross_entropy(logits, y)
         loss.backward()
