@@ -301,3 +301,22 @@ def test_training_with_the_same_seed_in_two_processes_gives_identical_parameters
     first = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True).stdout
     second = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True).stdout
     assert first == second and len(first.strip()) == 8 * UNITS
+
+
+def test_inspect_measures_a_step_with_dropout(tmp_path, capsys):
+    """`symprop inspect --cost` feeds the model's data only: the step draws with its own seed and counter."""
+    from compiler.cli import main
+    model = tmp_path / "dropout_model.py"
+    model.write_text(textwrap.dedent("""
+        import compiler as C
+        from compiler import optim
+        x = C.Input("x", ("batch", 4)); y = C.Input("y", ("batch",), "int64")
+        w = C.Param("w", (4, 3))
+        loss = C.cross_entropy(C.ops.dropout(C.tanh(x @ w), 0.5), y)
+        optimizer = optim.SGD(lr=0.1)
+    """))
+    assert main(["inspect", str(model), "--cost", "--batch", "8"]) == 0
+    report = capsys.readouterr().out
+    assert "backward" in report and "update" in report
+    assert main(["inspect", str(model), "--format", "kernels"]) == 0
+    assert "random0.float32.u0[i0, i1]" in capsys.readouterr().out  # drawn in the loops, never stored

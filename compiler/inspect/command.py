@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 
+from runtime.random_inputs import NAMES as RANDOM_INPUTS
+
 FORMATS = ("text", "math", "latex", "dot", "svg", "llvm", "llvm-opt", "asm", "kernels", "cost")
 
 
@@ -58,7 +60,8 @@ class Model:
             _check_readable(path)
             raise InspectError(f"{path}: expected a .toml model file or a .py file defining `loss`")
         self.params = [leaf for leaf in leaves(self.loss) if leaf.op == "param" and not is_buffer(leaf)]
-        self.inputs = [leaf for leaf in leaves(self.loss) if leaf.op == "input"]
+        self.inputs = [leaf for leaf in leaves(self.loss)  # data: a step feeds its own seed and counter
+                       if leaf.op == "input" and leaf.name not in RANDOM_INPUTS]
 
     def param(self, name: str):
         for p in self.params:
