@@ -320,3 +320,21 @@ def test_inspect_measures_a_step_with_dropout(tmp_path, capsys):
     assert "backward" in report and "update" in report
     assert main(["inspect", str(model), "--format", "kernels"]) == 0
     assert "random0.float32.u0[i0, i1]" in capsys.readouterr().out  # drawn in the loops, never stored
+
+
+def test_the_reference_step_draws_the_compiled_steps_masks():
+    """UpdateGraph.evaluate uses the step number as the counter: steps 1 and 2 of a dropout model
+    update the parameters exactly as the compiled step does (given its seed)."""
+    from compiler.optim import update_graph
+    x = C.Input("x", (B, 3), "float64")
+    w = C.Param("w", (3, 5), init="ones", dtype="float64")
+    loss = (C.ops.dropout(C.tanh(x @ w), 0.4) ** 2).sum()
+    step = C.compile_step(loss, optim.SGD(lr=0.1), seed=6)
+    graph = update_graph(loss, optim.SGD(lr=0.1))
+    data = np.random.default_rng(2).normal(size=(4, 3))
+    params = {"w": step.params["w"].copy()}
+    for number in (1, 2):
+        step(x=data)
+        reference = graph.evaluate(params, {}, number, 0.1, {"x": data, "rng_seed": 6})
+        params = reference.params
+        np.testing.assert_allclose(step.params["w"], params["w"], rtol=1e-13, atol=1e-14)

@@ -22,7 +22,7 @@ from ..evaluate import evaluate
 from ..graph import Input, Node, is_buffer
 from ..modes import buffer_updates
 from ..traversal import leaves
-from runtime.random_inputs import NAMES as RANDOM_INPUTS
+from runtime.random_inputs import COUNTER_INPUT as RANDOM_COUNTER, NAMES as RANDOM_INPUTS
 from .base import Optimizer
 
 STEP_INPUT = "optimizer_step"
@@ -70,9 +70,11 @@ class UpdateGraph:
     def evaluate(self, params: dict, state: dict, step: int, lr: float, inputs: dict,
                  buffers: dict | None = None) -> "StepValues":
         """One step in the NumPy reference evaluator: (loss, new params, new state, new buffers) as
-        arrays; `buffers`: the value of each Buffer the graph reads, by name."""
-        values = {**params, **(buffers or {}), **state, **inputs, STEP_INPUT: np.float64(step),
-                  LR_INPUT: np.float64(lr)}
+        arrays; `buffers`: the value of each Buffer the graph reads, by name. Random nodes draw
+        with the step number as their counter, as a compiled step does (give the step's seed
+        as inputs["rng_seed"]; default 0)."""
+        values = {RANDOM_COUNTER: np.int64(step), **params, **(buffers or {}), **state, **inputs,
+                  STEP_INPUT: np.float64(step), LR_INPUT: np.float64(lr)}
         results = evaluate(self.outputs, values)
         n, m = len(self.new_params), len(self.new_state)
         return StepValues(float(results[0]), dict(zip(self.new_params, results[1:1 + n])),
