@@ -4,6 +4,7 @@ any process, new with every call and every training step, and distributed as the
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,18 @@ def test_bad_seeds_and_counters_name_the_argument():
         C.random_normal((3,), "int64")
     with pytest.raises(C.GraphError, match="random: distribution must be one of"):
         make_random("cauchy", (3,))
+
+
+def test_the_generator_vectorises():
+    """Philox is integer arithmetic in the loop: vector 32x32->64-bit multiplies, no calls."""
+    x = C.Input("x", (B, 256))
+    ir_text = C.compile([C.ops.dropout(x, 0.5), C.random_normal((B, 256))]).llvm_ir(optimized=True)
+    widths = {int(n) for n in re.findall(r"mul (?:nuw )?(?:nsw )?<(\d+) x i64>", ir_text)}
+    assert widths and max(widths) >= 4, "the Philox rounds were not vectorised"
+    kernels = re.findall(r"define [^\n]*@\w+_k\d+\(.*?\n}\n", ir_text, re.S)
+    assert len(kernels) == 2
+    called = {name for body in kernels for name in re.findall(r"call [^\n]*?@([\w.]+)", body)}
+    assert all(name.startswith("llvm.") for name in called), f"a kernel calls {called}"
 
 
 def test_the_same_model_built_twice_has_one_compiled_program():
