@@ -266,7 +266,7 @@ def read_layer(entry: Table) -> LayerEntry:
                                             default=0.1),
                      "eps": entry.take("eps", "a number > 0", lambda v: is_number(v) and v > 0, default=1e-5)}
     elif kind == "dropout":
-        arguments = {"p": entry.take("p", "a probability in [0, 1)", lambda v: is_number(v) and 0 <= v < 1,
+        arguments = {"p": entry.take("p", "a probability in [0, 1]", lambda v: is_number(v) and 0 <= v <= 1,
                                      default=0.5)}
     else:  # flatten
         arguments = {}
@@ -339,12 +339,12 @@ def build_layers(table: Table, x: Node, entries: list) -> tuple:
             if ranks is not None and x.ndim not in ranks:
                 raise table.error(entry.path, f"a {entry.type} layer expects an input of shape {layout}, found "
                                   f"shape {format_shape(x.shape)} from the layer before{_hint(entry, x)}")
-            layer = make_layer(entry, x, f"layer_{i}")
             try:
+                layer = make_layer(entry, x, f"layer_{i}")
                 x = layer(x)
             except GraphError as error:
                 reason = re.sub(r" \(declared at [^()]*\)$", "", str(error))
-                raise table.error(entry.path, f"a {entry.type} layer cannot take its input of shape "
+                raise table.error(entry.path, f"cannot build this {entry.type} layer for its input of shape "
                                   f"{format_shape(x.shape)}: {reason}") from None
             layers.append(layer)
     return x, layers

@@ -12,7 +12,6 @@ import numpy as np
 from runtime import datasets, fit
 
 from .model_file import ModelSpec
-from .modes import inference
 from .step import compile_step
 
 
@@ -63,7 +62,7 @@ def train(spec: ModelSpec, *, epochs: int | None = None, progress: bool = True, 
     print(f"symprop: training {spec.source} on {settings.dataset} ({len(x_train)} train / {len(x_test)} test), "
           f"{epochs} epochs, batch {settings.batch_size}, {spec.optimizer!r}", file=out)
     step = compile_step(spec.loss, spec.optimizer, seed=settings.seed)
-    predict = step.function(inference(spec.logits))  # batch norm and dropout in inference mode
+    predict = step.function(spec.logits)  # inference mode: batch norm's running statistics, no dropout
     compiled = time.perf_counter() - started
     print(f"compiled forward, backward and update in {compiled:.2f} s ({len(step.kernels())} kernels)", file=out)
 

@@ -17,8 +17,8 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, name: str | None = None):
         super().__init__(name)
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-            raise fail(self.describe(), f"p: expected a probability in [0, 1), got {p!r}")
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+            raise fail(self.describe(), f"p: expected a probability in [0, 1], got {p!r}")
         self.p = float(p)
 
     def forward(self, x: Node) -> Node:
