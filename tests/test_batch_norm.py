@@ -464,3 +464,21 @@ def test_a_frozen_batch_norm_in_a_training_step_reads_its_buffers_and_keeps_them
     assert step(x=a) == pytest.approx(expected, rel=1e-12)
     np.testing.assert_array_equal(step.buffers[mean.name], [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(step.buffers[var.name], [4.0, 1.0, 0.25])
+
+
+def test_float32_steps_track_torch_running_statistics():
+    torch = pytest.importorskip("torch")
+    x = C.Input("x", ("batch", 4, 3, 3))
+    gamma, beta = C.Param("f32_gamma", (4,), init="ones"), C.Param("f32_beta", (4,), init="zeros")
+    mean, var = C.Buffer("f32_mean", (4,)), C.Buffer("f32_var", (4,), init="ones")
+    loss = C.mean(C.batch_norm(x, gamma, beta, mean, var, momentum=0.3) ** 2)
+    step = C.compile_step(loss, optim.SGD(lr=0.1), seed=12)
+    t_mean, t_var = torch.zeros(4), torch.ones(4)
+    rng = np.random.default_rng(24)
+    for _ in range(4):
+        batch = (rng.normal(size=(8, 4, 3, 3)) * 3 + 2).astype(np.float32)
+        step(x=batch)
+        torch.nn.functional.batch_norm(torch.tensor(batch), t_mean, t_var, training=True, momentum=0.3)
+    assert step.buffers[mean.name].dtype == np.float32
+    np.testing.assert_allclose(step.buffers[mean.name], t_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(step.buffers[var.name], t_var.numpy(), rtol=1e-5, atol=1e-6)
