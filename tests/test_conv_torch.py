@@ -186,3 +186,33 @@ class _TorchOps:
     relu = staticmethod(F.relu)
     max_pool2d = staticmethod(F.max_pool2d)
     avg_pool2d = staticmethod(F.avg_pool2d)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shapes,kwargs", [
+    (((3, 16, 14, 14), (32, 16, 3, 3), (32,)), {"padding": 1}),                   # the anchor CNN's second conv
+    (((2, 7, 13, 11), (5, 7, 3, 2), (5,)), {"stride": (2, 1), "padding": (1, 0)}),  # remainders everywhere
+    (((2, 12, 9, 10), (12, 1, 3, 3), None), {"padding": "same", "groups": 12}),     # depthwise
+], ids=["anchor", "odd", "depthwise"])
+def test_compiled_conv_at_larger_sizes_equals_torch(shapes, kwargs, dtype):
+    """Sizes where the register-tiled product has full tiles and remainders: value and gradients (x, w, b)
+    of conv2d followed by ReLU and 2x2 max pooling, compiled, against PyTorch in float64."""
+    rng = np.random.default_rng(11)
+    arrays = [rng.normal(size=s).astype(dtype) for s in shapes if s is not None]
+
+    def network(ops, *xs):
+        return ops.max_pool2d(ops.relu(ops.conv2d(*xs, **kwargs)), 2)
+
+    tensors = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+    t_out = network(_TorchOps, *tensors)
+    seed_array = rng.normal(size=tuple(t_out.shape))
+    t_out.backward(torch.tensor(seed_array))
+    nodes = [Input(f"operand{i}", a.shape, dtype=dtype) for i, a in enumerate(arrays)]
+    out = network(C, *nodes)
+    weights = Input("weights", out.shape, dtype=dtype)
+    fn = C.compile([out] + grad((out * weights).sum(), nodes))
+    got = fn(**{f"operand{i}": a for i, a in enumerate(arrays)}, weights=seed_array.astype(dtype))
+    rtol = 1e-4 if dtype == "float32" else 1e-10
+    expected = [t_out.detach().numpy()] + [t.grad.numpy() for t in tensors]
+    for label, a, e in zip(["value", "x", "w", "b"], got, expected):
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * float(np.abs(e).max()), err_msg=label)
