@@ -20,6 +20,14 @@ def test_autoencoder_learns_to_reconstruct():
     assert result["accuracy"] > 0.5  # codes keep class information (chance is 10%)
 
 
+def test_cnn_example_learns_the_digits():
+    result = load("digits_cnn").main(epochs=3, progress=False)
+    assert result["accuracy"] > 0.9  # chance is 10 %
+    assert result["params"][:2] == ["conv2d.weight", "conv2d.bias"]
+    assert set(result["buffers"]) == {"batch_norm.running_mean", "batch_norm.running_var",
+                                      "batch_norm_1.running_mean", "batch_norm_1.running_var"}
+
+
 def test_gan_steps_share_parameters_and_move_the_samples_to_the_data():
     result = load("gan_1d").main(rounds=1500)
     assert abs(result["mean"] - 3.0) < 0.6  # noise starts near 0
