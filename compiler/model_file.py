@@ -383,12 +383,14 @@ def check_fits_in_memory(table: Table, entries: list, layers: list, dtype: str) 
     for entry, layer in zip(entries, layers):
         count = sum(math.prod(p.shape) for p in layer.params + layer.buffers)
         if total + count > budget:
+            fits = (f"the layer's {count} {dtype} parameters, with their gradients and optimizer state, must fit in "
+                    f"this machine's {physical_memory() / 2**30:.1f} GiB of memory")
+            if entry.width_key is None:  # a layer sized by the one before it
+                raise table.error(entry.path, f"expected a smaller input to this {entry.type} layer ({fits})")
             width = layer.units if entry.type == "dense" else layer.out_channels
             most = max((budget - total) // max(count // width, 1), 0)
-            raise table.error(f"{entry.path}.{entry.width_key}",
-                              f"expected at most {most} (the layer's {count} {dtype} parameters, with their gradients "
-                              f"and optimizer state, must fit in this machine's {physical_memory() / 2**30:.1f} GiB "
-                              f"of memory), found {describe(width)}")
+            raise table.error(f"{entry.path}.{entry.width_key}", f"expected at most {most} ({fits}), "
+                              f"found {describe(width)}")
         total += count
 
 

@@ -158,6 +158,8 @@ CONV = '{ type = "conv2d", filters = 4, kernel_size = 3, padding = 1, activation
     ("filters = 4, kernel_size = 3, padding = 1,", "filters = 4, kernel_size = 3, padding = 1, groups = 3,",
      "model.layers[0]", "cannot build this conv2d layer for its input of shape (batch, 1, 8, 8): Conv2d 'layer_0': "
      "groups: expected a divisor of out_channels 4, got 3"),
+    ("filters = 6,", "filters = 1000000000000,", "model.layers[3].filters",
+     "expected at most"),  # parameters, gradients and optimizer state must fit in memory
     ('{ type = "dense", units = 10 }', '{ type = "dense", units = 12 }', "model.layers[8].units",
      'expected 10 (the classes of dataset "digits", as the last layer gives one output per class), found 12'),
     ('{ type = "flatten" },\n    { type = "batch_norm", momentum = 0.2, eps = 0.001 },\n    { type = "dropout", p = 0.1 },'

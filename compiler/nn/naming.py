@@ -7,7 +7,10 @@ never repeat. ``with nn.names():`` opens a fresh scope (counters start again),
 so building a model inside it twice gives the same names -- and, graphs being
 hash-consed, the same Params. ``nn.names("encoder")`` also prefixes every name
 made inside it (``encoder.dense.weight``). A name given twice in one scope is an
-error: two layers with one name would silently share their Params.
+error: two layers with one name would silently share their Params. For the same
+reason, two different models that meet in one graph (a GAN's generator and
+discriminator) are built in scopes with different prefixes, not in two
+unprefixed fresh scopes.
 """
 from __future__ import annotations
 
