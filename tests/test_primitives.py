@@ -53,6 +53,7 @@ def _graphs():
         C.cross_entropy(ops.tanh(x) @ w, y), ops.pad(x, 1, "reflect").sum(), ops.flip(x[::2], 1).max(),
         ops.concat([x, ops.roll(x, 2, 1)], 0).mean(), ops.einsum("ii->", x[:, :4]), ops.stop_gradient(x).sum(),
         ops.cumsum(x, 1).sum(), ops.sort(x, -1)[0].sum(), ops.var(x), ops.tile(x, 2).sum(),
+        ops.dropout(x, 0.5).sum(),
     ]
     loss = sum(outputs)
     return outputs + C.grad(loss, [x, w])
@@ -63,7 +64,7 @@ def test_every_op_in_user_graphs_and_their_gradients_is_a_defined_primitive():
     graphs = _graphs()
     order = topological_order(graphs + lower_einsums(graphs))
     assert {n.op for n in order} - set(PRIMITIVES) == set()
-    assert {"bmm", "einsum", "pad", "slice", "concat", "map", "sum", "max"} <= {n.op for n in order}
+    assert {"bmm", "einsum", "pad", "slice", "concat", "map", "sum", "max", "random"} <= {n.op for n in order}
 
 
 def test_the_bmm_rule_is_the_matrix_product_rule():
