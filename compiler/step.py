@@ -40,7 +40,10 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     buffer arrays (matched by name) this step uses too. schedule: a callable 0-based
     step -> lr (default: the optimizer's lr). debug_nans (or SYMPROP_DEBUG_NANS=1): check
     every step. Buffers the loss reads live in ``step.buffers``; those a layer updates
-    (``compiler.modes.buffer_updates``) are written in place after each step.
+    (``compiler.modes.buffer_updates``) are written in place after each step. seed: the
+    parameters' initialisation, the epochs' shuffling and the random nodes (dropout, noise),
+    which draw with it and the 1-based step number: a new mask every step, the same run
+    from the same seed in any process.
     """
     if debug_nans is None:
         debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")

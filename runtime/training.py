@@ -109,6 +109,10 @@ class TrainStep:
     statistics, which the step updates in place) map names to the live arrays (``LiveArrays``:
     assigning copies into them). Calls, epochs, saves, loads and assignments take the
     executable's lock, so threads sharing a step each get their own step number.
+
+    Random nodes draw with the step's seed and its 1-based step number (``rng_seed``,
+    ``rng_counter``, bound here and advanced by the native epoch loop too), so a saved and
+    loaded step resumes the same sequence of masks.
     """
 
     def __init__(self, program, params: dict, state: dict, names: dict, lr, *, compile_function=None,
