@@ -368,3 +368,15 @@ def test_the_reference_step_draws_the_compiled_steps_masks():
         reference = graph.evaluate(params, {}, number, 0.1, {"x": data, "rng_seed": 6})
         params = reference.params
         np.testing.assert_allclose(step.params["w"], params["w"], rtol=1e-13, atol=1e-14)
+
+
+def test_a_loaded_step_resumes_the_sequence_of_masks(tmp_path):
+    ones = np.ones((1, 1), np.float32)
+    running, resumed = dropout_step(seed=4), dropout_step(seed=4)
+    running(x=ones)
+    running(x=ones)
+    running.save(tmp_path / "step.npz")
+    resumed.load(tmp_path / "step.npz")
+    running(x=ones)
+    resumed(x=ones)
+    np.testing.assert_array_equal(resumed.params["w"], running.params["w"])
