@@ -282,9 +282,10 @@ class Scheduler:
         return self._load(Access(self.materialize(node), node.shape, mapping), kernel)
 
     def _random(self, node: Node, mapping: Index, kernel: Kernel) -> sympy.Expr:
-        """A random node is drawn where it is read, never stored: one RandomDraw leaf per uniform
-        its distribution needs, at the element `mapping` reads (so every kernel reading the same
-        element -- forward and backward -- draws the same bits)."""
+        """A random node is drawn where it is read (``draws_inline``; a loop of another float type
+        reads a stored draw): one RandomDraw leaf per uniform its distribution needs, at the
+        element `mapping` reads, so every kernel reading an element -- forward and backward --
+        draws the same bits."""
         seed, counter = (Access(self.materialize(arg), (), Index(())) for arg in node.args)
         uniforms = []
         for lane in LANES[node.attr("distribution")]:
