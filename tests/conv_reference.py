@@ -89,19 +89,21 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 
 def max_pool2d_backward(x, g, kernel_size, stride=None, padding=0):
     """d sum(max_pool2d(x) * g) / dx with each window's cotangent on the FIRST maximum of the window in
-    row-major order (PyTorch's convention at ties)."""
+    row-major order (PyTorch's convention at ties), among the window's elements inside x (padding never
+    receives it, even where x is -inf)."""
     padded, kernel, stride, pads, (ho, wo) = _pool_windows(x, kernel_size, stride, padding, -np.inf)
     grad = np.zeros(padded.shape)
-    n, c = x.shape[:2]
+    n, c, height, width = x.shape
     for a in range(n):
         for ch in range(c):
             for i in range(ho):
                 for j in range(wo):
-                    r0, c0 = i * stride[0], j * stride[1]
-                    window = padded[a, ch, r0:r0 + kernel[0], c0:c0 + kernel[1]]
+                    rows = [r for r in range(i * stride[0], i * stride[0] + kernel[0]) if pads[0] <= r < pads[0] + height]
+                    cols = [q for q in range(j * stride[1], j * stride[1] + kernel[1]) if pads[1] <= q < pads[1] + width]
+                    window = padded[a, ch][np.ix_(rows, cols)]
                     first = int(np.argmax(window))  # the first occurrence in row-major order
-                    grad[a, ch, r0 + first // kernel[1], c0 + first % kernel[1]] += g[a, ch, i, j]
-    return grad[:, :, pads[0]:pads[0] + x.shape[2], pads[1]:pads[1] + x.shape[3]]
+                    grad[a, ch, rows[first // len(cols)], cols[first % len(cols)]] += g[a, ch, i, j]
+    return grad[:, :, pads[0]:pads[0] + height, pads[1]:pads[1] + width]
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):

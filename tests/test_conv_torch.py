@@ -216,3 +216,33 @@ def test_compiled_conv_at_larger_sizes_equals_torch(shapes, kwargs, dtype):
     expected = [t_out.detach().numpy()] + [t.grad.numpy() for t in tensors]
     for label, a, e in zip(["value", "x", "w", "b"], got, expected):
         np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * float(np.abs(e).max()), err_msg=label)
+
+
+# ---- max pooling where the maximum is not a finite number --------------------------------------------
+
+def _max_pool_gradients(x, kernel_size, stride, padding):
+    node = Input("nonfinite", x.shape, dtype="float64")
+    gradient = grad(C.max_pool2d(node, kernel_size, stride, padding).sum(), node)
+    tensor = torch.tensor(x, requires_grad=True)
+    F.max_pool2d(tensor, kernel_size, stride, padding).sum().backward()
+    return [evaluate(gradient, {"nonfinite": x}), C.compile(gradient)(nonfinite=x)], tensor.grad.numpy()
+
+
+@pytest.mark.xfail(strict=True, reason="a window whose elements are all -inf ties with the padding (which reads "
+                                       "-inf) and sends its gradient to a padded tap; PyTorch never picks padding")
+def test_max_pool2d_gradient_of_minus_infinity_stays_inside_the_input():
+    x = np.full((1, 1, 2, 2), -np.inf)
+    expected = CR.max_pool2d_backward(x, np.ones((1, 1, 2, 2)), 3, 1, 1)  # [[4, 0], [0, 0]]
+    got, from_torch = _max_pool_gradients(x, 3, 1, 1)
+    np.testing.assert_array_equal(expected, from_torch)  # the reference is PyTorch's
+    for g in got:
+        np.testing.assert_array_equal(g, expected)
+
+
+@pytest.mark.xfail(strict=True, reason="NaN == NaN is false: a window holding NaN finds no first maximum and its "
+                                       "gradient is dropped; PyTorch sends it to the NaN")
+def test_max_pool2d_gradient_goes_to_a_nan_maximum():
+    x = np.array([[[[1.0, np.nan, 0.5], [2.0, 0.0, -1.0], [0.0, 3.0, 1.0]]]])
+    got, expected = _max_pool_gradients(x, 2, 1, 0)
+    for g in got:
+        np.testing.assert_array_equal(g, expected)
