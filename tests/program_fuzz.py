@@ -33,7 +33,9 @@ from typing import Callable
 import numpy as np
 
 import compiler as C
+import conv_reference as CR
 from compiler import GraphError, Input, ops
+from compiler.primitives.layouts import make_window
 
 MAX_DIM = 5          # Input dims are 1..MAX_DIM
 MAX_SIZE = 240       # elements of any value in a program
@@ -484,7 +486,7 @@ def _window_ref(a, axis, size, stride, dilation):
     return np.moveaxis(np.take(a, index, axis=axis), axis + 1, -1)
 
 
-def _as_rank(ch, shape, rank):
+def _as_rank(shape, rank):
     """`shape` as `rank` dims: size-1 dims in front, or the leading dims merged; None if nothing changes."""
     if len(shape) == rank:
         return None
@@ -493,10 +495,10 @@ def _as_rank(ch, shape, rank):
     return (math.prod(shape[:len(shape) - rank + 1]),) + tuple(shape[len(shape) - rank + 1:])
 
 
-def _operand_from(ch, prog, size, shape, exclude=()):
+def _operand_from(ch, prog, size, shape):
     """A value with at least `size` elements, flattened, cut to `size` and reshaped to `shape` (the weights of a
     convolution, so that gradients flow into them), or a constant when no value is large enough."""
-    options = [j for j, w in enumerate(prog.values) if math.prod(w.shape) >= size and j not in exclude]
+    options = [j for j, w in enumerate(prog.values) if math.prod(w.shape) >= size]
     if not options or ch.boolean(0.15):
         text = f"ops.const(((np.arange({size}) % 5 - 2) * 0.25).reshape({shape}))"
         array = ((np.arange(size) % 5 - 2) * 0.25).reshape(shape)
@@ -552,12 +554,10 @@ def fam_window(ch, prog, x):
         start = ch.integer(0, r - 2)
         end = ch.integer(start + 1, r - 1)
         start_text, end_text = (start - r if ch.boolean(0.3) else start), (end - r if ch.boolean(0.3) else end)
-        from conv_reference import flatten as np_flatten
         return Op("window", lambda a: ops.flatten(a, start_text, end_text),
-                  lambda a: np_flatten(a, start_text, end_text),
+                  lambda a: CR.flatten(a, start_text, end_text),
                   lambda a: f"ops.flatten({a}, {start_text}, {end_text})"), (x,), v.bound
     if kind == "window":
-        from compiler.primitives.layouts import make_window
         r = len(v.shape)
         if r == 0 or r >= MAX_RANK:
             return None
@@ -574,9 +574,8 @@ def fam_window(ch, prog, x):
                   lambda a: _window_ref(a, axis, size, stride, dilation),
                   lambda a: f"make_window({a}, {axis}, {size}, {stride}, {dilation})"), (x,), v.bound
 
-    import conv_reference as CR
     spatial = 1 if kind == "conv1d" else 2
-    target = _as_rank(ch, v.shape, 2 + spatial)
+    target = _as_rank(v.shape, 2 + spatial)
     shape = v.shape if target is None else target
     into = (lambda a: a) if target is None else (lambda a: ops.reshape(a, target))
     into_ref = (lambda a: a) if target is None else (lambda a: np.reshape(a, target))

@@ -1,4 +1,5 @@
-"""Random compositions of layout ops, maps, reductions and contractions: compiled == evaluate == NumPy.
+"""Random compositions of layout ops, maps, reductions, contractions and windows (the window primitive,
+convolution, pooling): compiled == evaluate == NumPy.
 
 Every single-op test can pass while the compiler miscompiles a slice of a
 concat of a broadcast, so this file compiles random *programs* (chains and
