@@ -188,17 +188,33 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
     x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "max_pool2d")
     windows = _pool_windows(x, kernel, stride, pads, -math.inf, "max_pool2d")
     count = kernel[0] * kernel[1]
+    # taps inside the input: a padded tap is never a maximum's position (PyTorch's rule)
+    inside = None
+    if any(p != (0, 0) for p in pads):
+        ones = make_broadcast(const(np.asarray(1.0, dtype=x.dtype)), x.shape)
+        inside = _pool_windows(ones, kernel, stride, pads, 0.0, "max_pool2d")
     if count > SMALL_WINDOW:
-        return _max_pool_reduced(windows, kernel)
+        return _max_pool_reduced(windows, kernel, inside)
     # one loop over the output: the maximum of the taps; the gradient is that of selecting the
-    # first tap equal to it (found without gradient: a chain of comparisons, no reduction)
+    # first tap holding it (found without gradient: a chain of comparisons, no reduction)
     taps = _taps(windows, kernel)
     peak = make_map(sympy.Max(*(scalar_symbol(t) for t in range(count))), taps, x.dtype)
+    frozen = [make_stop_gradient(t) for t in taps] + [make_stop_gradient(peak)]
+    real = [] if inside is None else _taps(inside, kernel)
     first: sympy.Expr = sympy.Integer(count)
     for t in reversed(range(count)):
-        first = sf.Where(sf.Equal(scalar_symbol(t), scalar_symbol(count)), t, first)
-    first_tap = make_map(first, [make_stop_gradient(t) for t in taps] + [make_stop_gradient(peak)], x.dtype)
+        is_peak = _holds_maximum(scalar_symbol(t), scalar_symbol(count),
+                                 scalar_symbol(count + 1 + t) if real else None)
+        first = sf.Where(is_peak, t, first)
+    first_tap = make_map(first, frozen + real, x.dtype)
     return make_surrogate(peak, _select_tap(windows, kernel, first_tap))
+
+
+def _holds_maximum(value, peak, inside=None) -> sympy.Expr:
+    """1 where a tap holds its window's maximum (a NaN counts: the maximum is NaN then), and is
+    inside the input when `inside` says so; else 0."""
+    holds = sf.Where(sf.Equal(value, peak), 1, sf.NotEqual(value, value))
+    return holds if inside is None else sf.Where(inside, holds, 0)
 
 
 def _select_tap(windows: Node, kernel: tuple, tap: Node) -> Node:
@@ -218,15 +234,16 @@ def _taps(windows: Node, kernel: tuple) -> list:
             for i in range(kernel[0]) for j in range(kernel[1])]
 
 
-def _max_pool_reduced(windows: Node, kernel: tuple) -> Node:
+def _max_pool_reduced(windows: Node, kernel: tuple, inside: Node | None) -> Node:
     """Max pooling of large windows: a max reduction over the taps, and the gradient of selecting
-    the first tap holding it (the least tap number where the window equals its maximum)."""
-    taps, dtype = (4, 5), windows.dtype
+    the first tap holding it (the least tap number where the window holds its maximum)."""
+    taps, dtype, count = (4, 5), windows.dtype, kernel[0] * kernel[1]
     peak = make_reduce("max", windows, taps)
-    number = const(np.arange(kernel[0] * kernel[1], dtype=np.float64).reshape(kernel).astype(dtype))
-    at_peak = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), kernel[0] * kernel[1]),
-                       [make_stop_gradient(windows), make_reshape(make_stop_gradient(peak), peak.shape + (1, 1)),
-                        number], dtype)
+    number = const(np.arange(count, dtype=np.float64).reshape(kernel).astype(dtype))
+    args = [make_stop_gradient(windows), make_reshape(make_stop_gradient(peak), peak.shape + (1, 1)), number]
+    is_peak = _holds_maximum(scalar_symbol(0), scalar_symbol(1), scalar_symbol(3) if inside is not None else None)
+    at_peak = make_map(sf.Where(is_peak, scalar_symbol(2), count), args + ([inside] if inside is not None else []),
+                       dtype)
     negated = make_map(-scalar_symbol(0), [at_peak], dtype)
     first = make_map(-scalar_symbol(0), [make_reduce("max", negated, taps)], dtype)
     return make_surrogate(peak, _select_tap(windows, kernel, first))
