@@ -8,6 +8,8 @@ integers with ties, where the gradient must go to the first maximum of each wind
 does. For each example the value of the op and the gradient of ``sum(out * g)`` with respect to
 x, w and b (random ``g``) come from ``compiler.evaluate`` (many examples) or from one
 ``compiler.compile`` (fewer: each compiles), and must equal PyTorch's to 1e-10 of their magnitude.
+Beyond the drawn examples: convolutions at sizes with full GEMM tiles and remainders, max pooling
+at -inf and NaN maxima, a small network end to end, and two SGD-momentum steps of the anchor CNN.
 """
 from __future__ import annotations
 
