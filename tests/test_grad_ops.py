@@ -657,6 +657,16 @@ def test_max_pool2d_gradient_goes_to_the_first_maximum_of_each_window(case, seed
                                    err_msg=f"{shape} {kwargs}")
 
 
+def test_max_pool2d_gradient_at_non_finite_maxima():
+    """As PyTorch: padding is never a window's maximum, even where the input is -inf (each window's
+    cotangent goes to its first element inside the input); a NaN is a window's maximum and gets it."""
+    (g,) = _grad_at(lambda x: C.max_pool2d(x, 3, 1, 1), np.full((1, 1, 2, 2), -np.inf))
+    np.testing.assert_array_equal(g, [[[[4.0, 0.0], [0.0, 0.0]]]])
+    x = np.array([[[[1.0, np.nan, 0.5], [2.0, 0.0, -1.0], [0.0, 3.0, 1.0]]]])
+    (g,) = _grad_at(lambda x: C.max_pool2d(x, 2, 1), x)
+    np.testing.assert_array_equal(g, [[[[0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0]]]])
+
+
 # ---- second order: gradients are graphs, differentiable again ---------------------------------------
 
 SECOND_ORDER_EXAMPLES = 5
