@@ -99,6 +99,9 @@ def test_the_example_cnn_reaches_98_percent_evaluated_in_inference_mode():
     result = train(load_model_file(EXAMPLES / "digits_cnn.toml"), progress=False, out=out)
     assert result["test_accuracy"] >= 0.98, out.getvalue()
     assert result["seconds"] < 60
+    # evaluating draws no dropout mask and moves no running statistic: the last epoch's
+    # validation and the final one, on the same parameters, agree exactly
+    assert result["history"]["test_accuracy"][-1] == result["test_accuracy"]
 
 
 def test_a_short_run_of_a_small_cnn_learns(tmp_path):
