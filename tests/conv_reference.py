@@ -182,14 +182,15 @@ def conv_case(spatial: int, max_groups: int = 3, max_per_group: int = 2, max_ker
     return case()
 
 
-def pool_case(average: bool, max_kernel: int = 3, max_extra: int = 3, max_batch: int = 2, max_channels: int = 2):
+def pool_case(average: bool, max_kernel: int = 3, max_extra: int = 3, max_batch: int = 2, max_channels: int = 2,
+              min_kernel: int = 1):
     """Shape (x,) and kwargs of max_pool2d or avg_pool2d: kernels, strides (default: the kernel) and
     paddings up to half the kernel, as ints or pairs; count_include_pad both ways for the average."""
     from hypothesis import strategies as st
 
     @st.composite
     def case(draw):
-        kernel = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
+        kernel = (draw(st.integers(min_kernel, max_kernel)), draw(st.integers(min_kernel, max_kernel)))
         kwargs = {"kernel_size": _int_or_tuple(draw, st, kernel)}
         stride = kernel
         if draw(st.booleans()):

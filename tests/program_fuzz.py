@@ -583,7 +583,10 @@ def fam_window(ch, prog, x):
     n, channels, sizes = shape[0], shape[1], shape[2:]
 
     if kind in ("max_pool2d", "avg_pool2d"):
-        kernel = tuple(ch.integer(1, min(3, d + 2)) for d in sizes)
+        if ch.boolean(0.3):  # windows of more than 16 taps pool by a reduction over the taps, smaller ones by maps
+            kernel = tuple(min(5, d + 2) for d in sizes)
+        else:
+            kernel = tuple(ch.integer(1, min(3, d + 2)) for d in sizes)
         padding = tuple(ch.integer(0, k // 2) for k in kernel)
         if any(d + 2 * p < k for d, p, k in zip(sizes, padding, kernel)):
             padding = tuple(k // 2 for k in kernel)

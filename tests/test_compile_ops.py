@@ -331,7 +331,12 @@ ROWS = [
         ((B, 2, 5, 6),), (small_integers,)),
     Row("max_pool2d_rectangular", "max_pool2d", lambda x: C.max_pool2d(x, (2, 3), stride=(1, 2)), ((B, 2, 5, 7),),
         (R,)),
+    Row("max_pool2d_large_window_ties", "max_pool2d", lambda x: C.max_pool2d(x, (5, 4), stride=(2, 3), padding=(2, 1)),
+        ((B, 2, 8, 7),), (small_integers,)),  # more than 16 taps: a reduction over the taps
+    Row("max_pool2d_large_window", "max_pool2d", lambda x: C.max_pool2d(x, 5, stride=1), ((B, 1, 6, 7),), (R,)),
     Row("avg_pool2d", "avg_pool2d", lambda x: C.avg_pool2d(x, 2), ((B, 3, 6, 4),), (R,)),
+    Row("avg_pool2d_large_window_exclude_pad", "avg_pool2d",
+        lambda x: C.avg_pool2d(x, (4, 5), stride=2, padding=2, count_include_pad=False), ((B, 2, 7, 6),), (R,)),
     Row("avg_pool2d_padded", "avg_pool2d", lambda x: C.avg_pool2d(x, 3, stride=2, padding=1), ((B, 2, 5, 6),), (R,)),
     Row("avg_pool2d_exclude_pad", "avg_pool2d",
         lambda x: C.avg_pool2d(x, (3, 2), stride=(2, 1), padding=1, count_include_pad=False), ((B, 2, 5, 6),), (R,)),
@@ -443,22 +448,25 @@ def test_compiled_matches_evaluate(row, dtype, batches, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_compiled_max_pool2d_gradient_goes_to_the_first_maximum(dtype):
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), ((5, 4), (2, 1), (2, 1))], ids=["small", "large"])
+def test_compiled_max_pool2d_gradient_goes_to_the_first_maximum(kernel, stride, padding, dtype):
     """At ties (small integers) the compiled gradient puts each window's cotangent on its first maximum
-    in row-major order, as PyTorch's (conv_reference.max_pool2d_backward), at two batch sizes."""
+    in row-major order, as PyTorch's (conv_reference.max_pool2d_backward), at two batch sizes; windows
+    of 9 taps (a map over the taps) and of 20 (a reduction)."""
     import conv_reference
 
     x = Input("tied_x", (B, 2, 5, 6), dtype=dtype)
-    out = C.max_pool2d(x, 3, stride=2, padding=1)
+    out = C.max_pool2d(x, kernel, stride=stride, padding=padding)
     weights = Input("weights", out.shape, dtype=dtype)
     fn = C.compile([out, grad((out * weights).sum(), x)])
     rng = np.random.default_rng(7)
     for batch in (1, 4):
         xs = rng.integers(-1, 2, (batch, 2, 5, 6)).astype(dtype)
-        ws = rng.integers(1, 5, (batch, 2, 3, 3)).astype(dtype)  # exact in float32: sums of small integers
+        ws = rng.integers(1, 5, (batch,) + out.shape[1:]).astype(dtype)  # exact in float32: sums of small integers
         value, gradient = fn(tied_x=xs, weights=ws)
-        np.testing.assert_array_equal(value, conv_reference.max_pool2d(xs, 3, 2, 1).astype(dtype))
-        np.testing.assert_array_equal(gradient, conv_reference.max_pool2d_backward(xs, ws, 3, 2, 1).astype(dtype))
+        np.testing.assert_array_equal(value, conv_reference.max_pool2d(xs, kernel, stride, padding).astype(dtype))
+        np.testing.assert_array_equal(
+            gradient, conv_reference.max_pool2d_backward(xs, ws, kernel, stride, padding).astype(dtype))
 
 
 # ---- symbolic dimensions: one program, any binding ------------------------------------------------

@@ -525,6 +525,11 @@ OPS = [
        lambda x, w, b=None, **kw: CR.conv2d(x, w, b, **kw), CR.conv_case(2, max_extra=2), (R,)),
     Op("max_pool2d", C.max_pool2d, CR.max_pool2d, CR.pool_case(average=False), (distinct,)),
     Op("avg_pool2d", C.avg_pool2d, CR.avg_pool2d, CR.pool_case(average=True), (R,)),
+    # windows of more than 16 taps pool by a reduction over the taps, smaller ones by a map
+    Op("max_pool2d_large_window", C.max_pool2d, CR.max_pool2d,
+       CR.pool_case(average=False, min_kernel=5, max_kernel=6, max_extra=2, max_batch=1), (distinct,)),
+    Op("avg_pool2d_large_window", C.avg_pool2d, CR.avg_pool2d,
+       CR.pool_case(average=True, min_kernel=5, max_kernel=6, max_extra=2, max_batch=1), (R,)),
     Op("flatten", C.flatten, CR.flatten, CR.flatten_case(), (R,)),
 ]
 
@@ -665,6 +670,14 @@ def test_max_pool2d_gradient_at_non_finite_maxima():
     x = np.array([[[[1.0, np.nan, 0.5], [2.0, 0.0, -1.0], [0.0, 3.0, 1.0]]]])
     (g,) = _grad_at(lambda x: C.max_pool2d(x, 2, 1), x)
     np.testing.assert_array_equal(g, [[[[0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0]]]])
+    # windows of more than 16 taps (a reduction over the taps)
+    (g,) = _grad_at(lambda x: C.max_pool2d(x, 5, 1, 2), np.full((1, 1, 3, 4), -np.inf))
+    np.testing.assert_array_equal(g, CR.max_pool2d_backward(np.full((1, 1, 3, 4), -np.inf), np.ones((1, 1, 3, 4)), 5, 1, 2))
+    assert g[0, 0, 0, 0] == 9.0  # the windows at rows 0-2, columns 0-2 start there
+    x = np.arange(25.0).reshape(1, 1, 5, 5) % 7
+    x[0, 0, 2, 3] = np.nan
+    (g,) = _grad_at(lambda x: C.max_pool2d(x, 5), x)
+    np.testing.assert_array_equal(g[0, 0] != 0, np.arange(25).reshape(5, 5) == 13)
 
 
 # ---- second order: gradients are graphs, differentiable again ---------------------------------------
