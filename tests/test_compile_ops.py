@@ -335,6 +335,9 @@ ROWS = [
         ((B, 2, 8, 7),), (small_integers,)),  # more than 16 taps: a reduction over the taps
     Row("max_pool2d_large_window", "max_pool2d", lambda x: C.max_pool2d(x, 5, stride=1), ((B, 1, 6, 7),), (R,)),
     Row("avg_pool2d", "avg_pool2d", lambda x: C.avg_pool2d(x, 2), ((B, 3, 6, 4),), (R,)),
+    # windows that tile the input leave its last rows and columns out when the kernel does not divide it
+    Row("max_pool2d_tiles_remainder", "max_pool2d", lambda x: C.max_pool2d(x, (2, 3)), ((B, 2, 7, 8),), (R,)),
+    Row("avg_pool2d_tiles_remainder", "avg_pool2d", lambda x: C.avg_pool2d(x, 3), ((B, 2, 7, 5),), (R,)),
     Row("avg_pool2d_large_window_exclude_pad", "avg_pool2d",
         lambda x: C.avg_pool2d(x, (4, 5), stride=2, padding=2, count_include_pad=False), ((B, 2, 7, 6),), (R,)),
     Row("avg_pool2d_padded", "avg_pool2d", lambda x: C.avg_pool2d(x, 3, stride=2, padding=1), ((B, 2, 5, 6),), (R,)),
