@@ -32,6 +32,7 @@ Layer types and their keys (defaults as in torch.nn):
 - ``dense``: units, activation = "linear"
 - ``conv2d``: filters, kernel_size, stride = 1, padding = 0 (or "same", "valid"), dilation = 1,
   groups = 1, activation = "linear"; kernel_size, stride, padding, dilation an integer or [h, w]
+- ``conv1d``: the same keys, each an integer, over (batch, channels, length) (input_shape = [8, 8])
 - ``max_pool2d``: kernel_size, stride = kernel_size, padding = 0
 - ``avg_pool2d``: the same and count_include_pad = true
 - ``batch_norm``: momentum = 0.1, eps = 1e-5 (over the channels of (batch, C) or (batch, C, H, W))
@@ -75,7 +76,7 @@ class DatasetInfo:
 DATASETS = {"digits": DatasetInfo(features=64, classes=10, image_shape=(1, 8, 8))}
 LOSSES = ("cross_entropy", "mse")
 DTYPES = ("float32", "float64")
-LAYER_TYPES = ("dense", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten")
+LAYER_TYPES = ("dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten")
 
 
 @dataclass(frozen=True)
@@ -245,13 +246,15 @@ def read_layer(entry: Table) -> LayerEntry:
     activation = lambda: entry.choice("activation", tuple(ACTIVATIONS), default="linear")  # noqa: E731
     if kind == "dense":
         arguments = {"units": entry.take("units", "a positive integer", is_count), "activation": activation()}
-    elif kind == "conv2d":
+    elif kind in ("conv2d", "conv1d"):
+        size, is_a_size = (SIZE, is_size) if kind == "conv2d" else ("a positive integer", is_count)
+        padding, is_a_padding = (PADDING, is_padding) if kind == "conv2d" else ("a non-negative integer", is_natural)
         arguments = {"out_channels": entry.take("filters", "a positive integer", is_count),
-                     "kernel_size": _size(entry.take("kernel_size", SIZE, is_size)),
-                     "stride": _size(entry.take("stride", SIZE, is_size, default=1)),
-                     "padding": _size(entry.take("padding", f'{PADDING}, "same" or "valid"',
-                                                 lambda v: is_padding(v) or v in ("same", "valid"), default=0)),
-                     "dilation": _size(entry.take("dilation", SIZE, is_size, default=1)),
+                     "kernel_size": _size(entry.take("kernel_size", size, is_a_size)),
+                     "stride": _size(entry.take("stride", size, is_a_size, default=1)),
+                     "padding": _size(entry.take("padding", f'{padding}, "same" or "valid"',
+                                                 lambda v: is_a_padding(v) or v in ("same", "valid"), default=0)),
+                     "dilation": _size(entry.take("dilation", size, is_a_size, default=1)),
                      "groups": entry.take("groups", "a positive integer", is_count, default=1),
                      "activation": activation()}
     elif kind in ("max_pool2d", "avg_pool2d"):
@@ -273,7 +276,7 @@ def read_layer(entry: Table) -> LayerEntry:
     entry.finish()
     if arguments.get("activation") == "linear":
         arguments["activation"] = None
-    width_key = {"dense": "units", "conv2d": "filters"}.get(kind)
+    width_key = {"dense": "units", "conv2d": "filters", "conv1d": "filters"}.get(kind)
     return LayerEntry(entry.path, kind, arguments, width_key)
 
 
@@ -297,6 +300,7 @@ def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
 INPUT_LAYOUTS = {  # what each layer type takes: ranks of (batch, ...) and the layout spelled for errors
     "dense": ((2,), "(batch, features)"),
     "conv2d": ((4,), "(batch, channels, height, width)"),
+    "conv1d": ((3,), "(batch, channels, length)"),
     "max_pool2d": ((4,), "(batch, channels, height, width)"),
     "avg_pool2d": ((4,), "(batch, channels, height, width)"),
     "batch_norm": ((2, 3, 4), "(batch, channels), (batch, channels, length) or (batch, channels, height, width)"),
@@ -310,6 +314,8 @@ def make_layer(entry: LayerEntry, x: Node, name: str) -> nn.Layer:
         return nn.Dense(name=name, **entry.arguments)
     if entry.type == "conv2d":
         return nn.Conv2d(name=name, **entry.arguments)
+    if entry.type == "conv1d":
+        return nn.Conv1d(name=name, **entry.arguments)
     if entry.type == "max_pool2d":
         return nn.MaxPool2d(name=name, **entry.arguments)
     if entry.type == "avg_pool2d":
@@ -325,7 +331,8 @@ def _hint(entry: LayerEntry, x: Node) -> str:
     if entry.type == "dense" and x.ndim > 2:
         return '; add { type = "flatten" } before it'
     if entry.type != "dense" and x.ndim == 2:
-        return "; set model.input_shape (such as [1, 8, 8]) instead of input_features for convolutions and pooling"
+        return ("; set model.input_shape (such as [1, 8, 8], or [8, 8] for conv1d) instead of input_features for "
+                "convolutions and pooling")
     return ""
 
 

@@ -76,6 +76,25 @@ def test_every_layer_type_builds_with_its_keys(tmp_path):
     assert buffers == ["layer_1.running_mean", "layer_1.running_var", "layer_6.running_mean", "layer_6.running_var"]
 
 
+def test_conv1d_reads_rows_of_pixels_as_a_sequence(tmp_path):
+    layers = """layers = [
+    { type = "conv1d", filters = 5, kernel_size = 3, stride = 2, padding = "valid", activation = "tanh" },
+    { type = "batch_norm" },
+    { type = "flatten" },
+    { type = "dense", units = 10 },
+]"""
+    text = SMALL_CNN.replace("input_shape = [1, 8, 8]", "input_shape = [8, 8]")
+    text = text[:text.index("layers = [")] + layers + text[text.index("]\n\n[loss]") + 1:]
+    spec = load_model_file(write(tmp_path, text))
+    assert spec.inputs["x"].shape == ("batch", 8, 8)
+    assert [(p.name, p.shape) for p in spec.params] == [
+        ("layer_0.weight", (5, 8, 3)), ("layer_0.bias", (5,)), ("layer_1.weight", (5,)), ("layer_1.bias", (5,)),
+        ("layer_3.weight", (15, 10)), ("layer_3.bias", (10,))]
+    bad = text.replace("kernel_size = 3, stride = 2", "kernel_size = [3, 3], stride = 2")
+    assert ("model.layers[0].kernel_size: expected a positive integer, found an array of 2 items"
+            in error_of(tmp_path, bad))
+
+
 def test_the_example_file_and_the_python_example_are_one_model():
     spec = load_model_file(EXAMPLES / "digits_cnn.toml")
     module_spec = importlib.util.spec_from_file_location("digits_cnn", EXAMPLES / "digits_cnn.py")
@@ -145,8 +164,8 @@ CONV = '{ type = "conv2d", filters = 4, kernel_size = 3, padding = 1, activation
      "expected true or false, found 0 (an integer)"),
     ('{ type = "flatten" }', '{ type = "flatten", start_dim = 2 }', "model.layers[5].start_dim", "unknown key"),
     ('type = "conv2d", filters = 4', 'type = "convolution", filters = 4', "model.layers[0].type",
-     'expected one of "dense", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten", '
-     'found "convolution" (a string)'),
+     'expected one of "dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", '
+     '"flatten", found "convolution" (a string)'),
     # shapes that do not fit
     ("input_shape = [1, 8, 8]", "input_features = 64", "model.layers[0]",
      "a conv2d layer expects an input of shape (batch, channels, height, width), found shape (batch, 64) from the "
