@@ -275,7 +275,17 @@ def test_a_layer_applied_to_an_array_says_what_it_expects():
 
 # ---- training ----------------------------------------------------------------------------------------
 
-def test_a_small_cnn_built_from_layers_learns_the_digits():
+def test_dotted_param_names_bind_by_name_in_compiled_functions():
+    layer = nn.Dense(3, activation="tanh")
+    x = sp.Input("x", ("batch", 4), "float64")
+    f = sp.compile(layer(x))
+    values = {"x": np.ones((2, 4)), layer.weight.name: np.full((4, 3), 0.25), layer.bias.name: np.zeros(3)}
+    np.testing.assert_allclose(f(**values), np.tanh(np.ones((2, 3))), rtol=1e-12)
+    with pytest.raises(TypeError, match=rf"missing argument.*{layer.bias.name}"):
+        f(x=values["x"], **{layer.weight.name: values[layer.weight.name]})
+
+
+def test_a_small_cnn_built_from_layers_learns_the_digits(tmp_path):
     from runtime import datasets
     x, labels = sp.Input("x", ("batch", 1, 8, 8)), sp.Input("labels", ("batch",), "int64")
     with nn.names("test_cnn"):
@@ -292,3 +302,9 @@ def test_a_small_cnn_built_from_layers_learns_the_digits():
     accuracy = np.mean(predict(x=test_images.reshape(-1, 1, 8, 8)).argmax(1) == test_classes)
     assert accuracy > 0.9
     assert not np.allclose(step.buffers["test_cnn.batch_norm.running_mean"], 0)  # running statistics moved
+    saved = {name: array.copy() for name, array in {**step.params, **step.buffers}.items()}
+    step.save(tmp_path / "cnn.npz")
+    step.run_epoch({"x": images.reshape(-1, 1, 8, 8), "labels": classes}, batch_size=32)
+    step.load(tmp_path / "cnn.npz")
+    for name, array in {**step.params, **step.buffers}.items():
+        np.testing.assert_array_equal(array, saved[name], err_msg=name)
