@@ -188,7 +188,9 @@ def test_conv_relu_pool_dense_gradients_equal_torch():
 
 
 class _TorchOps:
+    conv1d = staticmethod(F.conv1d)
     conv2d = staticmethod(F.conv2d)
+    tanh = staticmethod(torch.tanh)
     relu = staticmethod(F.relu)
     max_pool2d = staticmethod(F.max_pool2d)
     avg_pool2d = staticmethod(F.avg_pool2d)
@@ -281,3 +283,31 @@ def test_anchor_cnn_training_steps_equal_torch_sgd_momentum():
         moved, expected = step.params[name] - start[name], tensor.detach().numpy() - start[name]
         assert np.abs(expected).max() > 0
         np.testing.assert_allclose(moved, expected, rtol=2e-3, atol=2e-3 * float(np.abs(expected).max()), err_msg=name)
+
+
+def test_compiled_hessian_vector_product_equals_torch_double_backward():
+    """Second order: grad(sum(grad(L, [x, w]) * v), [x, w]) of a conv-tanh-pool network, compiled with a
+    symbolic batch, equals PyTorch's double backward."""
+    rng = np.random.default_rng(8)
+    shapes = {"x": (3, 2, 7, 6), "w": (4, 2, 3, 3), "w2": (2, 2, 3)}
+    arrays = {k: rng.normal(size=s) for k, s in shapes.items()}
+    directions = {k: rng.normal(size=s) for k, s in shapes.items()}
+
+    def loss(ops, x, w, w2):
+        h = ops.tanh(ops.conv2d(x, w, stride=(1, 2), padding=1, dilation=(2, 1)))
+        h = ops.max_pool2d(h, 3, 1, 1) + ops.avg_pool2d(h, 3, 1, 1, count_include_pad=False)  # (N, 4, 5, 3)
+        return (ops.conv1d(h.reshape(-1, 4, 15), w2, stride=2, groups=2) ** 2).sum()
+
+    nodes = {k: Input(k, ("batch",) + s[1:] if k == "x" else s, dtype="float64") for k, s in shapes.items()}
+    vs = {k: Input(f"v_{k}", n.shape, dtype="float64") for k, n in nodes.items()}
+    first = grad(loss(C, **nodes), list(nodes.values()))
+    inner = sum((g * vs[k]).sum() for k, g in zip(nodes, first))
+    hvp = C.compile(grad(inner, list(nodes.values())))(**arrays, **{f"v_{k}": v for k, v in directions.items()})
+
+    tensors = {k: torch.tensor(a, requires_grad=True) for k, a in arrays.items()}
+    t_first = torch.autograd.grad(loss(_TorchOps, **tensors), list(tensors.values()), create_graph=True)
+    t_inner = sum((g * torch.tensor(directions[k])).sum() for k, g in zip(tensors, t_first))
+    t_hvp = torch.autograd.grad(t_inner, list(tensors.values()))
+    for name, got, expected in zip(tensors, hvp, t_hvp):
+        expected = expected.numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * float(np.abs(expected).max()), err_msg=name)
