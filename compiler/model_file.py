@@ -233,7 +233,7 @@ def read_input_shape(table: Table, dataset: DatasetInfo, dataset_name: str) -> t
 
 @dataclass(frozen=True)
 class LayerEntry:
-    """One checked entry of model.layers: its key path, type, and how to make its layer."""
+    """One checked entry of model.layers: its key path, its type and its layer's arguments."""
 
     path: str
     type: str
@@ -241,11 +241,16 @@ class LayerEntry:
     width_key: str | None  # the key that sets the layer's output width (units, filters), for errors
 
 
+def read_activation(entry: Table):
+    """The layer's activation function name, None for "linear" (the default)."""
+    name = entry.choice("activation", tuple(ACTIVATIONS), default="linear")
+    return None if name == "linear" else name
+
+
 def read_layer(entry: Table) -> LayerEntry:
     kind = entry.choice("type", LAYER_TYPES)
-    activation = lambda: entry.choice("activation", tuple(ACTIVATIONS), default="linear")  # noqa: E731
     if kind == "dense":
-        arguments = {"units": entry.take("units", "a positive integer", is_count), "activation": activation()}
+        arguments = {"units": entry.take("units", "a positive integer", is_count), "activation": read_activation(entry)}
     elif kind in ("conv2d", "conv1d"):
         size, is_a_size = (SIZE, is_size) if kind == "conv2d" else ("a positive integer", is_count)
         padding, is_a_padding = (PADDING, is_padding) if kind == "conv2d" else ("a non-negative integer", is_natural)
@@ -256,7 +261,7 @@ def read_layer(entry: Table) -> LayerEntry:
                                                  lambda v: is_a_padding(v) or v in ("same", "valid"), default=0)),
                      "dilation": _size(entry.take("dilation", size, is_a_size, default=1)),
                      "groups": entry.take("groups", "a positive integer", is_count, default=1),
-                     "activation": activation()}
+                     "activation": read_activation(entry)}
     elif kind in ("max_pool2d", "avg_pool2d"):
         arguments = {"kernel_size": _size(entry.take("kernel_size", SIZE, is_size)),
                      "stride": _size(entry.take("stride", SIZE, is_size, default=None)),
@@ -274,8 +279,6 @@ def read_layer(entry: Table) -> LayerEntry:
     else:  # flatten
         arguments = {}
     entry.finish()
-    if arguments.get("activation") == "linear":
-        arguments["activation"] = None
     width_key = {"dense": "units", "conv2d": "filters", "conv1d": "filters"}.get(kind)
     return LayerEntry(entry.path, kind, arguments, width_key)
 
