@@ -66,12 +66,13 @@ class Step(sympy.Function):
 
 
 class Relu(sympy.Function):
-    """max(x, 0) with derivative Step(x)."""
+    """max(x, 0) with derivative Step(relu(x)) (= Step(x)): written on the output, so a gradient
+    reads the activation that is stored anyway, not the pre-activation."""
 
     nargs = 1
 
     def fdiff(self, argindex=1):
-        return Step(self.args[0])
+        return Step(self)
 
     def _latex(self, printer):
         return r"\operatorname{relu}\left(%s\right)" % printer._print(self.args[0])
