@@ -534,3 +534,46 @@ def test_broadcast_then_reduce_on_drawn_static_shapes(shapes, axis, seed):
     expected = evaluate([out] + grad(out.sum(), [a, b]), {"static_a": va, "static_b": vb})
     for actual, e in zip(fn(static_a=va, static_b=vb), expected):
         assert_close(actual, np.asarray(e), f"{shapes} axis={axis}")
+
+
+# ---- convolution and pooling on drawn arguments, batch symbolic ---------------------------------------
+
+
+@st.composite
+def _window_op_case(draw):
+    import conv_reference as CR
+
+    name = draw(st.sampled_from(["conv1d", "conv2d", "max_pool2d", "avg_pool2d"]))
+    if name.startswith("conv"):
+        shapes, kwargs = draw(CR.conv_case(1 if name == "conv1d" else 2, max_extra=3))
+    else:
+        shapes, kwargs = draw(CR.pool_case(average=name == "avg_pool2d", max_kernel=5))
+    return name, shapes, kwargs, draw(st.sampled_from(DTYPES))
+
+
+@settings(max_examples=12, deadline=None, database=None)
+@given(case=_window_op_case(), seed=st.integers(0, 2 ** 32 - 1))
+def test_window_ops_on_drawn_arguments_with_a_symbolic_batch(case, seed):
+    """conv1d/conv2d/max_pool2d/avg_pool2d with drawn strides, paddings, dilations, groups and kernels,
+    x's batch symbolic: one compiled program (value and gradients) equals the NumPy reference and the
+    evaluator at two batch sizes."""
+    import conv_reference as CR
+
+    name, shapes, kwargs, dtype = case
+    nodes = [Input(f"operand{i}", (B,) + s[1:] if i == 0 else s, dtype=dtype) for i, s in enumerate(shapes)]
+    out = getattr(C, name)(*nodes, **kwargs)
+    weights = Input("weights", out.shape, dtype=dtype)
+    outputs = [out] + grad((out * weights).sum(), nodes)
+    fn = C.compile(outputs)
+    rng = np.random.default_rng(seed)
+    for batch in (1, 3):
+        arrays = [rng.normal(size=(batch,) + s[1:] if i == 0 else s).astype(dtype) for i, s in enumerate(shapes)]
+        values = {f"operand{i}": a for i, a in enumerate(arrays)}
+        values["weights"] = rng.normal(size=(batch,) + out.shape[1:]).astype(dtype)
+        got = fn(**values)
+        reference = getattr(CR, name)(*[a.astype(np.float64) for a in arrays], **kwargs).astype(dtype)
+        assert_close(got[0], reference, f"{name} {kwargs} batch={batch} value",
+                     float(max(np.abs(a).max() for a in arrays)) ** 2)
+        for k, (a, e) in enumerate(zip(got[1:], evaluate(outputs[1:], values))):
+            assert_close(a, np.asarray(e), f"{name} {kwargs} batch={batch} gradient {k}",
+                         float(np.abs(values["weights"]).max()))
