@@ -136,13 +136,10 @@ class KernelEmitter:
             if coef != 0:
                 linear = b.add(linear, b.mul(index, self.size(coef)))
         conditions = [self._holds(bound, indices) for bound in access.index.valid]
-        if conditions:
-            every = conditions[0]
-            for condition in conditions[1:]:
-                every = b.and_(every, condition)
-            linear = b.select(every, linear, I64(0))
         if any(d == 0 for d in access.buffer.shape):  # every read of an empty buffer fails a condition
             value = ir.Constant(self.ty, 0.0)
+        elif conditions:
+            value = self._guarded_load(access, linear, conditions)
         else:
             pointer = b.gep(self.pointers[access.buffer], [linear])
             value = b.load(pointer, align=ITEMSIZE[access.buffer.dtype])
@@ -150,6 +147,26 @@ class KernelEmitter:
         for bound, condition in reversed(list(zip(access.index.valid, conditions))):
             value = b.select(condition, value, ir.Constant(self.ty, bound.fill))
         return value
+
+    def _guarded_load(self, access: Access, linear, conditions) -> ir.Value:
+        """The element at `linear` where every condition holds, else 0: the load sits in a branch
+        taken only when it is valid, so no address outside the buffer is ever read, and the loop
+        vectoriser turns it into a masked vector load of consecutive elements."""
+        b = self.builder
+        every = conditions[0]
+        for condition in conditions[1:]:
+            every = b.and_(every, condition)
+        element = IR_TYPES[access.buffer.dtype]
+        before = b.block
+        with b.if_then(every, likely=True):
+            pointer = b.gep(self.pointers[access.buffer], [linear])
+            loaded = b.load(pointer, align=ITEMSIZE[access.buffer.dtype])
+            inside = b.block
+        phi = b.phi(element)
+        phi.add_incoming(loaded, inside)
+        phi.add_incoming(ir.Constant(element, 0) if isinstance(element, ir.IntType) else ir.Constant(element, 0.0),
+                         before)
+        return self.convert(phi, access.buffer.dtype, self.ty)
 
     def _holds(self, bound, indices) -> ir.Value:
         """lo <= affine < hi at this iteration point (ungrouped loops: one index per axis)."""

@@ -244,7 +244,9 @@ class Scheduler:
             return False
         if kernel.root is not None and self.home.get(node) is kernel.root and mapping == identity_index(node.ndim):
             return True
-        return self.uses[node] <= 1 or recomputable(node)
+        if recomputable(node):
+            return True
+        return self.uses[node] <= 1 and not _read_repeatedly(node, mapping, kernel.space)
 
     def expr(self, node: Node, mapping: Index, kernel: Kernel, root: bool = False) -> sympy.Expr:
         """Scalar expression of `node` at the iteration point described by `mapping`.
@@ -405,8 +407,29 @@ def recomputable(node: Node) -> bool:
     body = node.attr("body")
     if sympy.count_ops(body) > CHEAP_OPS or body.atoms(sympy.Function):
         return False
-    return all(arg.op not in ("map",) + LAYOUT_OPS or arg.op == "broadcast" and arg.args[0].op != "map"
-               for arg in node.args)
+    return all(_stored(arg) for arg in node.args)
+
+
+def _stored(node: Node) -> bool:
+    """Whether reading `node` is a load: a leaf, or layout ops over a value always stored (not a map,
+    whose recomputation would nest): a sum of shifted taps of a product is cheap to recompute."""
+    while node.op in LAYOUT_OPS:
+        node = node.args[0]
+    return node.is_leaf or node.op in STORED_OPS
+
+
+REPEAT_STORE_MIN = 4096  # elements from which a map read repeatedly (under a broadcast) is stored
+
+
+def _read_repeatedly(node: Node, mapping: Index, space: tuple) -> bool:
+    """Whether a loop over `space` would compute each element of a large map more than once: the
+    read ignores a loop axis of size > 1 (a pooling window's cotangent spread over its taps), so
+    inlining repeats the map's whole expression per repetition."""
+    used = {axis for d in mapping.dims for axis, _ in d.terms}
+    if all(size == 1 for axis, size in enumerate(space) if axis not in used):
+        return False
+    sizes = [d for d in node.shape if isinstance(d, int)]
+    return len(sizes) < node.ndim or int(np.prod(sizes)) >= REPEAT_STORE_MIN
 
 
 def _number(value):
