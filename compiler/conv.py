@@ -28,6 +28,7 @@ from .primitives.layouts import make_pad, make_slice, make_surrogate, make_windo
 from .shapes import normalize_axes
 
 SPATIAL = "hwd"
+DEEP_PRODUCT = 32  # channels x taps from which a convolution's product runs positions-major
 
 
 class _Failure:
@@ -143,7 +144,13 @@ def _conv(x, w, b, stride, padding, dilation, groups, spatial: int, op: str) -> 
     # the weights of each group as a matrix, broadcast along the batch (read with stride 0)
     weights = make_reshape(w, (1, groups, out_channels // groups, depth))
     weights = make_broadcast(weights, (n,) + weights.shape[1:])
-    y = make_einsum("ngkp,ngok->ngop", cols, weights)
+    if groups == 1 and depth >= DEEP_PRODUCT:
+        # positions as the product's rows: the deep matrix is read in place and only the small weight
+        # matrix is packed (from 32 taps on, packing the matrix per sample costs more than the
+        # transposed reads of the result in the next loop)
+        y = make_transpose(make_einsum("ngkp,ngok->ngpo", cols, weights), (0, 1, 3, 2))
+    else:
+        y = make_einsum("ngkp,ngok->ngop", cols, weights)
     y = make_reshape(y, (n, out_channels) + out)
     if b is not None:
         b = as_node(b)
