@@ -141,16 +141,17 @@ def _conv(x, w, b, stride, padding, dilation, groups, spatial: int, op: str) -> 
     taps_first = (0, 1, 2) + tuple(range(3 + spatial, 3 + 2 * spatial)) + tuple(range(3, 3 + spatial))
     depth = (channels // groups) * math.prod(kernel)
     cols = make_reshape(make_transpose(windows, taps_first), (n, groups, depth, math.prod(out)))
-    # the weights of each group as a matrix, broadcast along the batch (read with stride 0)
+    # the weights of each group as a (taps x out channels) matrix, broadcast along the batch (read
+    # with stride 0): the weight gradient then multiplies the im2col matrix in place (taps x
+    # positions) by the small packed cotangent, and is read transposed by the update
     weights = make_reshape(w, (1, groups, out_channels // groups, depth))
-    weights = make_broadcast(weights, (n,) + weights.shape[1:])
+    weights = make_broadcast(make_transpose(weights, (0, 1, 3, 2)), (n, groups, depth, out_channels // groups))
     if groups == 1 and depth >= DEEP_PRODUCT:
-        # positions as the product's rows: the deep matrix is read in place and only the small weight
-        # matrix is packed (from 32 taps on, packing the matrix per sample costs more than the
-        # transposed reads of the result in the next loop)
-        y = make_transpose(make_einsum("ngkp,ngok->ngpo", cols, weights), (0, 1, 3, 2))
+        # positions x out channels: the deep matrix read in place, only the weights packed (from 32
+        # taps on, packing the matrix per sample costs more than reading the result transposed)
+        y = make_transpose(make_einsum("ngkp,ngko->ngpo", cols, weights), (0, 1, 3, 2))
     else:
-        y = make_einsum("ngkp,ngok->ngop", cols, weights)
+        y = make_einsum("ngkp,ngko->ngop", cols, weights)
     y = make_reshape(y, (n, out_channels) + out)
     if b is not None:
         b = as_node(b)
