@@ -418,18 +418,27 @@ def _stored(node: Node) -> bool:
     return node.is_leaf or node.op in STORED_OPS
 
 
-REPEAT_STORE_MIN = 4096  # elements from which a map read repeatedly (under a broadcast) is stored
+def _computed(node: Node) -> bool:
+    """Whether reading `node` computes something: a map, possibly behind layout ops."""
+    while node.op in LAYOUT_OPS:
+        node = node.args[0]
+    return node.op == "map"
+
+
+REPEAT_STORE_MIN = 1024  # elements per sample (symbolic sizes aside) from which a map read repeatedly is stored
 
 
 def _read_repeatedly(node: Node, mapping: Index, space: tuple) -> bool:
-    """Whether a loop over `space` would compute each element of a large map more than once: the
-    read ignores a loop axis of size > 1 (a pooling window's cotangent spread over its taps), so
-    inlining repeats the map's whole expression per repetition."""
+    """Whether a loop over `space` would compute each element of a large, costly map (three or more
+    arguments, or a computed one) more than once: the read ignores a loop axis of size > 1 (a
+    pooling window's cotangent spread over its taps), so inlining repeats the whole expression."""
+    heavy = len(node.args) >= 3 or any(_computed(arg) for arg in node.args)
+    if not heavy:  # a few operations on loaded values: recomputing is cheaper than storing
+        return False
     used = {axis for d in mapping.dims for axis, _ in d.terms}
     if all(size == 1 for axis, size in enumerate(space) if axis not in used):
         return False
-    sizes = [d for d in node.shape if isinstance(d, int)]
-    return len(sizes) < node.ndim or int(np.prod(sizes)) >= REPEAT_STORE_MIN
+    return int(np.prod([d for d in node.shape if isinstance(d, int)])) >= REPEAT_STORE_MIN
 
 
 def _number(value):
