@@ -67,7 +67,8 @@ PRODUCTS = {frozenset(pair): what for pair, what in [
 def describe_product(kernel: dict, flops: float, dims: dict) -> tuple:
     """(what it computes, (M, N, K) of one plain GEMM doing the same work) for a matrix-product kernel
     of the compiled step (an entry of ``step.kernels()``). A batched product over samples is one GEMM
-    whose N gathers the samples' columns, or whose K does for a weight gradient (summed over samples)."""
+    whose N (or M, when the rows are the positions) gathers the samples, or whose K does for a
+    weight gradient (summed over samples)."""
     shape = list(kernel["shape"])
     rows, columns = shape[-2:]
     samples = math.prod(dims.get(d, d) if isinstance(d, str) else d for d in shape[:-2])
@@ -76,6 +77,8 @@ def describe_product(kernel: dict, flops: float, dims: dict) -> tuple:
     depth = round(flops / (2 * rows * columns * samples))
     if "weight gradient" in what and samples > 1:
         return what, (rows, columns, depth * samples)
+    if rows > columns:  # positions-major (a deep convolution's forward product): the rows gather the samples
+        return what, (rows * samples, columns, depth)
     return what, (rows, columns * samples, depth)
 
 
