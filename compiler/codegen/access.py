@@ -19,8 +19,8 @@ movement ops:
   condition it received;
 - conditions are listed outermost first; a read yields the fill of the first
   condition that fails, else the loaded element;
-- an invalid read never touches memory: its address is replaced by the
-  buffer's first element before the load, and the value is selected away;
+- an invalid read never touches memory: the load runs only where every
+  condition holds (a masked load once vectorised), and the fill is selected;
 - a condition that holds at every point of the iteration space is dropped
   (``Index.within``), so a slice that undoes a pad reads plainly again.
 """

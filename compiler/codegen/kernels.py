@@ -125,9 +125,9 @@ class KernelEmitter:
     def load(self, access: Access, indices) -> ir.Value:
         """The element `access` reads at the iteration point `indices` (one per loop group).
 
-        A read with conditions loads from the buffer's first element where any condition
-        fails, so no address outside the buffer is ever formed, and selects each failing
-        condition's fill instead (the outermost failing condition wins)."""
+        A read with conditions loads only where every condition holds (`_guarded_load`), so no
+        address outside the buffer is ever read, and selects each failing condition's fill
+        instead (the outermost failing condition wins)."""
         b = self.builder
         coefs, offset = linear_form(access, len(self.kernel.space))
         coefs = [coefs[group[-1]] for group in self.groups]
