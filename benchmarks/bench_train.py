@@ -40,6 +40,7 @@ from common import (compare_rounds, environment, gemm_setting, load_average, mac
 MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None}  # cnn: cnn_workload.py
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 EPOCH_BATCHES = 16  # batches per run_epoch call when timing the native epoch loop
+SAMPLE_SECONDS = float(os.environ.get("SYMPROP_BENCH_SAMPLE", "0.02"))  # seconds of calls per timed sample
 COLUMNS = ["symprop", "symprop epoch", "symprop BLAS", "numpy", "torch", "jax.jit", "pytensor"]
 
 
@@ -322,7 +323,7 @@ def measure(work: Workload, rounds: int):
     calls["symprop epoch"] = lambda: step.run_epoch(epoch_inputs, work.batch, shuffle=False)
     for name, fn in work.steps.items():
         calls[name] = (lambda fn, args: lambda: fn(*args))(fn, work.inputs[name])
-    samples = compare_rounds(calls, rounds)
+    samples = compare_rounds(calls, rounds, SAMPLE_SECONDS)
     samples["symprop epoch"] = [t / EPOCH_BATCHES for t in samples["symprop epoch"]]
     times = {name: statistics.median(values) for name, values in samples.items()}
     fastest_round = {name: min(values) for name, values in samples.items()}
