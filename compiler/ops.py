@@ -560,6 +560,13 @@ from .normalization import batch_norm  # noqa: E402
 __all__ += ["batch_norm"]
 
 
+# ---- sequence models: normalisation over the last axis, attention (sequence_ops.py) -----------
+
+from .sequence_ops import layer_norm, rms_norm, scaled_dot_product_attention  # noqa: E402
+
+__all__ += ["layer_norm", "rms_norm", "scaled_dot_product_attention"]
+
+
 # ---- randomness (randomness.py) ----------------------------------------------------------------
 
 from .randomness import dropout  # noqa: E402

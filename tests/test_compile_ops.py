@@ -81,6 +81,17 @@ def unit(rng, shape):
     return rng.uniform(0.0, 1.0, shape)
 
 
+def attention_mask(rng, shape):
+    """True (attend) or False, with rows where every key is masked (their output is 0)."""
+    return (rng.uniform(size=shape) < 0.7) & (rng.uniform(size=shape[:-1] + (1,)) < 0.8)
+
+
+def additive_mask(rng, shape):
+    """Real values, -inf at about a quarter of the entries and along some whole rows."""
+    masked = (rng.uniform(size=shape) < 0.25) | (rng.uniform(size=shape[:-1] + (1,)) < 0.15)
+    return np.where(masked, -np.inf, rng.uniform(-2, 2, shape))
+
+
 def labels(classes):
     return lambda rng, shape: rng.integers(0, classes, shape)
 
@@ -295,6 +306,20 @@ ROWS = [
     Row("batch_norm_2d", "batch_norm", batch_norm_row, ((B, 3), (3,), (3,)), (R,)),
     Row("batch_norm_3d", "batch_norm", batch_norm_row, ((B, 3, 4), (3,), (3,)), (R,)),
     Row("batch_norm_4d", "batch_norm", batch_norm_row, ((B, 2, 3, 3), (2,), (2,)), (R,)),
+    Row("layer_norm", "layer_norm", C.layer_norm, ((B, 3, 5), (5,), (5,)), (R,)),
+    Row("layer_norm_no_affine", "layer_norm", lambda x: C.layer_norm(x, None, None, eps=0.1), ((B, 4),), (R,)),
+    Row("rms_norm", "rms_norm", C.rms_norm, ((B, 3, 5), (5,)), (R,)),
+    Row("rms_norm_no_gamma", "rms_norm", lambda x: C.rms_norm(x, None, eps=0.1), ((B, 4),), (R,)),
+    Row("attention", "scaled_dot_product_attention", C.scaled_dot_product_attention,
+        ((B, 4, 3), (B, 5, 3), (B, 5, 2)), (R,)),
+    Row("attention_causal_heads", "scaled_dot_product_attention",
+        lambda q, k, v: C.scaled_dot_product_attention(q, k, v, causal=True), ((B, 2, 4, 3), (B, 2, 4, 3), (B, 2, 4, 3)),
+        (R,)),
+    Row("attention_bool_mask", "scaled_dot_product_attention", C.scaled_dot_product_attention,
+        ((B, 4, 3), (B, 5, 3), (B, 5, 2), (B, 4, 5)), (R, R, R, attention_mask), (F, F, F, "bool")),
+    Row("attention_additive_mask_shared_keys_causal", "scaled_dot_product_attention",
+        lambda q, k, v, m: C.scaled_dot_product_attention(q, k, v, m, causal=True), ((B, 4, 3), (5, 3), (5, 2), (4, 5)),
+        (R, R, R, additive_mask)),
     Row("dropout", "dropout", lambda a: C.ops.dropout(a, 0.3), ((B, 4),), (R,)),
     Row("dropout_of_a_map_times_a_broadcast", "dropout", lambda a, b: C.ops.dropout(C.tanh(a), 0.5) * b,
         ((B, 2, 3), (3,)), (R,)),

@@ -373,6 +373,66 @@ def np_batch_norm(x, gamma, beta, eps):
     normalised = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + eps)
     return normalised * gamma.reshape(shape) + beta.reshape(shape)
 
+@st.composite
+def last_axis_norm_case(draw, operands):
+    """x of rank 1 to 3 (last axis 1 to 5), then `operands` - 1 vectors of the last axis (gamma, beta),
+    or none of them (no affine transform), and eps."""
+    x = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)) + (draw(st.integers(1, 5)),)
+    affine = draw(st.booleans())
+    return ((x,) + ((x[-1],),) * (operands - 1) if affine else (x,)), {"eps": draw(st.sampled_from([1e-5, 0.1]))}
+
+
+def np_layer_norm(x, gamma=None, beta=None, eps=1e-5):
+    out = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+    return out if gamma is None else out * gamma + beta
+
+
+def np_rms_norm(x, gamma=None, eps=1e-6):
+    out = x / np.sqrt(np.mean(x * x, -1, keepdims=True) + eps)
+    return out if gamma is None else out * gamma
+
+
+@st.composite
+def attention_case(draw, kinds):
+    """q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) with broadcasting leading dims; no mask, a bool one
+    or an additive one (of (Tq, Tk), a broadcast row or column, or with q's leading dims); causal or not."""
+    leads = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=2, max_side=3)).input_shapes
+    tq, tk, d, dv = (draw(st.integers(1, 4)) for _ in range(4))
+    shapes = (leads[0] + (tq, d), leads[1] + (tk, d), leads[2] + (tk, dv))
+    kind = draw(st.sampled_from(kinds))
+    if kind is not None:
+        shapes += (draw(st.sampled_from([(tq, tk), (1, tk), (tq, 1), leads[0] + (tq, tk)])),)
+    return shapes, {"causal": draw(st.booleans()), "kind": kind}
+
+
+def attention_mask(rng, shape, shapes):
+    """True (attend) or False per entry, with rows where every key is masked."""
+    return (rng.uniform(size=shape) < 0.7) & (rng.uniform(size=shape[:-1] + (1,)) < 0.8)
+
+
+def additive_mask(rng, shape, shapes):
+    """Real values, -inf at about a quarter of the entries (and whole rows now and then)."""
+    masked = (rng.uniform(size=shape) < 0.25) | (rng.uniform(size=shape[:-1] + (1,)) < 0.15)
+    return np.where(masked, -np.inf, rng.uniform(-2, 2, shape))
+
+
+def build_attention(q, k, v, mask=None, causal=False, kind=None):
+    return C.scaled_dot_product_attention(q, k, v, mask, causal=causal)
+
+
+def np_attention(q, k, v, mask=None, causal=False, kind=None):
+    """softmax(q k^T / sqrt(d) + bias) v; a row whose keys are all masked gives 0."""
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else scores + mask
+    if causal:
+        scores = np.where(np.tril(np.ones(scores.shape[-2:], dtype=bool)), scores, -np.inf)
+    top = scores.max(-1, keepdims=True)
+    e = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
+    total = e.sum(-1, keepdims=True)
+    return (e / np.where(total > 0, total, 1.0)) @ v
+
+
 def np_dropout(x, p):
     """Dropout with the mask ``compiler.evaluate`` draws by default: seed 0, counter 1, the graph's one
     random node (stream 0); the mask is fixed, so differences see the scaled identity on kept units."""
@@ -514,6 +574,15 @@ OPS = [
     Op("user_binary_elementwise", damped, lambda a, b: a * np.exp(-b ** 2), broadcast_shapes(2), (R,)),
     Op("batch_norm", build_batch_norm, np_batch_norm, batch_norm_case(), (distinct, R, R)),
     Op("dropout", C.ops.dropout, np_dropout, dropout_case(), (R,)),
+    Op("layer_norm", lambda x, *affine, eps: C.layer_norm(x, *affine, eps=eps), np_layer_norm,
+       last_axis_norm_case(3), (distinct, R, R)),
+    Op("rms_norm", lambda x, *gamma, eps: C.rms_norm(x, *gamma, eps=eps), np_rms_norm, last_axis_norm_case(2),
+       (nonzero, R)),
+    Op("scaled_dot_product_attention", build_attention, np_attention,
+       attention_case([None, "additive"]), (R, R, R, additive_mask)),
+    Op("scaled_dot_product_attention_bool_mask", build_attention, np_attention,
+       attention_case(["bool"]), (R, R, R, attention_mask),
+       dtypes=("float64", "float64", "float64", "bool")),
     Op("composite_chain", lambda x, W: C.tanh(x @ W).sum(axis=-1) * C.sigmoid(x).mean(),
        lambda x, W: np.tanh(x @ W).sum(axis=-1) * np_sigmoid(x).mean(),
        st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)).map(lambda s: (((s[0], s[1]), (s[1], s[2])), {})),
