@@ -192,7 +192,8 @@ SMALL_WINDOW = 16  # windows of at most this many taps pool as one map over the 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
     """The maximum of each window, as torch.nn.functional.max_pool2d (padding reads -inf); the gradient
-    goes to the first maximum of each window in row-major order, as PyTorch's does."""
+    goes to the first maximum of each window in row-major order (to the last NaN of a window holding
+    NaNs), never to padding, as PyTorch's does."""
     x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "max_pool2d")
     windows = _pool_windows(x, kernel, stride, pads, -math.inf, "max_pool2d")
     count = kernel[0] * kernel[1]
@@ -209,19 +210,20 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
     peak = make_map(sympy.Max(*(scalar_symbol(t) for t in range(count))), taps, x.dtype)
     frozen = [make_stop_gradient(t) for t in taps] + [make_stop_gradient(peak)]
     real = [] if inside is None else _taps(inside, kernel)
-    first: sympy.Expr = sympy.Integer(count)
-    for t in reversed(range(count)):
+    chosen: sympy.Expr = sympy.Integer(count)
+    for t in reversed(range(count)):  # the first tap holding the maximum...
         is_peak = _holds_maximum(scalar_symbol(t), scalar_symbol(count),
                                  scalar_symbol(count + 1 + t) if real else None)
-        first = sf.Where(is_peak, t, first)
-    first_tap = make_map(first, frozen + real, x.dtype)
+        chosen = sf.Where(is_peak, t, chosen)
+    for t in range(count):  # ...unless the window holds a NaN: then the last NaN, as PyTorch's kernel
+        chosen = sf.Where(sf.NotEqual(scalar_symbol(t), scalar_symbol(t)), t, chosen)
+    first_tap = make_map(chosen, frozen + real, x.dtype)
     return make_surrogate(peak, _select_tap(windows, kernel, first_tap))
 
 
 def _holds_maximum(value, peak, inside=None) -> sympy.Expr:
-    """1 where a tap holds its window's maximum (a NaN counts: the maximum is NaN then), and is
-    inside the input when `inside` says so; else 0."""
-    holds = sf.Where(sf.Equal(value, peak), 1, sf.NotEqual(value, value))
+    """1 where a tap equals its window's maximum and is inside the input when `inside` says so; else 0."""
+    holds = sf.Equal(value, peak)
     return holds if inside is None else sf.Where(inside, holds, 0)
 
 
@@ -244,7 +246,8 @@ def _taps(windows: Node, kernel: tuple) -> list:
 
 def _max_pool_reduced(windows: Node, kernel: tuple, inside: Node | None) -> Node:
     """Max pooling of large windows: a max reduction over the taps, and the gradient of selecting
-    the first tap holding it (the least tap number where the window holds its maximum)."""
+    the first tap holding it (the least tap number where the window holds its maximum), or the
+    last NaN of a window holding one."""
     taps, dtype, count = (4, 5), windows.dtype, kernel[0] * kernel[1]
     peak = make_reduce("max", windows, taps)
     number = const(np.arange(count, dtype=np.float64).reshape(kernel).astype(dtype))
@@ -254,7 +257,13 @@ def _max_pool_reduced(windows: Node, kernel: tuple, inside: Node | None) -> Node
                        dtype)
     negated = make_map(-scalar_symbol(0), [at_peak], dtype)
     first = make_map(-scalar_symbol(0), [make_reduce("max", negated, taps)], dtype)
-    return make_surrogate(peak, _select_tap(windows, kernel, first))
+    # a window holding a NaN: its last NaN, as PyTorch's kernel
+    nan_tap = make_map(sf.Where(sf.NotEqual(scalar_symbol(0), scalar_symbol(0)), scalar_symbol(1), -1),
+                       [make_stop_gradient(windows), number], dtype)
+    last_nan = make_reduce("max", nan_tap, taps)
+    chosen = make_map(sf.Where(sf.GreaterEqual(scalar_symbol(0), 0), scalar_symbol(0), scalar_symbol(1)),
+                      [last_nan, first], dtype)
+    return make_surrogate(peak, _select_tap(windows, kernel, chosen))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True) -> Node:

@@ -311,3 +311,14 @@ def test_compiled_hessian_vector_product_equals_torch_double_backward():
     for name, got, expected in zip(tensors, hvp, t_hvp):
         expected = expected.numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * float(np.abs(expected).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("kernel_size,stride,padding", [(2, 2, 0), (3, 1, 1), (5, 1, 2)])  # 5x5: the reduction path
+def test_max_pool2d_gradient_goes_to_the_last_of_several_nans(kernel_size, stride, padding):
+    rng = np.random.default_rng(kernel_size)
+    x = np.round(rng.standard_normal((2, 1, 6, 6)), 0)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    got, expected = _max_pool_gradients(x, kernel_size, stride, padding)
+    assert np.isnan(x).sum() >= 4
+    for g in got:
+        np.testing.assert_array_equal(g, expected)
