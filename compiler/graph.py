@@ -135,14 +135,9 @@ class Param(Node):
     __slots__ = ()
 
     def __new__(cls, name: str, shape, init="glorot_uniform", dtype="float32"):
-        _check_name(name, "Param")
-        op = f"Param({name!r})"
-        shape = canonical_shape(shape, op)
-        if any(isinstance(d, str) for d in shape):
-            raise fail(op, f"a parameter's shape must be concrete, got {shape}")
+        op, shape, dtype = _state_leaf("Param", "a parameter", name, shape, dtype)
         if not (callable(init) or init in INITIALIZERS):
             raise fail(op, f"unknown init {init!r}; expected one of {', '.join(INITIALIZERS)} or a callable (shape, rng) -> ndarray")
-        dtype = canonical_dtype(dtype, op)
         return Node.__new__(cls, "param", (), (("name", name), ("init", init)), shape, dtype)
 
 
@@ -156,20 +151,25 @@ class Buffer(Node):
     __slots__ = ()
 
     def __new__(cls, name: str, shape, init="zeros", dtype="float32"):
-        _check_name(name, "Buffer")
-        op = f"Buffer({name!r})"
-        shape = canonical_shape(shape, op)
-        if any(isinstance(d, str) for d in shape):
-            raise fail(op, f"a buffer's shape must be concrete, got {shape}")
+        op, shape, dtype = _state_leaf("Buffer", "a buffer", name, shape, dtype)
         if init not in ("zeros", "ones"):
             raise fail(op, f"unknown init {init!r}; expected 'zeros' or 'ones'")
-        dtype = canonical_dtype(dtype, op)
         return Node.__new__(cls, "param", (), (("name", name), ("init", init), ("buffer", True)), shape, dtype)
 
 
 def is_buffer(node: Node) -> bool:
     """Whether a leaf is a Buffer (a param leaf no optimizer trains)."""
     return node.op == "param" and ("buffer", True) in node.attrs
+
+
+def _state_leaf(kind: str, what: str, name, shape, dtype) -> tuple:
+    """(label, shape, dtype) of a Param or Buffer, checked: a valid name and a concrete shape."""
+    _check_name(name, kind)
+    op = f"{kind}({name!r})"
+    shape = canonical_shape(shape, op)
+    if any(isinstance(d, str) for d in shape):
+        raise fail(op, f"{what}'s shape must be concrete, got {shape}")
+    return op, shape, canonical_dtype(dtype, op)
 
 
 def _check_name(name, op):

@@ -10,6 +10,7 @@ import pytest
 
 import compiler as C
 from compiler import GraphError, Input
+from declaration_errors import assert_names_shapes_and_line
 
 THIS_FILE = os.path.basename(__file__)
 
@@ -98,13 +99,7 @@ PARAMS = [pytest.param(*c[1:], id=c[0]) for c in CASES]
 
 @pytest.mark.parametrize("declare,fragments", PARAMS)
 def test_error_names_the_shapes_and_the_declaring_line(declare, fragments):
-    with pytest.raises(GraphError) as info:
-        declare()
-    message, location = str(info.value), f"{THIS_FILE}:{declare.__code__.co_firstlineno}"
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} missing from: {message}"
-    assert location in message, f"{location!r} missing from: {message}"
-    assert "compiler" + os.sep not in message.split("declared at")[-1]
+    assert_names_shapes_and_line(declare, fragments)
 
 
 def test_the_line_is_the_users_through_a_helper():

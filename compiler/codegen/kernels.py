@@ -129,12 +129,7 @@ class KernelEmitter:
         address outside the buffer is ever read, and selects each failing condition's fill
         instead (the outermost failing condition wins)."""
         b = self.builder
-        coefs, offset = linear_form(access, len(self.kernel.space))
-        coefs = [coefs[group[-1]] for group in self.groups]
-        linear = self.size(offset)
-        for coef, index in zip(coefs, indices):
-            if coef != 0:
-                linear = b.add(linear, b.mul(index, self.size(coef)))
+        linear = self.linear_index(linear_form(access, len(self.kernel.space)), indices)
         conditions = [self._holds(bound, indices) for bound in access.index.valid]
         if any(d == 0 for d in access.buffer.shape):  # every read of an empty buffer fails a condition
             value = ir.Constant(self.ty, 0.0)
@@ -147,6 +142,17 @@ class KernelEmitter:
         for bound, condition in reversed(list(zip(access.index.valid, conditions))):
             value = b.select(condition, value, ir.Constant(self.ty, bound.fill))
         return value
+
+    def linear_index(self, form, indices) -> ir.Value:
+        """offset + sum(coef * index) of a linear form (per iteration axis) at the point `indices`
+        (one per loop group)."""
+        b, (coefs, offset) = self.builder, form
+        linear = self.size(offset)
+        for group, index in zip(self.groups, indices):
+            coef = coefs[group[-1]]
+            if coef != 0:
+                linear = b.add(linear, b.mul(index, self.size(coef)))
+        return linear
 
     def _guarded_load(self, access: Access, linear, conditions) -> ir.Value:
         """The element at `linear` where every condition holds, else 0: the load sits in a branch
@@ -164,8 +170,7 @@ class KernelEmitter:
             inside = b.block
         phi = b.phi(element)
         phi.add_incoming(loaded, inside)
-        phi.add_incoming(ir.Constant(element, 0) if isinstance(element, ir.IntType) else ir.Constant(element, 0.0),
-                         before)
+        phi.add_incoming(ir.Constant(element, 0), before)
         return self.convert(phi, access.buffer.dtype, self.ty)
 
     def _holds(self, bound, indices) -> ir.Value:

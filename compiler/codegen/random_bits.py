@@ -72,12 +72,7 @@ def emit_draw(emitter, draw: RandomDraw, indices, blocks: dict) -> ir.Value:
     b = emitter.builder
     words = blocks.get(draw.block())
     if words is None:
-        coefs, offset = draw.linear_form(len(emitter.kernel.space))
-        coefs = [coefs[group[-1]] for group in emitter.groups]
-        element = emitter.size(offset)
-        for coef, index in zip(coefs, indices):
-            if coef != 0:
-                element = b.add(element, b.mul(index, emitter.size(coef)))
+        element = emitter.linear_index(draw.linear_form(len(emitter.kernel.space)), indices)
         seed = b.load(emitter.pointers[draw.seed.buffer], align=8)
         counter = b.load(emitter.pointers[draw.counter.buffer], align=8)
         stream_word = b.add(I32(draw.stream), b.trunc(b.shl(b.lshr(counter, I64(32)), I64(16)), I32))
