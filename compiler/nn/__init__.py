@@ -22,17 +22,21 @@ naming scope (``dense``, ``dense_1``, ...). Build a model inside
     model.params   # [conv2d.weight, conv2d.bias, dense.weight, dense.bias]
 """
 from .activations import ACTIVATIONS, GELU, ReLU, Sigmoid, Tanh
+from .attention import MultiHeadAttention
 from .convolution import Conv1d, Conv2d
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import Embedding
 from .flatten import Flatten
 from .init import WEIGHT_INITS, Normal, Uniform
 from .layer import Layer
+from .layer_norm import LayerNorm, RMSNorm
 from .naming import names
 from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AvgPool2d, MaxPool2d
 from .sequential import Sequential
+from .transformer import TransformerBlock
 
 __all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout",
-           "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "names", "ACTIVATIONS", "WEIGHT_INITS",
-           "Uniform", "Normal"]
+           "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "LayerNorm", "RMSNorm",
+           "MultiHeadAttention", "TransformerBlock", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]

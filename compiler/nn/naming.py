@@ -69,3 +69,15 @@ def names(prefix: str | None = None):
 def claim_name(name: str | None, kind: str, layer: str) -> str:
     """A layer's full name in the current scope (see the module docstring)."""
     return _current.get().claim(name, kind, layer)
+
+
+@contextlib.contextmanager
+def inside(layer_name: str):
+    """The scope of a layer's parts: every name made inside is ``<layer_name>.<name>``, whatever scope the
+    layer itself was made in (its name already carries that scope's prefix). A TransformerBlock builds its
+    attention and norms here (``transformer_block.self_attn``, ``transformer_block.norm1``)."""
+    token = _current.set(NameScope(layer_name + "."))
+    try:
+        yield
+    finally:
+        _current.reset(token)
