@@ -1,5 +1,8 @@
 """Small real data sets shipped with the package, so examples and tests need no network.
 
+python_docs: the text of Python's documentation topics, a character corpus
+that ships with CPython (``char_corpus``; ``load_python_docs()``).
+
 digits: the UCI optical recognition of handwritten digits test set as
 distributed with scikit-learn (8x8 images of 0..16 gray levels, 1,797
 samples, 10 classes), stored in `data/digits.npz` as X (uint8, 1797x64) and
@@ -18,7 +21,9 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["load_digits", "DIGITS_TRAIN_SIZE", "DIGITS_TEST_SIZE"]
+from .char_corpus import CharCorpus, load_python_docs
+
+__all__ = ["load_digits", "DIGITS_TRAIN_SIZE", "DIGITS_TEST_SIZE", "load_python_docs", "CharCorpus"]
 
 DIGITS_TRAIN_SIZE = 1438
 DIGITS_TEST_SIZE = 359

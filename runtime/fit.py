@@ -8,14 +8,16 @@ import os
 from .history import History
 
 
-def fit(step, train_inputs: dict, epochs: int, batch_size: int, *, validate=None, shuffle: bool = True,
+def fit(step, train_inputs, epochs: int, batch_size: int, *, validate=None, shuffle: bool = True,
         seed: int = 0, checkpoint_every: int | None = None, checkpoint_path=None,
         early_stopping: int | None = None, monitor: str = "loss", mode: str = "min",
         epoch_schedule=None, progress: bool = True, history: History | None = None) -> History:
     """Train `step` (a TrainStep) for `epochs` passes over `train_inputs`.
 
     Each epoch is one native call (``step.run_epoch``) over batches shuffled by a
-    generator seeded with `seed`. validate: a callable returning {metric: value}
+    generator seeded with `seed`. train_inputs: the data arrays by input name, or a callable
+    ``epoch -> arrays`` (1-based) giving each epoch its own data, such as fresh random windows of a
+    text. validate: a callable returning {metric: value}
     after each epoch (e.g. validation loss and accuracy through ``step.function``).
     checkpoint_every: save to `checkpoint_path` (``{epoch}`` is formatted) every N
     epochs. early_stopping: stop when `monitor` has not improved (``mode`` "min" or
@@ -38,7 +40,8 @@ def fit(step, train_inputs: dict, epochs: int, batch_size: int, *, validate=None
             started = time.perf_counter()
             if epoch_schedule is not None:
                 step.lr = float(epoch_schedule(epoch - 1))
-            loss = step.run_epoch(train_inputs, batch_size, shuffle=shuffle, seed=seed + epoch)
+            data = train_inputs(epoch) if callable(train_inputs) else train_inputs
+            loss = step.run_epoch(data, batch_size, shuffle=shuffle, seed=seed + epoch)
             metrics = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - started}
             if epoch_schedule is not None:
                 metrics["lr"] = step.lr
