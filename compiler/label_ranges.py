@@ -16,6 +16,13 @@ smallest label if it is below the range, else the largest); the runtime reads
 it after the native call and raises IndexError when it is out of range
 (``runtime.executable.check_faults``). Programs without computed labels get no
 extra output.
+
+Gathers and scatters (``take``, ``take_along_axis``, ``embedding``, ``index_add``,
+``scatter_add``: ``primitives/gathers.py``) record their ids the same way, named
+``ids`` and with the declaring line of the op, so a computed id out of range
+names the node and the user's line. Their kernels never read or write out of
+bounds whatever the ids hold (an out-of-range id reads 0 and adds nothing); the
+check turns such an id into an IndexError.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import numpy as np
 
 from .graph import Node
 
-_REQUIREMENTS: dict = {}  # id(selecting node) -> (weakref to it, labels node, low, high, op)
+_REQUIREMENTS: dict = {}  # id(selecting node) -> (weakref to it, labels node, low, high, op, name, location)
 _VALUE_PRESERVING = ("reshape", "transpose", "broadcast", "stop_gradient")
 
 
@@ -36,13 +43,17 @@ def _source(labels: Node) -> Node:
     return labels
 
 
-def require(selecting: Node, labels: Node, high: int, op: str) -> Node:
-    """Record that `selecting` is only right when every value of `labels` is in [0, high)."""
+def require(selecting: Node, labels: Node, high: int, op: str, name: str = "labels",
+            location: str | None = None) -> Node:
+    """Record that `selecting` is only right when every value of `labels` is in [0, high).
+    `name` is what messages call the values; `location` (the user's line), when given, is named
+    with the op in the message of a computed value out of range."""
     source = _source(labels)
     if source.op == "const":
-        check_values(source.attr("value").array, "labels", 0, high, op)
+        check_values(source.attr("value").array, name, 0, high, op if location is None else f"{op} at {location}")
     key = id(selecting)
-    _REQUIREMENTS[key] = (weakref.ref(selecting, lambda _: _REQUIREMENTS.pop(key, None)), labels, 0, high, op)
+    _REQUIREMENTS[key] = (weakref.ref(selecting, lambda _: _REQUIREMENTS.pop(key, None)), labels, 0, high, op, name,
+                          location)
     return selecting
 
 
@@ -54,14 +65,14 @@ def check_values(array: np.ndarray, name: str, low: int, high: int, op: str) -> 
 
 
 def _requirements(outputs):
-    """(labels source, low, high, op) of every selecting node `outputs` depend on."""
+    """(labels source, low, high, op, name, location) of every selecting node `outputs` depend on."""
     from .traversal import topological_order
 
     for node in topological_order(list(outputs)):
         entry = _REQUIREMENTS.get(id(node))
         if entry is not None and entry[0]() is node:
-            _, labels, low, high, op = entry
-            yield _source(labels), low, high, op
+            _, labels, low, high, op, name, location = entry
+            yield _source(labels), low, high, op, name, location
 
 
 def _narrow(range_: dict, low: int, high: int, op: str) -> None:
@@ -74,7 +85,7 @@ def _narrow(range_: dict, low: int, high: int, op: str) -> None:
 def index_checks(outputs) -> list:
     """[{"input", "low", "high", "op"}] for every Input the program `outputs` uses as labels."""
     checks = {}
-    for source, low, high, op in _requirements(outputs):
+    for source, low, high, op, _, _ in _requirements(outputs):
         if source.op != "input":
             continue
         _narrow(checks.setdefault(source.name, {"input": source.name, "low": low, "high": high, "op": op}), low, high, op)
@@ -87,13 +98,18 @@ def index_faults(outputs) -> list:
     The fault node is a scalar of the labels' dtype: the smallest label if it is below `low`,
     else the largest; it lies in [low, high) exactly when every label does (a NaN label makes
     it NaN). Labels that are an Input (checked before the call) or a constant (checked at
-    declaration) get none. Requirements on the same labels are merged (the narrowest range)."""
+    declaration) get none. Requirements on the same labels are merged (the narrowest range).
+    A fault named other than "labels" (the ids of a gather) carries its "name"."""
     from . import ops
     faults = {}
-    for source, low, high, op in _requirements(outputs):
+    for source, low, high, op, name, location in _requirements(outputs):
         if source.op in ("input", "const") or 0 in source.shape:
             continue
-        _narrow(faults.setdefault(id(source), [source, {"op": op, "low": low, "high": high}])[1], low, high, op)
+        op = op if location is None else f"{op} at {location}"
+        fault = {"op": op, "low": low, "high": high}
+        if name != "labels":
+            fault["name"] = name
+        _narrow(faults.setdefault(id(source), [source, fault])[1], low, high, op)
     result = []
     for source, fault in faults.values():
         values = ops.astype(source, "int64") if source.dtype == "bool" else source

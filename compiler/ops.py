@@ -572,3 +572,10 @@ __all__ += ["layer_norm", "rms_norm", "scaled_dot_product_attention"]
 from .randomness import dropout  # noqa: E402
 
 __all__ += ["dropout"]
+
+
+# ---- indexing by integer tensors: gathers and scatter-adds (gathers.py) ------------------------
+
+from .gathers import embedding, index_add, scatter_add, take, take_along_axis  # noqa: E402
+
+__all__ += ["take", "take_along_axis", "embedding", "index_add", "scatter_add"]

@@ -109,7 +109,8 @@ class Executable:
                 raise ValueError("plan: an index fault is malformed")
         self._returned = len(plan["outputs"])  # the user's outputs; the fault outputs follow them
         self._outputs = [(i, self._buffers[i]) for i in [*plan["outputs"], *(f["buffer"] for f in faults)]]
-        self._faults = [(self._returned + k, f["op"], f["low"], f["high"]) for k, f in enumerate(faults)]
+        self._faults = [(self._returned + k, f["op"], f["low"], f["high"],
+                         f["name"] if isinstance(f.get("name"), str) else "labels") for k, f in enumerate(faults)]
         argument_names = {b["name"] for _, b in self.arguments}
         self._index_checks = [(c["input"], c["low"], c["high"], c["op"]) for c in plan.get("index_checks", ())
                               if c["input"] in argument_names]
@@ -254,11 +255,11 @@ class Executable:
         """IndexError naming the op, a bad value and the range if the last call (its `results`, by
         default the persistent outputs) found a computed label out of range; `note` ends the message."""
         results = self._output_arrays if results is None else results
-        for position, op, low, high in self._faults:
+        for position, op, low, high, name in self._faults:
             value = results[position].item()
             if not low <= value < high:  # NaN too
-                raise IndexError(f"{op}: labels value {value} is out of range (expected {low} <= labels < {high}); "
-                                 f"the labels were computed inside the graph{note}")
+                raise IndexError(f"{op}: {name} value {value} is out of range (expected {low} <= {name} < {high}); "
+                                 f"the {name} were computed inside the graph{note}")
 
     # ---- native loops that drive the program themselves -----------------------------------------
 

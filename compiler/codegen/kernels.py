@@ -12,6 +12,7 @@ import sympy
 from llvmlite import ir
 
 from .access import Access, Bound, contiguous_strides, linear_form, size_expr
+from .gather_kernels import GatherLoad, emit_gather, emit_scatter_add
 from .gemm import gemm_function
 from .loops import I64, counted_loop, emit_size, loop_nest
 from .random_bits import RandomDraw, emit_draw
@@ -40,7 +41,8 @@ def collapse_axes(kernel: Kernel) -> list:
     loop of 640 that vectorises instead of 64 loops of 10.
     """
     space = kernel.space
-    if not space or any(isinstance(a, Bound) or isinstance(a, Access) and a.checked for a in kernel.leaves.values()):
+    if not space or any(isinstance(a, (Bound, GatherLoad)) or isinstance(a, Access) and a.checked
+                        for a in kernel.leaves.values()):
         return [[a] for a in range(len(space))]
     forms = [contiguous_strides(space)]
     forms += [linear_form(a, len(space))[0] for a in kernel.leaves.values() if isinstance(a, Access)]
@@ -105,6 +107,8 @@ class KernelEmitter:
             self._reduce()
         elif kind == "bmm":
             self._bmm()
+        elif kind == "scatter_add":
+            emit_scatter_add(self)
         else:
             raise AssertionError(kind)
         self.builder.ret_void()
@@ -208,6 +212,8 @@ class KernelEmitter:
                 env[symbol] = self.load(source, indices)
             elif isinstance(source, RandomDraw):  # drawn here, never loaded
                 env[symbol] = emit_draw(self, source, indices, blocks)
+            elif isinstance(source, GatherLoad):  # an id loaded, then the element at it
+                env[symbol] = emit_gather(self, source, indices)
             elif isinstance(source, Bound):  # 1 where a value computed in the kernel is valid
                 env[symbol] = self.builder.uitofp(self._holds(source, indices), self.ty)
             else:

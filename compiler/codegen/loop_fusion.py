@@ -25,6 +25,7 @@ from __future__ import annotations
 import sympy
 
 from .access import Access, identity_index
+from .gather_kernels import gather_reads_of
 from .schedule import CHAIN_LIMIT, SHARED_TREE_LIMIT, Kernel
 
 
@@ -84,6 +85,8 @@ def _can_host(candidate: Kernel, kernel: Kernel, measures: dict) -> bool:
     identity = identity_index(len(kernel.space))
     accumulated = {out for _, out, _, _ in candidate.reductions}
     stored = {buffer for buffer, _ in candidate.bodies()}
+    if gather_reads_of(kernel) & (accumulated | stored):
+        return False  # a gathered element (or an id) of the loop's own output may not be written yet
     for access in kernel.leaves.values():
         if not isinstance(access, Access):
             continue

@@ -30,6 +30,7 @@ from ..primitives import PRIMITIVES, ops_lowered_as
 from ..primitives.random import LANES, value_of_uniforms
 from .access import Access, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast
 from .random_bits import RandomDraw
+from .gather_access import GatherLoad
 
 LAYOUT_OPS = ops_lowered_as("index")  # read through index arithmetic, never run alone
 
@@ -72,6 +73,7 @@ class Kernel:
     def reads(self):
         accesses = list(self.operands) + [a for a in self.leaves.values() if isinstance(a, Access)]
         accesses += [a for draw in self.leaves.values() if isinstance(draw, RandomDraw) for a in draw.reads()]
+        accesses += [a for load in self.leaves.values() if isinstance(load, GatherLoad) for a in load.reads()]
         return {a.buffer for a in accesses}
 
 
@@ -186,6 +188,9 @@ class Scheduler:
             self._reduce(node, out)
         elif node.op == "bmm":
             self._bmm(node, out)
+        elif node.op == "scatter_add":
+            from .gather_kernels import scatter_kernel
+            self.kernels.append(scatter_kernel(self, node, out))
         else:
             self._elementwise(node, out)
 
@@ -259,6 +264,11 @@ class Scheduler:
             symbol = sympy.Symbol(f"d_{node.name}", real=True)
             kernel.leaves[symbol] = ("dim", node.name)
             return self._guarded(symbol, mapping, kernel)
+        if node.op == "gather" and (root or node not in self.buffer_of):  # an id loaded, then the element
+            from .gather_kernels import gather_read
+            if root:
+                kernel.nodes.append(node)
+            return gather_read(self, node, mapping, kernel)
         if node.op == "random" and draws_inline(node, kernel.dtype):
             return self._guarded(self._random(node, mapping, kernel), mapping, kernel)
         if self._inlines(node, mapping, kernel, root):

@@ -33,6 +33,9 @@ LOWERINGS = {
     "pieces": "each piece read under the bound of its range, 0 elsewhere, summed",
     "random": "drawn in each reading loop by Philox-4x32-10 from the seed, the counter, the stream and the "
               "element's index (codegen/random_bits.py)",
+    "gather": "read in the reading kernel at an index loaded from the ids, in range or 0 (codegen/gather_kernels.py)",
+    "scatter": "a kernel that copies its tensor, then adds each source element at its id in a fixed order "
+               "(codegen/gather_kernels.py)",
 }
 
 
@@ -72,6 +75,7 @@ def ops_lowered_as(lowering: str) -> tuple:
 
 
 from . import leaves, maps, reductions, contractions, layouts, modes, random  # noqa: E402,F401  (each defines its primitives)
+from . import gathers  # noqa: E402,F401  (gather, scatter_add: read or add at positions an integer tensor holds)
 from .maps import canonical_args, make_map, rename_symbols, size_of  # noqa: E402
 from .reductions import make_reduce  # noqa: E402
 from .contractions import make_bmm, make_einsum  # noqa: E402
