@@ -26,7 +26,7 @@ from .attention import MultiHeadAttention
 from .convolution import Conv1d, Conv2d
 from .dense import Dense
 from .dropout import Dropout
-from .embedding import Embedding
+from .embedding import Embedding, PositionEmbedding
 from .flatten import Flatten
 from .init import WEIGHT_INITS, Normal, Uniform
 from .layer import Layer
@@ -38,5 +38,5 @@ from .sequential import Sequential
 from .transformer import TransformerBlock
 
 __all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout",
-           "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "LayerNorm", "RMSNorm",
-           "MultiHeadAttention", "TransformerBlock", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]
+           "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "PositionEmbedding", "LayerNorm",
+           "RMSNorm", "MultiHeadAttention", "TransformerBlock", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]

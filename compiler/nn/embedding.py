@@ -1,4 +1,5 @@
-"""Embedding: a lookup table of vectors indexed by integer ids (torch.nn.Embedding)."""
+"""Embedding: a lookup table of vectors indexed by integer ids (torch.nn.Embedding); PositionEmbedding:
+learned vectors added by position."""
 from __future__ import annotations
 
 from .. import ops
@@ -6,7 +7,7 @@ from ..errors import fail
 from ..graph import Node
 from .dense import check_count
 from .init import Normal
-from .layer import Layer
+from .layer import Layer, check_same_dim, concrete_dim, float_dtype
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -47,3 +48,38 @@ class Embedding(Layer):
         if ids.dtype not in ("int32", "int64"):
             raise fail(self.describe(), f"expected integer ids (int32 or int64), got dtype {ids.dtype}")
         return ops.embedding(self.weight, ids)
+
+
+class PositionEmbedding(Layer):
+    """Learned positions: ``x + weight[:T]`` for x of shape (..., T, E), weight (max_length, E) drawn
+    from N(0, 1) as an Embedding's (GPT's ``wpe``: the embedding of the ids 0..T-1, added). E comes
+    from the first input; T may be any length up to max_length."""
+
+    kind = "position_embedding"
+
+    def __init__(self, max_length: int, name: str | None = None, init=None):
+        super().__init__(name)
+        self.max_length = check_count(max_length, "max_length", self.describe())
+        if init is not None and not callable(init):
+            raise fail(self.describe(), f"init: expected None (N(0, 1)) or a callable (shape, rng) -> ndarray, "
+                                        f"got {init!r}")
+        self.init = init
+        self.weight = None
+
+    def build(self, x: Node) -> None:
+        if x.ndim < 2:
+            raise fail(self.describe(), f"expected an input of shape (..., T, E), got shape {x.shape}")
+        dtype = float_dtype(self, x)
+        features = concrete_dim(self, x, -1, "features")
+        self.weight = self.param("weight", (self.max_length, features),
+                                 Normal(1.0) if self.init is None else self.init, dtype)
+
+    def check_reuse(self, x: Node) -> None:
+        check_same_dim(self, x, -1, "features")
+
+    def forward(self, x: Node) -> Node:
+        length = x.shape[-2]
+        if not isinstance(length, int) or length > self.max_length:
+            raise fail(self.describe(), f"expected at most max_length = {self.max_length} positions (axis -2), "
+                                        f"got {length!r} in shape {x.shape}")
+        return x + self.weight[:length]
