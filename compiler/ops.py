@@ -22,6 +22,8 @@ from .graph import Node, as_node, const, is_python_number, scalar_symbol
 from .primitives import (make_broadcast, make_concat, make_einsum, make_map, make_reduce, make_reshape,
                          make_slice, make_stop_gradient, make_transpose, size_of)
 from .label_ranges import require as require_labels
+from .primitives.gathers import make_gather
+from .primitives.layouts import make_surrogate
 from .conv import avg_pool2d, conv1d, conv2d, flatten, max_pool2d
 from .layout import diagonal, expand_einsum, flip, pad, repeat, roll, static_size, tile, tril, triu
 from .shapes import broadcast_shapes, normalize_axes, reshape_target
@@ -475,7 +477,21 @@ def cross_entropy(logits, labels):
     picked = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), 0),
                       [make_reshape(labels, labels.shape + (1,)), classes, logp], logp.dtype, "pick")
     require_labels(picked, labels, classes.shape[0], "cross_entropy")
-    return -mean(sum(picked, axis=-1))
+    loss = -mean(sum(picked, axis=-1))
+    if not _in_memory(logits):
+        return loss
+    # logits already stored: the forward reads each label's logit (a gather) instead of comparing every
+    # class; the gradient stays the one-hot selection's (a fused map, no scatter), the same numbers
+    column = make_reshape(labels, labels.shape + (1,))
+    gathered = make_gather(logits, column, logits.ndim - 1, "cross_entropy", ids_name="labels")
+    return make_surrogate(-mean(gathered - logsumexp(logits, -1, keepdims=True)), loss)
+
+
+def _in_memory(x) -> bool:
+    """Whether x is a value a program stores anyway (a leaf, a product, a reduction, through layout ops)."""
+    while x.op in ("reshape", "transpose", "broadcast", "slice", "stop_gradient"):
+        x = x.args[0]
+    return x.is_leaf or x.op in ("einsum", "bmm", "sum", "max")
 
 
 def binary_cross_entropy_with_logits(logits, targets):

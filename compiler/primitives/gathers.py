@@ -68,12 +68,13 @@ def _label(op: str | None, default: str) -> tuple:
 
 # ---- gather ----------------------------------------------------------------------------------
 
-def make_gather(a: Node, ids: Node, axis: int, op: str | None = None) -> Node:
-    """out[i] = a[i with axis replaced by ids[i]], of the shape of ids (``torch.gather``)."""
+def make_gather(a: Node, ids: Node, axis: int, op: str | None = None, ids_name: str = "ids") -> Node:
+    """out[i] = a[i with axis replaced by ids[i]], of the shape of ids (``torch.gather``). `op` names
+    the user's op in errors (with the declaring line, unless the ids are class labels: `ids_name`)."""
     label, location = _label(op, "gather")
     _check("gather", a, ids, axis, label)
     node = Node("gather", (a, ids), (("axis", axis),), ids.shape, a.dtype)
-    return require(node, ids, a.shape[axis], label, "ids", location)
+    return require(node, ids, a.shape[axis], label, ids_name, location if ids_name == "ids" else None)
 
 
 def _evaluate_gather(node, args, dims, values):
