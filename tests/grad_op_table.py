@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 import compiler as C
 import conv_reference as CR
+import gather_cases as GC
 from grad_op_inputs import (SHAPE, SPREAD, above_grid, axis_case, below_grid, broadcast_shapes, broadcast_to_case,
                             concat_case, cross_entropy_case, cross_entropy_nd_case, diagonal_case, distinct,
                             einsum_case, index_case, labels_for_last_axis, labels_for_logits, matmul_case, nonzero,
@@ -328,4 +329,13 @@ OPS = [
     Op("avg_pool2d_large_window", C.avg_pool2d, CR.avg_pool2d,
        CR.pool_case(average=True, min_kernel=5, max_kernel=6, max_extra=2, max_batch=1), (R,)),
     Op("flatten", C.flatten, CR.flatten, CR.flatten_case(), (R,)),
+    # gathers and scatter-adds (gather_cases.py): ids with repeats, integer operands get no gradient
+    Op("take", C.take, GC.np_take, GC.take_case(), (R, GC.ids_for), dtypes=("float64", "int64")),
+    Op("take_along_axis", C.take_along_axis, GC.np_take_along_axis, GC.along_axis_case(), (R, GC.ids_for),
+       dtypes=("float64", "int64")),
+    Op("embedding", C.embedding, GC.np_embedding, GC.embedding_case(), (R, GC.ids_for), dtypes=("float64", "int32")),
+    Op("index_add", lambda a, ids, source, axis: C.index_add(a, axis, ids, source), GC.np_index_add,
+       GC.index_add_case(), (R, GC.ids_for, R), dtypes=("float64", "int64", "float64")),
+    Op("scatter_add", lambda a, ids, source, axis: C.scatter_add(a, axis, ids, source), GC.np_scatter_add,
+       GC.scatter_add_case(), (R, GC.ids_for, R), dtypes=("float64", "int64", "float64")),
 ]
