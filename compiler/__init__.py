@@ -13,6 +13,7 @@ from .compile import compile
 from .step import compile_step
 from .modes import inference
 from .randomness import random_normal, random_uniform
+from .scan import scan
 from . import nn, optim, schedules
 from .models import mlp, classifier_loss
 from .model_file import ModelFileError, default_model_spec, load_model_file

@@ -44,12 +44,23 @@ def grad(y: Node, wrt):
 
 def backward(order, y, seed) -> dict:
     """Cotangent of every node in `order` that y depends on differentiably."""
+    from .scan import scan_siblings, scan_vjp
     cotangents = {y: seed}
+    siblings = scan_siblings(order)
     for node in reversed(order):
-        g = cotangents.get(node)
-        if g is None or node.is_leaf:
-            continue
-        for arg, contribution in zip(node.args, lookup(node.op).vjp(node, g)):
+        if node in siblings:  # the results of one loop: differentiated together, at the earliest
+            if node is not siblings[node][0]:
+                continue
+            gs = [cotangents.get(s) for s in siblings[node]]
+            if all(g is None for g in gs):
+                continue
+            contributions = scan_vjp(siblings[node], gs)
+        else:
+            g = cotangents.get(node)
+            if g is None or node.is_leaf:
+                continue
+            contributions = lookup(node.op).vjp(node, g)
+        for arg, contribution in zip(node.args, contributions):
             if contribution is None or not is_float(arg.dtype):
                 continue
             if contribution.dtype != arg.dtype:

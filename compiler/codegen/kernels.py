@@ -26,6 +26,8 @@ ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
 
 def kernel_buffers(kernel: Kernel) -> list:
     """Distinct buffers of a kernel, output first, then reads by buffer index."""
+    if kernel.kind == "scan":
+        return kernel.buffer_list()
     writes = [buffer for buffer, _ in kernel.bodies()] + [out for _, out, _, _ in kernel.reductions]
     if kernel.kind != "elementwise":
         writes = [kernel.out]

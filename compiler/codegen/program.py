@@ -24,6 +24,7 @@ from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, kernel_buffers
 from .loops import I64, counted_loop
 from .memory import assign_slots
 from .random_bits import RandomDraw
+from .scan_lowering import describe_scan, emit_scan
 from .schedule import schedule
 
 PLAN_VERSION = 1
@@ -34,6 +35,8 @@ def _dim_names(sched) -> list:
     for buffer in sched.buffers:
         names.update(symbolic_dims(buffer.shape))
     for kernel in sched.kernels:
+        if kernel.kind == "scan":  # the loop's length and its body's dimensions
+            names.update(_dim_names(kernel.body_schedule))
         names.update(symbolic_dims(kernel.space))
         names.update(source[1] for source in kernel.leaves.values() if isinstance(source, tuple))
         names.update(d for source in kernel.leaves.values() if isinstance(source, RandomDraw)
@@ -123,6 +126,8 @@ def repeated_subexpressions(exprs: list) -> tuple:
 
 def describe_kernel(kernel, names: dict) -> dict:
     """Body text with buffer names, FLOP and byte estimates (expressions in dims)."""
+    if kernel.kind == "scan":
+        return describe_scan(kernel, names)
     size = sympy.Mul(*[size_expr(d) for d in kernel.space])
     touched = sum((sympy.Mul(*[size_expr(d) for d in b.shape]) * ITEMSIZE[b.dtype] for b in kernel_buffers(kernel)),
                   sympy.Integer(0))
@@ -171,8 +176,7 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     forward = set(topological_order(outputs[:forward_outputs]))
     dim_names = _dim_names(sched)
     module = ir.Module(name=prefix)
-    functions = [KernelEmitter(module, kernel, f"{prefix}_k{k}", dim_names).emit()
-                 for k, kernel in enumerate(sched.kernels)]
+    functions = [emit_kernel(module, kernel, f"{prefix}_k{k}", dim_names) for k, kernel in enumerate(sched.kernels)]
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer().as_pointer(), I64.as_pointer()]),
                         name=f"{prefix}_entry")
     _call_kernels(entry, list(zip(functions, sched.kernels)))
@@ -204,6 +208,13 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
         "kernel_runners": runners,
     }
     return str(module), plan, consts
+
+
+def emit_kernel(module: ir.Module, kernel, name: str, dim_names: list) -> ir.Function:
+    """The function of one kernel: a loop nest, a matrix product, or a scan's loop over its steps."""
+    if kernel.kind == "scan":
+        return emit_scan(module, kernel, name, dim_names)
+    return KernelEmitter(module, kernel, name, dim_names).emit()
 
 
 def _arguments(sched, declared) -> list:

@@ -191,6 +191,9 @@ class Scheduler:
         elif node.op == "scatter_add":
             from .gather_kernels import scatter_kernel
             self.kernels.append(scatter_kernel(self, node, out))
+        elif node.op == "scan":
+            from .scan_lowering import schedule_scan
+            schedule_scan(self, node, out)
         else:
             self._elementwise(node, out)
 
@@ -345,7 +348,7 @@ class Scheduler:
 
 
 SHARED_TREE_LIMIT = 4096
-STORED_OPS = ("sum", "max", "bmm")  # always computed into a buffer of their own
+STORED_OPS = ("sum", "max", "bmm", "scan")  # always computed into a buffer of their own
 CHAIN_LIMIT = 64
 
 

@@ -14,7 +14,7 @@ The families: ``leaves`` (input, param, const, dim), ``maps`` (map), ``reduction
 (sum, max), ``contractions`` (einsum, bmm) and ``layouts`` (reshape, transpose,
 broadcast, slice, pad, concat, stop_gradient), ``modes`` (training: a value that
 differs between training and inference) and ``random`` (random: uniform or normal
-numbers drawn inside the loops). Adding a primitive is one
+numbers drawn inside the loops) and ``scan`` (a loop over time whose body is a graph). Adding a primitive is one
 ``define`` in one of these modules (``docs/adding_an_op.md``); ``autodiff``,
 ``evaluate`` and the scheduler look every op up in ``PRIMITIVES``.
 """
@@ -36,6 +36,7 @@ LOWERINGS = {
     "gather": "read in the reading kernel at an index loaded from the ids, in range or 0 (codegen/gather_kernels.py)",
     "scatter": "a kernel that copies its tensor, then adds each source element at its id in a fixed order "
                "(codegen/gather_kernels.py)",
+    "scan": "one native loop over the steps calling the body's kernels, compiled once (codegen/scan_lowering.py)",
 }
 
 
@@ -74,7 +75,7 @@ def ops_lowered_as(lowering: str) -> tuple:
     return tuple(op for op, p in PRIMITIVES.items() if p.lowering == lowering)
 
 
-from . import leaves, maps, reductions, contractions, layouts, modes, random  # noqa: E402,F401  (each defines its primitives)
+from . import leaves, maps, reductions, contractions, layouts, modes, random, scan  # noqa: E402,F401  (each defines its primitives)
 from . import gathers  # noqa: E402,F401  (gather, scatter_add: read or add at positions an integer tensor holds)
 from .maps import canonical_args, make_map, rename_symbols, size_of  # noqa: E402
 from .reductions import make_reduce  # noqa: E402

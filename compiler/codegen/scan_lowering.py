@@ -1,0 +1,195 @@
+"""A scan as one native loop: its body scheduled once, its kernels called at every step.
+
+The sibling scan nodes of one loop (its final carries and stacked values) are
+one ``ScanKernel``. Its body -- the new carries and every stacked value the
+graph reads -- is simplified and scheduled as a program of its own, whose
+buffers become buffers of the enclosing program:
+
+- a carry's placeholder reads the loop's state buffer, and the body writes the
+  new carry into a second buffer, copied back after each step;
+- a slice's placeholder reads ``xs + t * slice`` and a stacked value is written
+  at ``ys + t * slice``: pointers moved each step, never a copy;
+- captured values and constants are read where they are; the body's
+  temporaries get arena slots of the enclosing program, live during the loop.
+
+The emitted function fills a table of the body's buffers once, then for each
+step moves the sliced pointers and calls the body's entry (which calls the
+body's kernels in order, as a program's entry does). The code is the same for
+any number of steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+from llvmlite import ir
+
+from ..primitives.scan import siblings_key, split_args
+from .access import Buffer, size_expr
+from .kernels import IR_TYPES, ITEMSIZE
+from .loops import I64, counted_loop, emit_size
+from .schedule import Kernel
+
+I8P = ir.IntType(8).as_pointer()
+
+
+@dataclass(eq=False)
+class ScanKernel(Kernel):
+    body_schedule: object = None  # the body's Scheduler
+    table: list = field(default_factory=list)  # per body buffer: (outer buffer, elements of one slice or None)
+    carries: list = field(default_factory=list)  # per carry: (initial value, state, next state) buffers
+    length: int | str = 0
+    reverse: bool = False
+    outer_writes: list = field(default_factory=list)
+    outer_reads: list = field(default_factory=list)
+
+    def writes(self) -> set:
+        return set(self.outer_writes)
+
+    def reads(self):
+        return set(self.outer_reads)
+
+    def bodies(self) -> list:
+        return []
+
+    def buffer_list(self) -> list:
+        """The buffers the loop's function takes, written ones first, each once."""
+        writes = sorted(set(self.outer_writes), key=lambda b: b.index)
+        return writes + sorted(set(self.outer_reads) - set(writes), key=lambda b: b.index)
+
+
+def schedule_scan(sched, node, out: Buffer) -> None:
+    """Schedule the loop computing `node` into `out` and every sibling of `node` in the graph."""
+    from ..passes import simplify
+    from .contraction import lower_einsums
+    from .schedule import schedule
+    body = node.attr("body")
+    group = [n for n in sched.order if n.op == "scan" and siblings_key(n) == siblings_key(node)]
+    for n in group:
+        sched.buffer_of[n] = out if n is node else sched.buffer_of.get(n) or sched.new_buffer(n, "temp")
+    arguments = [sched.materialize(a) for a in node.args]
+    inits, xs, captured = split_args(body, arguments)
+    stacked = list(dict.fromkeys(n.attr("result")[1] for n in group if n.attr("result")[0] == "stack"))
+    state = {n.attr("result")[1]: sched.buffer_of[n] for n in group if n.attr("result")[0] == "carry"}
+    state = [state.get(j) or sched.new_buffer(c, "temp") for j, c in enumerate(body.carries)]
+    outputs = lower_einsums(simplify(list(body.new_carries) + stacked))
+    inner = schedule(outputs)
+    n_c = len(body.carries)
+    role = {p: ("carry", j) for j, p in enumerate(body.carries)}
+    role.update({p: ("x", i) for i, p in enumerate(body.xs)})
+    role.update({p: ("captured", k) for k, p in enumerate(body.captured)})
+    node_of = {buffer: n for n, buffer in inner.buffer_of.items()}
+    stack_of = {n.attr("result")[1]: sched.buffer_of[n] for n in group if n.attr("result")[0] == "stack"}
+    kernel = ScanKernel("scan", out, (body.length,), node.dtype, nodes=list(group), root=node,
+                        body_schedule=inner, length=body.length, reverse=body.reverse)
+    next_state, lifted = {}, []
+    for b in inner.buffers:
+        if b.role == "input":
+            kind, k = role[node_of[b]]
+            if kind == "carry":
+                entry = (state[k], None)
+            elif kind == "x":
+                entry = (xs[k], _elements(b.shape))
+            else:
+                entry = (captured[k], None)
+        elif b.role == "const":
+            const = node_of[b]
+            entry = (sched.buffer_of.get(const) or _register_const(sched, const), None)
+        elif b.role == "output":
+            i = inner.output_buffers.index(b)
+            if i < n_c:
+                next_state[i] = Buffer(len(sched.buffers), b.shape, b.dtype, "temp", f"t{len(sched.buffers)}")
+                sched.buffers.append(next_state[i])
+                entry = (next_state[i], None)
+            else:
+                entry = (stack_of[stacked[i - n_c]], _elements(b.shape))
+        elif b.role == "temp":
+            entry = (Buffer(len(sched.buffers), b.shape, b.dtype, "temp", f"t{len(sched.buffers)}"), None)
+            sched.buffers.append(entry[0])
+            lifted.append(entry[0])
+        else:
+            raise AssertionError(f"a scan body has no {b.role} buffers ({b.name})")
+        kernel.table.append(entry)
+    kernel.carries = [(inits[j], state[j], next_state[j]) for j in range(n_c)]
+    written = set(state) | set(next_state.values()) | set(stack_of.values())
+    written |= set(lifted)
+    kernel.outer_writes = sorted(written, key=lambda b: b.index)
+    kernel.outer_reads = sorted({buffer for buffer, _ in kernel.table if buffer not in written} | set(inits),
+                                key=lambda b: b.index)
+    sched.kernels.append(kernel)
+
+
+def _elements(shape):
+    return sympy.Mul(*[size_expr(d) for d in shape])
+
+
+def _register_const(sched, const) -> Buffer:
+    buffer = sched.new_buffer(const, "const", f"c{len(sched.buffers)}")
+    sched.buffer_of[const] = buffer
+    return buffer
+
+
+def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list) -> ir.Function:
+    """``void name(<buffers>, i64* dims)``: the loop over the steps (see the module docstring)."""
+    from .program import _call_kernels, emit_kernel
+    inner = kernel.body_schedule
+    functions = [emit_kernel(module, k, f"{name}_b{i}", dim_names) for i, k in enumerate(inner.kernels)]
+    step = ir.Function(module, ir.FunctionType(ir.VoidType(), [I8P.as_pointer(), I64.as_pointer()]),
+                       name=f"{name}_step")
+    step.linkage = "internal"
+    _call_kernels(step, list(zip(functions, inner.kernels)))
+    buffers = kernel.buffer_list()
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), [IR_TYPES[b.dtype].as_pointer() for b in buffers]
+                                                   + [I64.as_pointer()]), name=name)
+    function.linkage = "internal"
+    function.attributes.add("noinline")
+    b = ir.IRBuilder(function.append_basic_block("entry"))
+    dims_arg = function.args[-1]
+    dims = {d: b.load(b.gep(dims_arg, [I64(k)]), align=8) for k, d in enumerate(dim_names)}
+    pointer = {buffer: b.bitcast(arg, I8P) for buffer, arg in zip(buffers, function.args)}
+    table = b.alloca(I8P, size=len(inner.buffers), name="table")
+    for k, (buffer, elements) in enumerate(kernel.table):
+        if elements is None:
+            b.store(pointer[buffer], b.gep(table, [I64(k)]))
+    memcpy = module.declare_intrinsic("llvm.memcpy", [I8P, I8P, I64])
+
+    def copy(source, target):
+        size = b.mul(emit_size(b, _elements(target.shape), dims), I64(ITEMSIZE[target.dtype]))
+        b.call(memcpy, [pointer[target], pointer[source], size, ir.Constant(ir.IntType(1), 0)])
+
+    for init, state, _ in kernel.carries:
+        copy(init, state)
+    steps = _opaque(b, emit_size(b, size_expr(kernel.length), dims))
+    with counted_loop(b, steps, "t") as t:
+        position = b.sub(b.sub(steps, I64(1)), t) if kernel.reverse else t
+        for k, (buffer, elements) in enumerate(kernel.table):
+            if elements is not None:
+                offset = b.mul(b.mul(position, emit_size(b, elements, dims)), I64(ITEMSIZE[buffer.dtype]))
+                b.store(b.gep(pointer[buffer], [offset]), b.gep(table, [I64(k)]))
+        b.call(step, [table, dims_arg])
+        for _, state, next_state in kernel.carries:
+            copy(next_state, state)
+    b.ret_void()
+    return function
+
+
+def _opaque(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    """`value`, hidden from the optimiser by an empty inline asm: a loop over a constant number of
+    steps is not unrolled, so its code is the same for 8 steps and for 1024."""
+    return b.asm(ir.FunctionType(I64, [I64]), "", "=r,0", [value], False, name="steps")
+
+
+def describe_scan(kernel: ScanKernel, names: dict) -> dict:
+    """The loop as one line of the cost report: its body's kernels, FLOPs and bytes times the steps."""
+    from .program import describe_kernel
+    inner = kernel.body_schedule
+    inner_names = {b: b.name for b in inner.buffers}
+    parts = [describe_kernel(k, inner_names) for k in inner.kernels]
+    steps = size_expr(kernel.length)
+    flops = steps * sum((sympy.sympify(p["flops"]) for p in parts), sympy.Integer(0))
+    moved = steps * sum((sympy.sympify(p["bytes"]) for p in parts), sympy.Integer(0))
+    body = (f"for each of {kernel.length} steps{' (reversed)' if kernel.reverse else ''}: "
+            + " | ".join(p["body"] for p in parts))
+    return {"kind": "scan", "out": ", ".join(names[b] for b in kernel.outer_writes if b.role != "temp") or
+            names[kernel.out], "shape": [kernel.length], "body": body, "flops": str(flops), "bytes": str(moved),
+            "nodes": sum(p["nodes"] for p in parts)}

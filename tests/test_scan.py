@@ -1,0 +1,201 @@
+"""compiler.scan: the loop equals the Python loop it stands for (evaluated, compiled, differentiated),
+its gradient is backprop through time (finite differences, the unrolled graph), and its code does
+not grow with the number of steps."""
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import compiler as C
+from compiler import ops
+from compiler.errors import GraphError
+from runtime.engine import Engine
+
+
+def _unrolled(step, init, xs, steps, reverse=False):
+    """The Python loop scan stands for, on graph nodes: (final carry, stacked ys)."""
+    carry, ys = init, [None] * steps
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        carry, ys[t] = step(carry, xs[t])
+    return carry, ops.stack(ys)
+
+
+def _rnn(T=5, B=3, I=4, H=6, dtype="float64", batch=None, steps=None):
+    x = C.Input("x", (steps or T, batch or B, I), dtype=dtype)
+    h0 = C.Input("h0", (batch or B, H), dtype=dtype)
+    W, U, b = C.Param("W", (I, H), dtype=dtype), C.Param("U", (H, H), dtype=dtype), C.Param("b", (H,), dtype=dtype)
+
+    def step(h, x_t):
+        h = ops.tanh(x_t @ W + h @ U + b)
+        return h, h * h
+    rng = np.random.default_rng(0)
+    values = {"x": rng.normal(size=(T, B, I)), "h0": rng.normal(size=(B, H)), "W": rng.normal(size=(I, H)) * 0.5,
+              "U": rng.normal(size=(H, H)) * 0.4, "b": rng.normal(size=H) * 0.1}
+    return step, (x, h0, W, U, b), {k: v.astype(dtype) for k, v in values.items()}
+
+
+def _close(actual, expected, tol=1e-10):
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+
+
+def test_scan_equals_the_unrolled_loop_evaluated_compiled_and_differentiated():
+    step, (x, h0, W, U, b), values = _rnn()
+    h_T, ys = C.scan(step, h0, x)
+    loss = ops.sum(ys) + ops.sum(h_T * h_T)
+    u_T, u_ys = _unrolled(step, h0, x, 5)
+    unrolled = ops.sum(u_ys) + ops.sum(u_T * u_T)
+    wrt = [W, U, b, h0, x]
+    expected = C.evaluate([unrolled, u_T, u_ys] + C.grad(unrolled, wrt), values)
+    outputs = [loss, h_T, ys] + C.grad(loss, wrt)
+    _close(C.evaluate(outputs, values), expected)
+    _close(C.compile(outputs)(**values), expected)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("remat", [False, True])
+def test_symbolic_steps_and_batch_reverse_and_remat(reverse, remat):
+    step, (x, h0, W, U, b), values = _rnn(batch="batch", steps="T")
+    h_T, ys = C.scan(step, h0, x, reverse=reverse, remat=remat)
+    loss = ops.sum(ys * ys) + ops.sum(h_T)
+    wrt = [W, U, b, h0, x]
+    outputs = [loss, ys] + C.grad(loss, wrt)
+    f = C.compile(outputs)
+    for T, B in ((5, 3), (2, 1), (7, 4)):
+        v = {k: a[:T, :B] if k == "x" else a[:B] if k == "h0" else a for k, a in values.items()}
+        v["x"] = np.resize(v["x"], (T, B, 4))
+        v["h0"] = np.resize(v["h0"], (B, 6))
+        xs = C.Input("x", (T, B, 4), dtype="float64")
+        hs = C.Input("h0", (B, 6), dtype="float64")
+        u_T, u_ys = _unrolled(step, hs, xs, T, reverse)
+        unrolled = ops.sum(u_ys * u_ys) + ops.sum(u_T)
+        expected = C.evaluate([unrolled, u_ys] + C.grad(unrolled, [W, U, b, hs, xs]), v)
+        _close(f(**v), expected)
+
+
+def test_trees_of_carries_and_outputs_length_without_xs_and_int_carries():
+    W = C.Param("W", (3, 3), dtype="float64")
+    h0 = C.Input("h0", (2, 3), dtype="float64")
+
+    def step(carry, _):
+        h, c = carry["h"], carry["c"]
+        h2 = ops.tanh(h @ W) + c
+        return {"h": h2, "c": c * 0.5}, (h2, ops.sum(h2, axis=1))
+    carry, (hs, sums) = C.scan(step, {"h": h0, "c": h0 * 2}, None, length=4)
+    loss = ops.sum(hs) + ops.sum(sums * sums) + ops.sum(carry["c"])
+    values = {"W": np.random.default_rng(1).normal(size=(3, 3)), "h0": np.random.default_rng(2).normal(size=(2, 3))}
+    outputs = [loss, carry["h"], hs, sums] + C.grad(loss, [W, h0])
+    _close(C.compile(outputs)(**values), C.evaluate(outputs, values))
+    counter, _ = C.scan(lambda n, x_t: (n + 1, x_t), C.const(np.int64(0)), C.Input("x", (5, 2)))
+    assert counter.dtype == "int64"
+    assert int(C.compile(counter)(x=np.zeros((5, 2), np.float32))) == 5
+
+
+def test_scan_inside_scan_and_gradients_against_the_unrolled_graph():
+    x = C.Input("x", (3, 4, 2), dtype="float64")  # outer steps, inner steps, features
+    W = C.Param("W", (2, 2), dtype="float64")
+    h0 = C.Input("h0", (2,), dtype="float64")
+
+    def inner(h, x_t):
+        h = ops.tanh(h @ W + x_t)
+        return h, h
+
+    def outer(h, row):
+        h, _ = C.scan(inner, h, row)
+        return h * 0.9, ops.sum(h)
+    h_T, sums = C.scan(outer, h0, x)
+    loss = ops.sum(sums) + ops.sum(h_T)
+
+    def unrolled_outer(h, row):
+        h, _ = _unrolled(inner, h, row, 4)
+        return h * 0.9, ops.sum(h)
+    u_T, u_sums = _unrolled(unrolled_outer, h0, x, 3)
+    unrolled = ops.sum(u_sums) + ops.sum(u_T)
+    rng = np.random.default_rng(3)
+    values = {"x": rng.normal(size=(3, 4, 2)), "W": rng.normal(size=(2, 2)), "h0": rng.normal(size=2)}
+    expected = C.evaluate([unrolled] + C.grad(unrolled, [W, h0, x]), values)
+    outputs = [loss] + C.grad(loss, [W, h0, x])
+    _close(C.evaluate(outputs, values), expected)
+    _close(C.compile(outputs)(**values), expected)
+
+
+def _finite_difference(f, values, name, eps=1e-6):
+    grad = np.zeros_like(values[name])
+    for i in np.ndindex(grad.shape):
+        plus, minus = dict(values), dict(values)
+        plus[name] = values[name].copy()
+        minus[name] = values[name].copy()
+        plus[name][i] += eps
+        minus[name][i] -= eps
+        grad[i] = (float(f(**plus)) - float(f(**minus))) / (2 * eps)
+    return grad
+
+
+@settings(max_examples=8, deadline=None)
+@given(T=st.integers(1, 4), B=st.integers(1, 3), H=st.integers(1, 4), reverse=st.booleans(), remat=st.booleans())
+def test_gradients_through_scan_equal_central_finite_differences(T, B, H, reverse, remat):
+    step, (x, h0, W, U, b), values = _rnn(T=T, B=B, I=2, H=H)
+    h_T, ys = C.scan(step, h0, x, reverse=reverse, remat=remat)
+    loss = ops.sum(ys * C.const(np.linspace(-1, 1, T * B * H).reshape(T, B, H))) + ops.sum(h_T)
+    f = C.compile(loss)
+    grads = C.compile(C.grad(loss, [W, U, b, h0, x]))(**values)
+    for name, g in zip(["W", "U", "b", "h0", "x"], grads):
+        np.testing.assert_allclose(g, _finite_difference(f, values, name), rtol=1e-6, atol=1e-7)
+
+
+def test_float32_training_step_through_scan_matches_the_reference():
+    step, (x, h0, W, U, b), values = _rnn(dtype="float32", batch="batch")
+    h_T, _ = C.scan(step, h0, x)
+    loss = ops.mean(h_T * h_T)
+    trainer = C.compile_step(loss, C.optim.SGD(0.1), params=[W, U, b])
+    before = {k: trainer.params[k].copy() for k in ("W", "U", "b")}
+    grads = C.evaluate(C.grad(loss, [W, U, b]), {**{k: values[k] for k in ("x", "h0")}, **before})
+    trainer(x=values["x"], h0=values["h0"])
+    for (name, old), g in zip(before.items(), grads):
+        np.testing.assert_allclose(trainer.params[name], old - 0.1 * g, rtol=1e-5, atol=1e-6)
+
+
+def _program_size(T: int) -> tuple:
+    x = C.Input("x", (T, 8, 16))
+    W, U = C.Param("W", (16, 32)), C.Param("U", (32, 32))
+    h0 = C.Input("h0", (8, 32))
+    h_T, _ = C.scan(lambda h, x_t: (ops.tanh(x_t @ W + h @ U),) * 2, h0, x)
+    loss = ops.sum(h_T * h_T)  # nothing outside the loop has a size that depends on T
+    f = C.compile([loss] + C.grad(loss, [W, U]))
+    engine = Engine.instance()
+    code = engine.emit_object(engine.optimize(f.llvm_ir()))
+    ir_text = re.sub(r"sp_[0-9a-f]+", "sp", f.llvm_ir())
+    return len(f.kernels()), len(code), re.sub(r'(asm\s+"", "=r,0"\(i64 )' + str(T), r"\1T", ir_text)
+
+
+def test_code_does_not_grow_with_the_number_of_steps():
+    kernels_8, size_8, ir_8 = _program_size(8)
+    kernels_1024, size_1024, ir_1024 = _program_size(1024)
+    assert kernels_8 == kernels_1024 and kernels_8 <= 6
+    assert abs(size_8 - size_1024) <= 64  # the same code; only the step count's constant differs
+    assert ir_8 == ir_1024  # the same IR but for the number of steps: the same compile work
+
+
+def test_show_prints_each_body_once_with_canonical_names():
+    step, (x, h0, W, U, b), _ = _rnn(batch="batch")
+    h_T, ys = C.scan(step, h0, x)
+    text = C.show([h_T, ys])
+    assert text.count("body1 (carries 1, xs 1, captured 3; length 5):") == 1
+    assert "scan[body1, carry 0]" in text and "scan[body1, stack %" in text
+    assert "input carry0 : (batch, 6)" in text and "$" not in text
+    again, ys2 = C.scan(step, h0, x)  # the same model traced again prints the same text
+    assert C.show([again, ys2]) == text
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda h, x: C.scan(lambda c, x_t: (c[:1], x_t), h, x), r"carry of the structure.*\(2, 3\)"),
+    (lambda h, x: C.scan(lambda c, x_t: (c, x_t), h, [x, x[:2]]), "same length along axis 0"),
+    (lambda h, x: C.scan(lambda c, x_t: (c, x_t), h, None), "give the number of steps"),
+    (lambda h, x: C.scan(lambda c, x_t: c, h, x), r"must return a pair"),
+    (lambda h, x: C.scan(lambda c, x_t: (c, x_t), h, x, length=4), "length=4 but xs have 5"),
+    (lambda h, x: C.scan(lambda c, x_t: (c, x_t), h, "x"), "must be graph nodes"),
+])
+def test_declaration_errors_name_what_is_wrong(build, message):
+    with pytest.raises(GraphError, match=message):
+        build(C.Input("h", (2, 3)), C.Input("x", (5, 2, 3)))
