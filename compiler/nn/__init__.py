@@ -34,9 +34,10 @@ from .layer_norm import LayerNorm, RMSNorm
 from .naming import names
 from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AvgPool2d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN
 from .sequential import Sequential
 from .transformer import TransformerBlock
 
 __all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout",
            "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "PositionEmbedding", "LayerNorm",
-           "RMSNorm", "MultiHeadAttention", "TransformerBlock", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]
+           "RMSNorm", "MultiHeadAttention", "TransformerBlock", "RNN", "LSTM", "GRU", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]
