@@ -74,7 +74,8 @@ def load_compiled(outputs: list) -> tuple:
     """(loaded program, cache key) of a list of output nodes: from this process, the disk cache, or built."""
     leaves(outputs)  # one name, one leaf
     faults = index_faults(outputs)
-    key = program_key(outputs + [node for node, _ in faults], *[repr(f) for _, f in faults])
+    key = program_key(outputs + [node for node, _ in faults], *[repr(f) for _, f in faults],
+                      repr(index_checks(outputs)))  # the ops the plan's checks name
     with Progress("compiling", COMPILE_STAGES) as progress:
         program = load_program(key, lambda prefix: build(outputs, prefix, progress, faults), progress=progress)
     return program, key

@@ -484,7 +484,7 @@ def cross_entropy(logits, labels):
     # class; the gradient stays the one-hot selection's (a fused map, no scatter), the same numbers
     column = make_reshape(labels, labels.shape + (1,))
     gathered = make_gather(logits, column, logits.ndim - 1, "cross_entropy", ids_name="labels")
-    return make_surrogate(-mean(gathered - logsumexp(logits, -1, keepdims=True)), loss)
+    return make_surrogate(-mean(make_reshape(gathered - logsumexp(logits, -1, keepdims=True), labels.shape)), loss)
 
 
 def _in_memory(x) -> bool:

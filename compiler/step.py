@@ -61,7 +61,8 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     faults = index_faults([loss, *values])
     checked = [node for node, _ in faults]
     epoch = {"data": data, "step": graph.step.name, "lr": graph.lr.name} if _epoch_capable(graph) and not faults else None
-    key = program_key([loss, *checked, *targets, *values], "step", repr(epoch), *[repr(f) for _, f in faults])
+    key = program_key([loss, *checked, *targets, *values], "step", repr(epoch), *[repr(f) for _, f in faults],
+                      repr(index_checks([loss, *values])))  # the ops the plan's checks name
 
     def build(prefix):
         progress.stage("simplify")
