@@ -347,6 +347,24 @@ ROWS = [
         lambda x: C.avg_pool2d(x, (3, 2), stride=(2, 1), padding=1, count_include_pad=False), ((B, 2, 5, 6),), (R,)),
     Row("flatten", "flatten", C.flatten, ((B, 2, 3, 4),), (R,)),
     Row("flatten_inner", "flatten", lambda x: C.flatten(x, 2, 3) * 2, ((B, 2, 3, 4, 2),), (R,)),
+    # gathers read inside the consumer's loop; their gradients are scatter-add kernels (ids repeat)
+    Row("take", "take", lambda a, i: C.take(a, i, 0), ((5, 3), (B, 4)), (R, labels(5)), (F, "int64")),
+    Row("take_batch_axis", "take", lambda a, i: C.take(C.tanh(a), i, 1) * 2, ((B, 6, 3), (8,)), (R, labels(6)),
+        (F, "int32")),
+    Row("take_of_a_transpose", "take", lambda a, i: C.take(a.T, i, 0), ((3, 5), (B,)), (R, labels(5)), (F, "int64")),
+    Row("take_along_axis", "take_along_axis", lambda a, i: C.take_along_axis(a, i, 1), ((B, 5), (B, 3)),
+        (R, labels(5)), (F, "int64")),
+    Row("take_along_axis_broadcast", "take_along_axis", lambda a, i: C.take_along_axis(a, i, 1),
+        ((B, 4, 3), (B, 6, 1)), (R, labels(4)), (F, "int64")),
+    Row("embedding", "embedding", C.embedding, ((7, 4), (B, 3)), (R, labels(7)), (F, "int64")),
+    Row("embedding_padded", "embedding", lambda t, i: C.pad(C.embedding(t, i), ((0, 0), (1, 1), (2, 0))) + 1,
+        ((7, 4), (B, 3)), (R, labels(7)), (F, "int64")),
+    Row("index_add", "index_add", lambda a, i, s: C.index_add(a, 0, i, s), ((6, 3), (B,), (B, 3)),
+        (R, labels(6), R), (F, "int64", F)),
+    Row("index_add_batch_tensor", "index_add", lambda a, i, s: C.index_add(C.exp(a), 1, i, s * 2),
+        ((B, 5), (7,), (B, 7)), (R, labels(5), R), (F, "int64", F)),
+    Row("scatter_add", "scatter_add", lambda a, i, s: C.scatter_add(a, 1, i, s), ((B, 5), (B, 4), (B, 4)),
+        (R, labels(5), R), (F, "int64", F)),
 ]
 
 ROW_IDS = [row.name for row in ROWS]
