@@ -38,6 +38,9 @@ Layer types and their keys (defaults as in torch.nn):
 - ``batch_norm``: momentum = 0.1, eps = 1e-5 (over the channels of (batch, C) or (batch, C, H, W))
 - ``dropout``: p = 0.5
 - ``flatten``: (batch, C, H, W) -> (batch, C*H*W)
+- ``embedding``, ``position_embedding``, ``transformer_block``, ``multi_head_attention``, ``layer_norm``,
+  ``rms_norm``: sequence models (``model_file_sequences``), over ``input_tokens = T`` (token ids of
+  dataset ``python_docs``: each example T characters, labelled by the next T) or input_shape = [T, features]
 """
 from __future__ import annotations
 
@@ -56,6 +59,8 @@ from . import nn
 from .errors import GraphError
 from .graph import Input, Node
 from .nn.activations import ACTIVATIONS
+from .model_file_sequences import (SEQUENCE_INPUT_LAYOUTS, SEQUENCE_LAYER_TYPES, make_sequence_layer, python_docs_sizes,
+                                   read_input_tokens, read_sequence_layer)
 from .ops import cross_entropy, mse, one_hot
 from .show import format_shape
 from .optim import OPTIMIZERS, HyperparameterError, Optimizer
@@ -71,12 +76,19 @@ class DatasetInfo:
     features: int
     classes: int
     image_shape: tuple  # (channels, height, width) of its examples
+    tokens: bool = False  # examples are sequences of token ids labelled by the next ids (classes: the vocabulary)
 
 
-DATASETS = {"digits": DatasetInfo(features=64, classes=10, image_shape=(1, 8, 8))}
+def python_docs_info() -> DatasetInfo:
+    return DatasetInfo(features=0, classes=python_docs_sizes()[0], image_shape=(), tokens=True)
+
+
+DIGITS = DatasetInfo(features=64, classes=10, image_shape=(1, 8, 8))
+DATASETS = {"digits": lambda: DIGITS, "python_docs": python_docs_info}  # name -> its DatasetInfo (read when used)
 LOSSES = ("cross_entropy", "mse")
 DTYPES = ("float32", "float64")
-LAYER_TYPES = ("dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten")
+LAYER_TYPES = ("dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten",
+               *SEQUENCE_LAYER_TYPES)
 
 
 @dataclass(frozen=True)
@@ -247,9 +259,11 @@ def read_activation(entry: Table):
     return None if name == "linear" else name
 
 
-def read_layer(entry: Table) -> LayerEntry:
+def read_layer(entry: Table, dataset: DatasetInfo, dtype: str) -> LayerEntry:
     kind = entry.choice("type", LAYER_TYPES)
-    if kind == "dense":
+    if kind in SEQUENCE_LAYER_TYPES:
+        arguments = read_sequence_layer(kind, entry, dataset.classes if dataset.tokens else None, dtype)
+    elif kind == "dense":
         arguments = {"units": entry.take("units", "a positive integer", is_count), "activation": read_activation(entry)}
     elif kind in ("conv2d", "conv1d"):
         size, is_a_size = (SIZE, is_size) if kind == "conv2d" else ("a positive integer", is_count)
@@ -284,7 +298,10 @@ def read_layer(entry: Table) -> LayerEntry:
 
 
 def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
-    input_shape = read_input_shape(table, dataset, dataset_name)
+    if dataset.tokens:
+        input_shape = (read_input_tokens(table, dataset_name),)
+    else:
+        input_shape = read_input_shape(table, dataset, dataset_name)
     dtype = table.choice("dtype", DTYPES, default="float32")
     layers = table.take("layers", "a non-empty array of tables like { type = \"dense\", units = 128, "
                         "activation = \"relu\" }", lambda v: isinstance(v, list) and len(v) > 0)
@@ -293,7 +310,7 @@ def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
         path = f"{table.key('layers')}[{i}]"
         if not isinstance(layer, dict):
             raise table.error(path, f'expected a table like {{ type = "dense", units = 128 }}, found {describe(layer)}')
-        entries.append(read_layer(Table(table.source, path, layer)))
+        entries.append(read_layer(Table(table.source, path, layer), dataset, dtype))
     table.finish()
     return input_shape, dtype, entries
 
@@ -308,11 +325,15 @@ INPUT_LAYOUTS = {  # what each layer type takes: ranks of (batch, ...) and the l
     "avg_pool2d": ((4,), "(batch, channels, height, width)"),
     "batch_norm": ((2, 3, 4), "(batch, channels), (batch, channels, length) or (batch, channels, height, width)"),
     "flatten": ((2, 3, 4, 5), "(batch, ...)"),
+    **SEQUENCE_INPUT_LAYOUTS,
 }
+TOKEN_INPUT_LAYOUTS = {**INPUT_LAYOUTS, "dense": ((2, 3), "(batch, features) or (batch, positions, features)")}
 
 
 def make_layer(entry: LayerEntry, x: Node, name: str) -> nn.Layer:
     """The nn layer of `entry` for input `x` (batch norm's kind follows the input's rank)."""
+    if entry.type in SEQUENCE_LAYER_TYPES:
+        return make_sequence_layer(entry.type, entry.arguments, x, name)
     if entry.type == "dense":
         return nn.Dense(name=name, **entry.arguments)
     if entry.type == "conv2d":
@@ -339,13 +360,13 @@ def _hint(entry: LayerEntry, x: Node) -> str:
     return ""
 
 
-def build_layers(table: Table, x: Node, entries: list) -> tuple:
+def build_layers(table: Table, x: Node, entries: list, layouts: dict = INPUT_LAYOUTS) -> tuple:
     """Apply the layers in order: (output, layers). A layer that cannot take its input's shape is a
     ModelFileError naming it."""
     layers = []
     with nn.names():
         for i, entry in enumerate(entries):
-            ranks, layout = INPUT_LAYOUTS.get(entry.type, (None, None))
+            ranks, layout = layouts.get(entry.type, (None, None))
             if ranks is not None and x.ndim not in ranks:
                 raise table.error(entry.path, f"a {entry.type} layer expects an input of shape {layout}, found "
                                   f"shape {format_shape(x.shape)} from the layer before{_hint(entry, x)}")
@@ -363,13 +384,19 @@ def build_layers(table: Table, x: Node, entries: list) -> tuple:
 def check_output(table: Table, logits: Node, entries: list, dataset: DatasetInfo, dataset_name: str) -> None:
     """The last layer must give one output per class: (batch, classes)."""
     last = entries[-1]
-    if logits.ndim != 2:
+    if dataset.tokens:
+        if logits.ndim != 3:
+            raise table.error(last.path, f"expected the last layer to give outputs of shape (batch, "
+                              f"{logits.shape[1] if logits.ndim > 1 else 'positions'}, {dataset.classes}) (one per "
+                              f"token of dataset {json.dumps(dataset_name)} at each position), found shape "
+                              f"{format_shape(logits.shape)}; end with a dense layer of {dataset.classes} units")
+    elif logits.ndim != 2:
         raise table.error(last.path, f"expected the last layer to give outputs of shape (batch, {dataset.classes}) "
                           f"(one per class of dataset {json.dumps(dataset_name)}), found shape "
                           f"{format_shape(logits.shape)}; end with a flatten and a dense layer")
-    if logits.shape[1] != dataset.classes:
+    if logits.shape[-1] != dataset.classes:
         key = f"{last.path}.{last.width_key}" if last.width_key else last.path
-        found = describe(logits.shape[1]) if last.width_key else f"{logits.shape[1]} outputs"
+        found = describe(logits.shape[-1]) if last.width_key else f"{logits.shape[-1]} outputs"
         raise table.error(key, f"expected {dataset.classes} (the classes of dataset {json.dumps(dataset_name)}, "
                           f"as the last layer gives one output per class), found {found}")
 
@@ -484,14 +511,17 @@ def model_spec_from_document(document: dict, source: str) -> ModelSpec:
     root.finish()
     optimizer = read_optimizer(sections["optimizer"])
     training = read_training(sections["training"], optimizer.lr)
-    dataset = DATASETS[training.dataset]
+    dataset = DATASETS[training.dataset]()
     input_shape, dtype, entries = read_model(sections["model"], dataset, training.dataset)
     loss_name = sections["loss"].choice("name", LOSSES)
     sections["loss"].finish()
 
-    x = Input("x", ("batch", *input_shape), dtype)
-    labels = Input("labels", ("batch",), "int64")
-    logits, layers = build_layers(sections["model"], x, entries)
+    if dataset.tokens:  # T token ids, labelled by the T ids that follow them
+        x, labels = Input("x", ("batch", *input_shape), "int64"), Input("labels", ("batch", *input_shape), "int64")
+    else:
+        x, labels = Input("x", ("batch", *input_shape), dtype), Input("labels", ("batch",), "int64")
+    layouts = TOKEN_INPUT_LAYOUTS if dataset.tokens else INPUT_LAYOUTS
+    logits, layers = build_layers(sections["model"], x, entries, layouts)
     check_fits_in_memory(sections["model"], entries, layers, dtype)
     check_output(sections["model"], logits, entries, dataset, training.dataset)
     params = [p for layer in layers for p in layer.params]

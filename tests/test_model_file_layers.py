@@ -171,7 +171,8 @@ CONV = '{ type = "conv2d", filters = 4, kernel_size = 3, padding = 1, activation
     ('{ type = "flatten" }', '{ type = "flatten", start_dim = 2 }', "model.layers[5].start_dim", "unknown key"),
     ('type = "conv2d", filters = 4', 'type = "convolution", filters = 4', "model.layers[0].type",
      'expected one of "dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", '
-     '"flatten", found "convolution" (a string)'),
+     '"flatten", "embedding", "position_embedding", "transformer_block", "multi_head_attention", "layer_norm", '
+     '"rms_norm", found "convolution" (a string)'),
     # shapes that do not fit
     ("input_shape = [1, 8, 8]", "input_features = 64", "model.layers[0]",
      "a conv2d layer expects an input of shape (batch, channels, height, width), found shape (batch, 64) from the "
