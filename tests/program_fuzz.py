@@ -42,6 +42,7 @@ from fuzz_layouts import (fam_broadcast, fam_concat, fam_diagonal, fam_flip, fam
 from fuzz_maps import fam_binary, fam_unary, fam_where
 from fuzz_reductions import fam_product, fam_reduce, fam_scan, fam_softmax, fam_variance
 from fuzz_windows import fam_window
+from fuzz_gathers import fam_gather
 
 # ---- which op families exist ----------------------------------------------------------------------
 
@@ -72,6 +73,8 @@ AVAILABLE = {
     "variance": hasattr(ops, "var"),
     # windows: the window primitive, convolution, pooling, flatten
     "window": all(hasattr(ops, n) for n in ("conv1d", "conv2d", "max_pool2d", "avg_pool2d", "flatten")),
+    # gathers and scatter-adds at constant ids
+    "gather": all(hasattr(ops, n) for n in ("take", "take_along_axis", "index_add", "scatter_add")),
 }
 EXCLUDED = sorted(name for name, present in AVAILABLE.items() if not present)
 if EXCLUDED:
@@ -94,7 +97,7 @@ FAMILIES = {  # name -> (builder, weight)
     "matmul": (fam_matmul, 2), "einsum": (fam_einsum, 2),
     "tile": (fam_tile, 1), "repeat": (fam_repeat, 1), "diagonal": (fam_diagonal, 1), "triangle": (fam_triangle, 1),
     "softmax": (fam_softmax, 1), "scan": (fam_scan, 1), "product": (fam_product, 1), "variance": (fam_variance, 1),
-    "window": (fam_window, 3),
+    "window": (fam_window, 3), "gather": (fam_gather, 2),
 }
 ACTIVE = [name for name in FAMILIES if AVAILABLE.get(name, True)]
 WEIGHTED = [name for name in ACTIVE for _ in range(FAMILIES[name][1])]
