@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from .dtypes import is_float
 from .errors import GraphError
-from .graph import Node, as_node, const
-from .primitives import make_broadcast, make_map, make_reduce, make_reshape, ops_lowered_as, zeros_like
+from .graph import Node, as_node, const, scalar_symbol
+from .primitives import make_broadcast, make_einsum, make_map, make_reduce, make_reshape, ops_lowered_as, zeros_like
 from .primitives.scan import (ScanBody, make_scan_result, next_body_id, placeholder, siblings_key, split_args)
 from .traversal import topological_order
 
@@ -225,7 +225,19 @@ def scan_vjp(nodes, cotangents) -> list:
               [xs[i] for i in saved["xs"]] + [residual[n] for n in saved["values"]])
     slot_of = ([ct_stack[n] for n in stack_seeds] + [body.carries[j] for j in saved["carries"]] +
                [body.xs[i] for i in saved["xs"]] + list(saved["values"]))
-    n_c = len(grad_carries)
+    n_c, n_x = len(grad_carries), len(grad_xs)
+    per_step = _per_step(vjps, set(body.carries) | set(body.xs) | set(ct_carry.values()) |
+                         {ct_stack[n] for n in stack_seeds})
+    deferred = {k: _defer(g, per_step) for k, g in zip(grad_captured, vjps[n_c + n_x:])}
+    deferred = {k: d for k, d in deferred.items() if d is not None}
+    accumulated = [k for k in grad_captured if k not in deferred]
+    known = {body.carries[j]: h for j, h in history.items()}
+    known.update(zip(body.xs, xs))
+    known.update(residual)
+    known.update({ct_stack[n]: g for n, g in stack_seeds.items()})
+    operands = list(dict.fromkeys(o for operands, _ in deferred.values() for o in operands))
+    extra = [o for o in operands if o not in known]  # per-step values the reverse loop stacks for them
+    kept = vjps[:n_c + n_x] + [vjps[n_c + n_x + grad_captured.index(k)] for k in accumulated]
 
     def backward_step(carry, x_t):
         ct, acc = carry
@@ -233,22 +245,67 @@ def scan_vjp(nodes, cotangents) -> list:
         mapping.update({ct_carry[j]: c for j, c in zip(grad_carries, ct)})
         mapping.update({ct_stack[n]: value for n, value in invariant.items() if value is not None})
         mapping.update(zip(body.captured, outside))
-        step = substitute(vjps, mapping)
-        new_acc = [make_map_sum(a, g) for a, g in zip(acc, step[n_c + len(grad_xs):])]
-        return (step[:n_c], new_acc), step[n_c:n_c + len(grad_xs)]
+        step = substitute(kept + extra, mapping)
+        new_acc = [make_map_sum(a, g) for a, g in zip(acc, step[n_c + n_x:len(kept)])]
+        return (step[:n_c], new_acc), step[n_c:n_c + n_x] + step[len(kept):]
 
     start = ([carry_seeds.get(j, zeros_like(inits[j])) for j in grad_carries],
-             [zeros_like(outside[k]) for k in grad_captured])
-    (ct_init, ct_outside), ct_xs = scan(backward_step, start, slices, length=body.length,
-                                        reverse=not body.reverse, remat=body.remat)
+             [zeros_like(outside[k]) for k in accumulated])
+    (ct_init, ct_accumulated), ys = scan(backward_step, start, slices, length=body.length,
+                                         reverse=not body.reverse, remat=body.remat)
+    known.update(zip(extra, ys[n_x:]))
+    outer = {ct_stack[n]: value for n, value in invariant.items() if value is not None}
+    outer.update(zip(body.captured, outside))
+    ct_outside = dict(zip(accumulated, ct_accumulated))
+    for k, (_, build) in deferred.items():
+        ct_outside[k] = build(known.__getitem__, lambda node: substitute([node], outer)[0])
     result = [None] * len(args)
     for j, g in zip(grad_carries, ct_init):
         result[j] = g
-    for i, g in zip(grad_xs, ct_xs):
+    for i, g in zip(grad_xs, ys[:n_x]):
         result[len(inits) + i] = g
-    for k, g in zip(grad_captured, ct_outside):
+    for k, g in ct_outside.items():
         result[len(inits) + len(xs) + k] = g
     return result
+
+
+def _per_step(outputs, sources: set) -> set:
+    """The nodes of `outputs`' graph that depend on one of `sources` (differ from step to step)."""
+    result = set()
+    for node in topological_order(outputs):
+        if node in sources or any(a in result for a in node.args):
+            result.add(node)
+    return result
+
+
+def _defer(g: Node, per_step: set):
+    """(per-step operands, build) when the cotangent `g` of a captured value is a sum of products or
+    sums over per-step values: summed over the steps, it is one contraction (or reduction) of their
+    stacks after the loop -- one large matrix product instead of one small product and one
+    accumulation per step. ``build(stacked, outer)`` makes it from each operand's stack (and the
+    outer form of a step-invariant operand). None: accumulate it in the reverse loop's carry."""
+    if g not in per_step:
+        return None
+    if g.op == "einsum" and len(g.args) == 2:
+        inputs, out = g.attr("spec").split("->")
+        terms = inputs.split(",")
+        t = next(c for c in "tuvwxyzabcdefghijklmnopqrs" if c not in g.attr("spec"))
+        spec = ",".join(t + term if a in per_step else term for term, a in zip(terms, g.args)) + "->" + out
+        return ([a for a in g.args if a in per_step],
+                lambda stacked, outer: make_einsum(spec, *[stacked(a) if a in per_step else outer(a) for a in g.args]))
+    if g.op == "sum" and g.args[0] in per_step:
+        axes = (0,) + tuple(a + 1 for a in g.attr("axes"))
+        return [g.args[0]], lambda stacked, outer: make_reduce("sum", stacked(g.args[0]), axes)
+    if g.op == "reshape":
+        inner = _defer(g.args[0], per_step)
+        if inner is not None:
+            return inner[0], lambda stacked, outer: make_reshape(inner[1](stacked, outer), g.shape)
+    if g.op == "map" and len(g.args) == 2 and g.attr("body") == _SUM_BODY:
+        parts = [_defer(a, per_step) for a in g.args]
+        if all(p is not None for p in parts):
+            return (parts[0][0] + parts[1][0],
+                    lambda stacked, outer: make_map_sum(parts[0][1](stacked, outer), parts[1][1](stacked, outer)))
+    return None
 
 
 def _step_invariant(g: Node):
@@ -264,14 +321,15 @@ def _step_invariant(g: Node):
     return make_broadcast(source, g.shape[1:])
 
 
+_SUM_BODY = scalar_symbol(0) + scalar_symbol(1)
+
+
 def make_map_sum(a: Node, b: Node) -> Node:
-    from .graph import scalar_symbol
     return make_map(scalar_symbol(0) + scalar_symbol(1), [a, b], a.dtype)
 
 
 def _dot_sum(pairs):
     """sum over the pairs of sum(value * cotangent): a scalar whose gradient is the VJP."""
-    from .graph import scalar_symbol
     total = None
     for value, ct in pairs:
         term = make_reduce("sum", make_map(scalar_symbol(0) * scalar_symbol(1), [value, ct], value.dtype),
