@@ -152,6 +152,20 @@ def test_epoch_schedule_sets_the_rate_of_each_epoch():
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.1 / 3])
 
 
+def test_fit_takes_fresh_data_for_each_epoch_from_a_callable():
+    loss, _ = mlp_loss()
+    step = sp.compile_step(loss, optim.SGD(lr=0.1))
+    asked = []
+
+    def epoch_data(epoch):
+        asked.append(epoch)
+        return data(n=10 + epoch, seed=epoch)
+
+    history = runtime.fit(step, epoch_data, epochs=3, batch_size=4, progress=False)
+    assert asked == [1, 2, 3] and len(history["loss"]) == 3
+    assert step.step_count == 3 + 3 + 4  # 11, 12 and 13 rows in batches of 4
+
+
 def test_main_job_three_epochs_beats_85_percent():
     out = io.StringIO()
     result = train(default_model_spec(), epochs=3, progress=False, out=out)
