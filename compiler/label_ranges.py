@@ -57,6 +57,15 @@ def require(selecting: Node, labels: Node, high: int, op: str, name: str = "labe
     return selecting
 
 
+def requirement_of(selecting: Node):
+    """(op, name, location) that `require` recorded for `selecting`, or None: a gradient node checking the
+    same values names them as its forward node does."""
+    entry = _REQUIREMENTS.get(id(selecting))
+    if entry is None or entry[0]() is not selecting:
+        return None
+    return entry[4], entry[5], entry[6]
+
+
 def check_values(array: np.ndarray, name: str, low: int, high: int, op: str) -> None:
     flat = np.asarray(array).reshape(-1)
     bad = np.flatnonzero((flat < low) | (flat >= high))

@@ -207,6 +207,16 @@ def _line_of(text: str) -> int:
         return next(i for i, line in enumerate(f, 1) if text in line)
 
 
+def test_a_gradient_alone_checks_its_ids_and_names_the_forward_op():
+    """The table's gradient does not read the table, nor the gather: its scatter-add checks the ids."""
+    table, ids = C.Param("emb_table", (10, 4)), C.Input("ids", ("batch", 3), "int64")
+    gradient = C.compile(C.grad(C.embedding(table, ids).sum(), table))
+    with pytest.raises(IndexError, match=r"argument 'ids': value 10 at index \(0, 2\) is out of range for embedding "
+                                         r"\(expected 0 <= ids < 10\)"):
+        gradient(ids=np.array([[1, 2, 10]]))
+    np.testing.assert_array_equal(gradient(ids=np.array([[1, 1, 9]])).sum(axis=1), [0, 8, 0, 0, 0, 0, 0, 0, 0, 4])
+
+
 def test_constant_ids_out_of_range_raise_at_declaration():
     a = C.Input("a", (5, 6))
     with pytest.raises(IndexError, match=r"take at .*: ids value -1 is out of range \(expected 0 <= ids < 6\)"):

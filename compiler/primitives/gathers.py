@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import fail, user_location
 from ..graph import Node
-from ..label_ranges import check_values, require
+from ..label_ranges import check_values, require, requirement_of
 from . import cotangents, define
 
 INDEX_DTYPES = ("int32", "int64")
@@ -62,19 +62,30 @@ def _positions(a_shape: tuple, ids: np.ndarray, axis: int) -> tuple:
     return tuple(index)
 
 
-def _label(op: str | None, default: str) -> tuple:
-    return op or default, user_location()
+def _label(op: str | None, default: str, ids_name: str, location: str | None) -> tuple:
+    """(op, location) a range error names: the user's op and line; class labels name no line."""
+    if ids_name != "ids":
+        return op or default, None
+    return op or default, location or user_location()
+
+
+def _as_forward(node: Node) -> dict:
+    """The op, ids name and line the range check of a gradient node names: its forward node's."""
+    recorded = requirement_of(node)
+    return {} if recorded is None else dict(zip(("op", "ids_name", "location"), recorded))
 
 
 # ---- gather ----------------------------------------------------------------------------------
 
-def make_gather(a: Node, ids: Node, axis: int, op: str | None = None, ids_name: str = "ids") -> Node:
+def make_gather(a: Node, ids: Node, axis: int, op: str | None = None, ids_name: str = "ids",
+                location: str | None = None) -> Node:
     """out[i] = a[i with axis replaced by ids[i]], of the shape of ids (``torch.gather``). `op` names
-    the user's op in errors (with the declaring line, unless the ids are class labels: `ids_name`)."""
-    label, location = _label(op, "gather")
+    the user's op in errors, with the declaring line (`location`, by default the caller's), unless
+    the ids are class labels (`ids_name`)."""
+    label, location = _label(op, "gather", ids_name, location)
     _check("gather", a, ids, axis, label)
     node = Node("gather", (a, ids), (("axis", axis),), ids.shape, a.dtype)
-    return require(node, ids, a.shape[axis], label, ids_name, location if ids_name == "ids" else None)
+    return require(node, ids, a.shape[axis], label, ids_name, location)
 
 
 def _evaluate_gather(node, args, dims, values):
@@ -86,7 +97,7 @@ def _evaluate_gather(node, args, dims, values):
 
 def _vjp_gather(node, g):
     a, ids = node.args
-    return [make_scatter_add(cotangents.zeros_like(a), ids, g, node.attr("axis")), None]
+    return [make_scatter_add(cotangents.zeros_like(a), ids, g, node.attr("axis"), **_as_forward(node)), None]
 
 
 define("gather", "gather", make_gather, _evaluate_gather, _vjp_gather, "gather")
@@ -94,15 +105,17 @@ define("gather", "gather", make_gather, _evaluate_gather, _vjp_gather, "gather")
 
 # ---- scatter_add -------------------------------------------------------------------------------
 
-def make_scatter_add(a: Node, ids: Node, source: Node, axis: int, op: str | None = None) -> Node:
-    """`a` with source[i] added at (i with axis replaced by ids[i]), in row-major order of i."""
-    label, location = _label(op, "scatter_add")
+def make_scatter_add(a: Node, ids: Node, source: Node, axis: int, op: str | None = None, ids_name: str = "ids",
+                     location: str | None = None) -> Node:
+    """`a` with source[i] added at (i with axis replaced by ids[i]), in row-major order of i (errors
+    name `op` and `location` as make_gather's)."""
+    label, location = _label(op, "scatter_add", ids_name, location)
     _check("scatter_add", a, ids, axis, label)
     if source.shape != ids.shape or source.dtype != a.dtype:
         raise fail(label, f"source must have the shape of ids {ids.shape} and the dtype of the tensor {a.dtype}, "
                           f"got {source.shape} {source.dtype}")
     node = Node("scatter_add", (a, ids, source), (("axis", axis),), a.shape, a.dtype)
-    return require(node, ids, a.shape[axis], label, "ids", location)
+    return require(node, ids, a.shape[axis], label, ids_name, location)
 
 
 def _evaluate_scatter_add(node, args, dims, values):
@@ -116,7 +129,7 @@ def _evaluate_scatter_add(node, args, dims, values):
 
 def _vjp_scatter_add(node, g):
     _, ids, _ = node.args
-    return [g, None, make_gather(g, ids, node.attr("axis"))]
+    return [g, None, make_gather(g, ids, node.attr("axis"), **_as_forward(node))]
 
 
 define("scatter_add", "gather", make_scatter_add, _evaluate_scatter_add, _vjp_scatter_add, "scatter")
