@@ -114,6 +114,11 @@ DTYPES = {"float32", "float64", "int32", "int64", "bool", "uint8", "int8", "int1
           "float16"}
 
 
+def is_symbolic_dim(dim: str, dims: set) -> bool:
+    """A dimension name in `dims`, or a product of them and integers ("batch*16")."""
+    return all(part.isdigit() or part in dims for part in dim.split("*"))
+
+
 def check_plan(plan, consts: dict) -> None:
     """Raise ValueError unless `plan` has every field the runtime reads, of the right types and in range."""
     def require(condition, what):
@@ -139,7 +144,7 @@ def check_plan(plan, consts: dict) -> None:
         require(buffer.get("dtype") in DTYPES, f"buffer {buffer['name']!r} has an unknown dtype")
         shape = buffer.get("shape")
         require(isinstance(shape, list) and all((isinstance(d, int) and not isinstance(d, bool) and d >= 0)
-                                                or (isinstance(d, str) and d in dims) for d in shape),
+                                                or (isinstance(d, str) and is_symbolic_dim(d, dims)) for d in shape),
                 f"buffer {buffer['name']!r} has a bad shape")
         slot = buffer.get("slot")
         require(slot is None or (isinstance(slot, int) and 0 <= slot < slots), f"buffer {buffer['name']!r} has a bad slot")
