@@ -28,6 +28,9 @@ def node_label(node) -> str:
         return f"{op}[axes={node.attr('axes')}]"
     if op == "einsum":
         return f"einsum[{node.attr('spec')}]"
+    if op == "scan":  # without the listing's body numbers (scan_label has them)
+        kind, which = node.attr("result")
+        return f"scan[carry {which}]" if kind == "carry" else f"scan[stack of {node_label(which)} {format_shape(which.shape)}]"
     attrs = ", ".join(f"{k}={v}" for k, v in node.attrs)
     return f"{op}[{attrs}]" if attrs else op
 
@@ -67,9 +70,9 @@ def _listing(outputs, bodies: dict, indent: str, returns=None) -> list:
         if node.op == "scan":
             body = node.attr("body")
             if body not in bodies:
-                bodies[body] = (len(bodies) + 1, _stacked_in(order, body))
+                bodies[body] = (len(bodies) + 1, stacked_in(order, body))
                 new_bodies.append(body)
-            label = _scan_label(node, bodies)
+            label = scan_label(node, bodies)
         lines.append(f"{indent}{ids[node]} = {label}{args} : {format_shape(node.shape)} {node.dtype}")
     lines.append(indent + "return " + ", ".join(ids[n] for n in (outputs if returns is None else returns)))
     for body in new_bodies:
@@ -77,27 +80,27 @@ def _listing(outputs, bodies: dict, indent: str, returns=None) -> list:
         lines.append(f"{indent}body{number} (carries {len(body.carries)}, xs {len(body.xs)}, captured "
                      f"{len(body.captured)}; length {body.length}{', reverse' if body.reverse else ''}"
                      f"{', remat' if body.remat else ''}):")
-        lines.extend(_listing(_body_outputs(body, stacked), bodies, indent + "    ",
+        lines.extend(_listing(body_outputs(body, stacked), bodies, indent + "    ",
                               list(body.new_carries) + list(body.ys)))
     return lines
 
 
-def _stacked_in(order, body) -> list:
+def stacked_in(order, body) -> list:
     """The body nodes whose values the scans of `body` in `order` stack."""
     return [n.attr("result")[1] for n in order
             if n.op == "scan" and n.attr("body") is body and n.attr("result")[0] == "stack"]
 
 
-def _body_outputs(body, stacked) -> list:
+def body_outputs(body, stacked) -> list:
     return list(dict.fromkeys(list(body.placeholders) + list(body.new_carries) + list(body.ys) + list(stacked)))
 
 
-def _scan_label(node, bodies: dict) -> str:
+def scan_label(node, bodies: dict) -> str:
     """scan[body1, carry 0] or scan[body1, stack %5] (%5 a node of body1's listing)."""
     body = node.attr("body")
     number, stacked = bodies[body]
     kind, which = node.attr("result")
     if kind == "carry":
         return f"scan[body{number}, carry {which}]"
-    position = topological_order(_body_outputs(body, stacked)).index(which)
+    position = topological_order(body_outputs(body, stacked)).index(which)
     return f"scan[body{number}, stack %{position}]"

@@ -236,3 +236,37 @@ def test_show_prints_each_body_once_with_canonical_names():
 def test_declaration_errors_name_what_is_wrong(build, message):
     with pytest.raises(GraphError, match=message):
         build(C.Input("h", (2, 3)), C.Input("x", (5, 2, 3)))
+
+
+def test_to_dot_draws_each_body_once_as_a_nested_graph():
+    step, (x, h0, W, U, b), _ = _rnn(batch="batch")
+    h_T, _ = C.scan(step, h0, x)
+    loss = ops.mean(h_T)
+    dot = C.to_dot([loss] + C.grad(loss, [W]), forward=[loss])
+    assert dot.count("subgraph cluster_body1 {") == 1 and dot.count("subgraph cluster_body2 {") == 1
+    assert 'label="body1: one step of 5"' in dot and "carry0\\nInput (batch, 6)" in dot
+    assert 'style=dotted, label="carry"' in dot and 'style=dotted, label="stack"' in dot
+
+
+RNN_MODEL = """
+import compiler as C
+from compiler import ops
+x = C.Input("x", (6, 3))
+W, U, v = C.Param("W", (3, 4)), C.Param("U", (4, 4)), C.Param("v", (4,))
+h_T, ys = C.scan(lambda h, x_t: (ops.tanh(x_t @ W + h @ U),) * 2, v * 0, x)
+loss = ops.sum(h_T * v) + ops.mean(ys)
+"""
+
+
+@pytest.mark.parametrize("view, expected", [
+    ("text", r"scan\[body1, carry 0\]\(.*\n(.*\n)*body1 \(carries 1, xs 1, captured 2; length 6\):"),
+    ("math", r"scan\[stack of map\[tanh\(x0\)\] \(4,\)\]"),
+    ("kernels", r"scan +forward +\(6\) .*for each of 6 steps: .*captured0"),
+    ("cost", r"scan +forward .*\n(.*\n)* +\d+ scan +backward"),
+])
+def test_symprop_inspect_shows_the_loops(tmp_path, capsys, view, expected):
+    from compiler.cli import main
+    path = tmp_path / "rnn.py"
+    path.write_text(RNN_MODEL)
+    assert main(["inspect", str(path), "--format", view]) == 0
+    assert re.search(expected, capsys.readouterr().out)

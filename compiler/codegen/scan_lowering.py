@@ -183,7 +183,7 @@ def describe_scan(kernel: ScanKernel, names: dict) -> dict:
     """The loop as one line of the cost report: its body's kernels, FLOPs and bytes times the steps."""
     from .program import describe_kernel
     inner = kernel.body_schedule
-    inner_names = {b: b.name for b in inner.buffers}
+    inner_names = {b: b.name.partition('$')[2] or b.name for b in inner.buffers}  # carry0, x1, captured0
     parts = [describe_kernel(k, inner_names) for k in inner.kernels]
     steps = size_expr(kernel.length)
     flops = steps * sum((sympy.sympify(p["flops"]) for p in parts), sympy.Integer(0))

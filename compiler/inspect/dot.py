@@ -7,7 +7,9 @@ map's arguments, as its body names them). Inputs, parameters, constants and
 sizes each have their own shape and colour; nodes reachable from the
 `forward` outputs are blue, the rest (the gradient computation) orange;
 outputs have a double border. ``clusters`` (lists of nodes, for instance the
-fused kernels) are drawn as boxes around their nodes.
+fused kernels) are drawn as boxes around their nodes. A scan's body is drawn
+once, as a nested graph in a box of its own (its placeholders, its nodes and
+the values it returns), joined to the scan nodes it computes by dotted edges.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import os
 import shutil
 import subprocess
 
-from ..show import body_text, format_shape, node_label
+from ..show import body_text, format_shape, node_label, scan_label, stacked_in, body_outputs
 from ..traversal import as_node_list, topological_order
 
 LEAF_STYLE = {
@@ -46,7 +48,7 @@ def quote(text: str) -> str:
 def _label(node) -> str:
     if node.op in ("input", "param"):
         kind = "Input" if node.op == "input" else "Param"
-        return f"{node.name}\n{kind} {format_shape(node.shape)} {node.dtype}"
+        return f"{node.name.partition('$')[2] or node.name}\n{kind} {format_shape(node.shape)} {node.dtype}"
     if node.op == "map":
         return f"map\n{body_text(node.attr('body'))}"
     return node_label(node)
@@ -81,24 +83,8 @@ def to_dot(nodes, forward=None, clusters=None, title: str | None = None) -> str:
     output_index = {}
     for k, node in enumerate(outputs):
         output_index.setdefault(node, k)
-    for node in order:
-        if node.is_leaf:
-            style = LEAF_STYLE[node.op]
-        elif in_forward is None:
-            style = PLAIN_STYLE
-        else:
-            style = FORWARD_STYLE if node in in_forward else BACKWARD_STYLE
-        label = _label(node)
-        extra = ""
-        if node in output_index:
-            label += f"\noutput {output_index[node]}"
-            extra = ", peripheries=2, penwidth=1.5"
-        lines.append(f"  {ids[node]} [label={quote(label)}, {style}{extra}];")
-    for node in order:
-        for k, arg in enumerate(node.args):
-            shape = format_shape(arg.shape)
-            label = f"x{k}: {shape}" if node.op == "map" and len(node.args) > 1 else shape
-            lines.append(f"  {ids[arg]} -> {ids[node]} [label={quote(label)}];")
+    bodies = {}
+    _draw(order, ids, lines, in_forward, output_index, bodies, "  ")
     for k, (cluster_title, members) in enumerate(_cluster_groups(clusters)):
         missing = [m for m in members if m not in ids]
         if missing:
@@ -109,6 +95,48 @@ def to_dot(nodes, forward=None, clusters=None, title: str | None = None) -> str:
         lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _draw(order, ids, lines, in_forward, output_index, bodies: dict, indent: str) -> None:
+    """Nodes and edges of one graph, then each scan body it holds as a nested box (drawn once)."""
+    new_bodies = []
+    for node in order:
+        if node.is_leaf:
+            style = LEAF_STYLE[node.op]
+        elif in_forward is None:
+            style = PLAIN_STYLE
+        else:
+            style = FORWARD_STYLE if node in in_forward else BACKWARD_STYLE
+        if node.op == "scan" and node.attr("body") not in bodies:
+            body = node.attr("body")
+            bodies[body] = (len(bodies) + 1, stacked_in(order, body))
+            new_bodies.append(body)
+        label = scan_label(node, bodies) if node.op == "scan" else _label(node)
+        extra = ""
+        if node in output_index:
+            label += f"\noutput {output_index[node]}"
+            extra = ", peripheries=2, penwidth=1.5"
+        lines.append(f"{indent}{ids[node]} [label={quote(label)}, {style}{extra}];")
+    for node in order:
+        for k, arg in enumerate(node.args):
+            shape = format_shape(arg.shape)
+            label = f"x{k}: {shape}" if node.op == "map" and len(node.args) > 1 else shape
+            lines.append(f"{indent}{ids[arg]} -> {ids[node]} [label={quote(label)}];")
+    for body in new_bodies:
+        number, stacked = bodies[body]
+        inner_order = topological_order(body_outputs(body, stacked))
+        inner_ids = {node: f"b{number}_n{k}" for k, node in enumerate(inner_order)}
+        returned = {node: k for k, node in enumerate(list(body.new_carries) + list(body.ys))}
+        lines.append(f"{indent}subgraph cluster_body{number} {{")
+        lines.append(f'{indent}  label={quote(f"body{number}: one step of {body.length}")}; style="rounded"; '
+                     f'color="#3d85c6";')
+        _draw(inner_order, inner_ids, lines, None, returned, bodies, indent + "  ")
+        lines.append(f"{indent}}}")
+        for node in order:
+            if node.op == "scan" and node.attr("body") is body:
+                kind, which = node.attr("result")
+                source = body.new_carries[which] if kind == "carry" else which
+                lines.append(f'{indent}{inner_ids[source]} -> {ids[node]} [style=dotted, label="{kind}"];')
 
 
 def render(dot_text: str, path, format: str | None = None) -> str:
