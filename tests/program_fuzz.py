@@ -43,6 +43,7 @@ from fuzz_maps import fam_binary, fam_unary, fam_where
 from fuzz_reductions import fam_product, fam_reduce, fam_scan, fam_softmax, fam_variance
 from fuzz_windows import fam_window
 from fuzz_gathers import fam_gather
+from fuzz_loops import fam_loop
 
 # ---- which op families exist ----------------------------------------------------------------------
 
@@ -97,7 +98,7 @@ FAMILIES = {  # name -> (builder, weight)
     "matmul": (fam_matmul, 2), "einsum": (fam_einsum, 2),
     "tile": (fam_tile, 1), "repeat": (fam_repeat, 1), "diagonal": (fam_diagonal, 1), "triangle": (fam_triangle, 1),
     "softmax": (fam_softmax, 1), "scan": (fam_scan, 1), "product": (fam_product, 1), "variance": (fam_variance, 1),
-    "window": (fam_window, 3), "gather": (fam_gather, 2),
+    "window": (fam_window, 3), "gather": (fam_gather, 2), "loop": (fam_loop, 2),
 }
 ACTIVE = [name for name in FAMILIES if AVAILABLE.get(name, True)]
 WEIGHTED = [name for name in ACTIVE for _ in range(FAMILIES[name][1])]
