@@ -32,3 +32,14 @@ def test_gan_steps_share_parameters_and_move_the_samples_to_the_data():
     result = load("gan_1d").main(rounds=1500)
     assert abs(result["mean"] - 3.0) < 0.6  # noise starts near 0
     assert 0.05 < result["std"] < 1.5
+
+
+def test_lstm_reads_the_digits_row_by_row():
+    result = load("digits_lstm").main(epochs=12, progress=False)
+    assert result["accuracy"] >= 0.95
+    assert result["params"][:4] == ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0"]
+
+
+def test_gru_solves_the_adding_problem_at_100_steps():
+    result = load("adding_problem").main(epochs=6, progress=False)
+    assert result["mse"] < 0.01 < result["baseline"]  # predicting the mean sum scores 1/6
