@@ -20,7 +20,7 @@ from .passes import simplify
 from .primitives.random import canonical_streams
 from .passes.training_mode import training_mode
 from .show import show
-from .traversal import as_node_list, leaves, topological_order
+from .traversal import as_node_list, leaves, topological_order, with_bodies
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,7 +41,7 @@ def program_key(outputs, *extra: str) -> str:
     digest = hashlib.sha256(compiler_fingerprint().encode())
     digest.update(f"blas={blas_for_large_products()}".encode())
     digest.update(show(canonical_streams(outputs)).encode())  # the same model built twice: one key
-    for node in topological_order(outputs):
+    for node in with_bodies(outputs):  # a scan body's constants too
         if node.op == "const":
             digest.update(node.attr("value").array.tobytes())
     for part in extra:

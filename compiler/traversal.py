@@ -38,6 +38,22 @@ def topological_order(nodes) -> list:
     return order
 
 
+def with_bodies(nodes) -> list:
+    """Every node of the graph of `nodes` and of every scan body in it (nested bodies too), each once:
+    what a fingerprint of the program must cover (a body's constants are not arguments of the scan)."""
+    seen, result, pending = set(), [], [as_node_list(nodes)]
+    while pending:
+        for node in topological_order(pending.pop()):
+            if node in seen:
+                continue
+            seen.add(node)
+            result.append(node)
+            if node.op == "scan":
+                body = node.attr("body")
+                pending.append(list(body.new_carries) + list(body.ys))
+    return result
+
+
 def leaves(nodes) -> list:
     """The Input and Param nodes the graph depends on, in order of first use."""
     found = [n for n in topological_order(nodes) if n.op in ("input", "param")]

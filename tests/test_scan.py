@@ -270,3 +270,14 @@ def test_symprop_inspect_shows_the_loops(tmp_path, capsys, view, expected):
     path.write_text(RNN_MODEL)
     assert main(["inspect", str(path), "--format", view]) == 0
     assert re.search(expected, capsys.readouterr().out)
+
+
+def test_programs_differing_only_in_a_constant_inside_a_body_are_not_confused():
+    x = C.Input("x", (3, 4), dtype="float64")
+    results = []
+    for scale in (1.0, 2.0):
+        M = C.const(np.eye(4) * scale)
+        h_T, _ = C.scan(lambda h, x_t: (h @ M + x_t, h), C.const(np.zeros(4)), x)
+        results.append(C.compile(h_T)(x=np.ones((3, 4))))
+    np.testing.assert_allclose(results[0], [3, 3, 3, 3])
+    np.testing.assert_allclose(results[1], [7, 7, 7, 7])
