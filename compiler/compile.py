@@ -20,7 +20,7 @@ from .passes import simplify
 from .primitives.random import canonical_streams
 from .passes.training_mode import training_mode
 from .show import show
-from .traversal import as_node_list, leaves, topological_order, with_bodies
+from .traversal import as_node_list, leaves, with_bodies
 
 
 @functools.lru_cache(maxsize=1)
