@@ -29,7 +29,7 @@ gives -- raises ModelFileError naming the file, the key as a dotted path
 
 Layer types and their keys (defaults as in torch.nn):
 
-- ``dense``: units, activation = "linear"
+- ``dense``: units, activation = "linear" (over the last axis: (batch, features) or (batch, positions, features))
 - ``conv2d``: filters, kernel_size, stride = 1, padding = 0 (or "same", "valid"), dilation = 1,
   groups = 1, activation = "linear"; kernel_size, stride, padding, dilation an integer or [h, w]
 - ``conv1d``: the same keys, each an integer, over (batch, channels, length) (input_shape = [8, 8])
@@ -41,6 +41,8 @@ Layer types and their keys (defaults as in torch.nn):
 - ``embedding``, ``position_embedding``, ``transformer_block``, ``multi_head_attention``, ``layer_norm``,
   ``rms_norm``: sequence models (``model_file_sequences``), over ``input_tokens = T`` (token ids of
   dataset ``python_docs``: each example T characters, labelled by the next T) or input_shape = [T, features]
+- ``rnn``, ``lstm``, ``gru``: units, num_layers = 1, bias = true, return_sequences = false (rnn also
+  nonlinearity = "tanh"), over input_shape = [T, features] (``model_file_recurrent``)
 """
 from __future__ import annotations
 
@@ -59,8 +61,10 @@ from . import nn
 from .errors import GraphError
 from .graph import Input, Node
 from .nn.activations import ACTIVATIONS
-from .model_file_sequences import (SEQUENCE_INPUT_LAYOUTS, SEQUENCE_LAYER_TYPES, make_sequence_layer, python_docs_sizes,
-                                   read_input_tokens, read_sequence_layer)
+from .model_file_recurrent import (RECURRENT_INPUT_LAYOUTS, RECURRENT_LAYER_TYPES, make_recurrent_layer,
+                                   read_recurrent_layer)
+from .model_file_sequences import (SEQUENCE_INPUT_LAYOUTS, SEQUENCE_LAYER_TYPES, check_input_keys, make_sequence_layer,
+                                   python_docs_sizes, read_input_tokens, read_sequence_layer)
 from .ops import cross_entropy, mse, one_hot
 from .show import format_shape
 from .optim import OPTIMIZERS, HyperparameterError, Optimizer
@@ -88,7 +92,7 @@ DATASETS = {"digits": lambda: DIGITS, "python_docs": python_docs_info}  # name -
 LOSSES = ("cross_entropy", "mse")
 DTYPES = ("float32", "float64")
 LAYER_TYPES = ("dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten",
-               *SEQUENCE_LAYER_TYPES)
+               *SEQUENCE_LAYER_TYPES, *RECURRENT_LAYER_TYPES)
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,8 @@ def read_layer(entry: Table, dataset: DatasetInfo, dtype: str) -> LayerEntry:
     kind = entry.choice("type", LAYER_TYPES)
     if kind in SEQUENCE_LAYER_TYPES:
         arguments = read_sequence_layer(kind, entry, dataset.classes if dataset.tokens else None, dtype)
+    elif kind in RECURRENT_LAYER_TYPES:
+        arguments = read_recurrent_layer(kind, entry)
     elif kind == "dense":
         arguments = {"units": entry.take("units", "a positive integer", is_count), "activation": read_activation(entry)}
     elif kind in ("conv2d", "conv1d"):
@@ -293,11 +299,13 @@ def read_layer(entry: Table, dataset: DatasetInfo, dtype: str) -> LayerEntry:
     else:  # flatten
         arguments = {}
     entry.finish()
-    width_key = {"dense": "units", "conv2d": "filters", "conv1d": "filters"}.get(kind)
+    width_key = {"dense": "units", "conv2d": "filters", "conv1d": "filters",
+                 **{kind: "units" for kind in RECURRENT_LAYER_TYPES}}.get(kind)
     return LayerEntry(entry.path, kind, arguments, width_key)
 
 
 def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
+    check_input_keys(table, dataset.tokens, dataset_name)
     if dataset.tokens:
         input_shape = (read_input_tokens(table, dataset_name),)
     else:
@@ -318,7 +326,7 @@ def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
 # ---- building the layers -------------------------------------------------------------------------
 
 INPUT_LAYOUTS = {  # what each layer type takes: ranks of (batch, ...) and the layout spelled for errors
-    "dense": ((2,), "(batch, features)"),
+    "dense": ((2, 3), "(batch, features) or (batch, positions, features)"),  # over the last axis
     "conv2d": ((4,), "(batch, channels, height, width)"),
     "conv1d": ((3,), "(batch, channels, length)"),
     "max_pool2d": ((4,), "(batch, channels, height, width)"),
@@ -326,14 +334,16 @@ INPUT_LAYOUTS = {  # what each layer type takes: ranks of (batch, ...) and the l
     "batch_norm": ((2, 3, 4), "(batch, channels), (batch, channels, length) or (batch, channels, height, width)"),
     "flatten": ((2, 3, 4, 5), "(batch, ...)"),
     **SEQUENCE_INPUT_LAYOUTS,
+    **RECURRENT_INPUT_LAYOUTS,
 }
-TOKEN_INPUT_LAYOUTS = {**INPUT_LAYOUTS, "dense": ((2, 3), "(batch, features) or (batch, positions, features)")}
 
 
 def make_layer(entry: LayerEntry, x: Node, name: str) -> nn.Layer:
     """The nn layer of `entry` for input `x` (batch norm's kind follows the input's rank)."""
     if entry.type in SEQUENCE_LAYER_TYPES:
         return make_sequence_layer(entry.type, entry.arguments, x, name)
+    if entry.type in RECURRENT_LAYER_TYPES:
+        return make_recurrent_layer(entry.type, entry.arguments, name)
     if entry.type == "dense":
         return nn.Dense(name=name, **entry.arguments)
     if entry.type == "conv2d":
@@ -360,13 +370,13 @@ def _hint(entry: LayerEntry, x: Node) -> str:
     return ""
 
 
-def build_layers(table: Table, x: Node, entries: list, layouts: dict = INPUT_LAYOUTS) -> tuple:
+def build_layers(table: Table, x: Node, entries: list) -> tuple:
     """Apply the layers in order: (output, layers). A layer that cannot take its input's shape is a
     ModelFileError naming it."""
     layers = []
     with nn.names():
         for i, entry in enumerate(entries):
-            ranks, layout = layouts.get(entry.type, (None, None))
+            ranks, layout = INPUT_LAYOUTS.get(entry.type, (None, None))
             if ranks is not None and x.ndim not in ranks:
                 raise table.error(entry.path, f"a {entry.type} layer expects an input of shape {layout}, found "
                                   f"shape {format_shape(x.shape)} from the layer before{_hint(entry, x)}")
@@ -424,7 +434,7 @@ def check_fits_in_memory(table: Table, entries: list, layers: list, dtype: str) 
                     f"this machine's {physical_memory() / 2**30:.1f} GiB of memory")
             if entry.width_key is None:  # a layer sized by the one before it
                 raise table.error(entry.path, f"expected a smaller input to this {entry.type} layer ({fits})")
-            width = layer.units if entry.type == "dense" else layer.out_channels
+            width = layer.out_channels if entry.type in ("conv2d", "conv1d") else layer.units
             most = max((budget - total) // max(count // width, 1), 0)
             raise table.error(f"{entry.path}.{entry.width_key}", f"expected at most {most} ({fits}), "
                               f"found {describe(width)}")
@@ -520,8 +530,7 @@ def model_spec_from_document(document: dict, source: str) -> ModelSpec:
         x, labels = Input("x", ("batch", *input_shape), "int64"), Input("labels", ("batch", *input_shape), "int64")
     else:
         x, labels = Input("x", ("batch", *input_shape), dtype), Input("labels", ("batch",), "int64")
-    layouts = TOKEN_INPUT_LAYOUTS if dataset.tokens else INPUT_LAYOUTS
-    logits, layers = build_layers(sections["model"], x, entries, layouts)
+    logits, layers = build_layers(sections["model"], x, entries)
     check_fits_in_memory(sections["model"], entries, layers, dtype)
     check_output(sections["model"], logits, entries, dataset, training.dataset)
     params = [p for layer in layers for p in layer.params]

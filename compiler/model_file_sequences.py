@@ -68,6 +68,15 @@ def python_docs_sizes() -> tuple:
     return corpus.vocab_size, len(corpus.split("validation"))
 
 
+def check_input_keys(table, tokens: bool, dataset_name: str) -> None:
+    """input_tokens goes with a dataset of token ids, input_features and input_shape with the others."""
+    for key in ("input_features", "input_shape") if tokens else ("input_tokens",):
+        if key in table.content:
+            expected = ("input_tokens = T (each example is T token ids, such as 64)" if tokens
+                        else "input_features or input_shape (input_tokens is for token datasets such as python_docs)")
+            raise table.error(table.key(key), f"set for dataset \"{dataset_name}\"; expected {expected}")
+
+
 def read_input_tokens(table, dataset_name: str) -> int:
     """model.input_tokens: the context length T of a text dataset (each example is T token ids)."""
     longest = python_docs_sizes()[1] - 1

@@ -180,7 +180,8 @@ CONV = '{ type = "conv2d", filters = 4, kernel_size = 3, padding = 1, activation
     ('{ type = "flatten" },', '{ type = "flatten" },\n    { type = "max_pool2d", kernel_size = 2 },', "model.layers[6]",
      "a max_pool2d layer expects an input of shape (batch, channels, height, width), found shape (batch, 18)"),
     ('{ type = "flatten" },', "", "model.layers[7]",
-     'a dense layer expects an input of shape (batch, features), found shape (batch, 6, 3, 1) from the layer '
+     'a dense layer expects an input of shape (batch, features) or (batch, positions, features), found shape '
+     '(batch, 6, 3, 1) from the layer '
      'before; add { type = "flatten" } before it'),
     ('{ type = "max_pool2d", kernel_size = 2 }', '{ type = "max_pool2d", kernel_size = 9 }', "model.layers[2]",
      "cannot build this max_pool2d layer for its input of shape (batch, 4, 8, 8): max_pool2d: the kernel"),
