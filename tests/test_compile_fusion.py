@@ -171,11 +171,10 @@ def test_mse_forward_is_one_reduction_and_one_scalar_kernel(rng):
 def test_cross_entropy_stores_no_full_size_intermediate(rng):
     logits, labels = Input("ce_logits", (B, 10), dtype="float32"), Input("ce_labels", (B,), dtype="int64")
     fn = C.compile(C.cross_entropy(logits, labels))
-    # 1. max; 2. shift (batch, 1); 3. sum of exp(x - shift); 4. the picked log-probability summed
-    # over classes (log-softmax and the label comparison inside that reduction; it needs the
-    # finished sum of loop 3, so it cannot join it); 5. sum over the batch, over (batch,);
-    # 6. the mean's division. None writes a (batch, 10) buffer.
-    assert reductions(fn) == [["max"], [], ["sum"], ["sum"], ["sum"], []]
+    # 1. max; 2. shift (batch, 1); 3. sum of exp(x - shift); 4. the label's logit (a gather: one read
+    # per row) minus the row's log-sum-exp, summed over the batch (it needs the finished sum of loop 3,
+    # so it cannot join it); 5. the mean's division. None writes a (batch, 10) buffer.
+    assert reductions(fn) == [["max"], [], ["sum"], ["sum"], []]
     assert not full_size_temps(fn, (B, 10))
     ls, ys = rng.normal(size=(7, 10)).astype(np.float32) * 4, rng.integers(0, 10, 7)
     z = ls.astype(np.float64)

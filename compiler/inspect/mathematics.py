@@ -65,6 +65,20 @@ from .symbols import for_reading
 FORMS = (None, "elementwise", "matrix")
 
 
+def _as_written(output: Node, define: dict) -> tuple:
+    """(output, define) with every surrogate replaced by the expression whose gradient it carries (equal
+    in value: cross_entropy's one-hot selection for its gathered logits, max pooling's selection)."""
+    from ..passes.rewrite import rebuild
+    from ..traversal import topological_order
+    order = topological_order(output)
+    if not any(n.op == "surrogate" for n in order):
+        return output, define
+    written = {}
+    for n in order:
+        written[n] = written[n.args[1]] if n.op == "surrogate" else rebuild(n, [written[a] for a in n.args])
+    return written[output], {written.get(n, n): name for n, name in define.items()}
+
+
 def _order(output: Node, define: dict) -> list:
     """Nodes `output` depends on, arguments first, not looking behind defined nodes."""
     order, seen, stack = [], set(), [(output, False)]
@@ -100,6 +114,7 @@ def _expression(node, form, define, name_parts: bool, max_depth=MAX_NESTING):
         raise TypeError(f"to_sympy expects a graph node, got {type(node).__name__}")
     define = _check_define(define)
     check_max_depth(max_depth)
+    node, define = _as_written(node, define)
     order = _order(node, define)
     if form != "matrix":
         try:
