@@ -50,7 +50,8 @@ def compare_with_torch(layer, module, x_value, compiled: bool, prefix: str, ids:
     names = ["value"] + ([] if ids else ["x"]) + [p.name for p in layer.params]
     for name, a, e in zip(names, actual, expected):
         scale = max(1.0, float(np.abs(e).max()))
-        np.testing.assert_allclose(a, e, rtol=RTOL, atol=RTOL * scale, err_msg=f"{name} ({'compiled' if compiled else 'evaluated'})")
+        how = "compiled" if compiled else "evaluated"
+        np.testing.assert_allclose(a, e, rtol=RTOL, atol=RTOL * scale, err_msg=f"{name} ({how})")
 
 
 class TorchSelfAttention(torch.nn.Module):
