@@ -15,8 +15,12 @@ from .traversal import as_node_list, topological_order
 
 
 def inference(outputs):
-    """`outputs` (a node or a list) with batch norm and dropout in inference mode."""
-    result = rewrite(as_node_list(outputs), lambda node: node.args[1] if node.op == "training" else None)
+    """`outputs` (a node or a list) with batch norm and dropout in inference mode (inside loops too)."""
+    from .scan import map_bodies
+
+    def switched(nodes):
+        return rewrite(nodes, lambda node: node.args[1] if node.op == "training" else None)
+    result = switched(map_bodies(as_node_list(outputs), switched))
     return result if isinstance(outputs, (list, tuple)) else result[0]
 
 

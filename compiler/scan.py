@@ -101,6 +101,7 @@ def scan(fn, init, xs, length=None, reverse: bool = False, remat: bool = False):
     _check_carry(init, new_carry, carry_leaves, new_leaves)
     y_leaves, y_tree = _flatten(y, "y")
     y_leaves = [as_node(leaf) for leaf in y_leaves]
+    _check_body(new_leaves + y_leaves)
     outside, captured, outputs = _capture(body_id, carries + x_slots, new_leaves + y_leaves)
     body = ScanBody(carries, x_slots, captured, outputs[:len(new_leaves)], outputs[len(new_leaves):], length,
                     reverse, remat, body_id)
@@ -136,6 +137,49 @@ def _check_carry(init, new_carry, carry_leaves, new_leaves):
     if not same:
         raise GraphError(f"scan: fn must return a carry of the structure, shapes and dtypes of init; "
                          f"init is {_structure(init)}, fn returned {_structure(new_carry)}")
+
+
+def _check_body(outputs) -> None:
+    """A running statistic updated inside a loop would need one in-place update per step."""
+    for node in topological_order(outputs):
+        if node.op == "training" and node.attr("updates"):
+            raise GraphError(f"scan: batch_norm (declared at {node.location}) inside a scan body is not "
+                             f"supported: its running statistics would be updated at every step; normalise "
+                             f"outside the loop, or use layer_norm inside it")
+
+
+def map_bodies(outputs, transform) -> list:
+    """`outputs` with ``transform`` (a list of nodes -> a list of nodes, the same length) applied to the
+    graph of every scan body, nested bodies first: ``compiler.inference`` switches dropout off inside
+    loops too."""
+    outputs = list(outputs)
+    stacked = {}
+    for node in topological_order(outputs):
+        if node.op == "scan":
+            nodes = stacked.setdefault(node.attr("body"), [])
+            kind, which = node.attr("result")
+            if kind == "stack" and which not in nodes:
+                nodes.append(which)
+    if not stacked:
+        return outputs
+    replaced = {}
+    for body, nodes in stacked.items():
+        inner = list(body.new_carries) + list(body.ys) + nodes
+        new = transform(map_bodies(inner, transform))
+        if all(a is b for a, b in zip(inner, new)):
+            continue
+        n_c, n_y = len(body.new_carries), len(body.ys)
+        replaced[body] = (ScanBody(body.carries, body.xs, body.captured, new[:n_c], new[n_c:n_c + n_y], body.length,
+                                   body.reverse, body.remat, next_body_id()), dict(zip(nodes, new[n_c + n_y:])))
+
+    def rule(node):
+        if node.op != "scan" or node.attr("body") not in replaced:
+            return None
+        body, moved = replaced[node.attr("body")]
+        kind, which = node.attr("result")
+        return make_scan_result(node.args, body, (kind, moved[which] if kind == "stack" else which))
+    from .passes.rewrite import rewrite
+    return rewrite(outputs, rule)
 
 
 def _capture(body_id: int, placeholders: list, outputs: list) -> tuple:

@@ -281,3 +281,17 @@ def test_programs_differing_only_in_a_constant_inside_a_body_are_not_confused():
         results.append(C.compile(h_T)(x=np.ones((3, 4))))
     np.testing.assert_allclose(results[0], [3, 3, 3, 3])
     np.testing.assert_allclose(results[1], [7, 7, 7, 7])
+
+
+def test_inference_switches_dropout_off_inside_loops_and_batch_norm_inside_is_refused():
+    x = C.Input("x", (4, 50, 8), dtype="float64")
+    h_T, ys = C.scan(lambda h, x_t: (ops.tanh(h + ops.dropout(x_t, 0.5)),) * 2, C.const(np.zeros((50, 8))), x)
+    values = {"x": np.ones((4, 50, 8))}
+    trained, inferred = C.compile([ys, C.inference(ys)])(**values)
+    assert (trained == np.tanh(0)).any()  # some units dropped at every step (the slice is all ones)
+    expected = C.evaluate(C.scan(lambda h, x_t: (ops.tanh(h + x_t),) * 2, C.const(np.zeros((50, 8))), x)[1], values)
+    np.testing.assert_allclose(inferred, expected)
+    gamma, beta = C.Param("g", (8,), dtype="float64"), C.Param("b", (8,), dtype="float64")
+    mean, var = C.Buffer("m", (8,), dtype="float64"), C.Buffer("v", (8,), init="ones", dtype="float64")
+    with pytest.raises(GraphError, match="batch_norm .* inside a scan body is not supported"):
+        C.scan(lambda h, x_t: (ops.batch_norm(h + x_t, gamma, beta, mean, var), h), C.const(np.zeros((50, 8))), x)
