@@ -157,9 +157,8 @@ def input_projection(x: Node, weight_ih: Node, bias) -> Node:
     """x @ weight_ih^T + bias for x (T, batch, I): one product over the (T * batch, I) rows, as (T, batch, G)."""
     steps, batch, features = x.shape
     rows = ops.reshape(x, (-1, features)) @ ops.transpose(weight_ih, 1, 0)
-    if bias is not None:
-        rows = rows + bias
-    return ops.reshape(rows, (steps, batch, weight_ih.shape[0]))
+    projected = ops.reshape(rows, (steps, batch, weight_ih.shape[0]))
+    return projected if bias is None else projected + bias  # the bias joins the loop storing the slices
 
 
 class RNN(Recurrent):
