@@ -11,7 +11,7 @@ from compiler import ops
 from compiler.primitives import LOWERINGS, PRIMITIVES, lookup
 from compiler.traversal import topological_order
 
-FAMILIES = {"leaf", "map", "reduce", "contract", "layout", "mode", "random", "gather"}
+FAMILIES = {"leaf", "map", "reduce", "contract", "layout", "mode", "random", "gather", "control"}
 
 
 @pytest.mark.parametrize("op", sorted(PRIMITIVES))
@@ -36,7 +36,7 @@ def test_every_primitive_has_every_part(op):
 def test_the_primitive_set_is_the_documented_one():
     assert set(PRIMITIVES) == {"input", "param", "const", "dim", "map", "sum", "max", "einsum", "bmm", "reshape",
                                "transpose", "broadcast", "slice", "pad", "concat", "stop_gradient", "training",
-                               "window", "surrogate", "random", "gather", "scatter_add"}
+                               "window", "surrogate", "random", "gather", "scatter_add", "scan", "attention"}
 
 
 def test_an_unknown_op_names_the_defined_ones():

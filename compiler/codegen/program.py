@@ -24,6 +24,7 @@ from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, kernel_buffers
 from .loops import I64, counted_loop
 from .memory import assign_slots
 from .random_bits import RandomDraw
+from .attention_kernel import describe_attention, emit_attention
 from .scan_lowering import describe_scan, emit_scan
 from .schedule import schedule
 
@@ -128,6 +129,8 @@ def describe_kernel(kernel, names: dict) -> dict:
     """Body text with buffer names, FLOP and byte estimates (expressions in dims)."""
     if kernel.kind == "scan":
         return describe_scan(kernel, names)
+    if kernel.kind == "attention":
+        return describe_attention(kernel, names)
     size = sympy.Mul(*[size_expr(d) for d in kernel.space])
     touched = sum((sympy.Mul(*[size_expr(d) for d in b.shape]) * ITEMSIZE[b.dtype] for b in kernel_buffers(kernel)),
                   sympy.Integer(0))
@@ -214,6 +217,8 @@ def emit_kernel(module: ir.Module, kernel, name: str, dim_names: list) -> ir.Fun
     """The function of one kernel: a loop nest, a matrix product, or a scan's loop over its steps."""
     if kernel.kind == "scan":
         return emit_scan(module, kernel, name, dim_names)
+    if kernel.kind == "attention":
+        return emit_attention(module, kernel, name, dim_names)
     return KernelEmitter(module, kernel, name, dim_names).emit()
 
 

@@ -194,6 +194,9 @@ class Scheduler:
         elif node.op == "scan":
             from .scan_lowering import schedule_scan
             schedule_scan(self, node, out)
+        elif node.op == "attention":
+            from .attention_kernel import attention_kernel
+            self.kernels.append(attention_kernel(self, node, out))
         else:
             self._elementwise(node, out)
 
@@ -234,7 +237,7 @@ class Scheduler:
                 break
             node, mapping = node.args[0], inner
         if source is None and not (node in self.buffer_of or node.op in ("sum", "max", "bmm", "concat", "map",
-                                                                          "input", "param")):
+                                                                          "input", "param", "attention")):
             return None
         mapping = mapping.within(space)
         if mapping.valid:
@@ -348,7 +351,7 @@ class Scheduler:
 
 
 SHARED_TREE_LIMIT = 4096
-STORED_OPS = ("sum", "max", "bmm", "scan")  # always computed into a buffer of their own
+STORED_OPS = ("sum", "max", "bmm", "scan", "attention")  # always computed into a buffer of their own
 CHAIN_LIMIT = 64
 
 

@@ -14,7 +14,8 @@ The families: ``leaves`` (input, param, const, dim), ``maps`` (map), ``reduction
 (sum, max), ``contractions`` (einsum, bmm) and ``layouts`` (reshape, transpose,
 broadcast, slice, pad, concat, stop_gradient), ``modes`` (training: a value that
 differs between training and inference) and ``random`` (random: uniform or normal
-numbers drawn inside the loops) and ``scan`` (a loop over time whose body is a graph). Adding a primitive is one
+numbers drawn inside the loops), ``scan`` (a loop over time whose body is a graph) and
+``attention`` (softmax(q k^T) v with an online softmax: no T x T matrix in the forward pass). Adding a primitive is one
 ``define`` in one of these modules (``docs/adding_an_op.md``); ``autodiff``,
 ``evaluate`` and the scheduler look every op up in ``PRIMITIVES``.
 """
@@ -37,6 +38,8 @@ LOWERINGS = {
     "scatter": "a kernel that copies its tensor, then adds each source element at its id in a fixed order "
                "(codegen/gather_kernels.py)",
     "scan": "one native loop over the steps calling the body's kernels, compiled once (codegen/scan_lowering.py)",
+    "attention": "a kernel over blocks of queries and keys with an online softmax, storing no Tq x Tk matrix "
+                 "(codegen/attention_kernel.py)",
 }
 
 
@@ -77,6 +80,7 @@ def ops_lowered_as(lowering: str) -> tuple:
 
 from . import leaves, maps, reductions, contractions, layouts, modes, random, scan  # noqa: E402,F401  (each defines its primitives)
 from . import gathers  # noqa: E402,F401  (gather, scatter_add: read or add at positions an integer tensor holds)
+from . import attention  # noqa: E402,F401  (attention: softmax(q k^T) v and its log-sum-exp, fused)
 from .maps import canonical_args, make_map, rename_symbols, size_of  # noqa: E402
 from .reductions import make_reduce  # noqa: E402
 from .contractions import make_bmm, make_einsum  # noqa: E402
