@@ -57,6 +57,16 @@ def require(selecting: Node, labels: Node, high: int, op: str, name: str = "labe
     return selecting
 
 
+def transfer_requirement(old: Node, new: Node, replaced: dict) -> None:
+    """`new` (`old` rebuilt over other arguments: a scan body's captured values) selects as `old`
+    did, by the labels `old` read, or what `replaced` maps them to."""
+    entry = _REQUIREMENTS.get(id(old))
+    if entry is None or entry[0]() is not old or new is old:
+        return
+    _, labels, _, high, op, name, location = entry
+    require(new, replaced.get(labels, labels), high, op, name, location)
+
+
 def requirement_of(selecting: Node):
     """(op, name, location) that `require` recorded for `selecting`, or None: a gradient node checking the
     same values names them as its forward node does."""
@@ -74,14 +84,37 @@ def check_values(array: np.ndarray, name: str, low: int, high: int, op: str) -> 
 
 
 def _requirements(outputs):
-    """(labels source, low, high, op, name, location) of every selecting node `outputs` depend on."""
+    """(labels source, low, high, op, name, location) of every selecting node `outputs` depend on,
+    inside scan bodies too (``_body_requirements``)."""
+    from .primitives.scan import siblings_key
     from .traversal import topological_order
 
+    loops = set()
     for node in topological_order(list(outputs)):
         entry = _REQUIREMENTS.get(id(node))
         if entry is not None and entry[0]() is node:
             _, labels, low, high, op, name, location = entry
             yield _source(labels), low, high, op, name, location
+        if node.op == "scan" and siblings_key(node) not in loops:
+            loops.add(siblings_key(node))
+            yield from _body_requirements(node)
+
+
+def _body_requirements(scan: Node):
+    """The requirements inside a scan's body, on values of the enclosing graph: ids sliced from a
+    sequence are that sequence (an Input is then checked before the call), captured ids are the
+    captured value, and ids computed in the loop are their stack over the steps (a result of the
+    same loop, whose smallest and largest value the program reports)."""
+    from .primitives.scan import make_scan_result, split_args
+    body = scan.attr("body")
+    _, xs, outside = split_args(body, scan.args)
+    outer = dict(zip(body.xs, xs))
+    outer.update(zip(body.captured, outside))
+    for source, low, high, op, name, location in _requirements(list(body.new_carries) + list(body.ys)):
+        if source.op == "const":
+            continue  # checked when it was declared
+        value = outer[source] if source in outer else make_scan_result(scan.args, body, ("stack", source))
+        yield _source(value), low, high, op, name, location
 
 
 def _narrow(range_: dict, low: int, high: int, op: str) -> None:

@@ -212,6 +212,7 @@ def _capture(body_id: int, placeholders: list, outputs: list) -> tuple:
 def substitute(outputs, mapping: dict) -> list:
     """`outputs` with every node in `mapping` replaced (outermost first: a replaced node's
     arguments are not visited) and everything above rebuilt."""
+    from .label_ranges import transfer_requirement
     from .passes.rewrite import rebuild
     done = {}
     for root in outputs:
@@ -224,6 +225,7 @@ def substitute(outputs, mapping: dict) -> list:
                 done[node] = mapping[node]
             elif expanded:
                 done[node] = rebuild(node, [done[a] for a in node.args])
+                transfer_requirement(node, done[node], done)
             else:
                 stack.append((node, True))
                 stack.extend((a, False) for a in node.args if a not in done)

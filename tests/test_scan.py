@@ -295,3 +295,22 @@ def test_inference_switches_dropout_off_inside_loops_and_batch_norm_inside_is_re
     mean, var = C.Buffer("m", (8,), dtype="float64"), C.Buffer("v", (8,), init="ones", dtype="float64")
     with pytest.raises(GraphError, match="batch_norm .* inside a scan body is not supported"):
         C.scan(lambda h, x_t: (ops.batch_norm(h + x_t, gamma, beta, mean, var), h), C.const(np.zeros((50, 8))), x)
+
+
+def test_ids_inside_a_loop_are_range_checked_sliced_or_computed():
+    table = C.Param("table", (5, 3), dtype="float64")
+    ids = C.Input("ids", ("T", 2), "int64")
+    h_T, _ = C.scan(lambda h, i_t: (h + ops.embedding(table, i_t), h), C.const(np.zeros((2, 3))), ids)
+    f = C.compile(ops.sum(h_T))
+    values = {"table": np.arange(15.0).reshape(5, 3)}
+    assert float(f(ids=np.array([[0, 4], [1, 2]]), **values)) == pytest.approx(
+        values["table"][[0, 4, 1, 2]].sum())
+    for bad in (5, -1, 10**12):
+        with pytest.raises(IndexError, match=f"{bad}"):
+            f(ids=np.array([[0, 1], [bad, 2]]), **values)
+    computed, _ = C.scan(lambda h, i_t: (h + ops.embedding(table, i_t * 3), h), C.const(np.zeros((2, 3))), ids)
+    g = C.compile(ops.sum(computed))
+    assert float(g(ids=np.array([[0, 1], [1, 0]]), **values)) == pytest.approx(
+        values["table"][[0, 3, 3, 0]].sum())
+    with pytest.raises(IndexError, match="6"):
+        g(ids=np.array([[0, 1], [2, 0]]), **values)
