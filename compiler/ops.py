@@ -466,7 +466,8 @@ def cross_entropy(logits, labels):
     ``torch.nn.functional.cross_entropy(logits.movedim(-1, 1), labels)``, the same thing for (batch,
     classes) and for unbatched (classes,) logits with a 0-d label. A label outside [0, classes) raises
     IndexError: labels given as an Input are checked before the program runs, labels computed in the
-    graph after it (``label_ranges``).
+    graph after it (``label_ranges``). When the logits are stored anyway (a product, a leaf), each
+    label's logit is read by a gather; the gradient is the one-hot selection's either way.
     """
     logits, labels = as_node(logits), as_node(labels)
     if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.dtype not in ("int32", "int64"):

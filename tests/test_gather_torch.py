@@ -158,6 +158,18 @@ def test_an_embedding_reads_its_rows_inside_the_consumer_loop_and_its_gradient_i
     assert kinds.count("scatter_add") == 1
 
 
+def test_ids_read_through_layout_ops():
+    """Ids padded (the pad value is an id), transposed, reversed and strided, read where they are gathered."""
+    a, ids = C.Input("a", (5, 3), "float64"), C.Input("ids", (2, 4), "int64")
+    outputs = [C.take(a, C.pad(ids, ((1, 0), (0, 2)), value=3), 0), C.take(a, ids.T[::-1], 0),
+               C.take(C.exp(a), ids[:, 1::2], 0) * 2, C.pad(C.embedding(a, ids[1]), 1, value=-1.0)]
+    a_value, ids_value = np.random.default_rng(0).standard_normal((5, 3)), np.array([[0, 4, 1, 1], [2, 2, 3, 0]])
+    expected = [a_value[np.pad(ids_value, ((1, 0), (0, 2)), constant_values=3)], a_value[ids_value.T[::-1]],
+                np.exp(a_value)[ids_value[:, 1::2]] * 2, np.pad(a_value[ids_value[1]], 1, constant_values=-1.0)]
+    for got, want in zip(C.compile(outputs)(a=a_value, ids=ids_value), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
 # ---- ids out of range ------------------------------------------------------------------------------
 
 HUGE = 2 ** 62

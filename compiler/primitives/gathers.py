@@ -75,6 +75,15 @@ def _as_forward(node: Node) -> dict:
     return {} if recorded is None else dict(zip(("op", "ids_name", "location"), recorded))
 
 
+def _reference_label(node: Node) -> str:
+    """The op (and line) the reference's IndexError names: the user's, as the compiled program's."""
+    recorded = requirement_of(node)
+    if recorded is None:
+        return node.op
+    op, _, location = recorded
+    return op if location is None else f"{op} at {location}"
+
+
 # ---- gather ----------------------------------------------------------------------------------
 
 def make_gather(a: Node, ids: Node, axis: int, op: str | None = None, ids_name: str = "ids",
@@ -91,7 +100,7 @@ def make_gather(a: Node, ids: Node, axis: int, op: str | None = None, ids_name: 
 def _evaluate_gather(node, args, dims, values):
     a, ids = np.asarray(args[0]), np.asarray(args[1])
     axis = node.attr("axis")
-    check_values(ids, "ids", 0, a.shape[axis], "gather")
+    check_values(ids, "ids", 0, a.shape[axis], _reference_label(node))
     return np.asarray(a[_positions(a.shape, ids, axis)], dtype=node.dtype)
 
 
@@ -121,7 +130,7 @@ def make_scatter_add(a: Node, ids: Node, source: Node, axis: int, op: str | None
 def _evaluate_scatter_add(node, args, dims, values):
     a, ids, source = (np.asarray(x) for x in args)
     axis = node.attr("axis")
-    check_values(ids, "ids", 0, a.shape[axis], "scatter_add")
+    check_values(ids, "ids", 0, a.shape[axis], _reference_label(node))
     out = np.array(a, dtype=node.dtype)  # a copy, contiguous
     np.add.at(out, _positions(out.shape, ids, axis), source.astype(node.dtype))  # unbuffered, in order
     return out
