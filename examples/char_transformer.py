@@ -6,8 +6,9 @@ The model is GPT-shaped: token and learned position embeddings, two pre-norm cau
 blocks (4 heads, d = 64, GELU MLP of 256), a final LayerNorm and a linear head to the ~100
 characters. Adam trains it on random windows of 64 characters with a cross-entropy at every
 position; the validation loss is measured on every non-overlapping window of the held-out text.
-It falls below 0.6x the unigram entropy (3.25 nats/char, so 1.95) within a few hundred steps;
-then the example samples text from a prompt with a temperature.
+It falls below 0.6x the unigram entropy (3.25 nats/char, so 1.95) within a few hundred steps
+(1.68 after 500, 1.45 after 1,000: the default, about 45 s of compute on two cores, compilation
+included); then the example samples text from a prompt with a temperature.
 
     python examples/char_transformer.py [steps]
 """
@@ -71,7 +72,7 @@ def sample(predict, corpus, prompt: str, length: int, temperature: float = 0.8, 
     return corpus.decode(ids)
 
 
-def main(steps: int = 1500, batch_size: int = 32, lr: float = 3e-3, eval_every: int = 250, seed: int = 0,
+def main(steps: int = 1000, batch_size: int = 32, lr: float = 3e-3, eval_every: int = 250, seed: int = 0,
          prompt: str = "The with statement ", sample_length: int = 300, temperature: float = 0.8,
          progress: bool = True) -> dict:
     started = time.perf_counter()
@@ -113,4 +114,4 @@ def main(steps: int = 1500, batch_size: int = 32, lr: float = 3e-3, eval_every: 
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1500)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)

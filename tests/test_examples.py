@@ -43,3 +43,10 @@ def test_lstm_reads_the_digits_row_by_row():
 def test_gru_solves_the_adding_problem_at_100_steps():
     result = load("adding_problem").main(epochs=6, progress=False)
     assert result["mse"] < 0.01 < result["baseline"]  # predicting the mean sum scores 1/6
+
+
+def test_char_transformer_reaches_six_tenths_of_the_unigram_entropy():
+    result = load("char_transformer").main(steps=500, sample_length=40, progress=False)
+    assert result["val_loss"] <= 0.6 * result["unigram_entropy"], result["val_loss"]  # about 1.68 < 1.95
+    assert result["sample"].startswith("The with statement ") and len(result["sample"]) == 19 + 40
+    assert result["params"][:2] == ["token_embedding.weight", "position_embedding.weight"]
