@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 
 import compiler as C
+import gather_cases as GC
 from compiler.errors import GraphError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -168,6 +171,35 @@ def test_ids_read_through_layout_ops():
                 np.exp(a_value)[ids_value[:, 1::2]] * 2, np.pad(a_value[ids_value[1]], 1, constant_values=-1.0)]
     for got, want in zip(C.compile(outputs)(a=a_value, ids=ids_value), expected):
         np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+DRAWN = {  # op -> (build over (tensor, ids[, source]) with the case's axis, case strategy)
+    "take": (lambda a, ids, axis: C.take(a, ids, axis), GC.take_case()),
+    "take_along_axis": (lambda a, ids, axis: C.take_along_axis(a, ids, axis), GC.along_axis_case()),
+    "embedding": (lambda a, ids: C.embedding(a, ids), GC.embedding_case()),
+    "index_add": (lambda a, ids, source, axis: C.index_add(a, axis, ids, source), GC.index_add_case()),
+    "scatter_add": (lambda a, ids, source, axis: C.scatter_add(a, axis, ids, source), GC.scatter_add_case()),
+}
+
+
+@pytest.mark.parametrize("op", sorted(DRAWN))
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_compiled_equals_the_evaluator_on_drawn_shapes(op, data):
+    """Values and gradients, float64, on hypothesis-drawn shapes, axes and ids (0-d to 2-d, repeated)."""
+    build, case = DRAWN[op]
+    shapes, kwargs = data.draw(case, label="shapes and arguments")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    nodes = [C.Input(f"g{k}", shape, "int64" if k == 1 else "float64") for k, shape in enumerate(shapes)]
+    arrays = [GC.ids_for(rng, shape, shapes) if k == 1 else rng.standard_normal(shape)
+              for k, shape in enumerate(shapes)]
+    out = build(*nodes, **kwargs)
+    w = C.const(rng.standard_normal(out.shape))
+    floats = [n for n in nodes if n.dtype == "float64"]
+    outputs = [out] + C.grad((out * w).sum(), floats)
+    values = {n.name: a for n, a in zip(nodes, arrays)}
+    for got, want in zip(C.compile(outputs)(**values), C.evaluate(outputs, values)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 # ---- ids out of range ------------------------------------------------------------------------------
