@@ -14,7 +14,15 @@ def _train(args) -> int:
     except (ModelFileError, TrainArgumentError) as error:
         print(f"symprop train: {error}", file=sys.stderr)
         return 2
-    train(spec, epochs=args.epochs, progress=not args.quiet, plot=args.plot, save=args.save)
+    if args.distributed:
+        from runtime.distributed import MPIUnavailable, mpi
+        try:
+            mpi()
+        except MPIUnavailable as error:
+            print(f"symprop train: --distributed: {error}", file=sys.stderr)
+            return 2
+    train(spec, epochs=args.epochs, progress=not args.quiet, plot=args.plot, save=args.save,
+          distributed=args.distributed)
     return 0
 
 
@@ -43,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--plot", metavar="PATH", help="draw the loss curves to PATH (needs matplotlib)")
     train.add_argument("--save", metavar="PATH", help="save parameters and optimizer state (.npz)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over MPI ranks: mpiexec -n N symprop train --distributed (needs .[mpi])")
     train.set_defaults(run=_train)
     try:
         from .inspect.command import add_arguments

@@ -32,7 +32,7 @@ from .traversal import as_node_list, leaves, topological_order
 
 
 def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0, share: TrainStep | None = None,
-                 schedule=None, debug_nans: bool | None = None) -> TrainStep:
+                 schedule=None, debug_nans: bool | None = None, distributed=False) -> TrainStep:
     """Compile forward, backward and the `optimizer` update of `loss` into a TrainStep.
 
     params: the Params to train (default: every Param the loss depends on); the others
@@ -43,8 +43,16 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     (``compiler.modes.buffer_updates``) are written in place after each step. seed: the
     parameters' initialisation, the epochs' shuffling and the random nodes (dropout, noise),
     which draw with it and the 1-based step number: a new mask every step, the same run
-    from the same seed in any process.
+    from the same seed in any process. distributed: True (MPI.COMM_WORLD) or an mpi4py communicator
+    for data-parallel training: a ``runtime.distributed.DistributedStep`` whose gradient and update
+    programs are split around one Allreduce (``compiler/distributed_step.py``; no share, no debug_nans).
     """
+    if distributed is not False and distributed is not None:
+        if share is not None or debug_nans:
+            raise ValueError("compile_step: distributed training takes neither share nor debug_nans")
+        from .distributed_step import compile_distributed_step
+        return compile_distributed_step(loss, optimizer, params=params, seed=seed, schedule=schedule,
+                                        comm=None if distributed is True else distributed)
     if debug_nans is None:
         debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")
     graph = update_graph(loss, optimizer, params)

@@ -91,9 +91,11 @@ class StepValues(NamedTuple):
     buffers: dict
 
 
-def update_graph(loss: Node, optimizer: Optimizer, params=None) -> UpdateGraph:
+def update_graph(loss: Node, optimizer: Optimizer, params=None, grads=None) -> UpdateGraph:
     """The step graph of `optimizer` minimising the scalar `loss` over `params`
-    (default: every Param the loss depends on, in order of first use; never a Buffer)."""
+    (default: every Param the loss depends on, in order of first use; never a Buffer).
+    grads: the gradients to apply, one node per param (default: d loss / d param; a
+    data-parallel step passes its ranks' mean gradients)."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"update_graph: expected an optimizer from compiler.optim, got {optimizer!r}")
     if params is None:
@@ -107,7 +109,12 @@ def update_graph(loss: Node, optimizer: Optimizer, params=None) -> UpdateGraph:
                             f"running statistics), never trained; remove it from params")
     if len({p.name for p in params}) != len(params):
         raise ValueError(f"update_graph: a parameter is listed twice in {[p.name for p in params]}")
-    grads = gradient(loss, params) if params else []
+    if grads is None:
+        grads = gradient(loss, params) if params else []
+    grads = list(grads)
+    if len(grads) != len(params) or any(g.shape != p.shape for g, p in zip(grads, params)):
+        raise ValueError(f"update_graph: expected one gradient of each parameter's shape, got "
+                         f"{[g.shape for g in grads]} for {[p.shape for p in params]}")
     step = Input(STEP_INPUT, (), SCALAR_DTYPE)
     lr = Input(LR_INPUT, (), SCALAR_DTYPE)
     state_inputs, specs, per_param = {}, {}, []
