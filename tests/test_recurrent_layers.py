@@ -50,28 +50,31 @@ def weights_by_name(layer, module) -> dict:
     return {p.name: state[p.name[len(layer.name) + 1:]].numpy().copy() for p in layer.params}
 
 
-CASES = [  # kind, keyword arguments, input size, hidden size
-    ("rnn", {}, 3, 5),
-    ("rnn", {"nonlinearity": "relu", "num_layers": 2, "batch_first": True}, 4, 3),
-    ("lstm", {}, 3, 4),
-    ("lstm", {"num_layers": 2, "batch_first": True}, 5, 3),
-    ("lstm", {"bias": False}, 2, 3),
-    ("gru", {}, 4, 3),
-    ("gru", {"num_layers": 2, "batch_first": True}, 3, 4),
-    ("gru", {"num_layers": 2, "bias": False}, 2, 2),
+CASES = [  # kind, keyword arguments, input size, hidden size, with an initial state
+    ("rnn", {}, 3, 5, False),
+    ("rnn", {"nonlinearity": "relu", "num_layers": 2, "batch_first": True}, 4, 3, True),
+    ("lstm", {}, 3, 4, True),
+    ("lstm", {"num_layers": 2, "batch_first": True}, 5, 3, False),
+    ("lstm", {"bias": False}, 2, 3, False),
+    ("gru", {}, 4, 3, True),
+    ("gru", {"num_layers": 2, "batch_first": True}, 3, 4, False),
+    ("gru", {"num_layers": 2, "bias": False}, 2, 2, True),
+    ("rnn", {"bidirectional": True}, 3, 2, True),
+    ("lstm", {"num_layers": 2, "bidirectional": True, "batch_first": True}, 3, 2, True),
+    ("gru", {"num_layers": 2, "bidirectional": True}, 2, 3, False),
 ]
 SHAPES = [(5, 3), (1, 2), (7, 1)]  # (T, batch)
 
 
-@pytest.mark.parametrize("kind,kwargs,features,hidden", CASES,
-                         ids=[f"{k}-{'-'.join(f'{a}={v}' for a, v in kw.items()) or 'default'}"
-                              for k, kw, _, _ in CASES])
-@pytest.mark.parametrize("with_state", [False, True], ids=["zeros", "state"])
+@pytest.mark.parametrize("kind,kwargs,features,hidden,with_state", CASES,
+                         ids=[f"{k}-{'-'.join(f'{a}={v}' for a, v in kw.items()) or 'default'}{'-state' * w}"
+                              for k, kw, _, _, w in CASES])
 def test_values_and_gradients_equal_torch(kind, kwargs, features, hidden, with_state):
     torch = pytest.importorskip("torch")
     layer = make_layer(kind, hidden, **kwargs)
     first = kwargs.get("batch_first", False)
-    layers = kwargs.get("num_layers", 1)
+    layers = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)  # h_n's first axis
+    width = hidden * (2 if kwargs.get("bidirectional") else 1)
     x = C.Input("x", ("batch", "T", features) if first else ("T", "batch", features), "float64")
     state = None
     if with_state:
@@ -89,7 +92,7 @@ def test_values_and_gradients_equal_torch(kind, kwargs, features, hidden, with_s
         states = [rng.normal(size=(layers, batch, hidden)) for _ in range(2 if kind == "lstm" else 1)]
         if with_state:
             values.update({f"state{j}": s for j, s in enumerate(states)})
-        out_shape = (batch, steps, hidden) if first else (steps, batch, hidden)
+        out_shape = (batch, steps, width) if first else (steps, batch, width)
         seeds = [rng.normal(size=out_shape)] + [rng.normal(size=(layers, batch, hidden)) for _ in finals]
         values.update({f"weight{i}": w for i, w in enumerate(seeds)})
         results = f(**values)
@@ -117,17 +120,17 @@ def test_values_and_gradients_equal_torch(kind, kwargs, features, hidden, with_s
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_params_are_named_shaped_and_initialised_as_torch(kind):
     torch = pytest.importorskip("torch")
-    layer = make_layer(kind, 6, num_layers=2)
+    layer = make_layer(kind, 6, num_layers=2, bidirectional=True)
     layer(C.Input("x", (4, "batch", 5)))
-    module = torch_layer(torch, kind, 5, 6, num_layers=2)
+    module = torch_layer(torch, kind, 5, 6, num_layers=2, bidirectional=True)
     assert [p.name for p in layer.params] == [f"{kind}.{name}" for name in module.state_dict()]
     assert [p.shape for p in layer.params] == [tuple(v.shape) for v in module.state_dict().values()]
     assert all(p.dtype == "float32" for p in layer.params)
-    step = C.compile_step(ops.sum(layer(C.Input("x", (4, "batch", 5)))[0]), C.optim.SGD(lr=0.1), seed=3)
     bound = 1 / math.sqrt(6)
     for p in layer.params:
-        value = step.params[p.name]
-        assert np.all(np.abs(value) <= bound) and np.std(value) > bound / 4  # uniform(-1/sqrt(H), 1/sqrt(H))
+        assert p.attr("init") == nn.Uniform(bound)  # uniform(-1/sqrt(H), 1/sqrt(H)), as torch's
+        value = p.attr("init")(p.shape, np.random.default_rng(0))
+        assert value.shape == p.shape and np.all(np.abs(value) <= bound) and np.std(value) > bound / 4
 
 
 def test_unbatched_input_gives_unbatched_output_and_state():
@@ -227,6 +230,8 @@ def test_errors_name_the_layer_and_what_was_expected():
         make_layer("rnn", 4, nonlinearity="sigmoid")
     with pytest.raises(GraphError, match="hidden_size: expected a positive integer"):
         make_layer("gru", 0)
+    with pytest.raises(GraphError, match=r"dropout: expected a probability in \[0, 1\)"):
+        make_layer("lstm", 3, dropout=1.0)
     layer = make_layer("lstm", 4, num_layers=2)
     with pytest.raises(GraphError, match=r"expected an input of shape \(T, batch, input_size\)"):
         layer(C.Input("x", (2, 3, 4, 5)))
@@ -237,3 +242,25 @@ def test_errors_name_the_layer_and_what_was_expected():
         layer(C.Input("x", (5, 2, 3)), C.Input("h0", (2, 2, 4)))
     with pytest.raises(GraphError, match=r"state: expected \(h_0, c_0\) of shape \(2, 2, 4\)"):
         layer(C.Input("x", (5, 2, 3)), (C.Input("h0", (1, 2, 4)), C.Input("c0", (1, 2, 4))))
+    both = make_layer("gru", 4, bidirectional=True)
+    both(C.Input("x", (5, 2, 3)))
+    with pytest.raises(GraphError, match=r"state: expected h_0 of shape \(2, 2, 4\)"):
+        both(C.Input("x", (5, 2, 3)), C.Input("h0", (1, 2, 4)))
+
+
+def test_dropout_between_layers_only_while_training():
+    layer = make_layer("gru", 4, num_layers=2, dropout=0.5)
+    plain = make_layer("gru", 4, num_layers=2)
+    x = C.Input("x", (6, 3, 2), "float64")
+    output, h_n = layer(x)
+    expected, expected_h = plain(x)
+    rng = np.random.default_rng(5)
+    values = {p.name: rng.uniform(-0.5, 0.5, p.shape) for p in layer.params}
+    values.update({q.name: values[p.name] for p, q in zip(layer.params, plain.params)})
+    values["x"] = rng.normal(size=(6, 3, 2))
+    trained, trained_h, inferred, inferred_h, wanted, wanted_h = C.compile(
+        [output, h_n] + C.inference([output, h_n]) + [expected, expected_h])(**values)
+    np.testing.assert_allclose(inferred, wanted, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(inferred_h, wanted_h, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(trained_h[0], wanted_h[0], rtol=TOL, atol=TOL)  # the first layer sees no dropout
+    assert not np.allclose(trained, wanted)

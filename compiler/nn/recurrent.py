@@ -1,7 +1,7 @@
 """RNN, LSTM and GRU: torch.nn's recurrent layers, each layer one ``compiler.scan`` over time.
 
-Every layer of the stack computes its input projection for all time steps
-before its loop, as one matrix product over (T * batch, input_size) rows:
+Every layer of the stack (and, when bidirectional, each direction) computes
+its input projection for all time steps before its loop, as one matrix product over (T * batch, input_size) rows:
 ``x @ weight_ih^T + bias_ih`` (and, where the equations allow, ``bias_hh``).
 Only ``h @ weight_hh^T`` and the gate arithmetic are inside the loop, so the
 loop body is one small product and one fused elementwise kernel per step, and
@@ -10,12 +10,14 @@ symbolic dimensions.
 
 The equations, gate order and Params are torch's: weight_ih_l<k> is
 (gates * H, input size of layer k), weight_hh_l<k> is (gates * H, H), with
-the gates stacked in torch's order (LSTM i, f, g, o; GRU r, z, n), so a
-torch state dict loads by name; every Param starts uniform(+-1/sqrt(H)).
+the gates stacked in torch's order (LSTM i, f, g, o; GRU r, z, n) and the
+reverse direction's Params suffixed ``_reverse``, so a torch state dict loads
+by name; every Param starts uniform(+-1/sqrt(H)).
 """
 from __future__ import annotations
 
 import math
+import numbers
 
 from .. import ops
 from ..errors import fail
@@ -33,22 +35,32 @@ class Recurrent(Layer):
 
     ``layer(x, state=None) -> (output, final_state)``: x is (T, batch, input_size), or (batch, T,
     input_size) when batch_first, or unbatched (T, input_size); output is the last layer's hidden
-    state at every step, (T, batch, H) (batch first when batch_first); final_state is h_n of shape
-    (num_layers, batch, H) -- for an LSTM the pair (h_n, c_n) -- and `state` gives the initial one
-    in that form (zeros when None). Unbatched input gives (T, H) and (num_layers, H)."""
+    state at every step, (T, batch, D * H) (batch first when batch_first); final_state is h_n of shape
+    (D * num_layers, batch, H) -- for an LSTM the pair (h_n, c_n) -- and `state` gives the initial one
+    in that form (zeros when None). Unbatched input gives (T, D * H) and (D * num_layers, H).
+
+    D is 2 when bidirectional (a second scan per layer runs from the last step to the first, with
+    Params suffixed ``_reverse``; the output concatenates both directions' states at each step, and
+    h_n holds layer k's directions at 2k and 2k + 1), else 1. `dropout` > 0 drops the outputs of
+    every layer but the last during training (``compiler.inference`` turns it off)."""
 
     gates = 1            # blocks of H rows in each weight
     state_size = 1       # carries per layer: h (and c for an LSTM)
 
     def __init__(self, hidden_size: int, num_layers: int = 1, batch_first: bool = False, bias: bool = True,
-                 name: str | None = None):
+                 dropout: float = 0.0, bidirectional: bool = False, name: str | None = None):
         super().__init__(name)
         layer = self.describe()
         self.hidden_size = check_count(hidden_size, "hidden_size", layer)
         self.num_layers = check_count(num_layers, "num_layers", layer)
         self.batch_first = check_flag(batch_first, "batch_first", layer)
         self.use_bias = check_flag(bias, "bias", layer)
-        self.weights = []    # per layer: (weight_ih, weight_hh, bias_ih, bias_hh), biases None without bias
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+            raise fail(layer, f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.bidirectional = check_flag(bidirectional, "bidirectional", layer)
+        self.directions = 2 if bidirectional else 1
+        self.weights = []    # per layer and direction, as h_n orders them: (weight_ih, weight_hh, bias_ih, bias_hh)
 
     # ---- Params -------------------------------------------------------------------------------
 
@@ -57,12 +69,13 @@ class Recurrent(Layer):
         size, rows, init = self.hidden_size, self.gates * self.hidden_size, Uniform(1 / math.sqrt(self.hidden_size))
         features = concrete_dim(self, x, -1, "input size")
         for k in range(self.num_layers):
-            fan_in = features if k == 0 else size
-            weight_ih = self.param(f"weight_ih_l{k}", (rows, fan_in), init, dtype)
-            weight_hh = self.param(f"weight_hh_l{k}", (rows, size), init, dtype)
-            bias_ih = self.param(f"bias_ih_l{k}", (rows,), init, dtype) if self.use_bias else None
-            bias_hh = self.param(f"bias_hh_l{k}", (rows,), init, dtype) if self.use_bias else None
-            self.weights.append((weight_ih, weight_hh, bias_ih, bias_hh))
+            fan_in = features if k == 0 else self.directions * size
+            for suffix in ("", "_reverse")[:self.directions]:
+                weight_ih = self.param(f"weight_ih_l{k}{suffix}", (rows, fan_in), init, dtype)
+                weight_hh = self.param(f"weight_hh_l{k}{suffix}", (rows, size), init, dtype)
+                bias_ih = self.param(f"bias_ih_l{k}{suffix}", (rows,), init, dtype) if self.use_bias else None
+                bias_hh = self.param(f"bias_hh_l{k}{suffix}", (rows,), init, dtype) if self.use_bias else None
+                self.weights.append((weight_ih, weight_hh, bias_ih, bias_hh))
 
     def check_reuse(self, x: Node) -> None:
         first, now = self._built_for[-1], x.shape[-1]
@@ -91,9 +104,16 @@ class Recurrent(Layer):
             x = ops.transpose(x, 1, 0, 2)
         states = self._initial_states(x, state, batched)
         finals = []
-        for k, weights in enumerate(self.weights):
-            x, final = self.layer(x, weights, states[k])
-            finals.append(final)
+        for k in range(self.num_layers):
+            if k > 0 and self.dropout:
+                x = ops.dropout(x, self.dropout, training=True)
+            outputs = []
+            for d in range(self.directions):
+                i = k * self.directions + d
+                output, final = self.layer(x, self.weights[i], states[i], reverse=d == 1)
+                outputs.append(output)
+                finals.append(final)
+            x = outputs[0] if self.directions == 1 else ops.concat(outputs, axis=2)
         if self.batch_first and batched:
             x = ops.transpose(x, 1, 0, 2)
         final_state = tuple(ops.stack([f[j] for f in finals]) for j in range(self.state_size))
@@ -103,25 +123,26 @@ class Recurrent(Layer):
         return x, (final_state if self.state_size > 1 else final_state[0])
 
     def _initial_states(self, x: Node, state, batched: bool) -> list:
-        """Per layer, the tuple of initial carries, each (batch, H)."""
-        batch, size, dtype = x.shape[1], self.hidden_size, x.dtype
+        """Per layer and direction, the tuple of initial carries, each (batch, H)."""
+        batch, size, dtype, count = x.shape[1], self.hidden_size, x.dtype, len(self.weights)
         if state is None:
             zeros = ops.broadcast_to(const(0.0, dtype), (batch, size))
-            return [(zeros,) * self.state_size for _ in range(self.num_layers)]
+            return [(zeros,) * self.state_size] * count
         parts = (state,) if self.state_size == 1 else state
         what = "h_0" if self.state_size == 1 else "(h_0, c_0)"
         if not isinstance(parts, tuple) or len(parts) != self.state_size or not all(isinstance(p, Node) for p in parts):
             raise fail(self.describe(), f"state: expected {what} as graph nodes, got {state!r}")
-        expected = (self.num_layers, batch, size) if batched else (self.num_layers, size)
+        expected = (count, batch, size) if batched else (count, size)
+        layout = "(D * num_layers, batch, hidden_size)" if batched else "(D * num_layers, hidden_size)"
         for p in parts:
             if p.shape != expected or p.dtype != dtype:
                 raise fail(self.describe(), f"state: expected {what} of shape {expected} and dtype {dtype} "
-                                            f"(num_layers, batch, hidden_size), got shape {p.shape} {p.dtype}")
-        parts = [p if batched else ops.reshape(p, (self.num_layers, 1, size)) for p in parts]
-        return [tuple(p[k] for p in parts) for k in range(self.num_layers)]
+                                            f"{layout}, got shape {p.shape} {p.dtype}")
+        parts = [p if batched else ops.reshape(p, (count, 1, size)) for p in parts]
+        return [tuple(p[i] for p in parts) for i in range(count)]
 
-    def layer(self, x: Node, weights: tuple, state: tuple) -> tuple:
-        """(outputs (T, batch, H), final carries) of one layer over x (T, batch, features)."""
+    def layer(self, x: Node, weights: tuple, state: tuple, reverse: bool = False) -> tuple:
+        """(outputs (T, batch, H), final carries) of one layer and direction over x (T, batch, features)."""
         weight_ih, weight_hh, bias_ih, bias_hh = weights
         projected = input_projection(x, weight_ih, self.hoisted_bias(bias_ih, bias_hh))
         weight_hh_t = ops.transpose(weight_hh, 1, 0)
@@ -130,7 +151,7 @@ class Recurrent(Layer):
         def step(carry, p_t):
             new = self.cell(carry, p_t, carry[0] @ weight_hh_t, loop_bias)
             return new, new[0]
-        final, outputs = scan(step, state, projected)
+        final, outputs = scan(step, state, projected, reverse=reverse)
         return outputs, final
 
     def hoisted_bias(self, bias_ih, bias_hh):
@@ -169,8 +190,8 @@ class RNN(Recurrent):
     kind = "rnn"
 
     def __init__(self, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", batch_first: bool = False,
-                 bias: bool = True, name: str | None = None):
-        super().__init__(hidden_size, num_layers, batch_first, bias, name)
+                 bias: bool = True, dropout: float = 0.0, bidirectional: bool = False, name: str | None = None):
+        super().__init__(hidden_size, num_layers, batch_first, bias, dropout, bidirectional, name)
         if nonlinearity not in NONLINEARITIES:
             raise fail(self.describe(), f"nonlinearity: expected one of {', '.join(NONLINEARITIES)}, "
                                         f"got {nonlinearity!r}")
