@@ -22,7 +22,7 @@ dtype = "float64"
 layers = [
     { type = "gru", units = 5, num_layers = 2, return_sequences = true },
     { type = "rnn", units = 4, nonlinearity = "relu", bias = false, return_sequences = true },
-    { type = "lstm", units = 3 },
+    { type = "lstm", units = 3, bidirectional = true, num_layers = 2, dropout = 0.25 },
     { type = "dense", units = 10 },
 ]
 
@@ -70,11 +70,13 @@ def test_stacked_layers_pass_sequences_and_are_named_as_torch(tmp_path):
         "layer_0.weight_ih_l0", "layer_0.weight_hh_l0", "layer_0.bias_ih_l0", "layer_0.bias_hh_l0",
         "layer_0.weight_ih_l1", "layer_0.weight_hh_l1", "layer_0.bias_ih_l1", "layer_0.bias_hh_l1",
         "layer_1.weight_ih_l0", "layer_1.weight_hh_l0",
-        "layer_2.weight_ih_l0", "layer_2.weight_hh_l0", "layer_2.bias_ih_l0", "layer_2.bias_hh_l0",
+        *[f"layer_2.{kind}_l{k}{suffix}" for k in (0, 1) for suffix in ("", "_reverse")
+          for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")],
         "layer_3.weight", "layer_3.bias"]
     shapes = {p.name: p.shape for p in spec.params}
     assert shapes["layer_0.weight_ih_l0"] == (15, 8) and shapes["layer_0.weight_ih_l1"] == (15, 5)
-    assert shapes["layer_1.weight_ih_l0"] == (4, 5) and shapes["layer_2.weight_hh_l0"] == (12, 3)
+    assert shapes["layer_1.weight_ih_l0"] == (4, 5) and shapes["layer_2.weight_hh_l0_reverse"] == (12, 3)
+    assert shapes["layer_2.weight_ih_l1"] == (12, 6) and shapes["layer_3.weight"] == (6, 10)
     result = train(spec, progress=False, out=io.StringIO())
     assert np.isfinite(result["history"]["loss"][-1])
 
@@ -88,6 +90,8 @@ def test_stacked_layers_pass_sequences_and_are_named_as_torch(tmp_path):
     ('{ type = "gru", units = 4, nonlinearity = "relu" }', "model.layers[0].nonlinearity: unknown key"),
     ('{ type = "lstm", units = 4, return_sequences = "yes" }', "model.layers[0].return_sequences: expected true"),
     ('{ type = "lstm", units = 4, batch_first = true }', "model.layers[0].batch_first: unknown key"),
+    ('{ type = "gru", units = 4, dropout = 1 }', "model.layers[0].dropout: expected a probability in [0, 1)"),
+    ('{ type = "rnn", units = 4, bidirectional = 1 }', "model.layers[0].bidirectional: expected true or false"),
 ])
 def test_mistakes_in_a_recurrent_layer_name_the_key(tmp_path, layer, message):
     text = STACKED.replace('{ type = "gru", units = 5, num_layers = 2, return_sequences = true },', layer + ",")
