@@ -36,8 +36,10 @@ I8P = ir.IntType(8).as_pointer()
 @dataclass(eq=False)
 class ScanKernel(Kernel):
     body_schedule: object = None  # the body's Scheduler
-    table: list = field(default_factory=list)  # per body buffer: (outer buffer, elements of one slice or None)
-    carries: list = field(default_factory=list)  # per carry: (initial value, state, next state) buffers
+    table: list = field(default_factory=list)  # per body buffer: (outer buffer, elements of a slice or None,
+    #                                              ("in" | "out", carry) for a carry's placeholder or new value)
+    carries: list = field(default_factory=list)  # per carry: (initial value, final state, ping-pong partner or
+    #                                               None, history stack or None, elements)
     length: int | str = 0
     reverse: bool = False
     outer_writes: list = field(default_factory=list)
@@ -72,6 +74,9 @@ def schedule_scan(sched, node, out: Buffer) -> None:
     stacked = list(dict.fromkeys(n.attr("result")[1] for n in group if n.attr("result")[0] == "stack"))
     state = {n.attr("result")[1]: sched.buffer_of[n] for n in group if n.attr("result")[0] == "carry"}
     state = [state.get(j) or sched.new_buffer(c, "temp") for j, c in enumerate(body.carries)]
+    stack_of = {n.attr("result")[1]: sched.buffer_of[n] for n in group if n.attr("result")[0] == "stack"}
+    history = {j: stack_of[p] for j, p in enumerate(body.carries) if p in stack_of}
+    stacked = [n for n in stacked if n not in body.carries]  # a carry's history is where the loop keeps it
     outputs = lower_einsums(simplify(list(body.new_carries) + stacked))
     inner = schedule(outputs)
     n_c = len(body.carries)
@@ -79,44 +84,48 @@ def schedule_scan(sched, node, out: Buffer) -> None:
     role.update({p: ("x", i) for i, p in enumerate(body.xs)})
     role.update({p: ("captured", k) for k, p in enumerate(body.captured)})
     node_of = {buffer: n for n, buffer in inner.buffer_of.items()}
-    stack_of = {n.attr("result")[1]: sched.buffer_of[n] for n in group if n.attr("result")[0] == "stack"}
     kernel = ScanKernel("scan", out, (body.length,), node.dtype, nodes=list(group), root=node,
                         body_schedule=inner, length=body.length, reverse=body.reverse)
-    next_state, lifted = {}, []
+    next_state = {j: _lifted(sched, state[j]) for j in range(n_c) if j not in history}  # ping-pong partner
+    lifted = []
     for b in inner.buffers:
         if b.role == "input":
             kind, k = role[node_of[b]]
             if kind == "carry":
-                entry = (state[k], None)
+                entry = (state[k], None, ("in", k))
             elif kind == "x":
-                entry = (xs[k], _elements(b.shape))
+                entry = (xs[k], _elements(b.shape), None)
             else:
-                entry = (captured[k], None)
+                entry = (captured[k], None, None)
         elif b.role == "const":
             const = node_of[b]
-            entry = (sched.buffer_of.get(const) or _register_const(sched, const), None)
+            entry = (sched.buffer_of.get(const) or _register_const(sched, const), None, None)
         elif b.role == "output":
             i = inner.output_buffers.index(b)
             if i < n_c:
-                next_state[i] = Buffer(len(sched.buffers), b.shape, b.dtype, "temp", f"t{len(sched.buffers)}")
-                sched.buffers.append(next_state[i])
-                entry = (next_state[i], None)
+                entry = (state[i], None, ("out", i))
             else:
-                entry = (stack_of[stacked[i - n_c]], _elements(b.shape))
+                entry = (stack_of[stacked[i - n_c]], _elements(b.shape), None)
         elif b.role == "temp":
-            entry = (Buffer(len(sched.buffers), b.shape, b.dtype, "temp", f"t{len(sched.buffers)}"), None)
-            sched.buffers.append(entry[0])
+            entry = (_lifted(sched, b), None, None)
             lifted.append(entry[0])
         else:
             raise AssertionError(f"a scan body has no {b.role} buffers ({b.name})")
         kernel.table.append(entry)
-    kernel.carries = [(inits[j], state[j], next_state[j]) for j in range(n_c)]
-    written = set(state) | set(next_state.values()) | set(stack_of.values())
-    written |= set(lifted)
+    kernel.carries = [(inits[j], state[j], next_state.get(j), history.get(j), _elements(state[j].shape))
+                      for j in range(n_c)]
+    written = set(state) | set(next_state.values()) | set(stack_of.values()) | set(lifted)
     kernel.outer_writes = sorted(written, key=lambda b: b.index)
-    kernel.outer_reads = sorted({buffer for buffer, _ in kernel.table if buffer not in written} | set(inits),
+    kernel.outer_reads = sorted({buffer for buffer, _, _ in kernel.table if buffer not in written} | set(inits),
                                 key=lambda b: b.index)
     sched.kernels.append(kernel)
+
+
+def _lifted(sched, like: Buffer) -> Buffer:
+    """A new temporary of the enclosing program with `like`'s shape and dtype."""
+    buffer = Buffer(len(sched.buffers), like.shape, like.dtype, "temp", f"t{len(sched.buffers)}")
+    sched.buffers.append(buffer)
+    return buffer
 
 
 def _elements(shape):
@@ -148,27 +157,52 @@ def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list)
     dims = {d: b.load(b.gep(dims_arg, [I64(k)]), align=8) for k, d in enumerate(dim_names)}
     pointer = {buffer: b.bitcast(arg, I8P) for buffer, arg in zip(buffers, function.args)}
     table = b.alloca(I8P, size=len(inner.buffers), name="table")
-    for k, (buffer, elements) in enumerate(kernel.table):
-        if elements is None:
+    for k, (buffer, elements, dynamic) in enumerate(kernel.table):
+        if elements is None and dynamic is None:
             b.store(pointer[buffer], b.gep(table, [I64(k)]))
     memcpy = module.declare_intrinsic("llvm.memcpy", [I8P, I8P, I64])
 
-    def copy(source, target):
-        size = b.mul(emit_size(b, _elements(target.shape), dims), I64(ITEMSIZE[target.dtype]))
-        b.call(memcpy, [pointer[target], pointer[source], size, ir.Constant(ir.IntType(1), 0)])
+    def copy(source, target, elements, itemsize):
+        size = b.mul(emit_size(b, elements, dims), I64(itemsize))
+        b.call(memcpy, [target, source, size, ir.Constant(ir.IntType(1), 0)])
 
-    for init, state, _ in kernel.carries:
-        copy(init, state)
+    def at(buffer, position, elements):
+        return b.gep(pointer[buffer], [b.mul(b.mul(position, emit_size(b, elements, dims)), I64(ITEMSIZE[buffer.dtype]))])
+
     steps = _opaque(b, emit_size(b, size_expr(kernel.length), dims))
+    last = b.sub(steps, I64(1))
+    first = last if kernel.reverse else I64(0)
+    for init, state, next_state, history, elements in kernel.carries:
+        item = ITEMSIZE[state.dtype]
+        copy(pointer[init], pointer[state], elements, item)  # the final carry after no step at all
+        if history is not None:  # the carry of each step lives in its history slice
+            with b.if_then(b.icmp_signed(">", steps, I64(0))):
+                copy(pointer[init], at(history, first, elements), elements, item)
+        else:  # ping-pong: the last step writes `state`, so step 0 reads the other buffer
+            odd = b.icmp_signed("!=", b.srem(last, I64(2)), I64(0))
+            copy(pointer[init], b.select(odd, pointer[state], pointer[next_state]), elements, item)
     with counted_loop(b, steps, "t") as t:
-        position = b.sub(b.sub(steps, I64(1)), t) if kernel.reverse else t
-        for k, (buffer, elements) in enumerate(kernel.table):
-            if elements is not None:
-                offset = b.mul(b.mul(position, emit_size(b, elements, dims)), I64(ITEMSIZE[buffer.dtype]))
-                b.store(b.gep(pointer[buffer], [offset]), b.gep(table, [I64(k)]))
+        position = b.sub(last, t) if kernel.reverse else t
+        following = b.sub(position, I64(1)) if kernel.reverse else b.add(position, I64(1))
+        is_last = b.icmp_signed("==", t, last)
+        writes_state = b.icmp_signed("==", b.srem(b.sub(last, t), I64(2)), I64(0))
+        ends = {}
+        for j, (_, state, next_state, history, elements) in enumerate(kernel.carries):
+            if history is not None:
+                ends[j] = (at(history, position, elements),
+                           b.select(is_last, pointer[state], at(history, following, elements)))
+            else:
+                ends[j] = (b.select(writes_state, pointer[next_state], pointer[state]),
+                           b.select(writes_state, pointer[state], pointer[next_state]))
+        for k, (buffer, elements, dynamic) in enumerate(kernel.table):
+            if dynamic is not None:
+                value = ends[dynamic[1]][0 if dynamic[0] == "in" else 1]
+            elif elements is not None:
+                value = at(buffer, position, elements)
+            else:
+                continue
+            b.store(value, b.gep(table, [I64(k)]))
         b.call(step, [table, dims_arg])
-        for _, state, next_state in kernel.carries:
-            copy(next_state, state)
     b.ret_void()
     return function
 
