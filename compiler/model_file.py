@@ -41,8 +41,9 @@ Layer types and their keys (defaults as in torch.nn):
 - ``embedding``, ``position_embedding``, ``transformer_block``, ``multi_head_attention``, ``layer_norm``,
   ``rms_norm``: sequence models (``model_file_sequences``), over ``input_tokens = T`` (token ids of
   dataset ``python_docs``: each example T characters, labelled by the next T) or input_shape = [T, features]
-- ``rnn``, ``lstm``, ``gru``: units, num_layers = 1, bias = true, return_sequences = false (rnn also
-  nonlinearity = "tanh"), over input_shape = [T, features] (``model_file_recurrent``)
+- ``rnn``, ``lstm``, ``gru``: units, num_layers = 1, bias = true, bidirectional = false, dropout = 0.0,
+  return_sequences = false (rnn also nonlinearity = "tanh"), over input_shape = [T, features]
+  (``model_file_recurrent``)
 """
 from __future__ import annotations
 
