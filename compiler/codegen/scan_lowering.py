@@ -5,8 +5,10 @@ one ``ScanKernel``. Its body -- the new carries and every stacked value the
 graph reads -- is simplified and scheduled as a program of its own, whose
 buffers become buffers of the enclosing program:
 
-- a carry's placeholder reads the loop's state buffer, and the body writes the
-  new carry into a second buffer, copied back after each step;
+- a carry whose history is stacked (the backward pass reads it) lives in that
+  history: step t reads slice t and writes the new carry into the next slice,
+  the last step into the final carry's buffer; any other carry alternates
+  between the final buffer and a partner, so no step copies a carry;
 - a slice's placeholder reads ``xs + t * slice`` and a stacked value is written
   at ``ys + t * slice``: pointers moved each step, never a copy;
 - captured values and constants are read where they are; the body's
