@@ -1,12 +1,15 @@
-"""One training step (forward, backward, update) of two ReLU MLPs and a CNN, side by side: median microseconds.
+"""One training step (forward, backward, update) of two MLPs, a CNN, an RNN and an LSTM, side by side: median us.
 
-    python benchmarks/bench_train.py [--rounds 15] [--models small,large,cnn] [--markdown] [--cost [MODELS]]
+    python benchmarks/bench_train.py [--rounds 15] [--models small,large,cnn,rnn,lstm] [--markdown] [--cost [MODELS]]
 
   small   64-128-10, batch 64, softmax cross-entropy, Adam(lr=1e-3)
   large   784-1024-1024-10, batch 256, softmax cross-entropy, Adam(lr=1e-3)
   cnn     batch 64 of 1x28x28: conv 16 3x3 pad 1, ReLU, max-pool 2, conv 32 3x3 pad 1, ReLU,
           max-pool 2, dense 1568->10, softmax cross-entropy, SGD(lr=0.01, momentum=0.9)
           (cnn_workload.py)
+  rnn     tanh RNN, T=32, batch 32, 32 inputs, hidden 128, the last step's hidden state -> dense 128->10,
+          softmax cross-entropy, Adam(lr=1e-3); symprop through one compiler.scan (rnn_workload.py)
+  lstm    an LSTM of the same sizes (rnn_workload.py)
 
 Implementations: symprop's compiled step (one call per step, and per step
 inside one `run_epoch` call), a hand-written NumPy forward/backward/update and,
@@ -18,7 +21,11 @@ Everything runs on one thread (see common.py). Targets (issue 4): the small
 MLP faster than every other implementation and at least 3x faster than NumPy;
 the large one within 1.2x of the fastest. Issue 10: the CNN step at most 0.4x
 the time of PyTorch eager, every convolution kernel at over half the GFLOP/s
-of the GEMM (`--cost cnn` prints both).
+of the GEMM (`--cost cnn` prints both). Issue 11: the RNN trained through
+`scan` at most 0.5x the time of the fastest other implementation, the LSTM
+beside PyTorch eager (torch.nn.RNN / torch.nn.LSTM), and symprop's first call
+(declaration, a cold compile_step, the first step) at most JAX's first call
+(tracing, jit compilation, the first step); both are printed for rnn and lstm.
 """
 from common import describe_unset, single_threaded_environment
 
@@ -34,10 +41,12 @@ import numpy as np  # noqa: E402
 
 import cnn_workload as cnn  # noqa: E402
 import compiler as sp  # noqa: E402
+import rnn_workload as rnn  # noqa: E402
 from common import (compare_rounds, environment, gemm_setting, load_average, machine_summary,  # noqa: E402
                     optional_module, print_table)
 
-MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None}  # cnn: cnn_workload.py
+# cnn: cnn_workload.py; rnn, lstm: rnn_workload.py
+MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None, "rnn": None, "lstm": None}
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 EPOCH_BATCHES = 16  # batches per run_epoch call when timing the native epoch loop
 SAMPLE_SECONDS = float(os.environ.get("SYMPROP_BENCH_SAMPLE", "0.02"))  # seconds of calls per timed sample
@@ -234,6 +243,8 @@ class Workload:
     steps: dict = field(default_factory=dict)  # implementation -> fn(x, y) -> loss
     inputs: dict = field(default_factory=dict)  # implementation -> (x, y) in its own array type
     notes: list = field(default_factory=list)
+    setup: dict = field(default_factory=dict)  # implementation -> seconds to build its step (timed: rnn, lstm)
+    first_call: dict = field(default_factory=dict)  # implementation -> setup + its first step, seconds
 
     @property
     def x(self):
@@ -306,12 +317,49 @@ def prepare_cnn(frameworks: dict) -> Workload:
     return work
 
 
+def prepare_recurrent(cell: str, frameworks: dict) -> Workload:
+    """The RNN or LSTM (rnn_workload.py); each implementation's build is timed, symprop's compile cold
+    (SYMPROP_CACHE=0: neither read from nor written to the on-disk cache)."""
+    start = time.perf_counter()
+    with environment(SYMPROP_CACHE="0"):
+        step = rnn.symprop_step(cell)
+    setup = {"symprop": time.perf_counter() - start}
+    weights = {name: step.params[name].copy() for name in rnn.params(cell)}
+    x_all, y_all = rnn.data(rnn.BATCH * EPOCH_BATCHES)
+    note = f"{cell}: symprop compile_step {setup['symprop']:.2f} s (cold), {len(step.kernels())} kernels"
+    work = Workload(cell, rnn.LABELS[cell], step, rnn.BATCH, x_all, y_all, setup=setup, notes=[note])
+    x, y = rnn.time_major(work.x), work.y.copy()
+    work.steps["numpy"], work.inputs["numpy"] = rnn.NumpyRNN(cell, weights), (x, y)
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        start = time.perf_counter()
+        work.steps["torch"] = rnn.torch_step(torch, cell, weights)
+        work.setup["torch"] = time.perf_counter() - start
+        work.inputs["torch"] = (torch.from_numpy(x), torch.from_numpy(y))
+    if "jax" in frameworks:
+        jax = frameworks["jax"]
+        start = time.perf_counter()
+        work.steps["jax.jit"], kind = rnn.jax_step(jax, optional_module("optax"), cell, weights)
+        work.setup["jax.jit"] = time.perf_counter() - start
+        work.inputs["jax.jit"] = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+        work.notes.append(f"jax.jit ({cell}): lax.scan, {kind}")
+    return work
+
+
 def measure(work: Workload, rounds: int):
     """Check the first two losses agree, then time one step of every implementation in interleaved rounds."""
     step, x, y = work.step, work.x.copy(), work.y.copy()
-    losses = {"symprop": [step(x=x, y=y), step(x=x, y=y)]}
+
+    def first_two(name, call):
+        start = time.perf_counter()
+        first = call()
+        if name in work.setup:
+            work.first_call[name] = work.setup[name] + time.perf_counter() - start
+        return [first, call()]
+
+    losses = {"symprop": first_two("symprop", lambda: step(x=x, y=y))}
     for name, fn in work.steps.items():
-        losses[name] = [fn(*work.inputs[name]), fn(*work.inputs[name])]
+        losses[name] = first_two(name, lambda: fn(*work.inputs[name]))
     print(f"\n{work.label}: loss at step 1 and step 2 (same weights, same batch)")
     reference = losses["symprop"]
     for name, (first, second) in losses.items():
@@ -342,8 +390,9 @@ def fastest_cost(report, repeats: int = 3):
 
 
 
-def print_verdict(name: str, label: str, times: dict, fastest_round: dict) -> None:
-    """Each model's target (issues 4 and 10) against the fastest other implementation."""
+def print_verdict(name: str, label: str, times: dict, fastest_round: dict, first_call: dict) -> None:
+    """Each model's target (issues 4, 10 and 11) against the fastest other implementation; for the
+    recurrent models also the first call (build + first step) of each implementation timed."""
     others = {k: v for k, v in times.items() if not k.startswith("symprop")}
     if "symprop BLAS" in times:
         print(f"  {label}: with SYMPROP_BLAS=1 the step takes {times['symprop BLAS'] / times['symprop']:.2f}x "
@@ -366,10 +415,30 @@ def print_verdict(name: str, label: str, times: dict, fastest_round: dict) -> No
             print(f"  {label}: fastest rounds: step call {fastest_round['symprop'] / fastest_round['torch']:.2f}x, "
                   f"per step in run_epoch {fastest_round['symprop epoch'] / fastest_round['torch']:.2f}x "
                   "the time of PyTorch eager")
+    elif name == "rnn":
+        epoch = times["symprop epoch"] / others[best_name]
+        print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name} "
+              f"{times[best_name] * 1e6:,.0f} us), per step in run_epoch {epoch:.2f}x; fastest rounds "
+              f"{fastest_round['symprop'] / min(fastest_round[k] for k in others):.2f}x "
+              f"(target <= 0.5x: {'met' if ratio <= 0.5 else 'NOT met'})")
+    elif name == "lstm":
+        against_torch = (f"{times['symprop'] / times['torch']:.2f}x the time of PyTorch eager (fastest rounds "
+                         f"{fastest_round['symprop'] / fastest_round['torch']:.2f}x)"
+                         if "torch" in times else "PyTorch not installed")
+        print(f"  {label}: step call {against_torch}; {ratio:.2f}x the fastest other ({best_name}), per step in "
+              f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x")
     else:
         print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
               f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x "
               f"(target <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
+    if first_call:
+        line = ", ".join(f"{k} {v:.2f} s" for k, v in first_call.items())
+        verdict = ""
+        if "jax.jit" in first_call:
+            met = first_call["symprop"] <= first_call["jax.jit"]
+            verdict = (f"; symprop / JAX {first_call['symprop'] / first_call['jax.jit']:.2f}x "
+                       f"(target <= 1x: {'met' if met else 'NOT met'})")
+        print(f"  {label}: first call (build + first step): {line}{verdict}")
 
 
 def print_time_split(label: str, fastest_round: dict, cost) -> None:
@@ -378,9 +447,12 @@ def print_time_split(label: str, fastest_round: dict, cost) -> None:
     kernels = cost.totals()["total"]["seconds"]
     matmul = sum(r.seconds for r in cost.rows if r.kind == "bmm")
     matmul_flops = sum(r.flops for r in cost.rows if r.kind == "bmm")
+    loops = [r for r in cost.rows if r.kind == "scan"]
+    scans = "".join(f", {r.phase} scan {r.seconds * 1e6:,.1f} us at {r.flops / r.seconds / 1e9:.0f} GFLOP/s"
+                    for r in loops)
     step = fastest_round["symprop"]
     print(f"  {label}: step call (fastest round) {step * 1e6:,.1f} us = kernels alone {kernels * 1e6:,.1f} us "
-          f"(matrix products {matmul * 1e6:,.1f} us at {matmul_flops / matmul / 1e9:.0f} GFLOP/s) "
+          f"(matrix products {matmul * 1e6:,.1f} us at {matmul_flops / matmul / 1e9:.0f} GFLOP/s{scans}) "
           f"{'+' if step >= kernels else '-'} {abs(step - kernels) * 1e6:,.1f} us "
           "(Python, argument checks, caches the kernels alone keep warm)")
 
@@ -455,6 +527,8 @@ def main():
             module = optional_module(name)
             if module is not None:
                 frameworks[name] = module
+    if "jax" in frameworks:  # start JAX's CPU backend now: its first-call times then hold tracing and compiling only
+        frameworks["jax"].numpy.zeros(1).block_until_ready()
     print(machine_summary())
     print(f"threads: 1 (OPENBLAS/OMP/MKL_NUM_THREADS=1, torch.set_num_threads(1), XLA_FLAGS={os.environ['XLA_FLAGS']!r})")
     print(f"unset for this process: {describe_unset(_UNSET)}")
@@ -463,14 +537,19 @@ def main():
 
     rows, best_rows, measured, all_notes = [], [], [], []
     for name in models:
-        work = prepare_cnn(frameworks) if name == "cnn" else prepare_mlp(name, frameworks)
+        if name == "cnn":
+            work = prepare_cnn(frameworks)
+        elif name in rnn.GATES:
+            work = prepare_recurrent(name, frameworks)
+        else:
+            work = prepare_mlp(name, frameworks)
         times, fastest_round, cost = measure(work, options.rounds)
         rows.append((work.label, times))
         best_rows.append((work.label, fastest_round))
         measured.append((work, times, fastest_round, cost))
         all_notes += [n for n in work.notes if n not in all_notes]
 
-    print_table("one training step (forward, backward, optimizer update: Adam for the MLPs, SGD with momentum 0.9 "
+    print_table("one training step (forward, backward, optimizer update: Adam, but SGD with momentum 0.9 "
                 "for the CNN), median us; 'symprop epoch' = per step inside run_epoch",
                 rows, COLUMNS, reference="numpy", markdown=options.markdown)
     print_table("the same, fastest round instead of the median (closer to an idle core when the machine is busy)",
@@ -478,7 +557,7 @@ def main():
     for note in all_notes:
         print(f"  {note}")
     for work, times, fastest_round, _ in measured:
-        print_verdict(work.name, work.label, times, fastest_round)
+        print_verdict(work.name, work.label, times, fastest_round, work.first_call)
     for work, _, fastest_round, cost in measured:
         if work.name in cost_models:
             print(f"\nsymprop step.cost(), {work.label} (each kernel: the fastest of 3 reports)\n{cost}")
