@@ -66,6 +66,29 @@ def world():
     return mpi().COMM_WORLD
 
 
+class SingleProcess:
+    """A communicator of one rank, without MPI: ``compile_step(..., distributed=SingleProcess())`` runs
+    the split step (gradient program, sum, update program) in this process alone -- the same numbers
+    as the ranks of a real run with one rank, for tests and for timing the split."""
+
+    rank, size = 0, 1
+
+    def Allreduce(self, sendbuf, recvbuf, op=None):  # noqa: N802 (mpi4py's names)
+        pass
+
+    def Bcast(self, buf, root=0):  # noqa: N802
+        pass
+
+    def bcast(self, obj, root=0):
+        return obj
+
+    def allgather(self, obj):
+        return [obj]
+
+    def Barrier(self):  # noqa: N802
+        pass
+
+
 def shard(rows: int, rank: int, size: int) -> slice:
     """The rows of a batch of `rows` that `rank` of `size` takes: contiguous, sizes differing by at most one."""
     return slice(rank * rows // size, (rank + 1) * rows // size)
@@ -124,7 +147,11 @@ class DistributedStep:
 
     def __init__(self, gradient_program, update_program, layout: FlatLayout, params: dict, state: dict,
                  buffers: dict, names: dict, lr, *, comm, seed: int = 0, compile_function=None):
-        self._mpi = mpi()
+        if isinstance(comm, SingleProcess):
+            self._in_place = self._sum = None
+        else:
+            MPI = mpi()
+            self._in_place, self._sum = MPI.IN_PLACE, MPI.SUM
         self.comm, self.rank, self.size = comm, comm.rank, comm.size
         self.layout = layout
         self.lr = lr
@@ -176,7 +203,7 @@ class DistributedStep:
                 self._rows_value[...] = next(iter(rows))
                 self._gradient.run(shard_inputs, dims, check_faults=False)
                 self._rows_entry[...] = next(iter(rows))
-            self.comm.Allreduce(self._mpi.IN_PLACE, self.flat, op=self._mpi.SUM)
+            self.comm.Allreduce(self._in_place, self.flat, op=self._sum)
             total = float(self._rows_entry)
             if not total > 0:
                 raise ValueError("a data-parallel step needs at least one row on some rank; every shard was empty")
@@ -306,6 +333,16 @@ class DistributedStep:
             for name, value in values.items():
                 np.copyto(live[name], value)
             self.step_count = count
+
+    @property
+    def gradient_program(self):
+        """The Executable of the gradient program (takes the shard's data inputs; writes the flat buffer)."""
+        return self._gradient
+
+    @property
+    def update_program(self):
+        """The Executable of the update program (no arguments: reads the flat buffer, updates in place)."""
+        return self._update
 
     def kernels(self) -> list:
         """The gradient program's kernels, then the update program's."""

@@ -49,25 +49,27 @@ def batches():
     return steps, (x[STEPS * STEP_ROWS:], y[STEPS * STEP_ROWS:])
 
 
+def run_schedule(step, rank: int = 0, size: int = 1) -> list:
+    """The losses of the schedule: STEPS steps on this rank's shard of each global batch, then one epoch."""
+    from runtime.distributed import shard
+    steps, (x, y) = batches()
+    mine = shard(STEP_ROWS, rank, size)
+    losses = [step(x=np.ascontiguousarray(bx[mine]), y=np.ascontiguousarray(by[mine])) for bx, by in steps]
+    losses.append(step.run_epoch({"x": x, "y": y}, BATCH, seed=11))
+    return losses
+
+
 def train_single():
     """(live parameters, optimizer state, losses) of the same schedule in one process."""
-    loss, optimizer = model()
-    step = sp.compile_step(loss, optimizer, seed=SEED)
-    steps, (x, y) = batches()
-    losses = [step(x=bx, y=by) for bx, by in steps]
-    losses.append(step.run_epoch({"x": x, "y": y}, BATCH, seed=11))
+    step = sp.compile_step(*model(), seed=SEED)
+    losses = run_schedule(step)
     return dict(step.params), dict(step.state), np.array(losses)
 
 
 def main(out: str) -> None:
-    from runtime.distributed import shard, world
-    comm = world()
-    loss, optimizer = model()
-    step = sp.compile_step(loss, optimizer, seed=SEED, distributed=True)
-    steps, (x, y) = batches()
-    mine = shard(STEP_ROWS, comm.rank, comm.size)
-    losses = [step(x=np.ascontiguousarray(bx[mine]), y=np.ascontiguousarray(by[mine])) for bx, by in steps]
-    losses.append(step.run_epoch({"x": x, "y": y}, BATCH, seed=11))
+    step = sp.compile_step(*model(), seed=SEED, distributed=True)
+    comm = step.comm
+    losses = run_schedule(step, comm.rank, comm.size)
     step.check_consistent()
     arrays = {f"param/{k}": v for k, v in step.params.items()}
     arrays.update({f"state/{k}": v for k, v in step.state.items()})

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from child_python import ROOT, run_python
-from runtime.distributed import ALIGNMENT, LOSS_SUM_INPUT, ROWS_ENTRY, FlatLayout, rank_seed, shard
+from runtime.distributed import ALIGNMENT, LOSS_SUM_INPUT, ROWS_ENTRY, FlatLayout, SingleProcess, rank_seed, shard
 
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason='mpi4py is not installed (pip install -e ".[mpi]")')
@@ -106,3 +106,82 @@ def test_shards_cover_a_batch_and_seeds_differ_per_rank():
     assert rank_seed(5, 0) == 5
     seeds = {rank_seed(5, r) for r in range(512)}
     assert len(seeds) == 512 and all(-2**63 <= s < 2**63 for s in seeds)
+
+
+# ---- the split step in one process (runtime.distributed.SingleProcess: no MPI needed) ------------------
+
+
+def test_split_step_on_one_rank_equals_the_fused_step():
+    import distributed_training as job
+    step = job.sp.compile_step(*job.model(), seed=job.SEED, distributed=SingleProcess())
+    losses = job.run_schedule(step)
+    params, state, expected = job.train_single()
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+    for name in params:
+        np.testing.assert_allclose(step.params[name], params[name], rtol=1e-12, atol=1e-14, err_msg=name)
+    for name in state:
+        np.testing.assert_allclose(step.state[name], state[name], rtol=1e-12, atol=1e-14, err_msg=name)
+    assert step.step_count == job.STEPS + -(-job.EPOCH_ROWS // job.BATCH)
+    assert len(step.kernels()) == len(step.gradient_program.kernels()) + len(step.update_program.kernels())
+
+
+def test_split_step_updates_buffers_and_draws_dropout_as_the_fused_step():
+    """Batch norm's running statistics go through the flat buffer (rows x new value, then / rows) and
+    rank 0 draws the fused step's dropout masks."""
+    import compiler as sp
+    from compiler import optim
+
+    def build():
+        x = sp.Input("x", ("batch", 5), dtype="float64")
+        y = sp.Input("y", ("batch",), dtype="int64")
+        w = sp.Param("w", (5, 4), dtype="float64")
+        gamma = sp.Param("g", (4,), dtype="float64", init="ones")
+        beta = sp.Param("b", (4,), dtype="float64", init="zeros")
+        mean = sp.Buffer("m", (4,), dtype="float64", init="zeros")
+        var = sp.Buffer("v", (4,), dtype="float64", init="ones")
+        h = sp.dropout(sp.relu(sp.batch_norm(x @ w, gamma, beta, mean, var)), p=0.3)
+        return sp.cross_entropy(h, y), optim.SGD(lr=0.1, momentum=0.9)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 5)), rng.integers(0, 4, 12)
+    fused = sp.compile_step(*build(), seed=2)
+    split = sp.compile_step(*build(), seed=2, distributed=SingleProcess())
+    for _ in range(3):
+        np.testing.assert_allclose(split(x=x, y=y), fused(x=x, y=y), rtol=1e-12)
+    for arrays, expected in ((split.params, fused.params), (split.buffers, fused.buffers)):
+        for name in expected:
+            np.testing.assert_allclose(arrays[name], expected[name], rtol=1e-12, atol=1e-14, err_msg=name)
+    assert not np.allclose(split.buffers["m"], 0)
+
+
+def test_split_step_saves_loads_and_checks_consistency(tmp_path):
+    import distributed_training as job
+    step = job.sp.compile_step(*job.model(), seed=job.SEED, distributed=SingleProcess())
+    job.run_schedule(step)
+    step.save(tmp_path / "a.npz")
+    saved = {name: array.copy() for name, array in step.params.items()}
+    digest = step.digest()
+    job.run_schedule(step)
+    assert step.digest() != digest
+    step.load(tmp_path / "a.npz")
+    assert step.digest() == digest and all(np.array_equal(step.params[k], v) for k, v in saved.items())
+    step.check_consistent()
+    fused = job.sp.compile_step(*job.model(), seed=job.SEED)
+    fused.load(tmp_path / "a.npz")  # the same file format as TrainStep.save
+    assert fused.step_count == step.step_count
+    with pytest.raises(ValueError, match="checkpoint"):
+        np.savez(tmp_path / "bad.npz", nothing=np.zeros(1))
+        step.load(tmp_path / "bad.npz")
+
+
+def test_split_step_needs_one_float_dtype_and_a_row_somewhere():
+    import compiler as sp
+    from compiler import optim
+    x = sp.Input("x", ("batch", 3), dtype="float64")
+    w = sp.Param("w", (3, 2), dtype="float64")
+    v = sp.Param("v", (2,), dtype="float32")
+    with pytest.raises(TypeError, match="one dtype"):
+        sp.compile_step(sp.sum(x @ w + v.astype("float64")), optim.SGD(lr=0.1), distributed=SingleProcess())
+    step = sp.compile_step(sp.mean(x @ w), optim.SGD(lr=0.1), distributed=SingleProcess())
+    with pytest.raises(ValueError, match="every shard was empty"):
+        step(x=np.zeros((0, 3)))
