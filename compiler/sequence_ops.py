@@ -17,7 +17,14 @@ from .errors import fail
 from .graph import Node, const
 from .ops import _shift, exp, matmul, mean, sqrt, sum, transpose, where
 from .derived_reductions import var
+from .primitives.attention import make_attention
+from .primitives.layouts import make_broadcast, make_slice
 from .shapes import broadcast_shapes
+
+FLASH_MIN_T = 256
+"""Key length (Tk) from which ``scaled_dot_product_attention`` is the fused ``attention`` primitive
+(online softmax, no stored Tk-wide probabilities in the forward pass) rather than the composite of
+products and reductions; measured in docs/architecture.md ("Attention")."""
 
 
 class _Failure:
@@ -113,7 +120,7 @@ def _check_concrete(name: str, dim, error: _Failure) -> int:
     return dim
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None) -> Node:
+def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None, fused=None) -> Node:
     """``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
     scale=scale)``: softmax(q @ k^T * scale + bias) @ v, scale = 1/sqrt(d) unless given.
 
@@ -127,6 +134,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None) -
     and its output are 0, and no gradient flows through it, as torch's (2.5 on, the "safe softmax"
     of its math kernel; earlier versions returned NaN, which would have made the gradients of k and
     v NaN too). Masked entries get exactly 0 weight and finite (zero) gradients.
+
+    fused: None (the default) chooses by the key length: the fused ``attention`` primitive from
+    Tk = FLASH_MIN_T on, the composite below; True or False forces one (both give the same values
+    and gradients). The fused form needs concrete Tk and dv.
     """
     error = _Failure("scaled_dot_product_attention", q=_shape(q), k=_shape(k), v=_shape(v), mask=_shape(mask))
     for name, value in (("q", q), ("k", k), ("v", v)):
@@ -148,18 +159,45 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None) -
         raise error(f"scale must be a number or None, got {scale!r}")
     if not isinstance(causal, bool):
         raise error(f"causal must be True or False, got {causal!r}")
+    if fused not in (None, True, False):
+        raise error(f"fused must be None, True or False, got {fused!r}")
+    if mask is not None:
+        _check_mask(mask, q, tq, tk, error)
+    if causal:
+        _check_concrete("Tq (axis -2 of q) with causal=True", tq, error)
+        _check_concrete("Tk (axis -2 of k) with causal=True", tk, error)
+    if fused is None:
+        fused = isinstance(tk, int) and tk >= FLASH_MIN_T and isinstance(v.shape[-1], int)
+    if fused:
+        return _fused_attention(q, k, v, mask, causal, float(scale), error)
 
     scores = matmul(q, transpose(k, tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2))) * float(scale)
     if mask is not None:
-        if not isinstance(mask, Node):
-            raise error(f"mask must be a graph node (bool, or additive of q's dtype), got {type(mask).__name__}")
-        if mask.dtype != "bool" and mask.dtype != q.dtype:
-            raise error(f"mask must be bool (True = attend) or additive of q's dtype {q.dtype}, got {mask.dtype}")
-        if mask.ndim == 0 or any(m != 1 and m != s for m, s in zip(reversed(mask.shape), (tk, tq))):
-            raise error(f"mask must broadcast to (..., Tq, Tk) = (..., {tq!r}, {tk!r})")
         scores = where(mask, scores, -math.inf) if mask.dtype == "bool" else scores + mask
     if causal:
-        rows = _check_concrete("Tq (axis -2 of q) with causal=True", tq, error)
-        cols = _check_concrete("Tk (axis -2 of k) with causal=True", tk, error)
-        scores = where(const(np.tril(np.ones((rows, cols), dtype=bool))), scores, -math.inf)
+        scores = where(const(np.tril(np.ones((tq, tk), dtype=bool))), scores, -math.inf)
     return matmul(_masked_softmax(scores), v)
+
+
+def _check_mask(mask, q, tq, tk, error: _Failure) -> None:
+    if not isinstance(mask, Node):
+        raise error(f"mask must be a graph node (bool, or additive of q's dtype), got {type(mask).__name__}")
+    if mask.dtype != "bool" and mask.dtype != q.dtype:
+        raise error(f"mask must be bool (True = attend) or additive of q's dtype {q.dtype}, got {mask.dtype}")
+    if mask.ndim == 0 or any(m != 1 and m != s for m, s in zip(reversed(mask.shape), (tk, tq))):
+        raise error(f"mask must broadcast to (..., Tq, Tk) = (..., {tq!r}, {tk!r})")
+
+
+def _fused_attention(q, k, v, mask, causal: bool, scale: float, error: _Failure) -> Node:
+    """The ``attention`` primitive over q, k, v (and the mask) broadcast to common leading dims (views,
+    never copies); its output rows are the slice [..., :dv] of the node (the rest is the log-sum-exp)."""
+    tq, tk, dv = q.shape[-2], k.shape[-2], v.shape[-1]
+    if not isinstance(dv, int):
+        raise error(f"the fused form needs a concrete feature size of v, got {dv!r}")
+    leads = [q.shape[:-2], k.shape[:-2], v.shape[:-2]] + ([mask.shape[:-2]] if mask is not None else [])
+    lead = broadcast_shapes("scaled_dot_product_attention", *leads)
+    q, k, v = (make_broadcast(x, lead + x.shape[-2:]) for x in (q, k, v))
+    if mask is not None:
+        mask = make_broadcast(mask, lead + (tq, tk))
+    node = make_attention(q, k, v, mask, causal, scale)
+    return make_slice(node, (0,) * node.ndim, lead + (tq, dv))

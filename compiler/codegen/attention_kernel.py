@@ -37,7 +37,7 @@ from .mathlib import math_call
 from .schedule import Kernel, _matrix_compatible
 
 BLOCK_Q = 64  # queries per block: rows of the score tile and of the P V product
-BLOCK_K = 64  # keys per block: columns of the score tile
+BLOCK_K = 128  # keys per block: columns of the score tile
 
 
 @dataclass(eq=False)
@@ -101,6 +101,8 @@ def emit_attention(module: ir.Module, kernel: AttentionKernel, name: str, dim_na
     tile = b.alloca(ty, size=I64(BLOCK_Q * BLOCK_K), name="tile")
     sums = b.alloca(ty, size=I64(BLOCK_Q), name="sums")
     running = b.alloca(ty, name="running")
+    bits = ir.IntType(ITEMSIZE[kernel.dtype] * 8)
+    top = b.alloca(bits, name="top")
     out_ptr = pointers[kernel.out]
     out_strides = contiguous_strides(kernel.space)
 
@@ -144,7 +146,7 @@ def emit_attention(module: ir.Module, kernel: AttentionKernel, name: str, dim_na
                     query = b.add(i0, r)
                     scores = b.mul(r, I64(BLOCK_K))
                     row = b.add(block_out, b.mul(r, I64(width)))
-                    b.store(minus_inf, running)
+                    b.store(_ordered(b, minus_inf, bits), top)
                     with counted_loop(b, cols, "c") as c:
                         key = b.add(j0, c)
                         s = b.fmul(load(tile, b.add(scores, c)), ir.Constant(ty, kernel.scale))
@@ -153,9 +155,11 @@ def emit_attention(module: ir.Module, kernel: AttentionKernel, name: str, dim_na
                         if kernel.causal:
                             s = b.select(b.icmp_signed(">", key, query), minus_inf, s)
                         store(s, tile, b.add(scores, c))
-                        b.store(b.call(maxnum, [b.load(running), s]), running)
+                        key = _ordered(b, s, bits)
+                        largest = b.load(top)
+                        b.store(b.select(b.icmp_signed(">", key, largest), key, largest), top)
                     old = load(out_ptr, b.add(row, I64(dv)))
-                    new = b.call(maxnum, [old, b.load(running)])
+                    new = b.call(maxnum, [old, _unordered(b, b.load(top), ty)])
                     shift = b.select(b.fcmp_ordered(">", new, minus_inf), new, zero)
                     b.store(zero, running)
                     with counted_loop(b, cols, "e") as c:
@@ -186,6 +190,22 @@ def emit_attention(module: ir.Module, kernel: AttentionKernel, name: str, dim_na
 
 def _arg_shape(kernel: AttentionKernel, position: int) -> tuple:
     return kernel.nodes[0].args[position].shape
+
+
+def _ordered(b: ir.IRBuilder, value, bits: ir.IntType):
+    """The float's bits as a signed integer that orders as the floats do (negative floats' magnitude
+    bits flipped), so a row maximum is an integer max reduction, which vectorises without fast-math
+    flags. A NaN orders above +inf (or below -inf with its sign bit set); it reaches the output
+    through the row's sum either way."""
+    raw = b.bitcast(value, bits)
+    flipped = b.xor(raw, ir.Constant(bits, (1 << (bits.width - 1)) - 1))
+    return b.select(b.icmp_signed("<", raw, ir.Constant(bits, 0)), flipped, raw)
+
+
+def _unordered(b: ir.IRBuilder, key, ty: ir.Type):
+    """The float whose ``_ordered`` key is `key`."""
+    flipped = b.xor(key, ir.Constant(key.type, (1 << (key.type.width - 1)) - 1))
+    return b.bitcast(b.select(b.icmp_signed("<", key, ir.Constant(key.type, 0)), flipped, key), ty)
 
 
 def _smin(b: ir.IRBuilder, x, y):
