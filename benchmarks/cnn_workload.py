@@ -45,6 +45,11 @@ def _uniform(fan_in: int):
 
 def symprop_step(seed: int = 0):
     """The CNN declared with compiler.ops and Params, compiled to one training step."""
+    return sp.compile_step(symprop_loss(), sp.optim.SGD(lr=LR, momentum=MOMENTUM), seed=seed)
+
+
+def symprop_loss():
+    """The CNN's loss node, declared with compiler.ops and Params."""
     ops = sp.ops
     p = {name: sp.Param(name, shape, init=_uniform(fan_in)) for name, (shape, fan_in) in PARAMS.items()}
     x = sp.Input("x", ("batch", *IMAGE))
@@ -52,8 +57,7 @@ def symprop_step(seed: int = 0):
     h = ops.max_pool2d(ops.relu(ops.conv2d(x, p["conv1.weight"], p["conv1.bias"], padding=1)), 2)
     h = ops.max_pool2d(ops.relu(ops.conv2d(h, p["conv2.weight"], p["conv2.bias"], padding=1)), 2)
     logits = ops.flatten(h) @ p["dense.weight"] + p["dense.bias"]
-    loss = ops.cross_entropy(logits, y)
-    return sp.compile_step(loss, sp.optim.SGD(lr=LR, momentum=MOMENTUM), seed=seed)
+    return ops.cross_entropy(logits, y)
 
 
 # what each matrix product of the step computes, by its output's (rows, columns) per sample, in either order
