@@ -225,3 +225,22 @@ def test_fused_must_be_a_flag():
     q = Input("q", (3, 4))
     with pytest.raises(C.GraphError, match="fused must be None, True or False"):
         C.scaled_dot_product_attention(q, q, q, fused="yes")
+
+
+def test_second_order_gradients_equal_the_composite():
+    """Gradients of gradients go through the attention node's VJP again (its log-sum-exp column included):
+    equal to the composite's, evaluated and compiled."""
+    rng = np.random.default_rng(0)
+    q, k, v = (Input(n, (2, 5, 3), dtype="float64") for n in "qkv")
+    arrays = {n: rng.normal(size=(2, 5, 3)) for n in "qkv"}
+    results = []
+    for use_fused in (True, False):
+        out = C.scaled_dot_product_attention(q, k, v, causal=True, fused=use_fused)
+        g_q, g_k = grad((C.tanh(out) * out).sum(), [q, k])
+        second = grad((g_q * g_q).sum() + g_k.sum(), [q, k, v])
+        results.append(evaluate(second, arrays))
+        if use_fused:
+            for a, e in zip(C.compile(second)(**arrays), results[0]):
+                np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
+    for a, e in zip(*results):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
