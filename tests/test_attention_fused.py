@@ -244,3 +244,20 @@ def test_second_order_gradients_equal_the_composite():
                 np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
     for a, e in zip(*results):
         np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_transformer_block_on_the_fused_path_equals_torch(compiled, monkeypatch):
+    """Every attention of a causal TransformerBlock fused (heads read in place from the projections)."""
+    from compiler import nn
+    from test_nn_transformer import TorchBlock, compare_with_torch
+    monkeypatch.setattr(sequence_ops, "FLASH_MIN_T", 1)
+    torch.manual_seed(0)
+    with nn.names():
+        layer = nn.TransformerBlock(num_heads=2, mlp_ratio=2, causal=True)
+    module = TorchBlock(8, 2, 2, True)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = np.random.default_rng(0).normal(size=(2, 7, 8))
+    compare_with_torch(layer, module, x, compiled, "transformer_block.")
