@@ -51,7 +51,7 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
                         + [(b.name + SUM_SUFFIX, b.shape) for b, _ in updates])
 
     # the update program: mean gradients from the summed ones, the optimizer (clipping included), Buffers
-    inverse = Input(INVERSE_ROWS_INPUT, (), "float64").astype(dtype)
+    inverse = Input(INVERSE_ROWS_INPUT, (), dtype)  # of the gradients' dtype: the scaling fuses into the update loops
     sums = {name: Input(name, shape, dtype) for name, shape in layout.shapes.items()}
     graph = update_graph(loss, optimizer, params, grads=[sums[p.name + GRADIENT_SUFFIX] * inverse for p in params])
     update_targets = [*graph.params, *graph.state.values(), *(b for b, _ in updates)]

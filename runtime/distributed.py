@@ -168,7 +168,7 @@ class DistributedStep:
         self._rows_entry = self._views[ROWS_ENTRY]
         rows_spec = next(a for a in gradient_program.plan["arguments"] if a["name"] == ROWS_INPUT)
         self._rows_value = np.zeros((), rows_spec["dtype"])
-        self._inverse_value = np.zeros((), np.float64)
+        self._inverse_value = np.zeros((), layout.dtype)
         self._step_value, self._lr_value = np.zeros((), np.float64), np.zeros((), np.float64)
         self._seed_value = as_scalar(SEED_INPUT, rank_seed(seed, self.rank))
         self._counter_value = np.zeros((), np.int64)
