@@ -2,9 +2,16 @@
 
 Dumb and safe: every argument is checked (name, dtype, shape against the
 declared shape and the other arguments' symbolic dimensions, C-contiguity,
-alignment) before any pointer reaches machine code. Intermediates live in an
-arena allocated once per binding of the symbolic dimensions; a call fills a
+alignment) before any pointer reaches machine code. Intermediates live in a
+workspace's arena (``runtime/workspace.py``), which grows to the largest
+binding of the symbolic dimensions and is reused; a call fills the workspace's
 persistent pointer table and makes one native call.
+
+Threads: a call runs on the executable's own workspace when no other call
+holds it, otherwise on a spare one (created on demand and reused), so
+concurrent calls never share a temporary and run in parallel (the native call
+releases the GIL). Training steps serialise on ``lock`` instead: they update
+their parameters in place.
 """
 from __future__ import annotations
 
@@ -16,37 +23,9 @@ import numpy as np
 
 from .dimensions import concrete, dim_names
 from .random_inputs import RandomInputs
+from .workspace import INT64_MAX, SizeRules, Workspace, data_address
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
-ARENA_ALIGNMENT = 64
-
-
-def aligned_empty(nbytes: int) -> np.ndarray:
-    """A uint8 array of nbytes whose data starts on a 64-byte boundary."""
-    raw = np.empty(nbytes + ARENA_ALIGNMENT, dtype=np.uint8)
-    start = (-raw.ctypes.data) % ARENA_ALIGNMENT
-    return raw[start:start + nbytes]
-
-
-def _data_address_reader():
-    """A fast reader of an ndarray's data pointer.
-
-    ``arr.ctypes.data`` costs ~1.5-3 us. The data pointer is the first field after
-    the object header of NumPy's array struct (``PyArray_DATA``), so reading it from
-    the object's address is ~10x cheaper; used only when verified on this interpreter.
-    """
-    probe = np.arange(3.0)
-    pointer = ctypes.c_void_p.from_address
-    offset = object.__basicsize__
-    try:
-        if pointer(id(probe) + offset).value == probe.ctypes.data:
-            return lambda array: pointer(id(array) + offset).value
-    except (ValueError, OSError):
-        pass
-    return lambda array: array.ctypes.data
-
-
-data_address = _data_address_reader()
 
 
 def describe_shape(shape) -> str:
@@ -80,16 +59,9 @@ class Executable:
         self._ir_text = ir_text
         self._single = single
         self._buffers = plan["buffers"]
-        self._table = (ctypes.c_void_p * max(len(self._buffers), 1))()
-        self._dims = (ctypes.c_int64 * max(len(plan["dims"]), 1))()
-        self._table_address = ctypes.addressof(self._table)
-        self._dims_address = ctypes.addressof(self._dims)
-        self._keep = {}  # buffer index -> array kept alive while its pointer is in the table
-        self._binding = None
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held by a call on the executable's own workspace (and by a TrainStep)
         self._persistent_outputs = persistent_outputs
         self._addresses = addresses or {}
-        self._output_arrays = []
         declared = plan.get("arguments")  # every Input/Param the user declared, used by the code or not
         if declared is None:
             declared = [dict(b, buffer=i) for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")]
@@ -114,16 +86,19 @@ class Executable:
         argument_names = {b["name"] for _, b in self.arguments}
         self._index_checks = [(c["input"], c["low"], c["high"], c["op"]) for c in plan.get("index_checks", ())
                               if c["input"] in argument_names]
-        for index, array in consts.items():
-            self._set(int(index), np.ascontiguousarray(array))
+        static = {int(index): np.ascontiguousarray(array) for index, array in consts.items()}
         arguments = {b["name"]: i for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")}
         for name, array in (bound or {}).items():
             if name in arguments:  # a bound value the program does not read is ignored
-                self._set(arguments[name], array)
+                static[arguments[name]] = array
+        self._static = static  # buffer index -> constant or bound array: the same in every workspace
+        self._sizes = SizeRules(plan)
+        self._workspace = self._new_workspace()  # calls holding `lock`, training steps, epochs, cost()
+        self._spares = []  # workspaces of concurrent calls, reused (list.pop and append are atomic)
 
-    def _set(self, index: int, array: np.ndarray):
-        self._keep[index] = array
-        self._table[index] = data_address(array)
+    def _new_workspace(self) -> Workspace:
+        return Workspace(self._sizes, len(self._buffers), self.plan["dims"], self._static, self._outputs,
+                         self._persistent_outputs)
 
     # ---- checking ---------------------------------------------------------------------------
 
@@ -184,33 +159,23 @@ class Executable:
 
     # ---- running ----------------------------------------------------------------------------
 
-    def _rebind(self, dims: dict, sources=None):
-        """Allocate the arena (and persistent outputs) for `dims`, then switch to it.
+    def _rebind(self, workspace: Workspace, dims: dict, sources=None):
+        """Size `workspace` for `dims`: its arena grows if `dims` needs more than any binding before.
 
         Everything is allocated before anything is changed: a MemoryError (or a size that
         does not fit in int64) leaves the dims array, the arena and the pointer table as
         they were, bound to the previous dimensions. `sources()` names what set each dim."""
-        check_sizes(self.plan, dims, sources)
-        slot_bytes = [0] * self.plan["slots"]
-        for buffer in self._buffers:
-            if buffer["slot"] is not None:
-                slot_bytes[buffer["slot"]] = max(slot_bytes[buffer["slot"]], nbytes(buffer, dims))
-        arena = [aligned_empty(max(n, 1)) for n in slot_bytes]
-        output_layout = [(index, concrete(spec["shape"], dims), np.dtype(spec["dtype"])) for index, spec in self._outputs]
-        output_arrays = [np.empty(shape, dtype=dtype) for _, shape, dtype in output_layout] if self._persistent_outputs else []
-        pointed = [array if array.size else aligned_empty(1) for array in output_arrays]
-        # commit: nothing below allocates
-        for k, name in enumerate(self.plan["dims"]):
-            self._dims[k] = dims[name]
-        for index, buffer in enumerate(self._buffers):
-            if buffer["slot"] is not None:
-                self._set(index, arena[buffer["slot"]])
-        self._output_layout = output_layout
-        if self._persistent_outputs:
-            self._output_arrays = output_arrays
-            for (index, _), array in zip(self._outputs, pointed):
-                self._set(index, array)
-        self._binding = dims
+        needs = None
+        if not workspace.covers(dims):
+            needs = self._sizes.slot_bytes(dims)
+            if needs is None:
+                check_sizes(self.plan, dims, sources)  # raises, naming the buffer or kernel
+        workspace.bind(dims, needs)
+
+    @property
+    def arena_bytes(self) -> int:
+        """Bytes of temporaries the executable's own workspace holds (the largest binding seen)."""
+        return self._workspace.arena_bytes
 
     def check(self, values: dict) -> dict:
         """Check every argument (names, dtypes, shapes, layout, label ranges); returns the dims."""
@@ -223,30 +188,45 @@ class Executable:
         if self.random is not None:  # the seed (fn.random.seed) and the call's counter, unless given
             values = self.random.fill(values)
         dims = self.check(values)
-        with self.lock:  # one call at a time: calls share the pointer table and the arena
-            return self.run(values, dims)
+        if self.lock.acquire(blocking=False):  # the usual case: no other call is running
+            try:
+                return self._run(self._workspace, values, dims, True)
+            finally:
+                self.lock.release()
+        try:  # another thread is calling: run beside it on a workspace of our own
+            workspace = self._spares.pop()
+        except IndexError:
+            workspace = self._new_workspace()
+        try:
+            return self._run(workspace, values, dims, True)
+        finally:
+            self._spares.append(workspace)
 
     def run(self, values: dict, dims: dict, check_faults: bool = True):
-        """Run on already checked arguments (see ``_bind``).
+        """Run on already checked arguments (see ``_bind``), on the executable's own workspace;
+        the caller holds ``lock``.
 
         Labels computed inside the graph are checked by the program itself; an out-of-range one
         raises IndexError after the call (unless `check_faults` is false: the caller then calls
         ``check_faults``, as a training step does once its step count is advanced)."""
-        if dims != self._binding:
-            self._rebind(dims, lambda: self._dimension_sources(values))
-        table = self._table
+        return self._run(self._workspace, values, dims, check_faults)
+
+    def _run(self, workspace: Workspace, values: dict, dims: dict, check_faults: bool):
+        if dims != workspace.binding:
+            self._rebind(workspace, dims, lambda: self._dimension_sources(values))
+        table = workspace.table
         for index, name, *_ in self._checks:
             if index is not None:  # declared, but simplification removed every read of it
                 table[index] = data_address(values[name])
         if self._persistent_outputs:
-            results = self._output_arrays
+            results = workspace.output_arrays
         else:
             results = []
-            for index, shape, dtype in self._output_layout:
+            for index, shape, dtype in workspace.output_layout:
                 array = np.empty(shape, dtype)
-                table[index] = data_address(array) if array.size else self._table_address
+                table[index] = data_address(array) if array.size else workspace.table_address
                 results.append(array)
-        self._entry(self._table_address, self._dims_address)
+        self._entry(workspace.table_address, workspace.dims_address)
         if self._faults and check_faults:
             self.check_faults(results)
         return results[0] if self._single else tuple(results[:self._returned])
@@ -254,7 +234,7 @@ class Executable:
     def check_faults(self, results: list | None = None, note: str = "") -> None:
         """IndexError naming the op, a bad value and the range if the last call (its `results`, by
         default the persistent outputs) found a computed label out of range; `note` ends the message."""
-        results = self._output_arrays if results is None else results
+        results = self._workspace.output_arrays if results is None else results
         for position, op, low, high, name in self._faults:
             value = results[position].item()
             if not low <= value < high:  # NaN too
@@ -265,24 +245,24 @@ class Executable:
 
     @property
     def table_address(self) -> int:
-        return self._table_address
+        return self._workspace.table_address
 
     @property
     def dims_address(self) -> int:
-        return self._dims_address
+        return self._workspace.dims_address
 
     def prepare(self, dims: dict, arrays: dict) -> None:
         """Bind `dims` and point the named arguments at `arrays` (already checked by the caller)."""
-        if dims != self._binding:
-            self._rebind(dims, lambda: {name: "batch_size" for name in dims})
+        workspace = self._workspace
+        if dims != workspace.binding:
+            self._rebind(workspace, dims, lambda: {name: "batch_size" for name in dims})
         by_name = {spec["name"]: index for index, spec in self.arguments}
         for name, array in arrays.items():
-            self._set(by_name[name], array)
+            workspace.set(by_name[name], array)
 
     def restore_dims(self) -> None:
         """Write the bound dimension values back (a native loop may have changed them)."""
-        for k, name in enumerate(self.plan["dims"]):
-            self._dims[k] = self._binding[name]
+        self._workspace.write_dims(self._workspace.binding)
 
     # ---- inspection -----------------------------------------------------------------------------
 
@@ -293,7 +273,7 @@ class Executable:
     @property
     def binding(self) -> dict | None:
         """The symbolic dimension values of the last call (None before the first)."""
-        return self._binding
+        return self._workspace.binding
 
     def cost(self, **values):
         """Per-kernel FLOPs, bytes, intensity and measured time on the arguments of one call.
@@ -333,9 +313,6 @@ class Executable:
 
 def nbytes(buffer: dict, dims: dict) -> int:
     return math.prod(concrete(buffer["shape"], dims)) * np.dtype(buffer["dtype"]).itemsize
-
-
-INT64_MAX = 2**63 - 1
 
 
 def check_sizes(plan: dict, dims: dict, sources=None) -> None:
