@@ -261,3 +261,19 @@ def test_a_transformer_block_on_the_fused_path_equals_torch(compiled, monkeypatc
             p.add_(0.1 * torch.randn_like(p))
     x = np.random.default_rng(0).normal(size=(2, 7, 8))
     compare_with_torch(layer, module, x, compiled, "transformer_block.")
+
+
+def test_transposed_and_broadcast_operands_are_read_in_place():
+    """q, k and v stored transposed (unit stride along the sequence) and broadcast along a leading dim: the
+    GEMMs read them with transposed flags and stride 0, no copy; the result equals the NumPy reference."""
+    rng = np.random.default_rng(8)
+    tq, tk, d, dv = BLOCK_Q + 2, BLOCK_K + 3, 5, 3
+    arrays = {"qt": rng.normal(size=(2, d, tq)), "kt": rng.normal(size=(1, d, tk)), "vt": rng.normal(size=(2, dv, tk))}
+    qt, kt, vt = (Input(name, a.shape, dtype="float64") for name, a in arrays.items())
+    q, k, v = (C.transpose(x, (0, 2, 1)) for x in (qt, kt, vt))
+    out = C.scaled_dot_product_attention(q, k, v, causal=True, fused=True)
+    outputs = [out] + grad((out * out).sum(), [qt, kt, vt])
+    forward = C.compile(out).plan
+    assert [b["shape"] for b in forward["buffers"] if b["role"] == "temp"] == [[2, tq, dv + 1]]  # the node alone
+    for a, e in zip(C.compile(outputs)(**arrays), evaluate(outputs, arrays)):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
