@@ -33,6 +33,7 @@ from .label_ranges import index_checks, index_faults, record_faults
 from .modes import buffer_updates
 from .optim import Optimizer, update_graph
 from .passes import simplify
+from .step import _bound_function, _live_arrays
 from .traversal import leaves
 
 
@@ -68,7 +69,9 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
                        *(_as(v * rows.astype(v.dtype), dtype) for _, v in updates)]
     faults = index_faults([loss, *gradient_values])
     checks = index_checks([loss, *gradient_values])
-    data = [leaf.name for leaf in leaves([loss]) if leaf.op == "input" and leaf.name not in RANDOM_INPUTS]
+    data_inputs = [leaf for leaf in leaves([loss]) if leaf.op == "input" and leaf.name not in RANDOM_INPUTS]
+    _check_batch_axis(data_inputs)
+    data = [leaf.name for leaf in data_inputs]
 
     def compile_both():
         show = comm.rank == 0
@@ -78,7 +81,6 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
 
     programs = _rank_0_first(comm, compile_both)
     names = {"data": data, "step": graph.step.name, "lr": graph.lr.name}
-    from .step import _bound_function, _live_arrays
     all_leaves = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
     live = _live_arrays([p for p in all_leaves if not is_buffer(p)], {}, seed, "parameter")
     buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], {}, seed, "buffer")
@@ -89,6 +91,15 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
 
 def _as(node, dtype: str):
     return node if node.dtype == dtype else node.astype(dtype)
+
+
+def _check_batch_axis(data_inputs) -> None:
+    """The ranks split every data input along its first axis, which must be one symbolic batch dimension."""
+    first = {leaf.shape[0] if leaf.shape else None for leaf in data_inputs}
+    if len(first) != 1 or not isinstance(next(iter(first)), str):
+        shapes = ", ".join(f"{leaf.name} {leaf.shape}" for leaf in data_inputs) or "no data inputs"
+        raise ValueError(f"compile_step(distributed=...): the ranks split the batch along the first axis of every "
+                         f"data input, so each must start with the same symbolic dimension; got {shapes}")
 
 
 def _flat_dtype(params, buffers) -> str:

@@ -195,7 +195,7 @@ def test_split_step_saves_loads_and_checks_consistency(tmp_path):
         step.load(tmp_path / "bad.npz")
 
 
-def test_split_step_needs_one_float_dtype_and_a_row_somewhere():
+def test_split_step_needs_one_float_dtype_a_batch_axis_and_a_row_somewhere():
     import compiler as sp
     from compiler import optim
     x = sp.Input("x", ("batch", 3), dtype="float64")
@@ -203,6 +203,9 @@ def test_split_step_needs_one_float_dtype_and_a_row_somewhere():
     v = sp.Param("v", (2,), dtype="float32")
     with pytest.raises(TypeError, match="one dtype"):
         sp.compile_step(sp.sum(x @ w + v.astype("float64")), optim.SGD(lr=0.1), distributed=SingleProcess())
+    t = sp.Input("t", ("T", "batch", 3), dtype="float64")
+    with pytest.raises(ValueError, match="first axis"):
+        sp.compile_step(sp.mean(x @ w) + sp.mean(t @ w), optim.SGD(lr=0.1), distributed=SingleProcess())
     step = sp.compile_step(sp.mean(x @ w), optim.SGD(lr=0.1), distributed=SingleProcess())
     with pytest.raises(ValueError, match="every shard was empty"):
         step(x=np.zeros((0, 3)))
