@@ -18,6 +18,7 @@ defined together in ``primitives``; ``ops`` holds what users call.
 """
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
@@ -30,6 +31,7 @@ from .shapes import canonical_shape
 LEAF_OPS = ("input", "param", "const", "dim")
 
 _nodes: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_nodes_lock = threading.Lock()  # a node made by two threads at once is still one node
 
 
 def scalar_symbol(i: int) -> sympy.Symbol:
@@ -69,11 +71,14 @@ class Node:
         key = (cls, op, args, attrs, shape, dtype)
         node = _nodes.get(key)
         if node is None:
-            node = object.__new__(cls)
+            made = object.__new__(cls)
             for name, value in (("op", op), ("args", args), ("attrs", attrs), ("shape", shape), ("dtype", dtype),
                                 ("location", location or user_location())):
-                object.__setattr__(node, name, value)
-            _nodes[key] = node
+                object.__setattr__(made, name, value)
+            with _nodes_lock:
+                node = _nodes.get(key)
+                if node is None:
+                    node = _nodes[key] = made
         return node
 
     def __setattr__(self, name, value):

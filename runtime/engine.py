@@ -17,10 +17,20 @@ Facts this module relies on (llvmlite 0.50 / LLVM 22):
   truncated or inconsistent one (a section or relocation pointing past the
   end): `check_elf_object` checks every offset, size and index RuntimeDyld
   follows before the bytes reach it.
+
+Threads: llvmlite serialises every LLVM call on one process-wide lock. Adding
+objects to the MCJIT (the one shared structure) stays serialised, on that lock
+and the engine's own. Parsing, verifying, optimising and emitting a module are
+the expensive, independent parts: each `optimize` gets a private LLVMContext
+and a fresh target machine, touches nothing another thread can reach, and
+calls those four LLVM functions without llvmlite's lock (`_unlocked`), so two
+threads compile two programs in parallel (LLVM supports concurrent work in
+distinct contexts). The GIL is released inside each of those calls.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import struct
 import sys
@@ -98,6 +108,43 @@ def host_identity() -> str:
     )
 
 
+def _unlocked(name: str):
+    """llvmlite's C function `name` called without llvmlite's process-wide lock (the locked one if this
+    llvmlite wraps its functions differently). Only for calls on objects private to the calling thread."""
+    function = getattr(llvm.ffi.lib, name)
+    return getattr(function, "_cfn", function)
+
+
+def _parse_private(ir_text: str) -> llvm.ModuleRef:
+    """A module parsed into a fresh LLVMContext of its own (the module keeps the context alive)."""
+    context = llvm.create_context()
+    with llvm.ffi.OutputString() as error:
+        module = llvm.ModuleRef(_unlocked("LLVMPY_ParseAssembly")(context, ir_text.encode(), error), context)
+        if error:
+            module.close()
+            raise RuntimeError(f"LLVM IR parsing error\n{error}")
+    with llvm.ffi.OutputString() as error:
+        if _unlocked("LLVMPY_VerifyModule")(module, error):
+            raise _VerifyError(str(error))
+    return module
+
+
+class _VerifyError(RuntimeError):
+    pass
+
+
+def _emit_private(tm: llvm.TargetMachine, module: llvm.ModuleRef, use_object: bool) -> bytes:
+    """What `tm.emit_object(module)` (or `emit_assembly`) returns, with LLVM's work outside llvmlite's lock."""
+    with llvm.ffi.OutputString() as error:
+        buffer = _unlocked("LLVMPY_TargetMachineEmitToMemory")(tm, module, int(use_object), error)
+        if not buffer:
+            raise RuntimeError(str(error))
+    try:
+        return ctypes.string_at(llvm.ffi.lib.LLVMPY_GetBufferStart(buffer), llvm.ffi.lib.LLVMPY_GetBufferSize(buffer))
+    finally:
+        llvm.ffi.lib.LLVMPY_DisposeMemoryBuffer(buffer)
+
+
 class Engine:
     """Compiles LLVM IR for the host CPU and loads machine code into this process."""
 
@@ -135,16 +182,15 @@ class Engine:
     def optimize(self, ir_text: str) -> llvm.ModuleRef:
         """Parse, verify and optimise IR at O3 (loop and SLP vectorisation) for the host.
 
-        Returns the module: `str(module)` is the optimised IR.
+        Returns the module (in an LLVMContext of its own): `str(module)` is the optimised IR.
+        Threads optimise in parallel (see the module's docstring).
         """
         try:
-            module = llvm.parse_assembly(ir_text)
+            module = _parse_private(ir_text)
+        except _VerifyError as error:
+            raise InvalidIRError(f"LLVM IR does not verify:\n{error}") from None
         except RuntimeError as error:
             raise InvalidIRError(f"LLVM IR does not parse:\n{error}") from None
-        try:
-            module.verify()
-        except RuntimeError as error:
-            raise InvalidIRError(f"LLVM IR does not verify:\n{error}") from None
         tm = self.target_machine()
         module.triple = tm.triple
         module.data_layout = str(tm.target_data)
@@ -152,16 +198,16 @@ class Engine:
         tuning.loop_vectorization = True
         tuning.slp_vectorization = True
         passes = llvm.create_pass_builder(tm, tuning)
-        passes.getModulePassManager().run(module, passes)
+        _unlocked("LLVMPY_RunNewModulePassManager")(passes.getModulePassManager(), module, passes)
         return module
 
     def emit_object(self, module: llvm.ModuleRef) -> bytes:
-        """Machine code for an (optimised) module, as an object file."""
-        return bytes(self.target_machine().emit_object(module))
+        """Machine code for a module from ``optimize``, as an object file."""
+        return _emit_private(self.target_machine(), module, True)
 
     def emit_assembly(self, module: llvm.ModuleRef) -> str:
-        """Host assembly for an (optimised) module, for inspection."""
-        return self.target_machine().emit_assembly(module)
+        """Host assembly for a module from ``optimize``, for inspection."""
+        return _emit_private(self.target_machine(), module, False).decode()
 
     def add_object(
         self, obj: bytes, symbols: list[str], externals: list[str] = ()

@@ -3,6 +3,12 @@
 A program is stored as named blobs: the object code, the plan (JSON), the
 constant arrays (npz) and the LLVM IR text (for inspection). Each is loaded
 into the process's one JIT at most once.
+
+Threads: a program is built once, by the first thread asking for its key (the
+others wait for that key only); programs of different keys are built at the
+same time. Nothing here holds a lock across a build: simplification, code
+generation and LLVM's optimisation run in parallel, and only adding the object
+to the process's JIT is serialised (``Engine.add_object``).
 """
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ from .cache import ObjectCache
 from .engine import Engine, InvalidObjectError
 from .executable import Executable
 
-_loaded: dict = {}
-_lock = threading.Lock()
+_loaded: dict = {}  # key -> LoadedProgram, for the life of the process
+_building: dict = {}  # key -> the lock its first caller holds while loading or building it
+_building_lock = threading.Lock()  # guards _building only (never held across a build)
 
 
 class LoadedProgram:
@@ -56,31 +63,43 @@ def load_program(key: str, build, cache: ObjectCache | None = None, progress=Non
     A cache entry that authenticates but does not parse, does not describe a
     well-formed program, or does not link is a miss: it is removed and the program built.
     progress: a runtime.progress.Progress told about the LLVM stages (build reports its own)."""
-    with _lock:
-        program = _loaded.get(key)
-        if program is not None:
-            return program
-        engine = Engine.instance()
-        cache = ObjectCache.default() if cache is None else cache
-        entries = cache.load(key)
-        prefix = symbol_prefix(key)
-        program = None
-        if entries is not None:
-            program, linked = _from_cache(engine, entries)
-            if program is None:
-                cache.discard(key)
-                if linked:  # its symbols may be defined now: the rebuilt program takes other names
-                    prefix = f"{prefix}_{len(_loaded)}x{id(entries) & 0xFFFF:x}"
-        if program is None:
-            ir_text, plan, consts = build(prefix)
-            if progress is not None:
-                progress.stage(f"LLVM: optimise and emit machine code for {len(plan['kernels'])} kernels")
-            addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"])
-            cache.store(key, {"object": obj, "plan": json.dumps(plan).encode(), "consts": _pack_consts(consts),
-                              "ir": ir_text.encode()})
-            program = LoadedProgram(plan, addresses, consts, ir_text, False)
-        _loaded[key] = program
+    program = _loaded.get(key)
+    if program is not None:
         return program
+    with _building_lock:
+        lock = _building.setdefault(key, threading.Lock())
+    with lock:  # one build per key; another key's build runs beside this one
+        program = _loaded.get(key)
+        if program is None:
+            program = _load_or_build(key, build, cache, progress)
+            _loaded[key] = program
+            with _building_lock:  # after a failed build the lock stays: a retry waits for a retry
+                _building.pop(key, None)
+    return program
+
+
+def _load_or_build(key: str, build, cache: ObjectCache | None, progress) -> LoadedProgram:
+    """From the on-disk cache, or built (`build` and LLVM run here, holding only this key's lock)."""
+    engine = Engine.instance()
+    cache = ObjectCache.default() if cache is None else cache
+    entries = cache.load(key)
+    prefix = symbol_prefix(key)
+    program = None
+    if entries is not None:
+        program, linked = _from_cache(engine, entries)
+        if program is None:
+            cache.discard(key)
+            if linked:  # its symbols may be defined now: the rebuilt program takes other names
+                prefix = f"{prefix}_{len(_loaded)}x{id(entries) & 0xFFFF:x}"
+    if program is None:
+        ir_text, plan, consts = build(prefix)
+        if progress is not None:
+            progress.stage(f"LLVM: optimise and emit machine code for {len(plan['kernels'])} kernels")
+        addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"])
+        cache.store(key, {"object": obj, "plan": json.dumps(plan).encode(), "consts": _pack_consts(consts),
+                          "ir": ir_text.encode()})
+        program = LoadedProgram(plan, addresses, consts, ir_text, False)
+    return program
 
 
 def _from_cache(engine: Engine, entries: dict) -> tuple:
