@@ -21,7 +21,7 @@ from .primitives.attention import make_attention
 from .primitives.layouts import make_broadcast, make_slice
 from .shapes import broadcast_shapes
 
-FLASH_MIN_T = 256
+FLASH_MIN_T = 128
 """Key length (Tk) from which ``scaled_dot_product_attention`` is the fused ``attention`` primitive
 (online softmax, no stored Tk-wide probabilities in the forward pass) rather than the composite of
 products and reductions; measured in docs/architecture.md ("Attention")."""

@@ -155,9 +155,8 @@ def emit_attention(module: ir.Module, kernel: AttentionKernel, name: str, dim_na
                         if kernel.causal:
                             s = b.select(b.icmp_signed(">", key, query), minus_inf, s)
                         store(s, tile, b.add(scores, c))
-                        key = _ordered(b, s, bits)
-                        largest = b.load(top)
-                        b.store(b.select(b.icmp_signed(">", key, largest), key, largest), top)
+                        ordered, largest = _ordered(b, s, bits), b.load(top)
+                        b.store(b.select(b.icmp_signed(">", ordered, largest), ordered, largest), top)
                     old = load(out_ptr, b.add(row, I64(dv)))
                     new = b.call(maxnum, [old, _unordered(b, b.load(top), ty)])
                     shift = b.select(b.fcmp_ordered(">", new, minus_inf), new, zero)
@@ -214,9 +213,9 @@ def _smin(b: ir.IRBuilder, x, y):
 
 def _masked(b, emitter, s, mask: Access, form, base, query, key, size):
     """The score with the mask applied at (query, key): added, or -inf where a bool mask is False."""
+    from .kernels import ITEMSIZE
     coefs, _ = form
     linear = b.add(base, b.add(b.mul(query, size(coefs[-2])), b.mul(key, size(coefs[-1]))))
-    from .kernels import ITEMSIZE
     value = b.load(b.gep(emitter.pointers[mask.buffer], [linear]), align=ITEMSIZE[mask.buffer.dtype])
     if mask.buffer.dtype == "bool":
         return b.select(b.icmp_unsigned("!=", value, ir.Constant(value.type, 0)), s, ir.Constant(s.type, float("-inf")))
