@@ -5,6 +5,7 @@ layer entry names the file, the layer's key and what was expected.
 """
 import importlib.util
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 import compiler
 from compiler.cli import main as cli_main
-from compiler.model_file import ModelFileError, load_model_file
+from compiler.model_file import LAYER_TYPES, ModelFileError, load_model_file
 from compiler.train_job import train
 from runtime import datasets
 
@@ -170,9 +171,7 @@ CONV = '{ type = "conv2d", filters = 4, kernel_size = 3, padding = 1, activation
      "expected true or false, found 0 (an integer)"),
     ('{ type = "flatten" }', '{ type = "flatten", start_dim = 2 }', "model.layers[5].start_dim", "unknown key"),
     ('type = "conv2d", filters = 4', 'type = "convolution", filters = 4', "model.layers[0].type",
-     'expected one of "dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", '
-     '"flatten", "embedding", "position_embedding", "transformer_block", "multi_head_attention", "layer_norm", '
-     '"rms_norm", found "convolution" (a string)'),
+     f'expected one of {", ".join(json.dumps(t) for t in LAYER_TYPES)}, found "convolution" (a string)'),
     # shapes that do not fit
     ("input_shape = [1, 8, 8]", "input_features = 64", "model.layers[0]",
      "a conv2d layer expects an input of shape (batch, channels, height, width), found shape (batch, 64) from the "
