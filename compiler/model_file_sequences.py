@@ -30,6 +30,7 @@ import functools
 import numbers
 
 from . import nn
+from .errors import fail
 
 SEQUENCE_LAYER_TYPES = ("embedding", "position_embedding", "transformer_block", "multi_head_attention",
                         "layer_norm", "rms_norm")
@@ -110,7 +111,6 @@ def make_sequence_layer(kind: str, arguments: dict, x, name: str) -> nn.Layer:
     """The nn layer of a sequence layer entry for its input x."""
     if kind == "embedding":
         if arguments["num_embeddings"] is None:
-            from .errors import fail
             raise fail("embedding", "num_embeddings: expected the vocabulary size (the dataset has no vocabulary)")
         return nn.Embedding(name=name, **arguments)
     if kind == "position_embedding":
