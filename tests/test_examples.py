@@ -46,7 +46,7 @@ def test_gru_solves_the_adding_problem_at_100_steps():
 
 
 def test_char_transformer_reaches_six_tenths_of_the_unigram_entropy():
-    result = load("char_transformer").main(steps=500, sample_length=40, progress=False)
-    assert result["val_loss"] <= 0.6 * result["unigram_entropy"], result["val_loss"]  # about 1.68 < 1.95
+    result = load("char_transformer").main(steps=400, eval_every=200, sample_length=40, progress=False)
+    assert result["val_loss"] <= 0.6 * result["unigram_entropy"], result["val_loss"]  # 1.78 < 1.95
     assert result["sample"].startswith("The with statement ") and len(result["sample"]) == 19 + 40
     assert result["params"][:2] == ["token_embedding.weight", "position_embedding.weight"]
