@@ -7,7 +7,7 @@ blocks (4 heads, d = 64, GELU MLP of 256), a final LayerNorm and a linear head t
 characters. Adam trains it on random windows of 64 characters with a cross-entropy at every
 position; the validation loss is measured on every non-overlapping window of the held-out text.
 It falls below 0.6x the unigram entropy (3.25 nats/char, so 1.95) within a few hundred steps
-(1.68 after 500, 1.45 after 1,000: the default, about 45 s of compute on two cores, compilation
+(1.78 after 400, 1.44 after 1,000: the default, about 35 s of CPU time on two cores, compilation
 included); then the example samples text from a prompt with a temperature.
 
     python examples/char_transformer.py [steps]
