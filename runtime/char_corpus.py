@@ -16,7 +16,6 @@ the ids is the validation split, the rest the training split.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
