@@ -28,7 +28,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 # Measured with --measure on one core of the development host (Intel Xeon, 2 cores shared with
-# other jobs; the minimum of 50 interleaved rounds after warm-up, milliseconds), 2026-12-03.
+# other jobs; the minimum of 60 interleaved rounds after warm-up, milliseconds), 2026-12-03 14:19 UTC,
+# before the update program fused its 1/N scaling (it now takes about 2.0 ms, not 3.2: docs/scaling.md).
 MEASURED = {
     "MLP 784-1024-1024-10, batch 256, Adam": {
         "fused": 22.7, "split": 25.363, "gradient": 21.612, "update": 3.203, "forward": 12.007, "flat_bytes": 7454912},
