@@ -314,3 +314,20 @@ def test_ids_inside_a_loop_are_range_checked_sliced_or_computed():
         values["table"][[0, 3, 3, 0]].sum())
     with pytest.raises(IndexError, match="6"):
         g(ids=np.array([[0, 1], [2, 0]]), **values)
+
+
+def test_a_recurrent_weights_gradient_is_one_product_over_steps_and_batch():
+    """sum over t of h_t^T dz_t, with a symbolic batch: one GEMM whose K is 6 * batch rows, not a
+    product per sample summed after."""
+    x = C.Input("x", (6, "batch", 4))
+    W, U = C.Param("W", (4, 5)), C.Param("U", (5, 5))
+    h0 = C.Input("h0", ("batch", 5))
+    _, hs = C.scan(lambda h, x_t: (ops.tanh(x_t @ W + h @ U),) * 2, h0, x)
+    f = C.compile(C.grad(ops.sum(hs), [U]))
+    products = [k for k in f.kernels() if k["kind"] == "bmm"]
+    assert [k["shape"] for k in products if k["shape"] == [5, 5]] == [[5, 5]]
+    assert not any("batch" in map(str, k["shape"]) and len(k["shape"]) == 3 for k in products)
+    rng = np.random.default_rng(0)
+    values = {"x": rng.normal(size=(6, 3, 4)).astype(np.float32), "h0": rng.normal(size=(3, 5)).astype(np.float32),
+              "W": rng.normal(size=(4, 5)).astype(np.float32), "U": rng.normal(size=(5, 5)).astype(np.float32)}
+    np.testing.assert_allclose(f(**values), C.evaluate(C.grad(ops.sum(hs), U), values), rtol=1e-4, atol=1e-5)

@@ -17,19 +17,17 @@ import math
 
 from ..errors import GraphError
 from ..graph import Node
+from ..shapes import product_dim, size_factors
 from ..primitives import make_bmm, make_broadcast, make_reduce, make_reshape, make_transpose
 from ..passes.rewrite import rewrite
 
 
 def _group_size(x: Node, axes, spec) -> int | str:
+    """The size of one matrix dimension made of several indices: a product ("batch*8") if symbolic."""
     dims = [x.shape[spec.index(c)] for c in axes]
-    if not dims:
-        return 1
     if len(dims) == 1:
         return dims[0]
-    if any(isinstance(d, str) for d in dims):
-        raise GraphError(f"einsum: cannot merge the symbolic dimension in {dims} into one matrix dimension")
-    return math.prod(dims)
+    return product_dim(*size_factors(dims))
 
 
 def _operand(x: Node, spec: str, batch, rows, cols) -> Node:
@@ -53,7 +51,9 @@ def _new_axis(x: Node, spec: str, index: str, size) -> tuple:
 
 
 def _symbolic_as_batch(a: Node, ta: str, b: Node, tb: str, out: str, sizes: dict) -> tuple:
-    """Make every symbolic index that would share an M, N or K group with others a batch index.
+    """Make every symbolic index that would share an M or N group with others a batch index (a
+    product dimension such as "batch*8" is one matrix dimension only where it is contracted: a K
+    of (steps x batch) rows is one large product, not one per sample and a sum after).
 
     Returns the operands and the contracted indices moved to the batch (to sum after the product).
     """
@@ -67,7 +67,7 @@ def _symbolic_as_batch(a: Node, ta: str, b: Node, tb: str, out: str, sizes: dict
         b, tb = _new_axis(b, tb, c, sizes[c])
     for c in crowded(n):
         a, ta = _new_axis(a, ta, c, sizes[c])
-    return a, ta, b, tb, "".join(crowded(k))
+    return a, ta, b, tb, ""
 
 
 def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node:
