@@ -4,9 +4,9 @@ Every einsum becomes layout ops around one ``bmm`` node:
 ``bmm(A, B)`` with A of shape ``batch + (M, K)`` and B of ``batch + (K, N)``
 gives ``batch + (M, N)``. Index groups (M, N, K) of several dimensions are
 merged by reshapes; an index summed in one operand only is summed first;
-a symbolic index never shares a group (a reshape cannot merge it): it
-becomes a batch index instead, the other operand broadcast along it (and, if
-contracted, summed after the product). Three or more operands contract
+a symbolic index shares a contracted (K) group as a product dimension
+(``"batch*8"``: the reshape of contiguous axes is free), but never an M or N
+group: there it becomes a batch index, the other operand broadcast along it. Three or more operands contract
 pairwise, cheapest pair first (pairs sharing an index before outer products).
 The scheduler then turns the transposes into BLAS transpose flags or strides
 where it can.
