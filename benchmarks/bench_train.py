@@ -415,12 +415,12 @@ def print_verdict(name: str, label: str, times: dict, fastest_round: dict, first
             print(f"  {label}: fastest rounds: step call {fastest_round['symprop'] / fastest_round['torch']:.2f}x, "
                   f"per step in run_epoch {fastest_round['symprop epoch'] / fastest_round['torch']:.2f}x "
                   "the time of PyTorch eager")
-    elif name == "rnn":
+    elif name == "rnn":  # on a busy machine medians and fastest rounds can disagree: the target needs both
         epoch = times["symprop epoch"] / others[best_name]
+        fastest = fastest_round["symprop"] / min(fastest_round[k] for k in others)
         print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name} "
-              f"{times[best_name] * 1e6:,.0f} us), per step in run_epoch {epoch:.2f}x; fastest rounds "
-              f"{fastest_round['symprop'] / min(fastest_round[k] for k in others):.2f}x "
-              f"(target <= 0.5x: {'met' if ratio <= 0.5 else 'NOT met'})")
+              f"{times[best_name] * 1e6:,.0f} us), per step in run_epoch {epoch:.2f}x; fastest rounds {fastest:.2f}x "
+              f"(target <= 0.5x in both: {'met' if max(ratio, fastest) <= 0.5 else 'NOT met'})")
     elif name == "lstm":
         against_torch = (f"{times['symprop'] / times['torch']:.2f}x the time of PyTorch eager (fastest rounds "
                          f"{fastest_round['symprop'] / fastest_round['torch']:.2f}x)"
