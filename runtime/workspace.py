@@ -174,7 +174,8 @@ class Workspace:
         grown = [] if needs is None else [(slot, aligned_empty(max(need, 1))) for slot, need in enumerate(needs)
                                           if need > self._capacity[slot]]
         resize_outputs = self.binding is None or not self._outputs_sized  # outputs of fixed shape: sized once
-        layout = [(index, concrete(shape, dims), dtype) for index, shape, dtype in self._outputs] if resize_outputs else []
+        layout = ([(index, concrete(shape, dims), dtype) for index, shape, dtype in self._outputs]
+                  if resize_outputs else [])
         blocks = []
         if self._persistent and resize_outputs:
             for k, (_, shape, dtype) in enumerate(layout):
