@@ -155,7 +155,7 @@ def test_the_generator_vectorises():
     widths = {int(n) for n in re.findall(r"mul (?:nuw )?(?:nsw )?<(\d+) x i64>", ir_text)}
     assert widths and max(widths) >= 4, "the Philox rounds were not vectorised"
     kernels = re.findall(r"define [^\n]*@\w+_k\d+\(.*?\n}\n", ir_text, re.S)
-    assert len(kernels) == 2
+    assert len(kernels) == 1  # one loop: both read the seed and the counter (sibling loops are joined)
     called = {name for body in kernels for name in re.findall(r"call [^\n]*?@([\w.]+)", body)}
     assert all(name.startswith("llvm.") for name in called), f"a kernel calls {called}"
 

@@ -68,13 +68,20 @@ def _as_loop(kernel: Kernel) -> Kernel:
 
 
 def _host(earlier: list, writer: dict, kernel: Kernel, measures: dict) -> int | None:
-    """The position of the loop that produced `kernel`'s latest input, if `kernel` can join it.
+    """The position of the loop that produced `kernel`'s latest input, if `kernel` can join it; else
+    of a later loop over the same space reading some of the same buffers (the gates of an LSTM cell
+    sliced from one product: one loop reads the product once and computes each gate once).
     (writer: buffer -> position in `earlier` of the loop that last wrote it.)"""
-    positions = [writer[b] for b in kernel.reads() if b in writer]
-    if not positions:
-        return None
-    position = max(positions)
-    return position if _can_host(earlier[position], kernel, measures) else None
+    reads = kernel.reads()
+    positions = [writer[b] for b in reads if b in writer]
+    ready = max(positions) if positions else -1
+    if positions and _can_host(earlier[ready], kernel, measures):
+        return ready
+    for position in range(len(earlier) - 1, ready, -1):  # a sibling: a later loop over the same inputs
+        candidate = earlier[position]
+        if candidate.reads() & reads and _can_host(candidate, kernel, measures):
+            return position
+    return None
 
 
 def _can_host(candidate: Kernel, kernel: Kernel, measures: dict) -> bool:
