@@ -40,6 +40,7 @@ from dataclasses import dataclass, field  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cnn_workload as cnn  # noqa: E402
+from numpy_training import adam_update, softmax_cross_entropy  # noqa: E402
 import compiler as sp  # noqa: E402
 import rnn_workload as rnn  # noqa: E402
 from common import (compare_rounds, environment, gemm_setting, load_average, machine_summary,  # noqa: E402
@@ -90,16 +91,7 @@ class NumpyMLP:
                 np.maximum(z, 0, out=z)
             h = z
             activations.append(h)
-        logits = h
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        rows = np.arange(len(y))
-        loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
-        g = exp
-        g /= total
-        g[rows, y] -= 1
-        g *= np.float32(1.0 / len(y))
+        loss, g = softmax_cross_entropy(h, y)
         grads = [None] * len(params)
         for i in reversed(range(layers)):
             grads[2 * i] = activations[i].T @ g
@@ -112,22 +104,7 @@ class NumpyMLP:
 
     def adam(self, grads):
         self.t += 1
-        beta1, beta2 = BETAS
-        step_size = LR / (1 - beta1 ** self.t)
-        bias_correction2_sqrt = np.sqrt(1 - beta2 ** self.t)
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            m *= beta1
-            m += (1 - beta1) * g
-            v *= beta2
-            g *= g
-            g *= 1 - beta2
-            v += g
-            denominator = np.sqrt(v)
-            denominator /= np.float32(bias_correction2_sqrt)
-            denominator += np.float32(EPS)
-            np.divide(m, denominator, out=denominator)
-            denominator *= np.float32(step_size)
-            p -= denominator
+        adam_update(zip(self.params, grads, zip(self.m, self.v)), self.t, LR, BETAS, EPS)
 
 
 # ---- PyTorch, JAX, PyTensor ------------------------------------------------------------------------

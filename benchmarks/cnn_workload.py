@@ -14,6 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 import compiler as sp
+from numpy_training import softmax_cross_entropy
 
 BATCH, IMAGE, CLASSES = 64, (1, 28, 28), 10
 LR, MOMENTUM = 0.01, 0.9
@@ -176,15 +177,7 @@ class NumpyCNN:
         flat = h2.transpose(0, 3, 1, 2).reshape(n, -1)  # PyTorch's (C, H, W) order
         logits = flat @ self.params["dense.weight"]
         logits += self.params["dense.bias"]
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        rows = np.arange(n)
-        loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
-        g = exp
-        g /= total
-        g[rows, y] -= 1
-        g *= np.float32(1.0 / n)
+        loss, g = softmax_cross_entropy(logits, y)
         grads = {"dense.weight": flat.T @ g, "dense.bias": g.sum(axis=0)}
         g = (g @ self.params["dense.weight"].T).reshape(h2.shape[0], h2.shape[3], *h2.shape[1:3])
         g = self.conv_relu_pool_backward(g.transpose(0, 2, 3, 1), "conv2", saved2, grads)

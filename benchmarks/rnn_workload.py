@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 import compiler as sp
+from numpy_training import adam_update, softmax_cross_entropy
 
 STEPS, BATCH, INPUTS, HIDDEN, CLASSES = 32, 32, 32, 128, 10
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
@@ -142,15 +143,7 @@ class NumpyRNN:
                 np.multiply(zt[:, 3 * H:], tanh_c[t], out=hs[t + 1])
         logits = hs[steps] @ p["dense.weight"]
         logits += p["dense.bias"]
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        labels = np.arange(batch)
-        loss = float(np.mean(np.log(total[:, 0]) - shifted[labels, y]))
-        g = exp
-        g /= total
-        g[labels, y] -= 1
-        g *= np.float32(1.0 / batch)
+        loss, g = softmax_cross_entropy(logits, y)
         grads = {"dense.weight": hs[steps].T @ g, "dense.bias": g.sum(axis=0)}
         dh = g @ p["dense.weight"].T
         dz = np.empty_like(z)  # the pre-activations' gradients, step by step backwards
@@ -191,23 +184,8 @@ class NumpyRNN:
     def adam(self, grads: dict):
         """torch.optim.Adam's update, in place."""
         self.t += 1
-        beta1, beta2 = BETAS
-        step_size = LR / (1 - beta1 ** self.t)
-        bias_correction2_sqrt = math.sqrt(1 - beta2 ** self.t)
-        for name, g in grads.items():
-            p, m, v = self.params[name], self.m[name], self.v[name]
-            m *= beta1
-            m += (1 - beta1) * g
-            v *= beta2
-            g *= g
-            g *= 1 - beta2
-            v += g
-            denominator = np.sqrt(v)
-            denominator /= np.float32(bias_correction2_sqrt)
-            denominator += np.float32(EPS)
-            np.divide(m, denominator, out=denominator)
-            denominator *= np.float32(step_size)
-            p -= denominator
+        adam_update(((self.params[name], g, (self.m[name], self.v[name])) for name, g in grads.items()),
+                    self.t, LR, BETAS, EPS)
 
 
 # ---- PyTorch eager, jax.jit ------------------------------------------------------------------------
