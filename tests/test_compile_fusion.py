@@ -252,3 +252,25 @@ def test_unused_outputs_of_shared_subgraphs_cost_nothing(rng):
     assert len(fn.kernels()) == 1 and unused.shape == (B, 8)
     xs = rng.normal(size=(2, 8))
     np.testing.assert_allclose(fn(dead_x=xs), np.sin(xs) * 2, rtol=1e-14)
+
+
+def test_products_with_a_dimension_of_one_are_loops_that_join_their_neighbours():
+    """The 1-64-1 tanh regression: its four products (outer products x @ W1 and g @ W2^T,
+    matrix-vector products h @ W2 and the weights' gradients) are multiplies and sums inside the
+    fused loops -- the weights' gradients accumulate in the loop that computes the bias gradient --
+    never a GEMM call; and the step trains as the reference says."""
+    x, y = Input("x", ("batch", 1), "float64"), Input("y", ("batch", 1), "float64")
+    w1, b1 = Param("W1", (1, 64), dtype="float64"), Param("b1", (64,), "zeros", "float64")
+    w2, b2 = Param("W2", (64, 1), dtype="float64"), Param("b2", (1,), "zeros", "float64")
+    loss = C.ops.mean((C.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2)
+    step = C.compile_step(loss, C.optim.SGD(0.1), seed=0)
+    kinds = [k["kind"] for k in step.kernels()]
+    assert "bmm" not in kinds and len(kinds) <= 8, kinds
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(-3, 3, (256, 1))
+    ys = np.sin(xs)
+    before = {name: step.params[name].copy() for name in ("W1", "b1", "W2", "b2")}
+    grads = C.evaluate(C.grad(loss, [w1, b1, w2, b2]), {"x": xs, "y": ys, **before})
+    step(x=xs, y=ys)
+    for (name, old), g in zip(before.items(), grads):
+        np.testing.assert_allclose(step.params[name], old - 0.1 * g, rtol=1e-12, atol=1e-14)

@@ -6,7 +6,10 @@ gives ``batch + (M, N)``. Index groups (M, N, K) of several dimensions are
 merged by reshapes; an index summed in one operand only is summed first;
 a symbolic index shares a contracted (K) group as a product dimension
 (``"batch*8"``: the reshape of contiguous axes is free), but never an M or N
-group: there it becomes a batch index, the other operand broadcast along it. Three or more operands contract
+group: there it becomes a batch index, the other operand broadcast along it.
+A product with a matrix dimension of size 1 (an outer product, a
+matrix-vector product) is no GEMM: it becomes a multiply and a sum, loops
+that join their neighbours' (``_a_loop_is_better``). Three or more operands contract
 pairwise, cheapest pair first (pairs sharing an index before outer products).
 The scheduler then turns the transposes into BLAS transpose flags or strides
 where it can.
@@ -18,7 +21,8 @@ import math
 from ..errors import GraphError
 from ..graph import Node
 from ..shapes import product_dim, size_factors
-from ..primitives import make_bmm, make_broadcast, make_reduce, make_reshape, make_transpose
+from ..graph import scalar_symbol
+from ..primitives import make_bmm, make_broadcast, make_map, make_reduce, make_reshape, make_transpose
 from ..passes.rewrite import rewrite
 
 
@@ -83,14 +87,45 @@ def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node
     free = [c for c in out if c not in batch]
     if free and free[0] in n:  # C^T = B^T A^T keeps the output in row order
         a, ta, b, tb, m, n = b, tb, a, ta, n, m
-    product = make_bmm(_operand(a, ta, batch, m, k), _operand(b, tb, batch, k, n))
     natural = batch + m + n
-    unmerged = make_reshape(product, tuple(sizes[c] for c in natural))
+    if _a_loop_is_better(m, n, k, sizes):
+        unmerged = _product_loop(a, ta, b, tb, natural, k, sizes)
+    else:
+        product = make_bmm(_operand(a, ta, batch, m, k), _operand(b, tb, batch, k, n))
+        unmerged = make_reshape(product, tuple(sizes[c] for c in natural))
     result = make_transpose(unmerged, tuple(natural.index(c) for c in out))
     result = make_reduce("sum", result, tuple(range(len(final), len(out))))
     if result.dtype != dtype:
         raise GraphError(f"einsum: operand dtypes differ from the result dtype {dtype}")
     return result
+
+
+def _a_loop_is_better(m, n, k, sizes) -> bool:
+    """The cost rule: a product with a matrix dimension of size 1 -- an outer product (K = 1) or a
+    matrix-vector product (M = 1 or N = 1) -- reads each element of its larger operand once and
+    does one multiply-add per element read, so it is memory-bound: a GEMM call would only add a
+    kernel boundary and its packing. As a multiply (and a sum over K) it is an ordinary loop that
+    joins its neighbours' fused loops (the 1-64-1 network's four products)."""
+    def static_size(group):
+        return math.prod(sizes[c] for c in group) if all(isinstance(sizes[c], int) for c in group) else None
+    return 1 in (static_size(m), static_size(n), static_size(k))
+
+
+def _product_loop(a: Node, ta: str, b: Node, tb: str, natural: list, k: list, sizes: dict) -> Node:
+    """sum over k of a * b, both broadcast over the indices (natural + k) they lack: shape natural."""
+    k = [c for c in k if sizes[c] != 1]  # an index of size 1 is no sum: a plain multiply
+    kept = [c for c in natural if sizes[c] != 1]  # nor a loop axis (the loop then joins its neighbours')
+    outer = any(isinstance(sizes[c], str) for c in k)  # summed over the batch (a weight's gradient): the
+    order = k + kept if outer else kept + k            # batch outermost, accumulating rows as a bias does
+
+    def aligned(x, spec):
+        present = [c for c in order if c in spec] + [c for c in spec if c not in order]  # then the size-1 k
+        moved = make_transpose(x, tuple(spec.index(c) for c in present))
+        return make_reshape(moved, tuple(sizes[c] if c in spec else 1 for c in order))
+    product = make_map(scalar_symbol(0) * scalar_symbol(1), [aligned(a, ta), aligned(b, tb)], a.dtype)
+    summed = tuple(range(len(k))) if outer else tuple(range(len(kept), len(order)))
+    result = make_reduce("sum", product, summed) if k else product
+    return make_reshape(result, tuple(sizes[c] for c in natural))
 
 
 def _lower(node: Node):
