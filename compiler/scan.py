@@ -188,10 +188,7 @@ def _capture(body_id: int, placeholders: list, outputs: list) -> tuple:
     An outside node is one the body reads that does not depend on a placeholder (constants and
     dimension sizes stay inside): computed once before the loop, read by every step."""
     order = topological_order(outputs)
-    dependent = set(placeholders)
-    for node in order:
-        if node not in dependent and any(a in dependent for a in node.args):
-            dependent.add(node)
+    dependent = _per_step(outputs, set(placeholders))
     constant = set()  # computed from constants and sizes only: stays inside, where it simplifies
     for node in order:
         if node.op in ("const", "dim") or (node.args and node.op != "random" and all(a in constant for a in node.args)):
@@ -391,12 +388,9 @@ def _saved_values(body: ScanBody, vjps) -> dict:
     (unless remat) the forward values its cotangent rules read. Layout views are recomputed
     from what they view; values that depend on no carry and no slice are recomputed."""
     carries, xs = set(body.carries), set(body.xs)
-    forward_order = topological_order(list(body.new_carries) + list(body.ys))
-    forward = set(forward_order)
-    dependent = carries | xs
-    for node in forward_order:
-        if any(a in dependent for a in node.args):
-            dependent.add(node)
+    forward_outputs = list(body.new_carries) + list(body.ys)
+    forward = set(topological_order(forward_outputs))
+    dependent = _per_step(forward_outputs, carries | xs)
     saved = {"carries": [], "xs": [], "values": []}
     visited = set()
 

@@ -28,38 +28,25 @@ def fam_loop(ch, prog, x):
     if not final and not fits(v.shape):
         return None
 
-    def body(c, s, k):  # c: carry, s: the slice, k: a value captured from outside (the first slice)
+    def body(c, s, k, tanh, matrix):  # one step, in symprop (ops.tanh, a const) or in NumPy (np.tanh, M)
         if template == "rnn":
-            c = ops.tanh(c * w + s)
+            c = tanh(c * w + s)
             return c, c
         if template == "leaky":
             c = c * r + s * (1 - r)
             return c, c * k
         if template == "product":
-            c = ops.tanh(c @ C.const(M) + s * k)
+            c = tanh(c @ matrix + s * k)
             return c, c
         c1, c2 = c
-        c1, c2 = ops.tanh(c1 + c2 * w + s), c1 * r
-        return (c1, c2), c1 - c2 * k
-
-    def reference_body(c, s, k):
-        if template == "rnn":
-            c = np.tanh(c * w + s)
-            return c, c
-        if template == "leaky":
-            c = c * r + s * (1 - r)
-            return c, c * k
-        if template == "product":
-            c = np.tanh(c @ M + s * k)
-            return c, c
-        c1, c2 = c
-        c1, c2 = np.tanh(c1 + c2 * w + s), c1 * r
+        c1, c2 = tanh(c1 + c2 * w + s), c1 * r
         return (c1, c2), c1 - c2 * k
 
     def symbolic(a):
         k = ops.tanh(a[0]) if template in ("product",) else a[0]
         init = (a[0] * 0.5, a[-1] * 0.25) if template == "pair" else (ops.tanh(a[-1]) if template != "leaky" else a[-1])
-        carry, ys = C.scan(lambda c, s: body(c, s, k), init, a, reverse=reverse, remat=remat)
+        carry, ys = C.scan(lambda c, s: body(c, s, k, ops.tanh, C.const(M)), init, a, reverse=reverse,
+                           remat=remat)
         return (carry[0] if template == "pair" else carry) if final else ys
 
     def reference(a):
@@ -67,7 +54,7 @@ def fam_loop(ch, prog, x):
         carry = (a[0] * 0.5, a[-1] * 0.25) if template == "pair" else (np.tanh(a[-1]) if template != "leaky" else a[-1])
         ys = [None] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-            carry, ys[t] = reference_body(carry, a[t], k)
+            carry, ys[t] = body(carry, a[t], k, np.tanh, M)
         return (carry[0] if template == "pair" else carry) if final else np.stack(ys)
 
     def code(a):
