@@ -142,3 +142,12 @@ def test_update_graph_evaluates_the_buffer_updates():
     np.testing.assert_array_equal(result.params["r_w"], [0.0, -1.0])
     loss, params, state, buffers = result  # a tuple of four
     assert buffers is result.buffers
+
+
+def test_ids_stay_range_checked_in_the_inference_graph():
+    """inference() rebuilds a gather whose table passes through dropout: its ids are still checked."""
+    table, ids = C.Param("t", (5, 3)), C.Input("ids", (4,), "int64")
+    f = C.compile(C.inference(C.ops.sum(C.ops.embedding(C.ops.dropout(table, 0.5), ids))))
+    assert float(f(t=np.ones((5, 3), np.float32), ids=np.array([0, 1, 2, 4]))) == 12.0
+    with pytest.raises(IndexError, match="value 9 .* out of range for embedding"):
+        f(t=np.ones((5, 3), np.float32), ids=np.array([0, 1, 2, 9]))

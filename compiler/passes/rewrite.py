@@ -51,8 +51,10 @@ def rewrite(outputs, rule) -> list:
     memos = _memos.get()
     memo = {} if memos is None else memos.setdefault(rule, {})
     replaced = {}
+    from ..label_ranges import transfer_requirement
     for node in topological_order(outputs):
         new = rebuild(node, [replaced[a] for a in node.args])
+        transfer_requirement(node, new, replaced)  # a gather rebuilt over new arguments still checks its ids
         result = memo.get(new)
         if result is None:
             result = memo[new] = _settle(new, node, rule, memo)
