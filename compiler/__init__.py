@@ -14,6 +14,8 @@ from .step import compile_step
 from .modes import inference
 from .randomness import random_normal, random_uniform
 from .scan import scan
+from . import metrics
+from .metrics import accuracy, confusion_matrix, top_k_accuracy
 from . import nn, optim, schedules
 from .models import mlp, classifier_loss
 from .model_file import ModelFileError, default_model_spec, load_model_file
