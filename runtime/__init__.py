@@ -1,6 +1,6 @@
 """symprop runtime: loads and runs compiled programs on NumPy buffers (never imports sympy)."""
 
-from . import datasets
+from . import callbacks, datasets
 from .cache import ObjectCache
 from .engine import Engine
 from .executable import Executable
@@ -8,4 +8,4 @@ from .fit import fit
 from .history import History
 from .training import TrainStep
 
-__all__ = ["Engine", "ObjectCache", "Executable", "TrainStep", "History", "fit", "datasets"]
+__all__ = ["Engine", "ObjectCache", "Executable", "TrainStep", "History", "fit", "callbacks", "datasets"]

@@ -1,17 +1,18 @@
-"""``fit``: epochs of compiled mini-batch training with progress, validation,
+"""``fit``: epochs of compiled mini-batch training with progress, validation, callbacks,
 checkpoints and early stopping, recorded in a History."""
 from __future__ import annotations
 
 import math
 import os
 
+from .callbacks import StopTraining
 from .history import History
 
 
 def fit(step, train_inputs, epochs: int, batch_size: int, *, validate=None, shuffle: bool = True,
         seed: int = 0, checkpoint_every: int | None = None, checkpoint_path=None,
         early_stopping: int | None = None, monitor: str = "loss", mode: str = "min",
-        epoch_schedule=None, progress: bool = True, history: History | None = None) -> History:
+        epoch_schedule=None, progress: bool = True, history: History | None = None, callbacks=()) -> History:
     """Train `step` (a TrainStep) for `epochs` passes over `train_inputs`.
 
     Each epoch is one native call (``step.run_epoch``) over batches shuffled by a
@@ -19,6 +20,9 @@ def fit(step, train_inputs, epochs: int, batch_size: int, *, validate=None, shuf
     ``epoch -> arrays`` (1-based) giving each epoch its own data, such as fresh random windows of a
     text. validate: a callable returning {metric: value}
     after each epoch (e.g. validation loss and accuracy through ``step.function``).
+    callbacks: callables ``(epoch, metrics, step) -> dict | None`` run after `validate` each epoch
+    (``runtime.callbacks``: ``Metric``, ``Sample``); the metrics they return are recorded and
+    shown, and one may raise ``StopTraining`` to end training after that epoch.
     checkpoint_every: save to `checkpoint_path` (``{epoch}`` is formatted) every N
     epochs. early_stopping: stop when `monitor` has not improved (``mode`` "min" or
     "max") for that many epochs. Returns the History (loss per epoch, metrics,
@@ -34,7 +38,7 @@ def fit(step, train_inputs, epochs: int, batch_size: int, *, validate=None, shuf
         raise ValueError(f"fit: mode must be 'min' or 'max', got {mode!r}")
     history = history if history is not None else History()
     bar = _progress(epochs, progress)
-    best, since_best = (math.inf if mode == "min" else -math.inf), 0
+    patience = _Patience(early_stopping, monitor, mode, callbacks) if early_stopping is not None else None
     try:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
@@ -47,21 +51,56 @@ def fit(step, train_inputs, epochs: int, batch_size: int, *, validate=None, shuf
                 metrics["lr"] = step.lr
             if validate is not None:
                 metrics.update(validate())
+            stop = _run_callbacks(callbacks, epoch, metrics, step)
             history.record(**metrics)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k not in ("epoch", "seconds", "lr")})
             if checkpoint_every and epoch % checkpoint_every == 0:
                 step.save(os.fspath(checkpoint_path).format(epoch=epoch))
-            if early_stopping is not None:
-                value = metrics[monitor]
-                improved = value < best if mode == "min" else value > best
-                best, since_best = (value, 0) if improved else (best, since_best + 1)
-                if since_best >= early_stopping:
-                    bar.write(f"early stopping after epoch {epoch}: {monitor} has not improved for {early_stopping} epochs")
-                    break
+            if stop is not None:
+                bar.write(f"stopped after epoch {epoch}: {stop}")
+                break
+            if patience is not None and patience.exhausted(metrics, history):
+                bar.write(f"early stopping after epoch {epoch}: {monitor} has not improved for {early_stopping} epochs")
+                break
     finally:
         bar.close()
     return history
+
+
+def _run_callbacks(callbacks, epoch: int, metrics: dict, step) -> StopTraining | None:
+    """Run each callback, adding the metrics it returns to `metrics`; the StopTraining one raised, if any."""
+    for callback in callbacks:
+        try:
+            extra = callback(epoch, dict(metrics), step)
+        except StopTraining as stop:
+            return stop
+        if extra is not None and not isinstance(extra, dict):
+            raise TypeError(f"fit: callback {callback!r} returned {extra!r}; expected None or a dict of metrics")
+        metrics.update(extra or {})
+    return None
+
+
+class _Patience:
+    """Early stopping's count of epochs since `monitor` last improved. An epoch that did not measure
+    it (a ``Metric`` taken every N epochs) does not count; a monitor that the first epoch did not
+    record and no ``Metric`` names is a mistake (KeyError)."""
+
+    def __init__(self, epochs: int, monitor: str, mode: str, callbacks):
+        self.epochs, self.monitor, self.mode = epochs, monitor, mode
+        self.best, self.since_best = (math.inf if mode == "min" else -math.inf), 0
+        self.announced = monitor in {getattr(callback, "name", None) for callback in callbacks}
+
+    def exhausted(self, metrics: dict, history: History) -> bool:
+        if not self.announced and self.monitor not in history:
+            raise KeyError(f"fit: early stopping monitors {self.monitor!r}, which is not recorded; "
+                           f"the metrics are {', '.join(history.keys())}")
+        if self.monitor not in metrics:
+            return False
+        value = metrics[self.monitor]
+        improved = value < self.best if self.mode == "min" else value > self.best
+        self.best, self.since_best = (value, 0) if improved else (self.best, self.since_best + 1)
+        return self.since_best >= self.epochs
 
 
 class _Silent:
