@@ -9,7 +9,12 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 PLOT_HINT = 'History.plot draws with matplotlib, an optional extra: pip install "symprop[plot]"'
+BOOKKEEPING = ("epoch", "seconds")  # recorded by fit, not drawn unless asked for
+SPLITS = ("train_", "training_", "val_", "valid_", "validation_", "test_")
+MARKERS_UP_TO = 60  # values per curve drawn with a marker on each
 
 
 class History:
@@ -73,36 +78,112 @@ class History:
     def from_dict(cls, metrics: dict) -> "History":
         return cls(metrics)
 
-    def plot(self, path, metrics=None):
-        """Draw the curves to an image file (format from the suffix): losses on the left, other
-        metrics on the right. Needs matplotlib (pip install "symprop[plot]")."""
+    def plot(self, path, metrics=None, *, logy: bool = False, smooth: int | None = None, columns: int = 3):
+        """Draw the curves to an image file (format from the suffix); see ``figure``. Returns `path`.
+        Needs matplotlib (pip install "symprop[plot]")."""
+        self.figure(metrics, logy=logy, smooth=smooth, columns=columns).savefig(path)
+        return path
+
+    def figure(self, metrics=None, *, logy: bool = False, smooth: int | None = None, columns: int = 3):
+        """A matplotlib Figure with one panel per group of metrics, in a grid of up to `columns`.
+
+        Losses share a panel, accuracies share one, and any other metric shares one with the metrics
+        of its name but another split (``val_mse`` with ``test_mse``); ``lr`` and ``seconds`` are
+        their own. metrics: the names to draw (default every metric but the bookkeeping ``epoch``
+        and ``seconds``). logy: the loss panel on a log scale. smooth: also draw each curve's
+        trailing moving average over that many measured values (the raw curve fades), for noisy
+        per-step curves. A metric measured on some epochs only is drawn through the measured ones."""
         try:
             from matplotlib.figure import Figure
-            from matplotlib.ticker import MaxNLocator
         except ImportError as error:
             raise ImportError(PLOT_HINT) from error
-        names = list(metrics) if metrics is not None else self.keys()
+        names = list(metrics) if metrics is not None else [n for n in self.keys() if n not in BOOKKEEPING]
         for name in names:
             self[name]  # a clear KeyError for an unknown metric
-        losses = [n for n in names if "loss" in n]
-        others = [n for n in names if "loss" not in n]
-        panels = [group for group in (losses, others) if group]
+        if smooth is not None and not _positive_int(smooth):
+            raise ValueError(f"History.plot: smooth must be an int >= 1 (a window of values), got {smooth!r}")
+        if not _positive_int(columns):
+            raise ValueError(f"History.plot: columns must be an int >= 1, got {columns!r}")
+        panels = _panels(names)
         if not panels:
             raise ValueError("History.plot: nothing to plot (no metrics recorded)")
-        figure = Figure(figsize=(5 * len(panels), 3.5), layout="constrained")
-        epochs = range(1, self.epochs + 1)
-        for i, group in enumerate(panels):
-            axes = figure.add_subplot(1, len(panels), i + 1)
+        columns = min(columns, len(panels))
+        rows = -(-len(panels) // columns)
+        figure = Figure(figsize=(4.5 * columns, 3.2 * rows), dpi=100, layout="constrained")
+        for i, (title, group) in enumerate(panels.items()):
+            axes = figure.add_subplot(rows, columns, i + 1)
             for name in group:
-                axes.plot(epochs, self._metrics[name], marker="o", markersize=3, label=name)
-            axes.set_xlabel("epoch")
-            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-            axes.set_ylabel("loss" if group is losses else "metric")
-            axes.grid(alpha=0.3)
-            axes.legend()
-        figure.savefig(path)
-        return path
+                self._draw(axes, name, smooth)
+            _label(axes, title, log=logy and title == "loss")
+        return figure
+
+    def _draw(self, axes, name: str, smooth: int | None) -> None:
+        """One metric's measured values against the epoch; with `smooth`, faded under its moving average."""
+        measured = [(epoch, v) for epoch, v in enumerate(self._metrics[name], 1) if not math.isnan(v)]
+        epochs, values = [e for e, _ in measured], [v for _, v in measured]
+        marker = dict(marker="o", markersize=3) if len(values) <= MARKERS_UP_TO else {}
+        if smooth is None or smooth == 1:
+            axes.plot(epochs, values, label=name, **marker)
+            return
+        raw, = axes.plot(epochs, values, alpha=0.3, linewidth=1)
+        axes.plot(epochs, _moving_average(values, smooth), color=raw.get_color(), label=f"{name} (mean of {smooth})")
 
     def __repr__(self):
         last = ", ".join(f"{k}={v:.4g}" for k, v in self.last().items())
         return f"History({self.epochs} epochs{': ' + last if last else ''})"
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _group(name: str) -> str:
+    """The panel of a metric: "loss", "accuracy", or its name without a split prefix."""
+    if "loss" in name:
+        return "loss"
+    if "accuracy" in name:
+        return "accuracy"
+    for prefix in SPLITS:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _panels(names) -> dict:
+    """{panel title: [metric names]} in the order the panels first appear; losses first."""
+    panels: dict[str, list] = {}
+    for name in sorted(names, key=lambda n: _group(n) != "loss"):
+        panels.setdefault(_group(name), []).append(name)
+    return panels
+
+
+def _label(axes, title: str, log: bool) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    axes.set_title(title)
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if log:
+        axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.1, not 10^-1
+        axes.yaxis.set_minor_formatter(_minor_log_formatter())
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+
+
+def _minor_log_formatter():
+    """matplotlib's choice of minor log ticks to label (some over a short range, none over a long
+    one), written as plain numbers (0.6, not 6e-01)."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        def __call__(self, value, pos=None):
+            return f"{value:g}" if super().__call__(value, pos) else ""
+    return PlainLogFormatter(labelOnlyBase=False)
+
+
+def _moving_average(values: list, window: int) -> np.ndarray:
+    """Mean of each value and the up to window - 1 before it."""
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    end = np.arange(1, len(values) + 1)
+    start = np.maximum(end - window, 0)
+    return (sums[end] - sums[start]) / (end - start)
