@@ -41,9 +41,10 @@ def top_k_accuracy(logits, labels, k: int = 5) -> Node:
     """The fraction of rows whose label is among the k largest logits: a scalar of the logits' dtype.
 
     A label counts when fewer than k classes come before it in ``topk``'s order: a larger logit, or an
-    equal one at a lower index (a NaN first). Ties go to the lower index, as symprop's topk and
-    ``torch.topk`` on distinct values; sklearn's ``top_k_accuracy_score`` gives ties to the higher index
-    instead, and torch leaves their order unspecified. k >= classes counts every row (sklearn warns)."""
+    equal one at a lower index (a NaN first). So ties go to the lower index, as in symprop's topk and
+    the argmax of ``accuracy`` (k=1 is accuracy); sklearn's ``top_k_accuracy_score`` gives them to the
+    higher index, and ``torch.topk`` leaves their order unspecified; without ties all agree. k >= classes
+    counts every row (sklearn warns)."""
     logits, labels, classes = _classification(logits, labels, "top_k_accuracy")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise fail("top_k_accuracy", f"k must be an int >= 1, got {k!r}")
