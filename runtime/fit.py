@@ -39,6 +39,7 @@ def fit(step, train_inputs, epochs: int, batch_size: int, *, validate=None, shuf
     history = history if history is not None else History()
     bar = _progress(epochs, progress)
     patience = _Patience(early_stopping, monitor, mode, callbacks) if early_stopping is not None else None
+    shown = {}
     try:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
@@ -54,7 +55,8 @@ def fit(step, train_inputs, epochs: int, batch_size: int, *, validate=None, shuf
             stop = _run_callbacks(callbacks, epoch, metrics, step)
             history.record(**metrics)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k not in ("epoch", "seconds", "lr")})
+            shown.update({k: f"{v:.4g}" for k, v in metrics.items() if k not in ("epoch", "seconds", "lr")})
+            bar.set_postfix(shown)  # a metric measured every N epochs keeps its latest value in between
             if checkpoint_every and epoch % checkpoint_every == 0:
                 step.save(os.fspath(checkpoint_path).format(epoch=epoch))
             if stop is not None:

@@ -150,9 +150,11 @@ def _group(name: str) -> str:
 
 
 def _panels(names) -> dict:
-    """{panel title: [metric names]} in the order the panels first appear; losses first."""
+    """{panel title: [metric names]}: losses, accuracies, the other metrics in the order given, then
+    the bookkeeping (``lr``, ``seconds``)."""
+    order = {"loss": 0, "accuracy": 1, "lr": 3, "seconds": 3, "epoch": 3}
     panels: dict[str, list] = {}
-    for name in sorted(names, key=lambda n: _group(n) != "loss"):
+    for name in sorted(names, key=lambda n: order.get(_group(n), 2)):
         panels.setdefault(_group(name), []).append(name)
     return panels
 

@@ -85,6 +85,7 @@ def test_plot_groups_metrics_into_panels_on_a_grid(tmp_path):
     titles, grid = panels(history.figure())
     assert titles == {"loss": ["loss", "val_loss"], "accuracy": ["train_accuracy", "val_accuracy"],
                       "mse": ["val_mse", "test_mse"], "lr": ["lr"], "perplexity": ["perplexity"]}
+    assert list(titles) == ["loss", "accuracy", "mse", "perplexity", "lr"]  # the schedule last
     assert grid == (2, 3)  # five panels, three to a row; "epoch" and "seconds" are not drawn
     perplexity = next(a for a in history.figure().axes if a.get_title() == "perplexity").get_lines()[0]
     assert list(perplexity.get_xdata()) == [1, 3]  # drawn through the measured epochs
