@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import compiler as sp
 from compiler import GraphError, optim
@@ -67,6 +67,8 @@ def classification_batch(draw):
 
 @settings(max_examples=60, deadline=None, database=None)
 @given(case=classification_batch())
+@example(case=(np.array([[math.nan, 1.0, math.nan]]), np.array([2]), "float32"))  # batch 1, NaNs tied
+@example(case=(np.array([[0.0]]), np.array([0]), "float64"))  # one class
 def test_compiled_and_evaluated_metrics_match_numpy(case):
     logits, labels, dtype = case
     logits = logits.astype(dtype)
