@@ -8,8 +8,8 @@ has a gradient worth taking (they are counts); they read the logits through ``st
 Logits are ``(..., classes)`` with the class axis last, as ``cross_entropy`` takes them, and labels
 integers of the leading shape. In a compiled program a label outside [0, classes) raises IndexError as
 cross_entropy's does (``label_ranges``): labels given as an Input before the program runs, labels
-computed in the graph after it (``evaluate``, the reference, counts such a row as wrong). Ties go to the lower class index, as NumPy's argmax and symprop's ``topk``; a NaN logit is the
-largest, as there.
+computed in the graph after it (``evaluate``, the reference, counts such a row as wrong). Ties go to
+the lower class index, as NumPy's argmax and symprop's ``topk``; a NaN logit is the largest, as there.
 """
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ def test_a_metric_is_recorded_every_n_epochs_and_shown_on_the_bar(classifier, ca
         seen.append(float(np.mean(np.argmax(logits, 1) == inputs["y"])))
         return value
 
-    history = runtime.fit(step, inputs, epochs=5, batch_size=16, callbacks=[Metric("train_accuracy", accuracy, every=2)])
+    history = runtime.fit(step, inputs, epochs=5, batch_size=16,
+                          callbacks=[Metric("train_accuracy", accuracy, every=2)])
     values = history["train_accuracy"]
     assert [math.isnan(v) for v in values] == [True, False, True, False, True]
     assert values[1::2] == pytest.approx(seen)  # the compiled accuracy is NumPy's of the same logits

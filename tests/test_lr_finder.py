@@ -21,7 +21,8 @@ def digits_step():
 
 
 def arrays(step) -> dict:
-    return {f"{group}/{k}": v.copy() for group in ("params", "state", "buffers") for k, v in getattr(step, group).items()}
+    return {f"{group}/{k}": v.copy() for group in ("params", "state", "buffers")
+            for k, v in getattr(step, group).items()}
 
 
 def test_the_suggested_rate_trains_and_rates_far_from_it_do_not():
