@@ -50,7 +50,7 @@ def test_the_widest_layer_fits_within_its_bound_and_far_better_than_two_units(sh
 def test_the_error_falls_with_width(short_run, name):
     errors = sup_errors(short_run, name)
     for narrower, wider in zip(errors, errors[1:]):
-        assert wider <= 1.25 * narrower, errors  # non-strictly: sup norms at the optimiser's floor jitter
+        assert wider <= narrower + 0.005, errors  # non-strictly: near the optimiser's floor (~0.005) they jitter
 
 
 def test_the_reported_errors_are_sup_norms_of_the_fits(short_run):
