@@ -113,7 +113,7 @@ def plot(path, mu_test, y_test, mosaic, grid_values, summary: str) -> None:
     latent.add_patch(plt.Rectangle((low, low), high - low, high - low, fill=False, linestyle="--", color="grey"))
     latent.set(xlabel="$\\mu_1$", ylabel="$\\mu_2$", aspect="equal",
                title="Test images encoded: posterior mean $\\mu$\n(dashed: the decoded grid's extent)")
-    grid.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1)
+    grid.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     size = len(grid_values)
     ticks = [0, size // 2, size - 1]
     centres = [TILE * i + (TILE - 1) / 2 for i in ticks]
