@@ -12,7 +12,7 @@ to the episode's end. An episode cut at the step limit did not fail, so its retu
 gamma^k V(last state); a fallen pole's ends there. ``log pi(a|s)`` is ``take_along_axis`` of
 ``log_softmax``; the advantage G - V(s) is an input, so no gradient flows through it into the critic.
 
-A batch holds only the steps the episodes lived, a different number every update (from ~100 at the
+A batch holds only the steps the episodes lived, a different number every update (from ~150 at the
 start to 1,600 when every pole lasts 200 steps): the step's batch dimension is symbolic ("steps"),
 so any length is one call that neither recompiles nor, once the longest batch has been seen,
 allocates -- no padding, no masks. Acting is a compiled ``step.function`` of the logits and the
@@ -69,18 +69,16 @@ def rollout(env: CartPoleBatch, act, rng) -> dict:
     over the steps taken, `live` marking each pole's steps; `end_value` is V of a pole's last state
     when its episode was cut at the step limit, 0 when the pole fell."""
     obs = env.reset()
-    steps = {"obs": [], "actions": [], "values": [], "rewards": [], "live": []}
+    steps = []
     fell = np.zeros(env.n, bool)
     while env.running.any():
         logits, values = act(obs=obs)
-        actions = sample_actions(logits, rng)
-        steps["live"].append(env.running.copy())
-        steps["obs"].append(obs), steps["actions"].append(actions), steps["values"].append(values)
-        obs, rewards, terminated, _ = env.step(actions)
-        steps["rewards"].append(rewards)
-        fell |= terminated
+        actions, live = sample_actions(logits, rng), env.running.copy()
+        next_obs, rewards, terminated, _ = env.step(actions)
+        steps.append({"obs": obs, "actions": actions, "values": values, "rewards": rewards, "live": live})
+        obs, fell = next_obs, fell | terminated
     _, last_values = act(obs=obs)
-    episode = {name: np.stack(arrays) for name, arrays in steps.items()}
+    episode = {name: np.stack([step[name] for step in steps]) for name in steps[0]}
     episode["end_value"] = np.where(fell, 0.0, last_values)
     episode["returns"] = env.returns.copy()
     return episode
@@ -102,7 +100,7 @@ def training_batch(episode: dict) -> dict:
     live = episode["live"]
     returns = discounted_returns(episode)[live]
     advantages = returns - episode["values"][live]
-    return {"obs": np.ascontiguousarray(episode["obs"][live]), "actions": episode["actions"][live],
+    return {"obs": episode["obs"][live], "actions": episode["actions"][live],
             "advantages": advantages.astype(np.float32), "returns": returns.astype(np.float32)}
 
 
@@ -132,16 +130,18 @@ def main(episodes: int = 1000, envs: int = 8, figure=None, seed: int = 0, progre
     while len(returns) < episodes:
         episode = rollout(env, act, rng)
         step(**training_batch(episode))
-        returns.extend(episode["returns"][:episodes - len(returns)])
-        bar.update(len(episode["returns"]))
+        kept = episode["returns"][:episodes - len(returns)]
+        returns.extend(kept)
+        bar.update(len(kept))
         bar.set_postfix({"last 100": f"{np.mean(returns[-WINDOW:]):.1f}"})
     bar.close()
     returns = np.array(returns)
     solved = solved_at(returns)
     seconds = time.perf_counter() - started
-    print(f"REINFORCE with a learned baseline on CartPole-v0: {'solved at episode ' + str(solved) if solved else 'not solved'} "
-          f"(average of the last {WINDOW}: {returns[-WINDOW:].mean():.1f}); {episodes} episodes in "
-          f"{seconds:.1f} s wall time ({compiled:.1f} s compiling)")
+    outcome = f"solved at episode {solved}" if solved else "not solved"
+    print(f"REINFORCE with a learned baseline on CartPole-v0: {outcome} (average of the last {WINDOW}: "
+          f"{returns[-WINDOW:].mean():.1f}); {episodes} episodes in {seconds:.1f} s wall time "
+          f"({compiled:.1f} s compiling)")
     if figure is not None:
         draw(returns, solved, figure)
     return {"returns": returns, "solved": solved is not None, "solved_at": solved, "seconds": seconds,
@@ -170,7 +170,7 @@ def draw(returns: np.ndarray, solved: int | None, path) -> None:
                     fontsize=9, color="0.3")
     ax.set_xlabel("episode")
     ax.set_ylabel("return (steps balanced, at most 200)")
-    ax.set_title("REINFORCE with a learned baseline on CartPole-v0 (8 poles per update)")
+    ax.set_title("REINFORCE with a learned baseline on CartPole-v0 (8 episodes per update)")
     ax.set_ylim(0, 210)
     ax.set_xlim(0, len(returns))
     ax.legend(loc="lower right", fontsize=9)
