@@ -143,7 +143,7 @@ def main(episodes: int = 1000, envs: int = 8, figure=None, seed: int = 0, progre
           f"{returns[-WINDOW:].mean():.1f}); {episodes} episodes in {seconds:.1f} s wall time "
           f"({compiled:.1f} s compiling)")
     if figure is not None:
-        draw(returns, solved, figure)
+        draw(returns, solved, envs, figure)
     return {"returns": returns, "solved": solved is not None, "solved_at": solved, "seconds": seconds,
             "compile_seconds": compiled, "updates": step.step_count}
 
@@ -153,7 +153,7 @@ def _progress(episodes: int, enabled: bool):
     return tqdm(total=episodes, unit="episode", desc="CartPole", dynamic_ncols=True, disable=not enabled)
 
 
-def draw(returns: np.ndarray, solved: int | None, path) -> None:
+def draw(returns: np.ndarray, solved: int | None, envs: int, path) -> None:
     """The return of every episode, its 100-episode moving average and the 195 line."""
     import matplotlib
     matplotlib.use("Agg")
@@ -170,7 +170,7 @@ def draw(returns: np.ndarray, solved: int | None, path) -> None:
                     fontsize=9, color="0.3")
     ax.set_xlabel("episode")
     ax.set_ylabel("return (steps balanced, at most 200)")
-    ax.set_title("REINFORCE with a learned baseline on CartPole-v0 (8 episodes per update)")
+    ax.set_title(f"REINFORCE with a learned baseline on CartPole-v0 ({envs} episodes per update)")
     ax.set_ylim(0, 210)
     ax.set_xlim(0, len(returns))
     ax.legend(loc="lower right", fontsize=9)
