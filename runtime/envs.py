@@ -59,7 +59,7 @@ def checked_actions(actions, count: int | None) -> np.ndarray:
     else (a float, a 2, the wrong number) is an error that says what was expected."""
     array = np.asarray(actions)
     what = "an action" if count is None else f"{count} actions"
-    if array.dtype.kind not in "iu" or array.dtype == bool:
+    if array.dtype.kind not in "iu":
         raise TypeError(f"CartPole: expected {what} as integers 0 (push left) or 1 (push right), "
                         f"got {actions!r} of dtype {array.dtype}")
     if array.shape != (() if count is None else (count,)):

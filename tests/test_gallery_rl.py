@@ -51,7 +51,7 @@ def synthetic_batch(length: int, seed: int) -> dict:
 
 
 def test_episode_batches_of_any_length_neither_recompile_nor_reallocate(cartpole, builds):
-    loss, logits, value = cartpole.build(hidden=16)
+    loss, logits, value = cartpole.build()
     step = sp.compile_step(loss, optim.Adam(lr=1e-2), seed=0)
     act = step.function([logits, value])
     env, rng = CartPoleBatch(4, seed=0), np.random.default_rng(0)
