@@ -61,12 +61,20 @@ def data(widths, batch, rows, seed=0):
     return x, y
 
 
-def symprop_step(widths):
+def symprop_loss(widths):
+    """The MLP's loss node (sp.mlp: ReLU layers, Params mlp_0_w, mlp_0_b, mlp_1_w, ...)."""
     x, logits, params = sp.mlp(widths[0], list(widths[1:-1]), widths[-1])
-    y = sp.Input("y", ("batch",), "int64")
-    step = sp.compile_step(sp.cross_entropy(logits, y), sp.optim.Adam(lr=LR, betas=BETAS, eps=EPS), seed=0)
-    names = [p.name for p in params]  # [w0, b0, w1, b1, ...]
-    return step, names
+    return sp.cross_entropy(logits, sp.Input("y", ("batch",), "int64"))
+
+
+def symprop_optimizer():
+    return sp.optim.Adam(lr=LR, betas=BETAS, eps=EPS)
+
+
+def symprop_step(widths):
+    step = sp.compile_step(symprop_loss(widths), symprop_optimizer(), seed=0)
+    layers = len(widths) - 1
+    return step, [f"mlp_{i}_{kind}" for i in range(layers) for kind in ("w", "b")]
 
 
 # ---- NumPy by hand ---------------------------------------------------------------------------------

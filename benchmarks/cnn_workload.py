@@ -46,7 +46,11 @@ def _uniform(fan_in: int):
 
 def symprop_step(seed: int = 0):
     """The CNN declared with compiler.ops and Params, compiled to one training step."""
-    return sp.compile_step(symprop_loss(), sp.optim.SGD(lr=LR, momentum=MOMENTUM), seed=seed)
+    return sp.compile_step(symprop_loss(), symprop_optimizer(), seed=seed)
+
+
+def symprop_optimizer():
+    return sp.optim.SGD(lr=LR, momentum=MOMENTUM)
 
 
 def symprop_loss():

@@ -58,6 +58,15 @@ def time_major(x: np.ndarray) -> np.ndarray:
 
 def symprop_step(cell: str, seed: int = 0):
     """The model declared with compiler.ops, Params and one compiler.scan, compiled to one training step."""
+    return sp.compile_step(symprop_loss(cell), symprop_optimizer(), seed=seed)
+
+
+def symprop_optimizer():
+    return sp.optim.Adam(lr=LR, betas=BETAS, eps=EPS)
+
+
+def symprop_loss(cell: str):
+    """The model's loss node, declared with compiler.ops, Params and one compiler.scan."""
     ops = sp.ops
     bound = 1.0 / math.sqrt(HIDDEN)
     p = {name: sp.Param(name, shape, init=lambda shape, rng: rng.uniform(-bound, bound, shape))
@@ -85,8 +94,7 @@ def symprop_step(cell: str, seed: int = 0):
             return (o * ops.tanh(c), c), None
         (h, _), _ = sp.scan(body, (zeros, zeros), projected)
     logits = h @ p["dense.weight"] + p["dense.bias"]
-    loss = ops.cross_entropy(logits, y)
-    return sp.compile_step(loss, sp.optim.Adam(lr=LR, betas=BETAS, eps=EPS), seed=seed)
+    return ops.cross_entropy(logits, y)
 
 
 # ---- NumPy by hand --------------------------------------------------------------------------------

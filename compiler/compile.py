@@ -49,7 +49,7 @@ def program_key(outputs, *extra: str) -> str:
     return digest.hexdigest()
 
 
-COMPILE_STAGES = 3  # simplify, generate IR, LLVM
+COMPILE_STAGES = 8  # key, cache, simplify, schedule, generate IR, LLVM optimise, machine code, load
 
 
 def build(outputs, prefix: str, progress=None, faults=None):
@@ -61,9 +61,10 @@ def build(outputs, prefix: str, progress=None, faults=None):
     faults = index_faults(outputs) if faults is None else faults
     progress.stage("simplify")
     simplified = simplify(outputs + [node for node, _ in faults])
-    progress.stage("fuse and generate LLVM IR")
+    progress.stage("schedule")
     # the leaves a training-mode run reads: a Buffer read only in inference mode is no argument
-    ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(training_mode(outputs)))
+    ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(training_mode(outputs)),
+                                          progress=progress)
     plan["index_checks"] = index_checks(outputs)  # labels the runtime checks before running
     if faults:  # computed labels: checked by the program, raised after the call
         record_faults(plan, faults, len(outputs))
@@ -71,17 +72,22 @@ def build(outputs, prefix: str, progress=None, faults=None):
 
 
 def load_compiled(outputs: list) -> tuple:
-    """(loaded program, cache key) of a list of output nodes: from this process, the disk cache, or built."""
-    leaves(outputs)  # one name, one leaf
-    faults = index_faults(outputs)
-    key = program_key(outputs + [node for node, _ in faults], *[repr(f) for _, f in faults],
-                      repr(index_checks(outputs)))  # the ops the plan's checks name
+    """(loaded program, cache key, seconds per compile stage) of a list of output nodes: from this
+    process, the disk cache, or built."""
     with Progress("compiling", COMPILE_STAGES) as progress:
+        progress.stage("key")
+        leaves(outputs)  # one name, one leaf
+        faults = index_faults(outputs)
+        key = program_key(outputs + [node for node, _ in faults], *[repr(f) for _, f in faults],
+                          repr(index_checks(outputs)))  # the ops the plan's checks name
         program = load_program(key, lambda prefix: build(outputs, prefix, progress, faults), progress=progress)
-    return program, key
+    return program, key, progress.seconds
 
 
 def compile(outputs) -> Executable:
-    """Compile a node or a list of nodes; call the result with every Input and Param by name."""
-    program, key = load_compiled(as_node_list(outputs))
-    return Executable.of(program, key, single=isinstance(outputs, Node))
+    """Compile a node or a list of nodes; call the result with every Input and Param by name.
+    ``f.compile_seconds`` says where the compile's time went, stage by stage."""
+    program, key, seconds = load_compiled(as_node_list(outputs))
+    executable = Executable.of(program, key, single=isinstance(outputs, Node))
+    executable.compile_seconds = seconds
+    return executable

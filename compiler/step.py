@@ -9,10 +9,12 @@ live parameters and buffers.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
+from runtime.cache import ObjectCache
 from runtime.executable import Executable
 from runtime.programs import load_program
 from runtime.progress import Progress
@@ -55,12 +57,78 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
                                         comm=None if distributed is True else distributed)
     if debug_nans is None:
         debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")
+    with Progress("compiling the training step", COMPILE_STAGES + 3) as progress:
+        progress.stage("key")
+        declared = _declared_key(loss, optimizer, params)
+        program, record = _recorded_step(declared, progress) if declared else (None, None)
+        if program is None:
+            program, record = _built_step(loss, optimizer, params, progress)
+            if declared:
+                _records[declared] = record
+                ObjectCache.default().store(declared, {"step": json.dumps(record).encode()})
+        progress.stage("initialise")
+        all_leaves = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
+        shared_params, shared_buffers = (share.params, share.buffers) if share is not None else ({}, {})
+        live = _live_arrays([p for p in all_leaves if not is_buffer(p)], shared_params, seed, "parameter")
+        buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], shared_buffers, seed, "buffer")
+        state = {name: np.full(tuple(shape), value, dtype=dtype) for name, shape, dtype, value in record["state"]}
+        progress.stage("runtime")
+        step = TrainStep(program, live, state, record["names"], schedule if schedule is not None else optimizer.lr,
+                         compile_function=_bound_function, diagnose=_lazy_diagnoser(loss, optimizer, params),
+                         debug_nans=debug_nans, seed=seed, buffers=buffers)
+    step.compile_seconds = progress.seconds  # where the compile's time went, stage by stage
+    return step
+
+
+_records: dict = {}  # declared key -> record of a step this process compiled (see _built_step)
+
+
+def _declared_key(loss: Node, optimizer: Optimizer, params) -> str | None:
+    """A cache key of the step as declared (forward graph, optimizer, trained Params), under which
+    the program's own key is recorded: a step compiled before is loaded without differentiating.
+    None for an optimizer defined outside compiler.optim, whose update rule its arguments may not
+    describe (such a step is differentiated every time)."""
+    if not isinstance(loss, Node) or not isinstance(optimizer, Optimizer) \
+            or not type(optimizer).__module__.startswith("compiler.optim"):
+        return None
+    trained = None if params is None else [getattr(p, "name", repr(p)) for p in params]
+    return program_key([loss], "declared step", type(optimizer).__qualname__, repr(optimizer), repr(trained))
+
+
+def _recorded_step(declared: str, progress) -> tuple:
+    """(program, record) of a step compiled before under the `declared` key (in this process or
+    one that shares the cache), or (None, None)."""
+    record = _records.get(declared)
+    if record is None:
+        try:
+            record = json.loads(ObjectCache.default().load(declared)["step"])
+        except (TypeError, KeyError, ValueError):  # no entry, or one that does not parse: compile
+            return None, None
+        if not _well_formed(record):
+            return None, None
+    program = load_program(record["program"], None, progress=progress)
+    return (program, record) if program is not None else (None, None)
+
+
+def _well_formed(record) -> bool:
+    """Whether a record read from the cache has the fields and types ``_built_step`` writes."""
+    try:
+        names, state = record["names"], record["state"]
+        return (isinstance(record["program"], str) and isinstance(names["step"], str) and isinstance(names["lr"], str)
+                and all(isinstance(n, str) for n in names["data"])
+                and all(isinstance(n, str) and all(isinstance(d, int) and d >= 0 for d in shape)
+                        and np.dtype(dtype).kind == "f" and isinstance(value, (int, float))
+                        for n, shape, dtype, value in state))
+    except (TypeError, KeyError, ValueError):
+        return False
+
+
+def _built_step(loss: Node, optimizer: Optimizer, params, progress) -> tuple:
+    """(program, record): the step differentiated, keyed and loaded from the cache or compiled; the
+    record holds what a TrainStep needs besides the program (names, optimizer state)."""
+    progress.stage("differentiate")
     graph = update_graph(loss, optimizer, params)
-    all_leaves = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
-    shared_params, shared_buffers = (share.params, share.buffers) if share is not None else ({}, {})
-    live = _live_arrays([p for p in all_leaves if not is_buffer(p)], shared_params, seed, "parameter")
-    buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], shared_buffers, seed, "buffer")
-    state = graph.initial_state()
+    progress.stage("key")
     targets = [*graph.params, *graph.state.values(), *graph.buffers]
     values = [*graph.new_params.values(), *graph.new_state.values(), *graph.new_buffers.values()]
     data = [leaf.name for leaf in graph.data_inputs]
@@ -75,22 +143,20 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     def build(prefix):
         progress.stage("simplify")
         simplified = simplify([loss, *checked, *values])
-        progress.stage("fuse and generate LLVM IR")
+        progress.stage("schedule")
         forward = 1 + len(checked)
         ir_text, plan, consts = build_program(simplified[:forward], prefix,
                                               updates=list(zip(targets, simplified[forward:])),
-                                              epoch=epoch, forward_outputs=forward)
+                                              epoch=epoch, forward_outputs=forward, progress=progress)
         plan["index_checks"] = index_checks([loss, *values])  # labels the runtime checks before a step
         if faults:
             record_faults(plan, faults, 1)
         return ir_text, plan, consts
 
-    with Progress("compiling the training step", COMPILE_STAGES) as progress:
-        program = load_program(key, build, progress=progress)
-    names = {"data": data, "step": graph.step.name, "lr": graph.lr.name}
-    return TrainStep(program, live, state, names, schedule if schedule is not None else optimizer.lr,
-                     compile_function=_bound_function, diagnose=_diagnoser(graph.outputs),
-                     debug_nans=debug_nans, seed=seed, buffers=buffers)
+    program = load_program(key, build, progress=progress)
+    record = {"program": key, "names": {"data": data, "step": graph.step.name, "lr": graph.lr.name},
+              "state": [[name, list(spec.shape), spec.dtype, spec.init_value] for name, spec in graph.state_specs.items()]}
+    return program, record
 
 
 def _live_arrays(leaf_nodes, shared: dict, seed: int, what: str) -> dict:
@@ -126,9 +192,22 @@ def _bound_function(nodes, live_arrays: dict) -> Executable:
     and dropout in inference mode (``compiler.inference``), so calling it changes nothing."""
     outputs = inference(as_node_list(nodes))
     used = {leaf.name for leaf in leaves(outputs) if leaf.op == "param"}
-    program, key = load_compiled(outputs)
+    program, key, seconds = load_compiled(outputs)
     bound = {name: array for name, array in live_arrays.items() if name in used}
-    return Executable.of(program, key, single=isinstance(nodes, Node), bound=bound)
+    executable = Executable.of(program, key, single=isinstance(nodes, Node), bound=bound)
+    executable.compile_seconds = seconds
+    return executable
+
+
+def _lazy_diagnoser(loss: Node, optimizer: Optimizer, params):
+    """``_diagnoser`` of the step's graph, differentiated only when a step first needs a diagnosis."""
+    made = []
+
+    def diagnose(values: dict) -> str:
+        if not made:
+            made.append(_diagnoser(update_graph(loss, optimizer, params).outputs))
+        return made[0](values)
+    return diagnose
 
 
 def _diagnoser(outputs):

@@ -247,15 +247,20 @@ class Engine:
         return addresses
 
     def compile(
-        self, ir_text: str, symbols: list[str], externals: list[str] = ()
+        self, ir_text: str, symbols: list[str], externals: list[str] = (), progress=None, detail: str | None = None
     ) -> tuple[dict[str, int], bytes]:
         """Optimise, emit and load IR; returns (symbol addresses, object bytes).
 
         Functions and globals the module declares but does not define are
-        checked as externals along with `externals`.
+        checked as externals along with `externals`. progress: a runtime.progress.Progress
+        told of each stage ("LLVM optimise", "machine code", "load"; `detail` shown with the first).
         """
+        stage = progress.stage if progress is not None else (lambda name, detail=None: None)
+        stage("LLVM optimise", detail)
         module = self.optimize(ir_text)
+        stage("machine code")
         obj = self.emit_object(module)
+        stage("load")
         needed = list(dict.fromkeys([*externals, *declared_externals(module)]))
         return self.add_object(obj, symbols, needed), obj
 

@@ -55,6 +55,7 @@ class Executable:
                  key: str | None = None, from_cache: bool = False):
         self.plan = plan
         self.key, self.from_cache = key, from_cache
+        self.compile_seconds: dict = {}  # stage -> seconds of the compile that made it (set by the compiler)
         self._entry = ENTRY_TYPE(entry_address)
         self._ir_text = ir_text
         self._single = single

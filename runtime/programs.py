@@ -22,10 +22,12 @@ import numpy as np
 from .cache import ObjectCache
 from .engine import Engine, InvalidObjectError
 from .executable import Executable
+from .progress import NoProgress
 
 _loaded: dict = {}  # key -> LoadedProgram, for the life of the process
 _building: dict = {}  # key -> the lock its first caller holds while loading or building it
 _building_lock = threading.Lock()  # guards _building only (never held across a build)
+_renamed: dict = {}  # key -> the symbol prefix its build takes: a bad cache entry's object defined the usual one
 
 
 class LoadedProgram:
@@ -57,8 +59,9 @@ def _unpack_consts(blob: bytes) -> dict:
         return {int(k): data[k] for k in data.files}
 
 
-def load_program(key: str, build, cache: ObjectCache | None = None, progress=None) -> LoadedProgram:
-    """The program for `key`; `build(prefix) -> (ir_text, plan, consts)` runs only on a miss.
+def load_program(key: str, build, cache: ObjectCache | None = None, progress=None) -> LoadedProgram | None:
+    """The program for `key`; `build(prefix) -> (ir_text, plan, consts)` runs only on a miss
+    (with `build` None, a miss returns None: a program only this process or the cache has).
 
     A cache entry that authenticates but does not parse, does not describe a
     well-formed program, or does not link is a miss: it is removed and the program built.
@@ -72,30 +75,34 @@ def load_program(key: str, build, cache: ObjectCache | None = None, progress=Non
         program = _loaded.get(key)
         if program is None:
             program = _load_or_build(key, build, cache, progress)
+            if program is None:
+                return None
             _loaded[key] = program
             with _building_lock:  # after a failed build the lock stays: a retry waits for a retry
                 _building.pop(key, None)
     return program
 
 
-def _load_or_build(key: str, build, cache: ObjectCache | None, progress) -> LoadedProgram:
+def _load_or_build(key: str, build, cache: ObjectCache | None, progress) -> LoadedProgram | None:
     """From the on-disk cache, or built (`build` and LLVM run here, holding only this key's lock)."""
     engine = Engine.instance()
     cache = ObjectCache.default() if cache is None else cache
+    progress = progress if progress is not None else NoProgress()
+    progress.stage("cache")
     entries = cache.load(key)
-    prefix = symbol_prefix(key)
     program = None
     if entries is not None:
+        progress.stage("load")
         program, linked = _from_cache(engine, entries)
         if program is None:
             cache.discard(key)
             if linked:  # its symbols may be defined now: the rebuilt program takes other names
-                prefix = f"{prefix}_{len(_loaded)}x{id(entries) & 0xFFFF:x}"
-    if program is None:
-        ir_text, plan, consts = build(prefix)
-        if progress is not None:
-            progress.stage(f"LLVM: optimise and emit machine code for {len(plan['kernels'])} kernels")
-        addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"])
+                _renamed[key] = f"{symbol_prefix(key)}_{len(_loaded)}x{id(entries) & 0xFFFF:x}"
+    if program is None and build is not None:
+        ir_text, plan, consts = build(_renamed.get(key, symbol_prefix(key)))
+        addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"], progress,
+                                        f"({len(plan['kernels'])} kernels)")
+        progress.stage("cache")
         cache.store(key, {"object": obj, "plan": json.dumps(plan).encode(), "consts": _pack_consts(consts),
                           "ir": ir_text.encode()})
         program = LoadedProgram(plan, addresses, consts, ir_text, False)

@@ -1,29 +1,56 @@
-"""A line of progress for long work, shown only when the work turns out to be long."""
+"""A line of progress for long work, shown only when the work turns out to be long, and the
+seconds each of its stages took (where a compile's time goes)."""
 from __future__ import annotations
 
+import time
+
 SHOW_AFTER_SECONDS = 0.25
+# tqdm's import alone costs ~30 ms: a job still running this long at a stage boundary gets a bar,
+# so a compile served from the cache (well under it) never imports tqdm
+BAR_AFTER_SECONDS = 0.05
 
 
 class Progress:
-    """Named stages of one job; tqdm draws them once the job has taken SHOW_AFTER_SECONDS."""
+    """Named stages of one job; tqdm draws them once the job has taken SHOW_AFTER_SECONDS.
+
+    ``seconds`` maps each stage to the time spent in it, in the order the stages ran (a stage
+    entered twice adds up); time before the first stage is not counted."""
 
     def __init__(self, description: str, stages: int, enabled: bool = True):
         self._bar = None
-        if enabled:
-            from tqdm import tqdm
-            self._bar = tqdm(total=stages, desc=description, unit="stage", delay=SHOW_AFTER_SECONDS, leave=False,
-                             bar_format="{desc} [{elapsed}]")
+        self._enabled = enabled
+        self._stages = stages
         self._description = description
+        self.seconds: dict[str, float] = {}
+        self._began = self._lap_start = time.perf_counter()
+        self._current = None
 
-    def stage(self, name: str) -> None:
-        """Starting stage `name` (the previous one is done)."""
+    def stage(self, name: str, detail: str | None = None) -> None:
+        """Starting stage `name` (the previous one is done); `detail` is shown after the name."""
+        self._lap()
+        self._current = name
+        if self._enabled and self._bar is None and self._lap_start - self._began >= BAR_AFTER_SECONDS:
+            from tqdm import tqdm
+            delay = max(0.0, SHOW_AFTER_SECONDS - (self._lap_start - self._began))
+            self._bar = tqdm(total=self._stages, desc=self._description, unit="stage", delay=delay, leave=False,
+                             bar_format="{desc} [{elapsed}]")
         if self._bar is not None:
-            self._bar.set_description_str(f"{self._description}: {name}", refresh=False)
+            self._bar.set_description_str(f"{self._description}: {name}{' ' + detail if detail else ''}",
+                                          refresh=False)
             self._bar.update(1)
 
+    def _lap(self) -> None:
+        now = time.perf_counter()
+        if self._current is not None:
+            self.seconds[self._current] = self.seconds.get(self._current, 0.0) + now - self._lap_start
+        self._lap_start = now
+
     def close(self) -> None:
+        self._lap()
+        self._current = None
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
 
     def __enter__(self):
         return self

@@ -120,6 +120,7 @@ class TrainStep:
         self.params, self.state = LiveArrays(params, "parameter"), LiveArrays(state, "optimizer state")
         self.buffers = LiveArrays(buffers or {}, "buffer")
         self.step_count = 0
+        self.compile_seconds: dict = {}  # stage -> seconds of the compile that made it (set by the compiler)
         self.lr = lr
         self.debug_nans = debug_nans
         self._names = names  # {"data": [...], "step": name, "lr": name}
@@ -312,6 +313,11 @@ class TrainStep:
             raise ValueError(f"{path}: step_count must be a non-negative integer scalar, got {count!r} "
                              f"({count.dtype}, shape {describe_shape(count.shape)})")
         return values, int(count)
+
+    @property
+    def from_cache(self) -> bool:
+        """Whether the step's machine code came from the on-disk cache rather than a fresh compile."""
+        return self._executable.from_cache
 
     def kernels(self) -> list:
         return self._executable.kernels()

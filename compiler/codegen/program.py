@@ -163,7 +163,7 @@ def describe_kernel(kernel, names: dict) -> dict:
 
 
 def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, forward_outputs: int | None = None,
-                  declared=()):
+                  declared=(), progress=None):
     """IR text, plan and constants of a program computing `outputs` and then writing
     each (target leaf, value) of `updates` into the target's buffer in place.
 
@@ -172,12 +172,15 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     ``emit_epoch``). Kernels computing what the first `forward_outputs` outputs need
     (default: all) are the forward phase in cost reports; update loops the update phase.
     `declared`: Input/Param leaves of the program as the user declared it; the executable
-    checks and accepts them even when simplification removed their use."""
+    checks and accepts them even when simplification removed their use. progress: a
+    runtime.progress.Progress, told when scheduling ends and "generate IR" begins."""
     lowered = lower_einsums(list(outputs) + [v for _, v in updates])
     outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
     sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
     forward = set(topological_order(outputs[:forward_outputs]))
     dim_names = _dim_names(sched)
+    if progress is not None:
+        progress.stage("generate IR")
     module = ir.Module(name=prefix)
     functions = [emit_kernel(module, kernel, f"{prefix}_k{k}", dim_names) for k, kernel in enumerate(sched.kernels)]
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer().as_pointer(), I64.as_pointer()]),
