@@ -220,7 +220,7 @@ class Engine:
         of the process.
         """
         obj = bytes(obj)
-        self._check_object_format(obj)
+        self.check_object_format(obj)
         with self._lock:
             missing = [name for name in externals if not self._resolves(name)]
             if missing:
@@ -247,22 +247,39 @@ class Engine:
         return addresses
 
     def compile(
-        self, ir_text: str, symbols: list[str], externals: list[str] = (), progress=None, detail: str | None = None
-    ) -> tuple[dict[str, int], bytes]:
-        """Optimise, emit and load IR; returns (symbol addresses, object bytes).
+        self, ir_text: str, symbols: list[str], externals: list[str] = (), progress=None, detail: str | None = None,
+        part_symbols: list[list[str]] = (),
+    ) -> tuple[dict[str, int], list[bytes]]:
+        """Optimise, emit and load IR; returns (symbol addresses, object bytes per part).
 
-        Functions and globals the module declares but does not define are
-        checked as externals along with `externals`. progress: a runtime.progress.Progress
-        told of each stage ("LLVM optimise", "machine code", "load"; `detail` shown with the first).
+        `ir_text` may hold several modules separated by PART_SEPARATOR: module 0 defines `symbols`,
+        module i > 0 defines part_symbols[i - 1], which module 0 declares. They are optimised and
+        emitted in parallel threads, and loaded parts first. Functions and globals a module declares
+        but does not define are checked as externals along with `externals`. progress: a
+        runtime.progress.Progress told of each stage ("LLVM optimise", "machine code", "load";
+        `detail` shown with the first).
         """
+        texts = split_parts(ir_text)
+        if len(texts) != len(part_symbols) + 1:
+            raise ValueError(f"Engine.compile: {len(texts)} modules for {len(part_symbols) + 1} symbol lists")
         stage = progress.stage if progress is not None else (lambda name, detail=None: None)
         stage("LLVM optimise", detail)
-        module = self.optimize(ir_text)
+        modules = _in_parallel(self.optimize, texts)
         stage("machine code")
-        obj = self.emit_object(module)
+        objects = _in_parallel(self.emit_object, modules)
         stage("load")
-        needed = list(dict.fromkeys([*externals, *declared_externals(module)]))
-        return self.add_object(obj, symbols, needed), obj
+        needed = [list(dict.fromkeys([*externals, *declared_externals(module)])) for module in modules]
+        return self.add_objects(objects, symbols, needed, part_symbols), objects
+
+    def add_objects(self, objects: list[bytes], symbols: list[str], externals: list, part_symbols=()) -> dict:
+        """Load a program's objects, parts (defining part_symbols) before the first (defining
+        `symbols`, and using theirs); `externals`: one list for all, or one per object.
+        Returns the address of each of `symbols`."""
+        if externals and isinstance(externals[0], str) or not externals:
+            externals = [list(externals)] * len(objects)
+        for obj, defined, needed in zip(objects[1:], part_symbols, externals[1:], strict=True):
+            self.add_object(obj, defined, [name for name in needed if name not in symbols])
+        return self.add_object(objects[0], symbols, externals[0])
 
     def _resolves(self, name: str) -> bool:
         return bool(llvm.address_of_symbol(name)) or name in self._symbols
@@ -271,7 +288,8 @@ class Engine:
         return name in self._symbols or bool(self._mcjit.get_function_address(name))
 
     @staticmethod
-    def _check_object_format(obj: bytes) -> None:
+    def check_object_format(obj: bytes) -> None:
+        """Raise InvalidObjectError unless `obj` is a well-formed object file of this platform."""
         magics = _OBJECT_MAGIC.get(llvm.get_object_format())
         if magics is not None and not obj.startswith(magics):
             raise InvalidObjectError(
@@ -280,6 +298,26 @@ class Engine:
             )
         if llvm.get_object_format() == "ELF":
             check_elf_object(obj)
+
+
+PART_SEPARATOR = "\n; ---- symprop: next module ----\n"
+
+
+def split_parts(ir_text: str) -> list[str]:
+    """The modules of a program's IR text (``PART_SEPARATOR`` between them)."""
+    return ir_text.split(PART_SEPARATOR)
+
+
+def _in_parallel(work, items: list) -> list:
+    """[work(item) ...], one thread per item beyond the first (LLVM runs outside the GIL and
+    outside llvmlite's lock: see ``_unlocked``)."""
+    if len(items) == 1:
+        return [work(items[0])]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=len(items) - 1) as pool:
+        rest = pool.map(work, items[1:])
+        first = work(items[0])
+        return [first, *rest]
 
 
 def declared_externals(module: llvm.ModuleRef) -> list[str]:

@@ -299,13 +299,13 @@ class Executable:
     def llvm_ir(self, optimized: bool = False) -> str:
         if not optimized:
             return self._ir_text
-        from .engine import Engine
-        return str(Engine.instance().optimize(self._ir_text))
+        from .engine import PART_SEPARATOR, Engine, split_parts
+        return PART_SEPARATOR.join(str(Engine.instance().optimize(text)) for text in split_parts(self._ir_text))
 
     def asm(self) -> str:
-        from .engine import Engine
+        from .engine import PART_SEPARATOR, Engine, split_parts
         engine = Engine.instance()
-        return engine.emit_assembly(engine.optimize(self._ir_text))
+        return PART_SEPARATOR.join(engine.emit_assembly(engine.optimize(text)) for text in split_parts(self._ir_text))
 
     def __repr__(self):
         names = ", ".join(b["name"] for _, b in self.arguments)

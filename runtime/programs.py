@@ -100,11 +100,12 @@ def _load_or_build(key: str, build, cache: ObjectCache | None, progress) -> Load
                 _renamed[key] = f"{symbol_prefix(key)}_{len(_loaded)}x{id(entries) & 0xFFFF:x}"
     if program is None and build is not None:
         ir_text, plan, consts = build(_renamed.get(key, symbol_prefix(key)))
-        addresses, obj = engine.compile(ir_text, entry_symbols(plan), plan["externals"], progress,
-                                        f"({len(plan['kernels'])} kernels)")
+        parts = plan.get("part_symbols", [])
+        addresses, objects = engine.compile(ir_text, entry_symbols(plan), plan["externals"], progress,
+                                            f"({len(plan['kernels'])} kernels in {len(parts) + 1} modules)", parts)
         progress.stage("cache")
-        cache.store(key, {"object": obj, "plan": json.dumps(plan).encode(), "consts": _pack_consts(consts),
-                          "ir": ir_text.encode()})
+        cache.store(key, {**_object_entries(objects), "plan": json.dumps(plan).encode(),
+                          "consts": _pack_consts(consts), "ir": ir_text.encode()})
         program = LoadedProgram(plan, addresses, consts, ir_text, False)
     return program
 
@@ -121,15 +122,27 @@ def _from_cache(engine: Engine, entries: dict) -> tuple:
     except Exception as error:  # json, zip and npz readers raise many kinds: each means a miss
         _discard_warning(f"its plan or constants do not parse ({error})")
         return None, False
+    parts = plan.get("part_symbols", [])
+    objects = [entries.get("object" if i == 0 else f"object.{i}") for i in range(len(parts) + 1)]
     try:
-        addresses = engine.add_object(entries["object"], entry_symbols(plan), plan["externals"])
+        if not all(isinstance(obj, bytes) for obj in objects):
+            raise InvalidObjectError(f"it lacks some of its {len(objects)} objects")
+        for obj in objects:  # every object checked before any reaches the JIT
+            engine.check_object_format(obj)
     except InvalidObjectError as error:
         _discard_warning(str(error))
         return None, False
+    try:
+        addresses = engine.add_objects(objects, entry_symbols(plan), plan["externals"], parts)
     except (RuntimeError, ValueError) as error:  # unresolved or duplicate symbols, an absent entry point
         _discard_warning(f"it does not link ({error})")
         return None, True
     return LoadedProgram(plan, addresses, consts, ir_text, True), True
+
+
+def _object_entries(objects: list) -> dict:
+    """Cache entries of a program's objects: "object" (the entry points), then "object.1", ..."""
+    return {"object" if i == 0 else f"object.{i}": obj for i, obj in enumerate(objects)}
 
 
 def _discard_warning(reason: str) -> None:
@@ -159,6 +172,9 @@ def check_plan(plan, consts: dict) -> None:
     require(names(plan.get("dims")), "dims is not a list of names")
     require(names(plan.get("externals")) and names(plan.get("kernel_runners", [])), "symbols are not names")
     require(plan.get("epoch") is None or isinstance(plan["epoch"], str), "epoch is not a symbol")
+    require(isinstance(plan.get("part_symbols", []), list) and all(names(part) and part
+                                                                   for part in plan.get("part_symbols", [])),
+            "part_symbols is not a list of symbol lists")
     slots = plan.get("slots")
     require(isinstance(slots, int) and slots >= 0, "slots is not a count")
     buffers = plan.get("buffers")

@@ -46,8 +46,8 @@ done:
 def test_compiled_loop_matches_numpy():
     engine = Engine.instance()
     name = unique("axpb")
-    addresses, obj = engine.compile(axpb_ir(name, "noalias"), [name])
-    assert isinstance(obj, bytes) and obj
+    addresses, objects = engine.compile(axpb_ir(name, "noalias"), [name])
+    assert len(objects) == 1 and isinstance(objects[0], bytes) and objects[0]
     axpb = AXPB_SIGNATURE(addresses[name])
     rng = np.random.default_rng(1)
     for n in (0, 1, 7, 64, 1001):  # remainders around any vector width

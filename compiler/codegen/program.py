@@ -6,13 +6,18 @@ kernel descriptions) and the constant arrays. The entry function is
 
     void <prefix>_entry(i8** buffers, i64* dims)
 
-so a call is one native call with two pointers.
+so a call is one native call with two pointers. A program of several kernels is split into
+one LLVM module per core (``module_parts``), which LLVM optimises and emits side by side;
+the IR text holds the modules one after another, separated by ``PART_SEPARATOR``.
 """
 from __future__ import annotations
+
+import os
 
 import sympy
 from llvmlite import ir
 
+from runtime.engine import PART_SEPARATOR
 from runtime.random_inputs import COUNTER_INPUT
 
 from ..shapes import symbolic_dims
@@ -181,8 +186,17 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     dim_names = _dim_names(sched)
     if progress is not None:
         progress.stage("generate IR")
-    module = ir.Module(name=prefix)
-    functions = [emit_kernel(module, kernel, f"{prefix}_k{k}", dim_names) for k, kernel in enumerate(sched.kernels)]
+    parts = module_parts(sched.kernels, compile_threads())
+    modules = [ir.Module(name=prefix)] + [ir.Module(name=f"{prefix}_part{i}") for i in range(1, len(parts))]
+    module = modules[0]  # entry points, and the kernels of part 0
+    home = {k: i for i, part in enumerate(parts) for k in part}
+    functions = []
+    for k, kernel in enumerate(sched.kernels):
+        function = emit_kernel(modules[home[k]], kernel, f"{prefix}_k{k}", dim_names)
+        if home[k]:  # defined in another object: visible to the linker, declared here
+            function.linkage = ""
+            function = ir.Function(module, function.function_type, name=function.name)
+        functions.append(function)
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer().as_pointer(), I64.as_pointer()]),
                         name=f"{prefix}_entry")
     _call_kernels(entry, list(zip(functions, sched.kernels)))
@@ -212,8 +226,42 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
         "externals": gemm_externals(module),
         "epoch": epoch_name,
         "kernel_runners": runners,
+        "part_symbols": [[f"{prefix}_k{k}" for k in part] for part in parts[1:]],
     }
-    return str(module), plan, consts
+    return PART_SEPARATOR.join(str(m) for m in modules), plan, consts
+
+
+# how much LLVM work a kernel's function is, relative to a simple loop (the products, and the scans whose
+# bodies hold products, share their GEMM routines within a module, so they are kept together)
+_WEIGHTS = {"bmm": 6, "scan": 12, "attention": 12}
+_USES_GEMM = ("bmm", "scan")
+_GEMM_ROUTINES = 12
+MIN_KERNELS_TO_SPLIT = 4
+
+
+def compile_threads() -> int:
+    """The cores this process may use (SYMPROP_COMPILE_THREADS overrides): LLVM compiles a program's
+    parts side by side on them."""
+    configured = os.environ.get("SYMPROP_COMPILE_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def module_parts(kernels, threads: int) -> list:
+    """Kernel indices per LLVM module, about equal in work: one module per thread (at most 4), one for a
+    program of few kernels. Part 0 also holds the entry points. The products go together, as a unit."""
+    count = min(threads, 4) if len(kernels) >= MIN_KERNELS_TO_SPLIT else 1
+    products = [k for k, kernel in enumerate(kernels) if kernel.kind in _USES_GEMM]
+    units = [(sum(_WEIGHTS[kernels[k].kind] for k in products) + _GEMM_ROUTINES, products)] if products else []
+    units += [(_WEIGHTS.get(kernel.kind, 1), [k]) for k, kernel in enumerate(kernels) if kernel.kind not in _USES_GEMM]
+    parts, loads = [[] for _ in range(count)], [0] * count
+    for weight, members in sorted(units, key=lambda unit: -unit[0]):
+        lightest = loads.index(min(loads))
+        parts[lightest] += members
+        loads[lightest] += weight
+    parts = [sorted(part) for part in parts]
+    return [parts[0]] + [part for part in parts[1:] if part]
 
 
 def emit_kernel(module: ir.Module, kernel, name: str, dim_names: list) -> ir.Function:
