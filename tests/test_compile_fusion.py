@@ -20,6 +20,8 @@ import pytest
 
 import compiler as C
 from compiler import Input, Param
+from compiler.codegen.access import Affine
+from compiler.codegen.schedule import common_layout, layout_index
 
 B = "batch"
 
@@ -160,9 +162,10 @@ def test_mse_forward_is_one_reduction_and_one_scalar_kernel(rng):
     pred, target = Input("mse_pred", (B, 32), dtype="float32"), Input("mse_y", (B, 32), dtype="float32")
     fn = C.compile(C.mse(pred, target))
     # (pred - target)**2 runs inside the sum's loop: one reduction over both axes into a scalar;
-    # then the scalar division by 32 * batch (the mean's count depends on the bound batch size).
-    assert reductions(fn) == [["sum"], []]
-    assert fn.kernels()[1]["shape"] == []
+    # then the scalar division by 32 * batch (the mean's count depends on the bound batch size), a
+    # 0-d loop run as the reduction's epilogue, in its kernel, once the sum is complete.
+    assert reductions(fn) == [["sum"]]
+    assert "out0" in fn.kernels()[0]["out"].split(", ")
     assert not full_size_temps(fn, (B, 32))
     ps, ys = rng.normal(size=(2, 9, 32)).astype(np.float32)
     np.testing.assert_allclose(fn(mse_pred=ps, mse_y=ys), np.mean((ps.astype(np.float64) - ys) ** 2), rtol=1e-5)
@@ -173,8 +176,10 @@ def test_cross_entropy_stores_no_full_size_intermediate(rng):
     fn = C.compile(C.cross_entropy(logits, labels))
     # 1. max; 2. shift (batch, 1); 3. sum of exp(x - shift); 4. the label's logit (a gather: one read
     # per row) minus the row's log-sum-exp, summed over the batch (it needs the finished sum of loop 3,
-    # so it cannot join it); 5. the mean's division. None writes a (batch, 10) buffer.
-    assert reductions(fn) == [["max"], [], ["sum"], ["sum"], []]
+    # so it cannot join it), then the mean's division, a 0-d epilogue of that loop. None writes a
+    # (batch, 10) buffer.
+    assert reductions(fn) == [["max"], [], ["sum"], ["sum"]]
+    assert "out0" in fn.kernels()[3]["out"].split(", ")
     assert not full_size_temps(fn, (B, 10))
     ls, ys = rng.normal(size=(7, 10)).astype(np.float32) * 4, rng.integers(0, 10, 7)
     z = ls.astype(np.float64)
@@ -264,8 +269,15 @@ def test_products_with_a_dimension_of_one_are_loops_that_join_their_neighbours()
     w2, b2 = Param("W2", (64, 1), dtype="float64"), Param("b2", (1,), "zeros", "float64")
     loss = C.ops.mean((C.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2)
     step = C.compile_step(loss, C.optim.SGD(0.1), seed=0)
-    kinds = [k["kind"] for k in step.kernels()]
-    assert "bmm" not in kinds and len(kinds) <= 8, kinds
+    # Four kernels (issue 14): the forward loop over (batch, 64) (tanh layer, h @ W2 row sums); the
+    # loss loop over (batch, 1) with the mean's division as its 0-d epilogue; the backward loop over
+    # (batch, 64) accumulating the three gradients; one update loop over 64 elements for W1 (1, 64),
+    # b1 (64,) and W2 (64, 1) (one contiguous layout), with b2's one-element update as its epilogue.
+    kernels = step.kernels()
+    assert [k["kind"] for k in kernels] == ["elementwise"] * 4, kernels
+    assert [k["phase"] for k in kernels] == ["forward", "forward+backward", "backward", "update"]
+    assert [k["shape"] for k in kernels] == [["batch", 64], ["batch", 1], ["batch", 64], [64]]
+    assert kernels[3]["out"].split(", ") == ["W1", "b1", "W2", "b2"]
     rng = np.random.default_rng(0)
     xs = rng.uniform(-3, 3, (256, 1))
     ys = np.sin(xs)
@@ -274,3 +286,71 @@ def test_products_with_a_dimension_of_one_are_loops_that_join_their_neighbours()
     step(x=xs, y=ys)
     for (name, old), g in zip(before.items(), grads):
         np.testing.assert_allclose(step.params[name], old - 0.1 * g, rtol=1e-12, atol=1e-14)
+
+
+def test_update_loops_run_over_the_common_layout_of_their_targets():
+    """Contiguous targets of one element count are one loop when their shapes differ only by size-1
+    axes or by a reshape that keeps every axis a run of the loop's axes."""
+    assert common_layout([(1, 64), (64,), (64, 1)]) == (64,)
+    assert common_layout([(64, 10), (640,), (64, 1, 10)]) == (64, 10)
+    assert common_layout([(2, 3, 4), (6, 4), (2, 12)]) == (2, 3, 4)
+    assert common_layout([(64, 10), (10, 64)]) is None  # a row of one cuts a row of the other
+    assert common_layout([(1,), ()]) == ()
+    assert common_layout([("batch", 1, 8), ("batch", 8)]) == ("batch", 8)
+    assert common_layout([("batch", 8), (8, "batch")]) is None
+    assert layout_index((640,), (64, 10)).dims == (Affine(((0, 10), (1, 1))),)
+    assert layout_index((1, 64), (64,)).dims == (Affine(), Affine.axis(0))
+
+
+def test_buffer_updates_of_one_element_count_share_a_loop_and_read_old_values(rng):
+    """Five Buffers updated in place by one training step: (1, 4), (4, 1) and (4,) share one loop of
+    4 (each reads the others' element at its own position before writing it, or a snapshot of the
+    old value when it reads another position, as u_c reads u_a reversed); (2, 6) and (12,) share
+    one loop of 12, run in the same kernel. The two snapshots (4 and 12 elements) are epilogues of
+    the forward loop, so the step is two kernels."""
+    from compiler import optim
+    from compiler.primitives.modes import make_training
+    x, w = Input("u_x", (4,), dtype="float64"), Param("u_w", (4,), init="ones", dtype="float64")
+    a, b, c = (C.Buffer(name, shape, dtype="float64") for name, shape in
+               (("u_a", (1, 4)), ("u_b", (4, 1)), ("u_c", (4,))))
+    d, e = C.Buffer("u_d", (2, 6), dtype="float64"), C.Buffer("u_e", (12,), dtype="float64")
+    updates = [(a, a + C.reshape(b, (1, 4)) * 2.0 + C.reshape(x, (1, 4))), (b, b - C.reshape(a, (4, 1))),
+               (c, c + a[0, ::-1]), (d, d * 0.5 + C.reshape(e, (2, 6))), (e, e + C.reshape(d, (12,))[::-1])]
+    step = C.compile_step(C.sum(make_training(x * w, x * w, updates=updates)), optim.SGD(lr=0.0), seed=0)
+    kernels = step.kernels()
+    assert [k["phase"] for k in kernels] == ["forward", "update"]
+    assert kernels[1]["shape"] == [4] and "u_c = t" in kernels[1]["body"]  # u_c reads a snapshot of u_a
+    old = {name: rng.normal(size=step.buffers[name].shape) for name in ("u_a", "u_b", "u_c", "u_d", "u_e")}
+    for name, value in old.items():
+        np.copyto(step.buffers[name], value)
+    xs = rng.normal(size=4)
+    step(u_x=xs)
+    A, B_, Cv, D, E = old.values()
+    expected = {"u_a": A + 2 * B_.reshape(1, 4) + xs.reshape(1, 4), "u_b": B_ - A.reshape(4, 1),
+                "u_c": Cv + A[0, ::-1], "u_d": 0.5 * D + E.reshape(2, 6), "u_e": E + D.reshape(12)[::-1]}
+    for name, value in expected.items():
+        np.testing.assert_allclose(step.buffers[name], value, rtol=1e-15, atol=1e-15)
+
+
+def test_an_adam_mlp_updates_every_parameter_in_one_kernel_and_runs_no_tiny_kernel(rng):
+    """The 8-16-3 Adam MLP: the 0-d kernels (the mean's division, Adam's bias corrections) run as
+    epilogues of the kernels before them, and the four parameters' update loops (w and its moments,
+    ...) one kernel: the update phase is one kernel, 14 in all. One step
+    matches Adam written with NumPy over the evaluated gradients."""
+    from compiler import optim
+    x, logits, params = C.mlp(8, [16], 3, dtype="float64", name="adam_mlp")
+    labels = Input("adam_y", (B,), "int64")
+    loss = C.cross_entropy(logits, labels)
+    step = C.compile_step(loss, optim.Adam(lr=1e-2), seed=0)
+    kernels = step.kernels()
+    assert [k["phase"] for k in kernels].count("update") == 1
+    assert not [k for k in kernels if all(isinstance(d, int) for d in k["shape"]) and np.prod(k["shape"]) <= 16]
+    assert len(kernels) == 14, [(k["phase"], k["shape"], k["out"]) for k in kernels]
+    names = [p.name for p in params]
+    before = {name: step.params[name].copy() for name in names}
+    xs, ys = rng.normal(size=(5, 8)), rng.integers(0, 3, 5)
+    grads = C.evaluate(C.grad(loss, params), {"x": xs, "adam_y": ys, **before})
+    step(x=xs, adam_y=ys)
+    for name, g in zip(names, grads):  # step 1: m = 0.1 g, v = 0.001 g^2, bias-corrected to g and g^2
+        expected = before[name] - 1e-2 * g / (np.abs(g) + 1e-8)
+        np.testing.assert_allclose(step.params[name], expected, rtol=1e-9, atol=1e-12)

@@ -28,11 +28,16 @@ def kernel_buffers(kernel: Kernel) -> list:
     """Distinct buffers of a kernel, output first, then reads by buffer index."""
     if kernel.kind == "scan":
         return kernel.buffer_list()
-    writes = [buffer for buffer, _ in kernel.bodies()] + [out for _, out, _, _ in kernel.reductions]
-    if kernel.kind != "elementwise":
-        writes = [kernel.out]
+    writes = list(dict.fromkeys(buffer for part in kernel.parts() for buffer in _part_writes(part)))
     reads = sorted(kernel.reads() - set(writes), key=lambda b: b.index)
     return writes + reads
+
+
+def _part_writes(kernel: Kernel) -> list:
+    """What one loop of a kernel's function writes, in order."""
+    if kernel.kind != "elementwise":
+        return [kernel.out]
+    return [buffer for buffer, _ in kernel.bodies()] + [out for _, out, _, _ in kernel.reductions]
 
 
 def collapse_axes(kernel: Kernel) -> list:
@@ -102,7 +107,16 @@ class KernelEmitter:
         return emit_size(self.builder, expr, self.dims)
 
     def emit(self) -> ir.Function:
-        kind = self.kernel.kind
+        """The function: the kernel's loop, after its prologue's loops and before its epilogue's."""
+        for part in self.kernel.parts():
+            self._emit_part(part)
+        self.builder.ret_void()
+        return self.function
+
+    def _emit_part(self, kernel: Kernel) -> None:
+        self.kernel, self.ty = kernel, IR_TYPES[kernel.dtype]
+        self.groups = [[a] for a in range(len(kernel.space))]
+        kind = kernel.kind
         if kind == "elementwise":
             self._elementwise()
         elif kind in ("sum", "max"):
@@ -113,8 +127,6 @@ class KernelEmitter:
             emit_scatter_add(self)
         else:
             raise AssertionError(kind)
-        self.builder.ret_void()
-        return self.function
 
     # ---- loads and stores --------------------------------------------------------------------
 

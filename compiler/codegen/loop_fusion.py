@@ -22,6 +22,7 @@ and backward pass of elementwise residual steps becomes one pass over memory.
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy
 
 from .access import Access, identity_index
@@ -213,3 +214,56 @@ def _drop_dead_stores(kernels: list, kept_buffers: set) -> None:
         if kernel.stores_out and not needed(kernel.out):
             kernel.stores_out = False
         kernel.extra_outputs = [(buffer, body) for buffer, body in kernel.extra_outputs if needed(buffer)]
+
+
+TINY_LOOP = 16  # elements (static) up to which a loop runs inside a neighbouring kernel's function
+HOST_KINDS = ("elementwise", "bmm", "sum", "max")  # kernels whose function can run other loops too
+
+
+def chain_kernels(kernels: list) -> list:
+    """The kernel list with tiny loops and update loops run inside a neighbour's function.
+
+    Nothing moves: a kernel joins the function of the kernel just before it (an epilogue, after that
+    kernel's loop has completed every reduction it reads) or, when that one cannot host it, of the
+    kernel just after it (a prologue), so every kernel still runs after all it depends on. What
+    joins: a tiny loop (at most TINY_LOOP elements: a loss divided by the batch, a bias of one
+    output, a step count's bias correction), and every in-place update loop into the first one:
+    the update phase is one kernel whose loops run one after another."""
+    result = []
+    for kernel in kernels:
+        previous = result[-1] if result else None
+        if previous is not None and _hosts(previous, kernel):
+            _chain(previous, kernel, previous.epilogue)
+            continue
+        if previous is not None and _lone_tiny(previous) and all(_hosts(kernel, p) for p in previous.parts()):
+            result.pop()
+            for part in previous.parts():
+                part.epilogue = []
+                _chain(kernel, part, kernel.prologue)
+        result.append(kernel)
+    return result
+
+
+def _hosts(host: Kernel, kernel: Kernel) -> bool:
+    """Whether `kernel` may run inside `host`'s function (just before or after host's own loop)."""
+    if host.kind not in HOST_KINDS or kernel.kind != "elementwise":
+        return False
+    if host.in_place != kernel.in_place:
+        return False  # the update phase runs after everything else, in kernels of its own
+    return kernel.in_place or _tiny(kernel)
+
+
+def _tiny(kernel: Kernel) -> bool:
+    space = kernel.space
+    return all(isinstance(d, int) for d in space) and int(np.prod(space)) <= TINY_LOOP
+
+
+def _lone_tiny(kernel: Kernel) -> bool:
+    """A tiny loop that no kernel before it could host (its epilogue: the tiny loops after it)."""
+    return kernel.kind == "elementwise" and _tiny(kernel) and not kernel.prologue
+
+
+def _chain(host: Kernel, kernel: Kernel, parts: list) -> None:
+    parts.append(kernel)
+    host.nodes.extend(kernel.nodes)
+    host.joined.extend([kernel.root] + kernel.joined)

@@ -28,7 +28,8 @@ from ..graph import Node
 from ..traversal import topological_order
 from ..primitives import PRIMITIVES, ops_lowered_as
 from ..primitives.random import LANES, value_of_uniforms
-from .access import Access, Buffer, Index, concat_piece, identity_index, linear_form, through_broadcast
+from .access import (Access, Affine, Buffer, Index, concat_piece, contiguous_strides, identity_index, linear_form,
+                     through_broadcast)
 from .random_bits import RandomDraw
 from .gather_access import GatherLoad
 
@@ -62,9 +63,16 @@ class Kernel:
     reductions: list = field(default_factory=list)  # elementwise: (kind, Buffer, body, kept axes) in the same loop
     stores_out: bool = True  # False once joined loops made `out` unread (loop_fusion.py)
     joined: list = field(default_factory=list)  # roots of the loops joined into this one
+    prologue: list = field(default_factory=list)  # kernels run before this one's loop, in its function
+    epilogue: list = field(default_factory=list)  # kernels run after it (loop_fusion.chain_kernels)
+
+    def parts(self) -> list:
+        """The kernels this one's function runs, in order (itself among them)."""
+        return self.prologue + [self] + self.epilogue
 
     def writes(self) -> set:
-        return {buffer for buffer, _ in self.bodies()} | {out for _, out, _, _ in self.reductions}
+        own = {buffer for buffer, _ in self.bodies()} | {out for _, out, _, _ in self.reductions}
+        return own.union(*(part.writes() for part in self.prologue + self.epilogue))
 
     def bodies(self) -> list:
         """(buffer, body) of every stored output."""
@@ -74,7 +82,7 @@ class Kernel:
         accesses = list(self.operands) + [a for a in self.leaves.values() if isinstance(a, Access)]
         accesses += [a for draw in self.leaves.values() if isinstance(draw, RandomDraw) for a in draw.reads()]
         accesses += [a for load in self.leaves.values() if isinstance(load, GatherLoad) for a in load.reads()]
-        return {a.buffer for a in accesses}
+        return {a.buffer for a in accesses}.union(*(part.reads() for part in self.prologue + self.epilogue))
 
 
 def compute_dtype(dtype: str) -> str:
@@ -139,23 +147,24 @@ class Scheduler:
         return self
 
     def _schedule_updates(self):
-        """In-place updates: one multi-output loop per (shape, dtype), after every other kernel.
+        """In-place updates: one multi-output loop per element layout and dtype, after every other kernel.
 
-        Such a loop reads each element of its own targets before writing it. Anything
-        else that reads a target (another group's loop, a transposed read) reads a
-        snapshot taken before any update runs.
+        Targets are contiguous, so targets of one element count whose shapes differ only by
+        size-1 axes or by a reshape ((1, 64), (64,) and (64, 1); (64, 10) and (640,)) are
+        written by one loop over their common layout (``update_loops``). Such a loop reads
+        each element of its own targets before writing it. Anything else that reads a
+        target (another group's loop, a transposed read) reads a snapshot taken before any
+        update runs.
         """
         self.write_targets = {self.buffer_of[t] for t, _ in self.updates}
-        groups: dict = {}
         for target, value in self.updates:
             if target.op not in ("param", "input") or value.shape != target.shape:
                 raise ValueError(f"update of {target!r} must be a value of shape {target.shape}, got {value.shape}")
-            groups.setdefault((target.shape, target.dtype), []).append((target, value))
         deferred = []
-        for (shape, dtype), items in groups.items():
-            kernel = Kernel("elementwise", self.buffer_of[items[0][0]], shape, compute_dtype(dtype), in_place=True)
+        for space, dtype, items in update_loops(self.updates):
+            kernel = Kernel("elementwise", self.buffer_of[items[0][0]], space, compute_dtype(dtype), in_place=True)
             kernel.extra_outputs = [(self.buffer_of[t], None) for t, _ in items[1:]]
-            bodies = [self.expr(v, identity_index(len(shape)), kernel, root=True) for _, v in items]
+            bodies = [self.expr(v, layout_index(t.shape, space), kernel, root=True) for t, v in items]
             kernel.body = bodies[0]
             kernel.extra_outputs = [(buffer, body) for (buffer, _), body in zip(kernel.extra_outputs, bodies[1:])]
             deferred.append(kernel)
@@ -338,8 +347,7 @@ class Scheduler:
     def _load(self, access: Access, kernel: Kernel) -> sympy.Expr:
         access = Access(access.buffer, access.view_shape, access.index.within(kernel.space))
         if kernel.in_place and access.buffer in self.write_targets:
-            in_place = (access.buffer in kernel.writes() and access.view_shape == access.buffer.shape
-                        and access.index == identity_index(len(kernel.space)))
+            in_place = access.buffer in kernel.writes() and writes_element_read(access, kernel.space)
             if not in_place:
                 access = Access(self._snapshot(access.buffer), access.view_shape, access.index)
         for symbol, existing in kernel.leaves.items():
@@ -348,6 +356,78 @@ class Scheduler:
         symbol = sympy.Symbol(f"a{len(kernel.leaves)}", real=True)
         kernel.leaves[symbol] = access
         return symbol
+
+
+def writes_element_read(access: Access, space: tuple) -> bool:
+    """Whether `access` reads, at each point of a loop over `space`, the element the loop stores
+    there (contiguous, in order): an in-place update reads it before writing it."""
+    coefs, offset = linear_form(access, len(space))
+    return not access.index.valid and offset == 0 and all(
+        sympy.expand(c - s) == 0 for c, s in zip(coefs, contiguous_strides(space)))
+
+
+def update_loops(updates) -> list:
+    """[(space, dtype, [(target, value)])]: the in-place updates grouped into loops. Targets of a
+    dtype and element count share a loop over their common layout when there is one, else those
+    of one shape without its size-1 axes do."""
+    groups: dict = {}
+    for target, value in updates:
+        groups.setdefault((_element_key(target.shape), target.dtype), []).append((target, value))
+    loops = []
+    for (_, dtype), items in groups.items():
+        space = common_layout([t.shape for t, _ in items])
+        if space is not None:
+            loops.append((space, dtype, items))
+            continue
+        squeezed: dict = {}
+        for target, value in items:
+            squeezed.setdefault(_squeezed(target.shape), []).append((target, value))
+        loops += [(shape, dtype, group) for shape, group in squeezed.items()]
+    return loops
+
+
+def _squeezed(shape: tuple) -> tuple:
+    return tuple(d for d in shape if d != 1)
+
+
+def _element_key(shape: tuple):
+    """Element count of a static shape; a symbolic one's own shape without its size-1 axes."""
+    if all(isinstance(d, int) for d in shape):
+        return int(np.prod(shape)) or shape  # an empty one: its own loop
+    return _squeezed(shape)
+
+
+def common_layout(shapes) -> tuple | None:
+    """The coarsest shape that every contiguous shape of `shapes` (one element count) reshapes
+    from without mixing its axes: every axis of each shape is a run of its axes, so one index into
+    it is affine in the loop's ((1, 64), (64, 1) -> (64,); (64, 10), (640,) -> (64, 10);
+    (64, 10), (10, 64) -> None). Symbolic shapes share one only when equal without size-1 axes."""
+    if not all(isinstance(d, int) for shape in shapes for d in shape):
+        return _squeezed(shapes[0]) if len({_squeezed(s) for s in shapes}) == 1 else None
+    total = int(np.prod(shapes[0]))
+    if total == 0:
+        return shapes[0] if len(set(shapes)) == 1 else None
+    cuts = sorted({int(np.prod(shape[a + 1:])) for shape in shapes for a, d in enumerate(shape) if d != 1})
+    if any(outer % inner for inner, outer in zip(cuts, cuts[1:] + [total])):
+        return None
+    return tuple(outer // inner for inner, outer in reversed(list(zip(cuts, cuts[1:] + [total]))))
+
+
+def layout_index(shape: tuple, space: tuple) -> Index:
+    """The index into a contiguous `shape` of the element a contiguous loop over `space` (its
+    common_layout with others) is at: each axis of `shape` is a run of the loop's axes."""
+    if tuple(shape) == tuple(space):
+        return identity_index(len(shape))
+    if not all(isinstance(d, int) for d in shape):  # equal to `space` without its size-1 axes
+        axes = iter(range(len(space)))
+        return Index(tuple(Affine() if d == 1 else Affine.axis(next(axes)) for d in shape))
+    strides, loop_strides = contiguous_strides(shape), contiguous_strides(space)
+    dims = []
+    for d, stride in zip(shape, strides):
+        terms = tuple((j, int(s // stride)) for j, s in enumerate(loop_strides)
+                      if d != 1 and stride <= s < stride * d)
+        dims.append(Affine(terms))
+    return Index(tuple(dims))
 
 
 SHARED_TREE_LIMIT = 4096
@@ -473,7 +553,7 @@ def _matrix_compatible(access: Access, ndim: int) -> bool:
 
 
 def schedule(outputs, updates=()) -> Scheduler:
-    from .loop_fusion import fuse_loops
+    from .loop_fusion import chain_kernels, fuse_loops
     scheduler = Scheduler(outputs, updates).run()
-    scheduler.kernels = fuse_loops(scheduler.kernels, set(scheduler.output_buffers))
+    scheduler.kernels = chain_kernels(fuse_loops(scheduler.kernels, set(scheduler.output_buffers)))
     return scheduler
