@@ -133,20 +133,28 @@ def main(steps: int = 15000, batch: int = 256, figure=FIGURE, seed: int = 0, pro
 
 
 def draw(snapshots: dict, real: np.ndarray, path) -> None:
-    """One panel per snapshot: generated samples over the real ones, mode centres marked."""
+    """One panel per snapshot: generated samples over faint real ones, mode centres marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
     centres = mode_centres()
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(3 * len(snapshots), 3.3), sharex=True, sharey=True)
-    for ax, (step, samples) in zip(axes, sorted(snapshots.items())):
+    columns = -(-len(snapshots) // 2)
+    fig, axes = plt.subplots(2, columns, figsize=(3.2 * columns, 6.8), sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(snapshots):]:
+        ax.set_visible(False)
+    for ax, (step, samples) in zip(axes.flat, sorted(snapshots.items())):
         q = quality(samples)
-        ax.scatter(real[:, 0], real[:, 1], s=4, color="0.75", label="real")
-        ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, color="tab:blue", label="generated")
-        ax.scatter(centres[:, 0], centres[:, 1], s=40, marker="x", color="tab:red", label="mode centre")
-        ax.set_title(f"step {step}\n{q['modes']}/8 modes, {q['high_quality']:.0%} high quality", fontsize=9)
-        ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal")
-    axes[0].legend(loc="lower left", fontsize=7, markerscale=2)
+        ax.scatter(real[:, 0], real[:, 1], s=6, color="0.8", label="real samples")
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="tab:blue", label="generated")
+        ax.scatter(centres[:, 0], centres[:, 1], s=20, marker="+", color="tab:red", linewidths=0.8,
+                   label="mode centre;\ncircle: 3 std")
+        for centre in centres:
+            ax.add_patch(Circle(centre, 3 * STD, fill=False, color="tab:red", linewidth=0.6))
+        ax.set_title(f"step {step}: {q['modes']}/8 modes, {q['high_quality']:.0%} high quality", fontsize=9)
+        ax.set_xlim(-2.8, 2.8), ax.set_ylim(-2.8, 2.8), ax.set_aspect("equal")
+    axes[0, 0].legend(loc="lower left", fontsize=7, markerscale=2, framealpha=0.9)
+    fig.suptitle("GAN on a ring of 8 Gaussians (std 0.05): generated samples during training", fontsize=11)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
