@@ -99,7 +99,7 @@ def _replace(expr, pattern, build):
 
 def _stabilize(node: Node):
     """Stabilize the body, composed with the maps it reads (patterns span several maps)."""
-    if node.op != "map":
+    if node.op != "map" or not _reads_an_exp(node, GRADIENT_DEPTH):
         return None
     body, args = compose_maps(node, depth=STABILIZE_DEPTH)
     if not (body.has(sympy.exp) or body.has(Sigmoid)):
@@ -115,6 +115,17 @@ def _stabilize(node: Node):
     if stable == body:
         return None
     return make_map(stable, args, node.dtype)
+
+
+def _reads_an_exp(node: Node, depth: int) -> bool:
+    """Whether an exp or a sigmoid occurs in the body of `node` or of the maps composition would
+    substitute into it, `depth` levels down (composing only substitutes: it never makes one)."""
+    if node.op != "map":
+        return False
+    body = node.attr("body")
+    if body.has(sympy.exp) or body.has(Sigmoid):
+        return True
+    return depth > 0 and any(_reads_an_exp(arg, depth - 1) for arg in node.args)
 
 
 def _divides_by_squared_exp(body) -> bool:

@@ -88,7 +88,9 @@ def size_of(shape, axes, dtype: str):
 def numpy_function(body: sympy.Expr, nargs: int):
     """A NumPy function of nargs arrays computing the scalar body elementwise."""
     symbols = [scalar_symbol(i) for i in range(nargs)]
-    return sympy.lambdify(symbols, body, modules=[NUMPY_IMPLEMENTATIONS, "numpy"])
+    # numpy the module, not "numpy": sympy's import of the name touches every attribute, and
+    # NumPy then loads its f2py submodule (~60 ms on the first evaluation of a process)
+    return sympy.lambdify(symbols, body, modules=[NUMPY_IMPLEMENTATIONS, np])
 
 
 def _evaluate(node, args, dims, values):
