@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import time
 
-SHOW_AFTER_SECONDS = 0.25
-# tqdm's import alone costs ~30 ms: a job still running this long at a stage boundary gets a bar,
-# so a compile served from the cache (well under it) never imports tqdm
-BAR_AFTER_SECONDS = 0.05
+SHOW_AFTER_SECONDS = 0.25  # a job still running this long at a stage boundary gets its bar (and only
+# then is tqdm imported, ~30 ms: a compile served from the cache never pays it)
 
 
 class Progress:
-    """Named stages of one job; tqdm draws them once the job has taken SHOW_AFTER_SECONDS.
+    """Named stages of one job; tqdm draws them from the first stage that starts after the job has
+    taken SHOW_AFTER_SECONDS.
 
     ``seconds`` maps each stage to the time spent in it, in the order the stages ran (a stage
-    entered twice adds up); time before the first stage is not counted."""
+    entered twice adds up); time before the first stage, and the bar's own, is not counted."""
 
     def __init__(self, description: str, stages: int, enabled: bool = True):
         self._bar = None
@@ -29,11 +28,11 @@ class Progress:
         """Starting stage `name` (the previous one is done); `detail` is shown after the name."""
         self._lap()
         self._current = name
-        if self._enabled and self._bar is None and self._lap_start - self._began >= BAR_AFTER_SECONDS:
+        if self._enabled and self._bar is None and self._lap_start - self._began >= SHOW_AFTER_SECONDS:
             from tqdm import tqdm
-            delay = max(0.0, SHOW_AFTER_SECONDS - (self._lap_start - self._began))
-            self._bar = tqdm(total=self._stages, desc=self._description, unit="stage", delay=delay, leave=False,
-                             bar_format="{desc} [{elapsed}]")
+            self._bar = tqdm(total=self._stages, desc=self._description, unit="stage", leave=False,
+                             bar_format="{desc} [{elapsed}]", initial=len(self.seconds))
+            self._lap_start = time.perf_counter()  # drawing the bar is no stage's work
         if self._bar is not None:
             self._bar.set_description_str(f"{self._description}: {name}{' ' + detail if detail else ''}",
                                           refresh=False)
