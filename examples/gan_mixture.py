@@ -65,8 +65,14 @@ def quality(samples: np.ndarray) -> dict:
     return {"modes": int(covered.sum()), "high_quality": float(close.mean()), "per_mode": per_mode}
 
 
+def leaky(t):
+    """LeakyReLU with slope 0.2, the usual choice in GANs: no unit of the discriminator goes silent,
+    so the generator's gradient through it never vanishes."""
+    return sp.leaky_relu(t, 0.2)
+
+
 def mlp(prefix: str, hidden: int, outputs: int) -> nn.Sequential:
-    leaky = lambda t: sp.leaky_relu(t, 0.2)  # noqa: E731
+    """Two hidden layers; the prefix keeps the generator's and the discriminator's Params apart."""
     with nn.names(prefix):
         return nn.Sequential(nn.Dense(hidden, activation=leaky), nn.Dense(hidden, activation=leaky),
                              nn.Dense(outputs))
@@ -106,22 +112,27 @@ def compile_steps(hidden: int, pack: int, lr: float, steps: int, seed: int):
 
 def main(steps: int = 15000, batch: int = 256, figure=FIGURE, seed: int = 0, progress: bool = True,
          pack: int = PACK, lr: float = 1e-3, hidden: int = 128, panels: int = 6) -> dict:
+    """Train, print and return the modes covered, the high-quality fraction and the snapshots
+    ({step: generated samples}); draw the figure when `figure` is a path."""
     started = time.perf_counter()
     d_step, g_step, sample = compile_steps(hidden, pack, lr, steps, seed)
     compiled = time.perf_counter() - started
     rng = np.random.default_rng(seed)
     keep = snapshot_steps(steps, panels)
-    # one seed and counter for every snapshot: the panels show the same noise carried by the generator
-    snapshots = {0: sample(batch=SAMPLES, rng_seed=10_000 + seed, rng_counter=1)}
+
+    def generated():  # one seed and counter for every snapshot: the panels follow the same noise
+        return sample(batch=SAMPLES, rng_seed=10_000 + seed, rng_counter=1)
+
+    snapshots = {0: generated()}
     rounds = range(1, steps + 1)
     if progress:
         from tqdm import tqdm
         rounds = tqdm(rounds, unit="step", desc="GAN", dynamic_ncols=True, mininterval=0.5)
-    for step in rounds:
+    for step in rounds:  # a step: one discriminator step, then one generator step
         d_step(real=real_samples(batch * pack, rng).reshape(batch, 2 * pack))
         g_step(batch=batch)
         if step in keep:
-            snapshots[step] = sample(batch=SAMPLES, rng_seed=10_000 + seed, rng_counter=1)
+            snapshots[step] = generated()
     result = quality(snapshots[steps])
     seconds = time.perf_counter() - started
     print(f"GAN (pack {pack}) on 8 Gaussians after {steps} steps: {result['modes']}/8 modes covered, "
