@@ -1,6 +1,7 @@
 """One training step (forward, backward, update) of two MLPs, a CNN, an RNN and an LSTM, side by side: median us.
 
-    python benchmarks/bench_train.py [--rounds 15] [--models small,large,cnn,rnn,lstm] [--markdown] [--cost [MODELS]]
+    python benchmarks/bench_train.py [--rounds 15] [--models small,large,cnn,rnn,lstm,uat,residual] [--markdown]
+                                     [--cost [MODELS]]
 
   small   64-128-10, batch 64, softmax cross-entropy, Adam(lr=1e-3)
   large   784-1024-1024-10, batch 256, softmax cross-entropy, Adam(lr=1e-3)
@@ -10,6 +11,9 @@
   rnn     tanh RNN, T=32, batch 32, 32 inputs, hidden 128, the last step's hidden state -> dense 128->10,
           softmax cross-entropy, Adam(lr=1e-3); symprop through one compiler.scan (rnn_workload.py)
   lstm    an LSTM of the same sizes (rnn_workload.py)
+  uat     1-64-1 tanh regression of sin(3x), batch 256, mean squared error, SGD(lr=0.05) (small_workloads.py)
+  residual  8-layer tanh residual MLP, width 64, batch 64, softmax cross-entropy, Adam(lr=1e-3)
+          (small_workloads.py)
 
 Implementations: symprop's compiled step (one call per step, and per step
 inside one `run_epoch` call), a hand-written NumPy forward/backward/update and,
@@ -26,6 +30,8 @@ of the GEMM (`--cost cnn` prints both). Issue 11: the RNN trained through
 beside PyTorch eager (torch.nn.RNN / torch.nn.LSTM), and symprop's first call
 (declaration, a cold compile_step, the first step) at most JAX's first call
 (tracing, jit compilation, the first step); both are printed for rnn and lstm.
+Issue 14 (small models): the 1-64-1 step (uat) at most 0.25x the time of the
+fastest anchor (NumPy, PyTorch eager, jax.jit), the small MLP at most 0.35x.
 """
 from common import describe_unset, single_threaded_environment
 
@@ -43,11 +49,14 @@ import cnn_workload as cnn  # noqa: E402
 from numpy_training import adam_update, softmax_cross_entropy  # noqa: E402
 import compiler as sp  # noqa: E402
 import rnn_workload as rnn  # noqa: E402
+import small_workloads as tiny  # noqa: E402
 from common import (compare_rounds, environment, gemm_setting, load_average, machine_summary,  # noqa: E402
                     optional_module, print_table)
 
-# cnn: cnn_workload.py; rnn, lstm: rnn_workload.py
-MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None, "rnn": None, "lstm": None}
+# cnn: cnn_workload.py; rnn, lstm: rnn_workload.py; uat, residual: small_workloads.py
+MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None, "rnn": None, "lstm": None,
+          "uat": None, "residual": None}
+ANCHORS = ("numpy", "torch", "jax.jit")  # issue 14's targets are against the fastest of these
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 EPOCH_BATCHES = 16  # batches per run_epoch call when timing the native epoch loop
 SAMPLE_SECONDS = float(os.environ.get("SYMPROP_BENCH_SAMPLE", "0.02"))  # seconds of calls per timed sample
@@ -302,6 +311,29 @@ def prepare_cnn(frameworks: dict) -> Workload:
     return work
 
 
+def prepare_small(name: str, frameworks: dict) -> Workload:
+    """The 1-64-1 regression or the residual MLP (small_workloads.py), every implementation from
+    symprop's initial weights."""
+    step, compile_note = compiled(name, lambda: tiny.symprop_step(name))
+    weights = {k: v.copy() for k, v in step.params.items()}
+    batch = tiny.BATCH[name]
+    x_all, y_all = tiny.data(name, batch * EPOCH_BATCHES)
+    note = f"{compile_note}, {len(step.kernels())} kernels"
+    work = Workload(name, tiny.LABELS[name], step, batch, x_all, y_all, notes=[note])
+    x, y = work.x.copy(), work.y.copy()
+    work.steps["numpy"], work.inputs["numpy"] = tiny.NumpySmall(name, weights), (x, y)
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        work.steps["torch"] = tiny.torch_step(torch, name, weights)
+        work.inputs["torch"] = (torch.from_numpy(x), torch.from_numpy(y))
+    if "jax" in frameworks:
+        jax = frameworks["jax"]
+        work.steps["jax.jit"], kind = tiny.jax_step(jax, optional_module("optax"), name, weights)
+        work.inputs["jax.jit"] = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+        work.notes.append(f"jax.jit ({name}): {kind}")
+    return work
+
+
 def prepare_recurrent(cell: str, frameworks: dict) -> Workload:
     """The RNN or LSTM (rnn_workload.py); each implementation's build is timed, symprop's compile cold
     (SYMPROP_CACHE=0: neither read from nor written to the on-disk cache)."""
@@ -376,7 +408,7 @@ def fastest_cost(report, repeats: int = 3):
 
 
 def print_verdict(name: str, label: str, times: dict, fastest_round: dict, first_call: dict) -> None:
-    """Each model's target (issues 4, 10 and 11) against the fastest other implementation; for the
+    """Each model's target (issues 4, 10, 11 and 14) against the fastest other implementation; for the
     recurrent models also the first call (build + first step) of each implementation timed."""
     others = {k: v for k, v in times.items() if not k.startswith("symprop")}
     if "symprop BLAS" in times:
@@ -384,6 +416,8 @@ def print_verdict(name: str, label: str, times: dict, fastest_round: dict, first
               "the time of the default")
     best_name = min(others, key=others.get)
     ratio = times["symprop"] / others[best_name]
+    if name in ISSUE_14_TARGETS:
+        print_anchor_verdict(label, ISSUE_14_TARGETS[name], times, fastest_round)
     if name == "small":
         faster = all(times["symprop"] < v for v in others.values())
         speedup = times["numpy"] / times["symprop"]
@@ -412,10 +446,13 @@ def print_verdict(name: str, label: str, times: dict, fastest_round: dict, first
                          if "torch" in times else "PyTorch not installed")
         print(f"  {label}: step call {against_torch}; {ratio:.2f}x the fastest other ({best_name}), per step in "
               f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x")
-    else:
+    elif name == "large":
         print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
               f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x "
               f"(target <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
+    elif name not in ISSUE_14_TARGETS:  # the residual MLP: no target of its own
+        print(f"  {label}: step call {ratio:.2f}x the time of the fastest other ({best_name}), per step in "
+              f"run_epoch {times['symprop epoch'] / others[best_name]:.2f}x")
     if first_call:
         line = ", ".join(f"{k} {v:.2f} s" for k, v in first_call.items())
         verdict = ""
@@ -424,6 +461,22 @@ def print_verdict(name: str, label: str, times: dict, fastest_round: dict, first
             verdict = (f"; symprop / JAX {first_call['symprop'] / first_call['jax.jit']:.2f}x "
                        f"(target <= 1x: {'met' if met else 'NOT met'})")
         print(f"  {label}: first call (build + first step): {line}{verdict}")
+
+
+ISSUE_14_TARGETS = {"uat": 0.25, "small": 0.35}  # step time at most this fraction of the fastest anchor's
+
+
+def print_anchor_verdict(label: str, target: float, times: dict, fastest_round: dict) -> None:
+    """Issue 14: the step call against the fastest anchor (NumPy, PyTorch eager, jax.jit), medians
+    and fastest rounds, and per step inside run_epoch."""
+    anchors = [k for k in ANCHORS if k in times]
+    best = min(anchors, key=times.get)
+    ratio = times["symprop"] / times[best]
+    fastest = fastest_round["symprop"] / min(fastest_round[k] for k in anchors)
+    epoch = times["symprop epoch"] / times[best]
+    print(f"  {label}: step call {times['symprop'] * 1e6:.1f} us = {ratio:.2f}x the fastest anchor ({best} "
+          f"{times[best] * 1e6:.1f} us; anchors: {', '.join(anchors)}), fastest rounds {fastest:.2f}x, per step in "
+          f"run_epoch {epoch:.2f}x (issue 14 target <= {target}x: {'met' if ratio <= target else 'NOT met'})")
 
 
 def print_time_split(label: str, fastest_round: dict, cost) -> None:
@@ -436,8 +489,10 @@ def print_time_split(label: str, fastest_round: dict, cost) -> None:
     scans = "".join(f", {r.phase} scan {r.seconds * 1e6:,.1f} us at {r.flops / r.seconds / 1e9:.0f} GFLOP/s"
                     for r in loops)
     step = fastest_round["symprop"]
+    products = f"matrix products {matmul * 1e6:,.1f} us at {matmul_flops / matmul / 1e9:.0f} GFLOP/s" if matmul \
+        else "no matrix product"
     print(f"  {label}: step call (fastest round) {step * 1e6:,.1f} us = kernels alone {kernels * 1e6:,.1f} us "
-          f"(matrix products {matmul * 1e6:,.1f} us at {matmul_flops / matmul / 1e9:.0f} GFLOP/s{scans}) "
+          f"({products}{scans}) "
           f"{'+' if step >= kernels else '-'} {abs(step - kernels) * 1e6:,.1f} us "
           "(Python, argument checks, caches the kernels alone keep warm)")
 
@@ -526,6 +581,8 @@ def main():
             work = prepare_cnn(frameworks)
         elif name in rnn.GATES:
             work = prepare_recurrent(name, frameworks)
+        elif name in tiny.LABELS:
+            work = prepare_small(name, frameworks)
         else:
             work = prepare_mlp(name, frameworks)
         times, fastest_round, cost = measure(work, options.rounds)
