@@ -354,3 +354,17 @@ def test_an_adam_mlp_updates_every_parameter_in_one_kernel_and_runs_no_tiny_kern
     for name, g in zip(names, grads):  # step 1: m = 0.1 g, v = 0.001 g^2, bias-corrected to g and g^2
         expected = before[name] - 1e-2 * g / (np.abs(g) + 1e-8)
         np.testing.assert_allclose(step.params[name], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_tiny_loop_with_no_kernel_before_it_runs_as_the_next_kernels_prologue(rng):
+    """sum(s) over 3 elements is the first loop, read by the (batch, 8) product: it runs at the start
+    of that loop's kernel (a prologue, complete before the loop reads it); the tiny sum(2 s) after
+    the loop runs at its end. One kernel."""
+    x, s = Input("pro_x", (B, 8), dtype="float64"), Input("pro_s", (3,), dtype="float64")
+    fn = C.compile([x * C.sum(s), C.sum(s * 2.0)])
+    (kernel,) = fn.kernels()
+    assert kernel["shape"] == [B, 8] and {"out0", "out1"} <= set(kernel["out"].split(", "))
+    xs, ss = rng.normal(size=(5, 8)), rng.normal(size=3)
+    product, total = fn(pro_x=xs, pro_s=ss)
+    np.testing.assert_allclose(product, xs * ss.sum(), rtol=1e-14)
+    np.testing.assert_allclose(total, 2 * ss.sum(), rtol=1e-14)

@@ -237,11 +237,17 @@ def chain_kernels(kernels: list) -> list:
             continue
         if previous is not None and _lone_tiny(previous) and all(_hosts(kernel, p) for p in previous.parts()):
             result.pop()
-            for part in previous.parts():
-                part.epilogue = []
-                _chain(kernel, part, kernel.prologue)
+            _take_prologue(kernel, previous)
         result.append(kernel)
     return result
+
+
+def _take_prologue(kernel: Kernel, previous: Kernel) -> None:
+    """`previous` (a tiny loop and its epilogue) run at the start of `kernel`'s function."""
+    kernel.prologue = previous.parts()
+    previous.epilogue = []
+    kernel.nodes[:0] = previous.nodes
+    kernel.joined.extend([previous.root] + previous.joined)
 
 
 def _hosts(host: Kernel, kernel: Kernel) -> bool:
