@@ -30,13 +30,14 @@ def initial_value(param: Node, rng: np.random.Generator) -> np.ndarray:
         if value.shape != tuple(shape):
             raise ValueError(f"init of Param {param.name!r} returned shape {value.shape}, expected {shape}")
     elif init == "zeros":
-        value = np.zeros(shape)
+        return np.zeros(shape, dtype=dtype)
     elif init == "ones":
-        value = np.ones(shape)
+        return np.ones(shape, dtype=dtype)
     elif init == "normal":
         value = rng.standard_normal(shape)
     elif init == "he_normal":
-        value = rng.standard_normal(shape) * math.sqrt(2.0 / max(fan_in, 1))
+        value = rng.standard_normal(shape)
+        value *= math.sqrt(2.0 / max(fan_in, 1))
     elif init == "glorot_uniform":
         limit = math.sqrt(6.0 / max(fan_in + fan_out, 1))
         value = rng.uniform(-limit, limit, shape)

@@ -71,7 +71,8 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
         shared_params, shared_buffers = (share.params, share.buffers) if share is not None else ({}, {})
         live = _live_arrays([p for p in all_leaves if not is_buffer(p)], shared_params, seed, "parameter")
         buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], shared_buffers, seed, "buffer")
-        state = {name: np.full(tuple(shape), value, dtype=dtype) for name, shape, dtype, value in record["state"]}
+        state = {name: np.full(tuple(shape), value, dtype=dtype) if value else np.zeros(tuple(shape), dtype=dtype)
+                 for name, shape, dtype, value in record["state"]}  # zeros: pages the first step touches
         progress.stage("runtime")
         step = TrainStep(program, live, state, record["names"], schedule if schedule is not None else optimizer.lr,
                          compile_function=_bound_function, diagnose=_lazy_diagnoser(loss, optimizer, params),
