@@ -358,12 +358,15 @@ def test_an_adam_mlp_updates_every_parameter_in_one_kernel_and_runs_no_tiny_kern
 
 def test_a_tiny_loop_with_no_kernel_before_it_runs_as_the_next_kernels_prologue(rng):
     """sum(s) over 3 elements is the first loop, read by the (batch, 8) product: it runs at the start
-    of that loop's kernel (a prologue, complete before the loop reads it); the tiny sum(2 s) after
-    the loop runs at its end. One kernel."""
+    of that loop's kernel (a prologue, complete before the loop reads it), and sum(2 s), a loop over
+    the same 3 elements, joins it there. One kernel; the ``fused`` stage of show lists the prologue."""
     x, s = Input("pro_x", (B, 8), dtype="float64"), Input("pro_s", (3,), dtype="float64")
-    fn = C.compile([x * C.sum(s), C.sum(s * 2.0)])
+    outputs = [x * C.sum(s), C.sum(s * 2.0)]
+    fn = C.compile(outputs)
     (kernel,) = fn.kernels()
     assert kernel["shape"] == [B, 8] and {"out0", "out1"} <= set(kernel["out"].split(", "))
+    fused = C.show(outputs, passes=True).split("== fused")[1]
+    assert "| first elementwise(3): t3 = sum over axes (0,) of pro_s; out1 = sum" in fused
     xs, ss = rng.normal(size=(5, 8)), rng.normal(size=3)
     product, total = fn(pro_x=xs, pro_s=ss)
     np.testing.assert_allclose(product, xs * ss.sum(), rtol=1e-14)

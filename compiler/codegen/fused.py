@@ -3,7 +3,8 @@
 ``fused_kernels(outputs)`` gives the graph the scheduler sees (simplified,
 einsums lowered) and, per kernel, its description and the graph nodes it
 computes: ``to_dot(graph, clusters=...)`` draws kernels as boxes, and
-``show(..., passes=True)`` ends with a ``fused`` stage listing the kernels.
+``show(..., passes=True)`` ends with a ``fused`` stage listing the kernels (with the tiny loops and
+update loops each one's function runs before or after its own: ``first``, ``then``).
 """
 from __future__ import annotations
 
@@ -18,8 +19,20 @@ def fused_kernels(simplified_outputs) -> tuple:
     lowered = lower_einsums(as_node_list(simplified_outputs))
     sched = schedule(lowered)
     names = {b: b.name for b in sched.buffers}
-    kernels = [(describe_kernel(k, names), list(dict.fromkeys(k.nodes))) for k in sched.kernels]
+    kernels = [(_description(k, names), list(dict.fromkeys(k.nodes))) for k in sched.kernels]
     return lowered, kernels
+
+
+def _description(kernel, names: dict) -> dict:
+    """describe_kernel's dict, the body followed by the loops the kernel's function runs before its
+    own (``first``) and after it (``then``): a mean's division after a loss's sum, say."""
+    described = describe_kernel(kernel, names)
+    for word, parts in (("first", kernel.prologue), ("then", kernel.epilogue)):
+        for part in parts:
+            loop = describe_kernel(part, names)
+            shape = "(" + ", ".join(str(d) for d in loop["shape"]) + ")"
+            described["body"] += f" | {word} {loop['kind']}{shape}: {loop['body']}"
+    return described
 
 
 def fused_stage(simplified_outputs) -> tuple:
