@@ -26,7 +26,7 @@ def test_callbacks_and_the_finder_leave_their_marks(short_run):
     history = short_run["history"]
     measured = [not math.isnan(v) for v in history["train_accuracy"]]
     assert measured == [False, False, True, False, False, True]  # every third epoch
-    assert history["lr"][0] == pytest.approx(3e-3) and history["lr"][-1] < 1e-4  # the cosine schedule
+    assert history["lr"][0] == pytest.approx(3e-3) and history["lr"][-1] < 0.1 * history["lr"][0]  # the cosine schedule
     assert 1e-5 < short_run["suggested_lr"] < 10
 
 
