@@ -14,6 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 import compiler as sp
+from common import jitted_step
 from numpy_training import softmax_cross_entropy
 
 BATCH, IMAGE, CLASSES = 64, (1, 28, 28), 10
@@ -260,11 +261,4 @@ def jax_step(jax, optax, weights: dict):
             return loss, jax.tree_util.tree_map(lambda w, b: w - LR * b, p, buffers), buffers
 
         state, kind = jax.tree_util.tree_map(jnp.zeros_like, params), "momentum SGD in jax.numpy"
-    update_jit = jax.jit(update, donate_argnums=(0, 1))
-    holder = {"params": params, "state": state}
-
-    def step(x, y):
-        loss, holder["params"], holder["state"] = update_jit(holder["params"], holder["state"], x, y)
-        return float(loss)
-
-    return step, kind
+    return jitted_step(jax, update, params, state), kind

@@ -68,6 +68,19 @@ def optional_module(name: str):
         return None
 
 
+def jitted_step(jax, update, params, state):
+    """step(x, y) -> loss (a float) of a jitted ``update(params, state, x, y) -> (loss, params, state)``,
+    which donates the old parameters and state: how every jax.jit baseline trains."""
+    update_jit = jax.jit(update, donate_argnums=(0, 1))
+    holder = {"params": params, "state": state}
+
+    def step(x, y):
+        loss, holder["params"], holder["state"] = update_jit(holder["params"], holder["state"], x, y)
+        return float(loss)
+
+    return step
+
+
 # ---- timing ---------------------------------------------------------------------------------------
 
 

@@ -39,3 +39,20 @@ def adam_update(triples, t: int, lr: float, betas: tuple, eps: float) -> None:
         np.divide(m, denominator, out=denominator)
         denominator *= np.float32(step_size)
         p -= denominator
+
+
+class AdamBaseline:
+    """What every hand-written NumPy baseline trained by Adam keeps: copies of the weights (by name),
+    their two moments and the step count; ``adam(grads)`` takes one step."""
+
+    def __init__(self, weights: dict):
+        self.params = {name: w.copy() for name, w in weights.items()}
+        self.m = {name: np.zeros_like(w) for name, w in weights.items()}
+        self.v = {name: np.zeros_like(w) for name, w in weights.items()}
+        self.t = 0
+
+    def adam(self, grads: dict, lr: float, betas: tuple, eps: float) -> None:
+        """One update of the named parameters; each gradient array is overwritten."""
+        self.t += 1
+        adam_update([(self.params[name], g, (self.m[name], self.v[name])) for name, g in grads.items()],
+                    self.t, lr, betas, eps)

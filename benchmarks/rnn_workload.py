@@ -25,7 +25,8 @@ import math
 import numpy as np
 
 import compiler as sp
-from numpy_training import adam_update, softmax_cross_entropy
+from common import jitted_step
+from numpy_training import AdamBaseline, softmax_cross_entropy
 
 STEPS, BATCH, INPUTS, HIDDEN, CLASSES = 32, 32, 32, 128, 10
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
@@ -109,18 +110,15 @@ def _sigmoid(z, out):
     return out
 
 
-class NumpyRNN:
+class NumpyRNN(AdamBaseline):
     """Forward, backprop through time and Adam in NumPy.
 
     The loop over time holds only the (batch, H) x (H, gates*H) product and the cell's elementwise
     work; the weight gradients are three products over all T * batch rows after the loop."""
 
     def __init__(self, cell: str, weights: dict):
+        super().__init__(weights)
         self.cell = cell
-        self.params = {name: w.copy() for name, w in weights.items()}
-        self.m = {name: np.zeros_like(w) for name, w in weights.items()}
-        self.v = {name: np.zeros_like(w) for name, w in weights.items()}
-        self.t = 0
 
     def __call__(self, x, y):
         steps, batch, _ = x.shape
@@ -186,14 +184,8 @@ class NumpyRNN:
         grads["weight_ih"] = rows.T @ flat
         grads["bias_ih"] = flat.sum(axis=0)
         grads["bias_hh"] = grads["bias_ih"].copy()
-        self.adam(grads)
+        self.adam(grads, LR, BETAS, EPS)
         return loss
-
-    def adam(self, grads: dict):
-        """torch.optim.Adam's update, in place."""
-        self.t += 1
-        adam_update(((self.params[name], g, (self.m[name], self.v[name])) for name, g in grads.items()),
-                    self.t, LR, BETAS, EPS)
 
 
 # ---- PyTorch eager, jax.jit ------------------------------------------------------------------------
@@ -273,11 +265,4 @@ def jax_step(jax, optax, cell: str, weights: dict):
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         state, kind = (zeros, zeros, jnp.float32(0)), "Adam in jax.numpy"
-    update_jit = jax.jit(update, donate_argnums=(0, 1))
-    holder = {"params": params, "state": state}
-
-    def step(x, y):
-        loss, holder["params"], holder["state"] = update_jit(holder["params"], holder["state"], x, y)
-        return float(loss)
-
-    return step, kind
+    return jitted_step(jax, update, params, state), kind

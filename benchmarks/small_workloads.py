@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 import compiler as sp
-from numpy_training import adam_update, softmax_cross_entropy
+from common import jitted_step
+from numpy_training import AdamBaseline, softmax_cross_entropy
 
 UAT_BATCH, UAT_HIDDEN, UAT_LR = 256, 64, 0.05
 RES_BATCH, RES_WIDTH, RES_LAYERS, RES_CLASSES = 64, 64, 8, 10
@@ -64,21 +65,18 @@ def symprop_step(name: str, seed: int = 0):
 # ---- NumPy by hand ---------------------------------------------------------------------------------
 
 
-class NumpySmall:
+class NumpySmall(AdamBaseline):
     """Forward, backward and the update written with NumPy."""
 
     def __init__(self, name: str, weights: dict):
+        super().__init__(weights)
         self.name = name
-        self.w = {k: v.copy() for k, v in weights.items()}
-        self.m = {k: np.zeros_like(v) for k, v in weights.items()}
-        self.v = {k: np.zeros_like(v) for k, v in weights.items()}
-        self.t = 0
 
     def __call__(self, x, y):
         return self._uat(x, y) if self.name == "uat" else self._residual(x, y)
 
     def _uat(self, x, y):
-        w = self.w
+        w = self.params
         h = np.tanh(x @ w["w1"] + w["b1"])
         diff = h @ w["w2"] + w["b2"] - y
         loss = float(np.mean(diff * diff))
@@ -90,7 +88,7 @@ class NumpySmall:
         return loss
 
     def _residual(self, x, y):
-        w = self.w
+        w = self.params
         hs, ts = [x], []
         for i in range(RES_LAYERS):
             ts.append(np.tanh(hs[-1] @ w[f"w{i}"] + w[f"b{i}"]))
@@ -102,8 +100,7 @@ class NumpySmall:
             d_pre = dh * (1 - ts[i] * ts[i])
             grads[f"w{i}"], grads[f"b{i}"] = hs[i].T @ d_pre, d_pre.sum(0)
             dh = dh + d_pre @ w[f"w{i}"].T
-        self.t += 1
-        adam_update([(w[k], g, (self.m[k], self.v[k])) for k, g in grads.items()], self.t, LR, BETAS, EPS)
+        self.adam(grads, LR, BETAS, EPS)
         return loss
 
 
@@ -172,11 +169,4 @@ def jax_step(jax, optax, name: str, weights: dict):
             return loss, optax.apply_updates(p, updates), state
 
         state, kind = transform.init(params), "optax.adam"
-    update_jit = jax.jit(update, donate_argnums=(0, 1))
-    holder = {"params": params, "state": state}
-
-    def step(x, y):
-        loss, holder["params"], holder["state"] = update_jit(holder["params"], holder["state"], x, y)
-        return float(loss)
-
-    return step, kind
+    return jitted_step(jax, update, params, state), kind
