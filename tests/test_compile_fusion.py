@@ -189,23 +189,23 @@ def test_cross_entropy_stores_no_full_size_intermediate(rng):
 
 
 def test_dense_layer_is_a_product_and_one_fused_map(rng):
-    x, w, b = Input("dense_x", (B, 8), dtype="float64"), Param("dense_w", (8, 4), dtype="float64"), \
-        Param("dense_b", (4,), dtype="float64")
+    x, w, b = Input("dense_x", (B, 8), dtype="float64"), Param("dense_w", (8, 6), dtype="float64"), \
+        Param("dense_b", (6,), dtype="float64")
     fn = C.compile(C.tanh(x @ w + b))
     # The product is stored (a GEMM writes memory); bias add and tanh are one loop over it.
     assert [k["kind"] for k in fn.kernels()] == ["bmm", "elementwise"]
-    xs, ws, bs = rng.normal(size=(3, 8)), rng.normal(size=(8, 4)), rng.normal(size=4)
+    xs, ws, bs = rng.normal(size=(3, 8)), rng.normal(size=(8, 6)), rng.normal(size=6)
     np.testing.assert_allclose(fn(dense_x=xs, dense_w=ws, dense_b=bs), np.tanh(xs @ ws + bs), rtol=1e-13)
 
 
 def test_three_operand_einsum_never_forms_an_outer_product(rng):
-    w, b, c = Input("e3_w", (B, 2), dtype="float64"), Input("e3_b", (3, 4), dtype="float64"), \
-        Input("e3_c", (4, 2), dtype="float64")
+    w, b, c = Input("e3_w", (B, 6), dtype="float64"), Input("e3_b", (5, 7), dtype="float64"), \
+        Input("e3_c", (7, 6), dtype="float64")
     fn = C.compile(C.einsum("il,jk,kl->ij", w, b, c))
     # Pairs sharing an index contract first: (jk, kl) -> jl, then (il, jl) -> ij. Contracting left
-    # to right would start with the outer product of w and b.
+    # to right would start with the outer product of w and b. (No size is tiny: two GEMMs.)
     assert [k["kind"] for k in fn.kernels()] == ["bmm", "bmm"]
-    ws, bs, cs = rng.normal(size=(5, 2)), rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
+    ws, bs, cs = rng.normal(size=(5, 6)), rng.normal(size=(5, 7)), rng.normal(size=(7, 6))
     np.testing.assert_allclose(fn(e3_w=ws, e3_b=bs, e3_c=cs), np.einsum("il,jk,kl->ij", ws, bs, cs), rtol=1e-12)
 
 
@@ -335,7 +335,8 @@ def test_buffer_updates_of_one_element_count_share_a_loop_and_read_old_values(rn
 def test_an_adam_mlp_updates_every_parameter_in_one_kernel_and_runs_no_tiny_kernel(rng):
     """The 8-16-3 Adam MLP: the 0-d kernels (the mean's division, Adam's bias corrections) run as
     epilogues of the kernels before them, and the four parameters' update loops (w and its moments,
-    ...) one kernel: the update phase is one kernel, 14 in all. One step
+    ...) one kernel: the update phase is one kernel, 11 in all (the products with 3 outputs split
+    into loops: x @ W1 is the one GEMM of the forward pass, its weight gradient of the backward). One step
     matches Adam written with NumPy over the evaluated gradients."""
     from compiler import optim
     x, logits, params = C.mlp(8, [16], 3, dtype="float64", name="adam_mlp")
@@ -345,7 +346,8 @@ def test_an_adam_mlp_updates_every_parameter_in_one_kernel_and_runs_no_tiny_kern
     kernels = step.kernels()
     assert [k["phase"] for k in kernels].count("update") == 1
     assert not [k for k in kernels if all(isinstance(d, int) for d in k["shape"]) and np.prod(k["shape"]) <= 16]
-    assert len(kernels) == 14, [(k["phase"], k["shape"], k["out"]) for k in kernels]
+    assert [k["kind"] for k in kernels].count("bmm") == 2
+    assert len(kernels) == 11, [(k["phase"], k["shape"], k["out"]) for k in kernels]
     names = [p.name for p in params]
     before = {name: step.params[name].copy() for name in names}
     xs, ys = rng.normal(size=(5, 8)), rng.integers(0, 3, 5)
@@ -371,3 +373,44 @@ def test_a_tiny_loop_with_no_kernel_before_it_runs_as_the_next_kernels_prologue(
     product, total = fn(pro_x=xs, pro_s=ss)
     np.testing.assert_allclose(product, xs * ss.sum(), rtol=1e-14)
     np.testing.assert_allclose(total, 2 * ss.sum(), rtol=1e-14)
+
+
+def test_products_with_a_tiny_dimension_split_into_loops_that_join_their_neighbours():
+    """A 3-64-2 tanh regression: every product has a matrix dimension of at most TINY_PRODUCT (3)
+    elements (K = 3 in x @ W1, N = 2 in h @ W2, M = 3 and N = 2 in the weights' gradients), so each
+    is split along it into size-1 products -- x @ W1 a sum of three outer products inside the tanh
+    loop, h @ W2 two row sums of that loop -- and the step is four kernels as the 1-64-1 step is
+    (with its five products as GEMM calls: nine); it trains as the reference says."""
+    x, y = Input("x3", ("batch", 3), "float64"), Input("y3", ("batch", 2), "float64")
+    w1, b1 = Param("W1_3", (3, 64), dtype="float64"), Param("b1_3", (64,), "zeros", "float64")
+    w2, b2 = Param("W2_3", (64, 2), dtype="float64"), Param("b2_3", (2,), "zeros", "float64")
+    loss = C.ops.mean((C.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2)
+    step = C.compile_step(loss, C.optim.SGD(0.1), seed=0)
+    kernels = step.kernels()
+    assert [k["kind"] for k in kernels] == ["elementwise"] * 4, kernels
+    assert [k["shape"] for k in kernels] == [["batch", 64], ["batch", 2], ["batch", 64], [3, 64]]
+    rng = np.random.default_rng(1)
+    xs = rng.uniform(-3, 3, (100, 3))
+    ys = np.stack([np.sin(xs.sum(1)), np.cos(xs[:, 0])], axis=1)
+    names = ("W1_3", "b1_3", "W2_3", "b2_3")
+    before = {name: step.params[name].copy() for name in names}
+    grads = C.evaluate(C.grad(loss, [w1, b1, w2, b2]), {"x3": xs, "y3": ys, **before})
+    step(x3=xs, y3=ys)
+    for (name, old), g in zip(before.items(), grads):
+        np.testing.assert_allclose(step.params[name], old - 0.1 * g, rtol=1e-12, atol=1e-14)
+
+
+def test_einsums_with_tiny_dimensions_match_numpy(rng):
+    """The split lowering on its own: contracted, row, column and batched tiny indices, symbolic
+    sizes beside them, against numpy.einsum; a dimension of 4 stays a GEMM."""
+    cases = [("ik,kj->ij", (B, 3), (3, 7)), ("ki,kj->ij", (B, 2), (B, 9)), ("ik,kj->ij", (B, 9), (9, 3)),
+             ("bik,bkj->bij", (5, 2, 3), (5, 3, 6)), ("ik,jk->ij", (4, 2), (B, 2))]
+    for spec, sa, sb in cases:
+        a, b = Input("tiny_a", sa, dtype="float64"), Input("tiny_b", sb, dtype="float64")
+        fn = C.compile(C.einsum(spec, a, b))
+        assert "bmm" not in [k["kind"] for k in fn.kernels()], spec
+        av = rng.normal(size=tuple(6 if d == B else d for d in sa))
+        bv = rng.normal(size=tuple(6 if d == B else d for d in sb))
+        np.testing.assert_allclose(fn(tiny_a=av, tiny_b=bv), np.einsum(spec, av, bv), rtol=1e-13, atol=1e-13)
+    a, b = Input("wide_a", (B, 4), dtype="float64"), Input("wide_b", (4, 9), dtype="float64")
+    assert [k["kind"] for k in C.compile(a @ b).kernels()] == ["bmm"]

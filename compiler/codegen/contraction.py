@@ -9,7 +9,10 @@ a symbolic index shares a contracted (K) group as a product dimension
 group: there it becomes a batch index, the other operand broadcast along it.
 A product with a matrix dimension of size 1 (an outer product, a
 matrix-vector product) is no GEMM: it becomes a multiply and a sum, loops
-that join their neighbours' (``_a_loop_is_better``). Three or more operands contract
+that join their neighbours' (``_a_loop_is_better``); one with a matrix
+dimension of at most TINY_PRODUCT (3) static elements is split along it into
+such products (``_tiny_index``): a network's 3 inputs or 2 outputs, the GEMM
+kept for everything wider. Three or more operands contract
 pairwise, cheapest pair first (pairs sharing an index before outer products).
 The scheduler then turns the transposes into BLAS transpose flags or strides
 where it can.
@@ -22,7 +25,8 @@ from ..errors import GraphError
 from ..graph import Node
 from ..shapes import product_dim, size_factors
 from ..graph import scalar_symbol
-from ..primitives import make_bmm, make_broadcast, make_map, make_reduce, make_reshape, make_transpose
+from ..primitives import (make_bmm, make_broadcast, make_map, make_pad, make_reduce, make_reshape, make_slice,
+                          make_transpose)
 from ..passes.rewrite import rewrite
 
 
@@ -88,8 +92,11 @@ def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node
     if free and free[0] in n:  # C^T = B^T A^T keeps the output in row order
         a, ta, b, tb, m, n = b, tb, a, ta, n, m
     natural = batch + m + n
+    tiny = _tiny_index(m, n, k, sizes)
     if _a_loop_is_better(m, n, k, sizes):
         unmerged = _product_loop(a, ta, b, tb, natural, k, sizes)
+    elif tiny is not None:
+        return _split_product(a, ta, b, tb, final, tiny, sizes[tiny], dtype)
     else:
         product = make_bmm(_operand(a, ta, batch, m, k), _operand(b, tb, batch, k, n))
         unmerged = make_reshape(product, tuple(sizes[c] for c in natural))
@@ -109,6 +116,49 @@ def _a_loop_is_better(m, n, k, sizes) -> bool:
     def static_size(group):
         return math.prod(sizes[c] for c in group) if all(isinstance(sizes[c], int) for c in group) else None
     return 1 in (static_size(m), static_size(n), static_size(k))
+
+
+TINY_PRODUCT = 3  # a matrix dimension of at most this many (static) elements: the product splits along it
+
+
+def _tiny_index(m, n, k, sizes) -> str | None:
+    """The cost rule's second half: an index of a matrix dimension of at most TINY_PRODUCT elements
+    (a network's 2 or 3 inputs, 2 outputs). A GEMM that thin runs its packing for a few multiply-adds
+    per element; split along it, the product is a sum of outer products (K) or matrix-vector
+    products side by side (M, N): loops that join their neighbours' as the size-1 products do, the
+    slices' loops joined into one that reads each operand once. Measured on (256, 64) layers (tanh
+    beside, one core): the split wins at 2 and 3 for K, M and N, the GEMM at 4 for K and N."""
+    for group in (k, m, n):
+        if group and all(isinstance(sizes[c], int) for c in group) and math.prod(sizes[c] for c in group) <= TINY_PRODUCT:
+            return group[0]
+    return None
+
+
+def _split_product(a: Node, ta: str, b: Node, tb: str, out: str, index: str, size: int, dtype: str) -> Node:
+    """The product of a and b as one product per element of `index`: their sum when `index` is
+    contracted; when it is kept, the sum of each zero-padded to its place along it (a concat that
+    the loops reading it compute in place, where a concat inside a map would be stored first)."""
+    rest = out.replace(index, "")
+    pieces = [lower_pair(_element(a, ta, index, p), ta.replace(index, ""), _element(b, tb, index, p),
+                         tb.replace(index, ""), rest, dtype) for p in range(size)]
+    if index in out:
+        axis = out.index(index)
+        pieces = [make_pad(make_reshape(piece, piece.shape[:axis] + (1,) + piece.shape[axis:]),
+                           tuple(p if i == axis else 0 for i in range(len(out))),
+                           tuple(size - 1 - p if i == axis else 0 for i in range(len(out))))
+                  for p, piece in enumerate(pieces)]
+    return make_map(sum((scalar_symbol(i) for i in range(size)), 0), pieces, dtype)
+
+
+def _element(x: Node, spec: str, index: str, position: int) -> Node:
+    """x at `position` of the axis named `index` (that axis dropped); x itself when it has none."""
+    if index not in spec:
+        return x
+    axis = spec.index(index)
+    starts = tuple(position if i == axis else 0 for i in range(x.ndim))
+    stops = tuple(position + 1 if i == axis else d for i, d in enumerate(x.shape))
+    taken = make_slice(x, starts, stops)
+    return make_reshape(taken, x.shape[:axis] + x.shape[axis + 1:])
 
 
 def _product_loop(a: Node, ta: str, b: Node, tb: str, natural: list, k: list, sizes: dict) -> Node:
