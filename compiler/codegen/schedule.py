@@ -25,11 +25,12 @@ import sympy
 from .. import scalar_functions as sf
 from ..dtypes import is_float
 from ..graph import Node
+from ..shapes import product_dim, size_factors
 from ..traversal import topological_order
 from ..primitives import PRIMITIVES, ops_lowered_as
 from ..primitives.random import LANES, value_of_uniforms
 from .access import (Access, Affine, Buffer, Index, concat_piece, contiguous_strides, identity_index, linear_form,
-                     through_broadcast)
+                     size_expr, through_broadcast)
 from .random_bits import RandomDraw
 from .gather_access import GatherLoad
 
@@ -242,6 +243,9 @@ class Scheduler:
         while node.op in LAYOUT_OPS and node not in self.buffer_of:
             inner = through_layout(node, mapping)
             if inner is None:  # a general reshape: read its stored source with node's shape
+                merged = self._merged_reshape(node, mapping, space) if node.op == "reshape" else None
+                if merged is not None:
+                    return merged
                 source = node.args[0]
                 break
             node, mapping = node.args[0], inner
@@ -252,6 +256,35 @@ class Scheduler:
         if mapping.valid:
             return None
         return Access(self.materialize(source if source is not None else node), node.shape, mapping)
+
+    def _merged_reshape(self, node: Node, mapping: Index, space: tuple):
+        """An Access reading a reshape that merges axes straight from where its argument is read,
+        when each merged run of the argument's axes steps through memory with one stride (a
+        history (T, batch, H) transposed and read as (H, T*batch) by a product); None otherwise
+        (the argument is then stored with the reshape's shape)."""
+        source = node.args[0]
+        groups = _merge_groups(source.shape, node.shape)
+        if groups is None or mapping.within(space).valid:
+            return None
+        inner = self.plain_access(source, identity_index(source.ndim))
+        if inner is None:
+            return None
+        coefs, offset = linear_form(inner, source.ndim)
+        if not sympy.sympify(offset).is_Integer:
+            return None
+        flat = Affine((), int(offset))
+        for j, group in enumerate(groups):
+            group = [a for a in group if source.shape[a] != 1]
+            if not group:
+                continue
+            for a, b in zip(group, group[1:]):
+                if sympy.expand(coefs[a] - coefs[b] * size_expr(source.shape[b])) != 0:
+                    return None
+            stride = sympy.sympify(coefs[group[-1]])
+            if not stride.is_Integer:
+                return None
+            flat = flat.plus(mapping.dims[j].scaled(int(stride)))
+        return Access(inner.buffer, (product_dim(*size_factors(inner.buffer.shape)),), Index((flat,)))
 
     # ---- expressions ------------------------------------------------------------------------------
 
@@ -543,6 +576,23 @@ def _number(value):
     if isinstance(value, float):
         return sympy.Float(value, 17)
     return sympy.Integer(int(value))
+
+
+def _merge_groups(source: tuple, out: tuple):
+    """For each axis of `out`, the run of `source` axes it merges (row-major), or None when the
+    reshape also splits an axis."""
+    groups, k = [], 0
+    for d in out:
+        target, group = size_factors([d]), []
+        while size_factors([source[a] for a in group]) != target and k < len(source):
+            group.append(k)
+            k += 1
+        if size_factors([source[a] for a in group]) != target:
+            return None
+        groups.append(group)
+    if any(d != 1 for d in source[k:]):
+        return None
+    return groups
 
 
 def _matrix_compatible(access: Access, ndim: int) -> bool:
