@@ -47,7 +47,7 @@ def test_an_unknown_op_names_the_defined_ones():
 def _graphs():
     """Nodes made by every kind of user op, and their gradients."""
     x = C.Input("x", (4, 5), dtype="float64")
-    w = C.Param("w", (5, 3), dtype="float64")
+    w = C.Param("w", (5, 8), dtype="float64")  # wide enough to stay a GEMM (TINY_PRODUCT)
     y = C.Input("y", (4,), dtype="int64")
     outputs = [
         C.cross_entropy(ops.tanh(x) @ w, y), ops.pad(x, 1, "reflect").sum(), ops.flip(x[::2], 1).max(),
