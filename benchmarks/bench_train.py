@@ -50,8 +50,8 @@ from numpy_training import adam_update, softmax_cross_entropy  # noqa: E402
 import compiler as sp  # noqa: E402
 import rnn_workload as rnn  # noqa: E402
 import small_workloads as tiny  # noqa: E402
-from common import (compare_rounds, environment, gemm_setting, load_average, machine_summary,  # noqa: E402
-                    optional_module, print_table)
+from common import (compare_rounds, environment, gemm_setting, jitted_step, load_average,  # noqa: E402
+                    machine_summary, optional_module, print_table)
 
 # cnn: cnn_workload.py; rnn, lstm: rnn_workload.py; uat, residual: small_workloads.py
 MODELS = {"small": ((64, 128, 10), 64), "large": ((784, 1024, 1024, 10), 256), "cnn": None, "rnn": None, "lstm": None,
@@ -186,14 +186,7 @@ def jax_step(jax, weights: list):
 
         state = ([jnp.zeros_like(w) for w in weights], [jnp.zeros_like(w) for w in weights], jnp.float32(0))
         kind = "Adam in jax.numpy"
-    update_jit = jax.jit(update, donate_argnums=(0, 1))
-    holder = {"params": [jnp.asarray(w) for w in weights], "state": state}
-
-    def step(x, y):
-        loss, holder["params"], holder["state"] = update_jit(holder["params"], holder["state"], x, y)
-        return float(loss)
-
-    return step, kind
+    return jitted_step(jax, update, [jnp.asarray(w) for w in weights], state), kind
 
 
 def pytensor_step(pytensor, weights: list):
