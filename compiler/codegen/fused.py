@@ -19,20 +19,8 @@ def fused_kernels(simplified_outputs) -> tuple:
     lowered = lower_einsums(as_node_list(simplified_outputs))
     sched = schedule(lowered)
     names = {b: b.name for b in sched.buffers}
-    kernels = [(_description(k, names), list(dict.fromkeys(k.nodes))) for k in sched.kernels]
+    kernels = [(describe_kernel(k, names), list(dict.fromkeys(k.nodes))) for k in sched.kernels]
     return lowered, kernels
-
-
-def _description(kernel, names: dict) -> dict:
-    """describe_kernel's dict, the body followed by the loops the kernel's function runs before its
-    own (``first``) and after it (``then``): a mean's division after a loss's sum, say."""
-    described = describe_kernel(kernel, names)
-    for word, parts in (("first", kernel.prologue), ("then", kernel.epilogue)):
-        for part in parts:
-            loop = describe_kernel(part, names)
-            shape = "(" + ", ".join(str(d) for d in loop["shape"]) + ")"
-            described["body"] += f" | {word} {loop['kind']}{shape}: {loop['body']}"
-    return described
 
 
 def fused_stage(simplified_outputs) -> tuple:

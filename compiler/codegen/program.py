@@ -131,7 +131,24 @@ def repeated_subexpressions(exprs: list) -> tuple:
 
 
 def describe_kernel(kernel, names: dict) -> dict:
-    """Body text with buffer names, FLOP and byte estimates (expressions in dims)."""
+    """Body text with buffer names, FLOP and byte estimates (expressions in dims), of the kernel's
+    loop followed by the loops its function runs before its own (``first``) and after it
+    (``then``: a mean's division after a loss's sum, say); the estimates cover them all."""
+    described = _describe_loop(kernel, names)
+    chained = [(word, _describe_loop(part, names))
+               for word, parts in (("first", kernel.prologue), ("then", kernel.epilogue)) for part in parts]
+    for word, loop in chained:
+        shape = "(" + ", ".join(str(d) for d in loop["shape"]) + ")"
+        described["body"] += f" | {word} {loop['kind']}{shape}: {loop['body']}"
+    if chained:
+        loops = [described] + [loop for _, loop in chained]
+        described["flops"] = _count(sum(sympy.sympify(loop["flops"]) for loop in loops))
+        described["bytes"] = _count(sum(sympy.sympify(loop["bytes"]) for loop in loops))
+    return described
+
+
+def _describe_loop(kernel, names: dict) -> dict:
+    """describe_kernel of one loop (a scan, an attention, a product or a fused loop nest) alone."""
     if kernel.kind == "scan":
         return describe_scan(kernel, names)
     if kernel.kind == "attention":
