@@ -12,6 +12,7 @@ the IR text holds the modules one after another, separated by ``PART_SEPARATOR``
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import sympy
@@ -68,6 +69,14 @@ def kernel_phase(kernel, forward: set) -> str:
 
 
 SMALL_BODY = 2000  # distinct subexpressions up to which sympy's cse describes a kernel
+
+
+@functools.lru_cache(maxsize=1024)
+def _described_bodies(exprs: tuple) -> tuple:
+    """(shared, reduced, operation count) of a kernel's bodies, once per distinct tuple of bodies."""
+    shared, reduced = _cse(list(exprs))
+    ops = sum(sympy.count_ops(e, visual=False) for e in [e for _, e in shared] + list(reduced))
+    return tuple(shared), tuple(reduced), ops
 
 
 def _cse(exprs: list) -> tuple:
@@ -167,10 +176,10 @@ def _describe_loop(kernel, names: dict) -> dict:
             reductions, bodies = [(kernel.out, kernel.kind, kernel.kept_axes)], [(kernel.out, kernel.body)]
         else:
             bodies = kernel.bodies() + [(out, body) for _, out, body, _ in kernel.reductions]
-        shared, reduced = _cse([b for _, b in bodies])  # before renaming: xreplace walks trees, cse a DAG
+        # before renaming: xreplace walks trees, cse a DAG (renaming changes no operation count)
+        shared, reduced, ops = _described_bodies(tuple(b for _, b in bodies))
         shared = [(symbol, e.xreplace(rename)) for symbol, e in shared]
         reduced = [e.xreplace(rename) for e in reduced]
-        ops = sum(sympy.count_ops(e, visual=False) for e in [e for _, e in shared] + reduced)
         flops = size * (ops + len(reductions))
         stores = len(bodies) - len(reductions)
         parts = [f"{buffer.name} = {e}" for (buffer, _), e in zip(bodies[:stores], reduced)]

@@ -56,14 +56,19 @@ def lower_expr(builder: ir.IRBuilder, expr: sympy.Expr, env: dict, ty: ir.Type) 
 
 def lower_cse(builder: ir.IRBuilder, exprs: list, env: dict, ty: ir.Type) -> list:
     """Emit several expressions sharing their common subexpressions (sympy.cse)."""
-    exprs = [sympy.sympify(e) for e in exprs]
-    temporaries = sympy.numbered_symbols("cse", cls=sympy.Dummy)
-    replacements, reduced = sympy.cse(exprs, symbols=temporaries, optimizations=CSE_OPTIMIZATIONS,
-                                      order="none")
+    replacements, reduced = _shared_subexpressions(tuple(sympy.sympify(e) for e in exprs))
     printer = _Printer(builder, env, ty)
     for symbol, subexpr in replacements:
         printer.bind(symbol, subexpr)
     return [printer.value(e) for e in reduced]
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_subexpressions(exprs: tuple) -> tuple:
+    """sympy.cse of a kernel's bodies, once per distinct tuple of bodies (the layers of a deep
+    network repeat them: a residual MLP's 23 loops have 11 distinct bodies)."""
+    temporaries = sympy.numbered_symbols("cse", cls=sympy.Dummy)
+    return sympy.cse(list(exprs), symbols=temporaries, optimizations=CSE_OPTIMIZATIONS, order="none")
 
 
 _COMPARISONS = {  # predicate, ordered?  (NaN: ordered -> false, unordered != -> true)
