@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 
@@ -58,6 +59,8 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     if debug_nans is None:
         debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")
     with Progress("compiling the training step", COMPILE_STAGES + 3) as progress:
+        # the initial values are drawn beside the compile (NumPy's generators release the GIL)
+        initial_arrays = _in_background(lambda: _initial_arrays(loss, share, seed))
         progress.stage("key")
         declared = _declared_key(loss, optimizer, params)
         program, record = _recorded_step(declared, progress) if declared else (None, None)
@@ -67,10 +70,7 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
                 _records[declared] = record
                 ObjectCache.default().store(declared, {"step": json.dumps(record).encode()})
         progress.stage("initialise")
-        all_leaves = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
-        shared_params, shared_buffers = (share.params, share.buffers) if share is not None else ({}, {})
-        live = _live_arrays([p for p in all_leaves if not is_buffer(p)], shared_params, seed, "parameter")
-        buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], shared_buffers, seed, "buffer")
+        live, buffers = initial_arrays()
         state = {name: np.full(tuple(shape), value, dtype=dtype) if value else np.zeros(tuple(shape), dtype=dtype)
                  for name, shape, dtype, value in record["state"]}  # zeros: pages the first step touches
         progress.stage("runtime")
@@ -158,6 +158,36 @@ def _built_step(loss: Node, optimizer: Optimizer, params, progress) -> tuple:
     record = {"program": key, "names": {"data": data, "step": graph.step.name, "lr": graph.lr.name},
               "state": [[name, list(spec.shape), spec.dtype, spec.init_value] for name, spec in graph.state_specs.items()]}
     return program, record
+
+
+def _initial_arrays(loss: Node, share, seed: int) -> tuple:
+    """(parameters, buffers) by name: `share`'s arrays where it has them, else fresh initial values."""
+    all_leaves = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
+    shared_params, shared_buffers = (share.params, share.buffers) if share is not None else ({}, {})
+    return (_live_arrays([p for p in all_leaves if not is_buffer(p)], shared_params, seed, "parameter"),
+            _live_arrays([b for b in all_leaves if is_buffer(b)], shared_buffers, seed, "buffer"))
+
+
+def _in_background(work):
+    """Start work() on a thread of its own; the returned function waits for its result (or raises
+    its exception)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="symprop-initial-values", daemon=True)
+    thread.start()
+
+    def wait():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+    return wait
 
 
 def _live_arrays(leaf_nodes, shared: dict, seed: int, what: str) -> dict:

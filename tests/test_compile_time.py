@@ -95,3 +95,11 @@ def test_an_in_process_recompile_reuses_the_record():
     assert "differentiate" in first.compile_seconds and "differentiate" not in second.compile_seconds
     data = np.ones((3, 2), np.float32)
     assert [first(x=data) for _ in range(3)] == [second(x=data) for _ in range(3)]
+
+
+def test_an_initializer_error_reaches_the_caller_of_compile_step():
+    """Initial values are drawn beside the compile, on another thread; its error is raised here."""
+    x = sp.Input("x", ("batch", 2))
+    w = sp.Param("w_bad_init", (2, 3), init=lambda shape, rng: np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="w_bad_init.*returned shape"):
+        sp.compile_step(sp.sum(x @ w), optim.SGD(lr=0.1))
