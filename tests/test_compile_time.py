@@ -103,3 +103,36 @@ def test_an_initializer_error_reaches_the_caller_of_compile_step():
     w = sp.Param("w_bad_init", (2, 3), init=lambda shape, rng: np.zeros((3, 2)))
     with pytest.raises(ValueError, match="w_bad_init.*returned shape"):
         sp.compile_step(sp.sum(x @ w), optim.SGD(lr=0.1))
+
+
+SPLIT_PROGRAM = """
+import json, numpy as np, compiler as sp, runtime
+x = sp.Input("x", ("batch", 6), "float64")
+w, v = sp.Param("w", (6, 5), dtype="float64"), sp.Param("v", (5, 4), dtype="float64")
+h = sp.tanh(x @ w)
+outputs = [sp.sum(h @ v), sp.max(h, axis=1), sp.sigmoid(h) * 2.0, sp.grad(sp.sum((h @ v) ** 2), w)]
+values = {"x": np.linspace(-1, 1, 18).reshape(3, 6), "w": np.ones((6, 5)) * 0.1, "v": np.ones((5, 4)) * 0.2}
+f = sp.compile(outputs)
+got = [np.asarray(a).tolist() for a in f(**values)]
+want = [np.asarray(a).tolist() for a in sp.evaluate(outputs, values)]
+print(json.dumps({"key": f.key, "kernels": len(f.kernels()), "modules": len(f.plan["part_symbols"]) + 1,
+                  "equal": bool(all(np.allclose(a, b, rtol=1e-12) for a, b in zip(got, want))), "got": got}))
+"""
+
+LOAD_WITHOUT_COMPILER = """
+import json, sys, numpy as np
+sys.modules["sympy"] = None  # the runtime alone, as a deployment has it
+import runtime.programs
+f = runtime.programs.load(sys.argv[1] if len(sys.argv) > 1 else "{key}")
+values = {{"x": np.linspace(-1, 1, 18).reshape(3, 6), "w": np.ones((6, 5)) * 0.1, "v": np.ones((5, 4)) * 0.2}}
+print(json.dumps({{"got": [np.asarray(a).tolist() for a in f(**values)], "from_cache": f.from_cache}}))
+"""
+
+
+def test_a_program_split_into_modules_runs_and_loads_from_the_cache_without_the_compiler(tmp_path):
+    built = last_json(run_python(SPLIT_PROGRAM, cache_dir=tmp_path, SYMPROP_COMPILE_THREADS="3"))
+    assert built["kernels"] >= 4 and built["modules"] == 3 and built["equal"]
+    entry = last_json(run_python(LOAD_WITHOUT_COMPILER.format(key=built["key"]), cache_dir=tmp_path))
+    assert entry["from_cache"] and entry["got"] == built["got"]
+    single = last_json(run_python(SPLIT_PROGRAM, cache_dir=tmp_path / "one", SYMPROP_COMPILE_THREADS="1"))
+    assert single["modules"] == 1 and single["got"] == built["got"]  # the same code, however it is split
