@@ -28,15 +28,15 @@ class Progress:
         """Starting stage `name` (the previous one is done); `detail` is shown after the name."""
         self._lap()
         self._current = name
-        if self._enabled and self._bar is None and self._lap_start - self._began >= SHOW_AFTER_SECONDS:
+        text = f"{self._description}: {name}{' ' + detail if detail else ''}"
+        if self._bar is not None:
+            self._bar.set_description_str(text, refresh=False)
+            self._bar.update(1)
+        elif self._enabled and self._lap_start - self._began >= SHOW_AFTER_SECONDS:
             from tqdm import tqdm
-            self._bar = tqdm(total=self._stages, desc=self._description, unit="stage", leave=False,
+            self._bar = tqdm(total=self._stages, desc=text, unit="stage", leave=False,
                              bar_format="{desc} [{elapsed}]", initial=len(self.seconds))
             self._lap_start = time.perf_counter()  # drawing the bar is no stage's work
-        if self._bar is not None:
-            self._bar.set_description_str(f"{self._description}: {name}{' ' + detail if detail else ''}",
-                                          refresh=False)
-            self._bar.update(1)
 
     def _lap(self) -> None:
         now = time.perf_counter()
