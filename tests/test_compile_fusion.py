@@ -21,7 +21,7 @@ import pytest
 import compiler as C
 from compiler import Input, Param
 from compiler.codegen.access import Affine
-from compiler.codegen.schedule import common_layout, layout_index
+from compiler.codegen.update_layouts import common_layout, layout_index
 
 B = "batch"
 

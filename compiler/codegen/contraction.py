@@ -70,7 +70,6 @@ def _symbolic_as_batch(a: Node, ta: str, b: Node, tb: str, out: str, sizes: dict
 
     m = [c for c in out if c in ta and c not in tb]
     n = [c for c in out if c in tb and c not in ta]
-    k = [c for c in ta if c in tb and c not in out]
     for c in crowded(m):
         b, tb = _new_axis(b, tb, c, sizes[c])
     for c in crowded(n):

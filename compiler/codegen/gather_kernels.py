@@ -31,7 +31,8 @@ from ..graph import Node
 from .access import Access, Affine, Index, contiguous_strides, identity_index, linear_form, size_expr
 from .gather_access import GatherLoad
 from .loops import I64, counted_loop, loop_nest
-from .schedule import LAYOUT_OPS, Kernel, compute_dtype, through_layout
+from .schedule import Kernel, compute_dtype, through_layout
+from .storage import LAYOUT_OPS
 
 
 def stored_read(scheduler, node: Node, index: Index, kernel, space: tuple) -> Access:

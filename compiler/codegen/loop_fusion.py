@@ -27,7 +27,8 @@ import sympy
 
 from .access import Access, identity_index
 from .gather_kernels import gather_reads_of
-from .schedule import CHAIN_LIMIT, SHARED_TREE_LIMIT, Kernel
+from .schedule import Kernel
+from .storage import CHAIN_LIMIT, SHARED_TREE_LIMIT
 
 
 def fuse_loops(kernels: list, kept_buffers: set) -> list:

@@ -9,11 +9,12 @@ Fusion rules:
   not a contiguous buffer, which materialises its source first;
 - a map used several times, all by maps of one loop at the same index (no
   broadcast between them), is computed once inside that loop: its sympy
-  expression is shared and cse'd (``shared_map_homes``), so a residual chain
+  expression is shared and cse'd (``storage.shared_map_homes``), so a residual chain
   ``h = h + f(h)`` is one loop too;
 - a node gets a buffer of its own when it is a leaf, a program output, a
   reduction, a matrix product, a concatenation, or any other map used more than
-  once (unless it is so cheap that each user recomputes it: ``recomputable``).
+  once (unless it is so cheap that each user recomputes it: ``storage.recomputable``);
+- in-place updates are grouped into loops by ``update_layouts``.
 """
 from __future__ import annotations
 
@@ -27,14 +28,15 @@ from ..dtypes import is_float
 from ..graph import Node
 from ..shapes import product_dim, size_factors
 from ..traversal import topological_order
-from ..primitives import PRIMITIVES, ops_lowered_as
+from ..primitives import PRIMITIVES
 from ..primitives.random import LANES, value_of_uniforms
-from .access import (Access, Affine, Buffer, Index, concat_piece, contiguous_strides, identity_index, linear_form,
-                     size_expr, through_broadcast)
+from .access import (Access, Affine, Buffer, Index, concat_piece, identity_index, linear_form, size_expr,
+                     through_broadcast)
 from .random_bits import RandomDraw
 from .gather_access import GatherLoad
+from .storage import LAYOUT_OPS, chain_breaks, read_repeatedly, recomputable, shared_map_homes
+from .update_layouts import layout_index, update_loops, writes_element_read
 
-LAYOUT_OPS = ops_lowered_as("index")  # read through index arithmetic, never run alone
 
 
 def through_layout(node: Node, index: Index):
@@ -299,7 +301,7 @@ class Scheduler:
             return True
         if recomputable(node):
             return True
-        return self.uses[node] <= 1 and not _read_repeatedly(node, mapping, kernel.space)
+        return self.uses[node] <= 1 and not read_repeatedly(node, mapping, kernel.space)
 
     def expr(self, node: Node, mapping: Index, kernel: Kernel, root: bool = False) -> sympy.Expr:
         """Scalar expression of `node` at the iteration point described by `mapping`.
@@ -389,185 +391,6 @@ class Scheduler:
         symbol = sympy.Symbol(f"a{len(kernel.leaves)}", real=True)
         kernel.leaves[symbol] = access
         return symbol
-
-
-def writes_element_read(access: Access, space: tuple) -> bool:
-    """Whether `access` reads, at each point of a loop over `space`, the element the loop stores
-    there (contiguous, in order): an in-place update reads it before writing it."""
-    coefs, offset = linear_form(access, len(space))
-    return not access.index.valid and offset == 0 and all(
-        sympy.expand(c - s) == 0 for c, s in zip(coefs, contiguous_strides(space)))
-
-
-def update_loops(updates) -> list:
-    """[(space, dtype, [(target, value)])]: the in-place updates grouped into loops. Targets of a
-    dtype and element count share a loop over their common layout when there is one, else those
-    of one shape without its size-1 axes do."""
-    groups: dict = {}
-    for target, value in updates:
-        groups.setdefault((_element_key(target.shape), target.dtype), []).append((target, value))
-    loops = []
-    for (_, dtype), items in groups.items():
-        space = common_layout([t.shape for t, _ in items])
-        if space is not None:
-            loops.append((space, dtype, items))
-            continue
-        squeezed: dict = {}
-        for target, value in items:
-            squeezed.setdefault(_squeezed(target.shape), []).append((target, value))
-        loops += [(shape, dtype, group) for shape, group in squeezed.items()]
-    return loops
-
-
-def _squeezed(shape: tuple) -> tuple:
-    return tuple(d for d in shape if d != 1)
-
-
-def _element_key(shape: tuple):
-    """Element count of a static shape; a symbolic one's own shape without its size-1 axes."""
-    if all(isinstance(d, int) for d in shape):
-        return int(np.prod(shape)) or shape  # an empty one: its own loop
-    return _squeezed(shape)
-
-
-def common_layout(shapes) -> tuple | None:
-    """The coarsest shape that every contiguous shape of `shapes` (one element count) reshapes
-    from without mixing its axes: every axis of each shape is a run of its axes, so one index into
-    it is affine in the loop's ((1, 64), (64, 1) -> (64,); (64, 10), (640,) -> (64, 10);
-    (64, 10), (10, 64) -> None). Symbolic shapes share one only when equal without size-1 axes."""
-    if not all(isinstance(d, int) for shape in shapes for d in shape):
-        return _squeezed(shapes[0]) if len({_squeezed(s) for s in shapes}) == 1 else None
-    total = int(np.prod(shapes[0]))
-    if total == 0:
-        return shapes[0] if len(set(shapes)) == 1 else None
-    cuts = sorted({int(np.prod(shape[a + 1:])) for shape in shapes for a, d in enumerate(shape) if d != 1})
-    if any(outer % inner for inner, outer in zip(cuts, cuts[1:] + [total])):
-        return None
-    return tuple(outer // inner for inner, outer in reversed(list(zip(cuts, cuts[1:] + [total]))))
-
-
-def layout_index(shape: tuple, space: tuple) -> Index:
-    """The index into a contiguous `shape` of the element a contiguous loop over `space` (its
-    common_layout with others) is at: each axis of `shape` is a run of the loop's axes."""
-    if tuple(shape) == tuple(space):
-        return identity_index(len(shape))
-    if not all(isinstance(d, int) for d in shape):  # equal to `space` without its size-1 axes
-        axes = iter(range(len(space)))
-        return Index(tuple(Affine() if d == 1 else Affine.axis(next(axes)) for d in shape))
-    strides, loop_strides = contiguous_strides(shape), contiguous_strides(space)
-    dims = []
-    for d, stride in zip(shape, strides):
-        terms = tuple((j, int(s // stride)) for j, s in enumerate(loop_strides)
-                      if d != 1 and stride <= s < stride * d)
-        dims.append(Affine(terms))
-    return Index(tuple(dims))
-
-
-SHARED_TREE_LIMIT = 4096
-STORED_OPS = ("sum", "max", "bmm", "scan", "attention")  # always computed into a buffer of their own
-CHAIN_LIMIT = 64
-
-
-def chain_breaks(order, outputs: set) -> set:
-    """Nodes stored in a buffer of their own, computed in graph order before anything else, so
-    that no kernel's expression (nor the recursion building it) spans more than CHAIN_LIMIT
-    nodes: a chain of 20,000 maps becomes loops of at most 64 maps each, built bottom-up."""
-    depth, breaks = {}, set()
-    for node in order:
-        if node.is_leaf or node.op in STORED_OPS:  # a kernel's expression starts again after them
-            depth[node] = 0
-            continue
-        depth[node] = 1 + max((depth[arg] for arg in node.args), default=0)
-        if depth[node] > CHAIN_LIMIT and node not in outputs:
-            breaks.add(node)
-            depth[node] = 0
-    return breaks
-
-
-
-def shared_map_homes(order, outputs) -> dict:
-    """Map used several times -> the root node of the one loop that computes all its uses.
-
-    Such a map is read by maps (or a reduction) of one loop at the same index, so
-    that loop computes it once. Written as a tree, a body grows with every shared
-    use (``h + f(h)`` doubles it); past SHARED_TREE_LIMIT leaves a map is stored
-    instead, so compile time stays linear in the graph.
-    """
-    users = {node: [] for node in order}
-    for node in order:
-        for arg in dict.fromkeys(node.args):
-            users[arg].append(node)
-    stored = set(outputs)
-    while True:
-        root = {}
-        for node in reversed(order):
-            root[node] = node
-            if node.op != "map" or node in stored:
-                continue
-            homes = set()
-            for user in users[node]:
-                if user.op == "map" and user.shape == node.shape:
-                    homes.add(root[user])
-                elif user.op in ("sum", "max"):
-                    homes.add(user)
-                else:
-                    homes = None
-                    break
-            if homes and len(homes) == 1:
-                root[node] = homes.pop()
-        tree, too_big = {}, None
-        for node in order:
-            tree[node] = 1 + sum(tree[arg] for arg in node.args if root[arg] is root[node]) \
-                if node.op == "map" else 1
-            if too_big is None and tree[node] > SHARED_TREE_LIMIT and root[node] is not node:
-                too_big = node
-        if too_big is None:
-            return {node: home for node, home in root.items() if home is not node and len(users[node]) > 1}
-        stored.add(too_big)
-
-
-CHEAP_OPS = 2
-
-
-def recomputable(node: Node) -> bool:
-    """A map so cheap that each user recomputes it rather than reading a stored copy:
-    a few arithmetic operations on tensors that are stored anyway (a bias add read by
-    both an activation and its derivative)."""
-    body = node.attr("body")
-    if sympy.count_ops(body) > CHEAP_OPS or body.atoms(sympy.Function):
-        return False
-    return all(_stored(arg) for arg in node.args)
-
-
-def _stored(node: Node) -> bool:
-    """Whether reading `node` is a load: a leaf, or layout ops over a value always stored (not a map,
-    whose recomputation would nest): a sum of shifted taps of a product is cheap to recompute."""
-    while node.op in LAYOUT_OPS:
-        node = node.args[0]
-    return node.is_leaf or node.op in STORED_OPS
-
-
-def _computed(node: Node) -> bool:
-    """Whether reading `node` computes something: a map, possibly behind layout ops."""
-    while node.op in LAYOUT_OPS:
-        node = node.args[0]
-    return node.op == "map"
-
-
-REPEAT_STORE_MIN = 1024  # elements per sample (symbolic sizes aside) from which a map read repeatedly is stored
-
-
-def _read_repeatedly(node: Node, mapping: Index, space: tuple) -> bool:
-    """Whether a loop over `space` would compute each element of a large, costly map (three or more
-    arguments, or a computed one) more than once: the read ignores a loop axis of size > 1 (a
-    pooling window's cotangent spread over its taps), so inlining repeats the whole expression."""
-    heavy = len(node.args) >= 3 or any(_computed(arg) for arg in node.args)
-    if not heavy:  # a few operations on loaded values: recomputing is cheaper than storing
-        return False
-    used = {axis for d in mapping.dims for axis, _ in d.terms}
-    if all(size == 1 for axis, size in enumerate(space) if axis not in used):
-        return False
-    return int(np.prod([d for d in node.shape if isinstance(d, int)])) >= REPEAT_STORE_MIN
 
 
 def _number(value):
