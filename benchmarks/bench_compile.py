@@ -18,7 +18,7 @@ The first table splits the cold compile into the stages ``step.compile_seconds``
 puts the first calls side by side. Targets (issue 14): symprop's first call at most JAX's first call
 on every workload; a cached compile in a fresh process at most 50 ms on every workload. Medians of
 --repeats processes each. Workloads: bench_train.py's (small, large, cnn, rnn, lstm) and
-small_workloads.py's (uat, residual).
+small_workloads.py's (uat, residual); the MLPs are mlp_workload.py's.
 """
 from __future__ import annotations
 
@@ -101,8 +101,8 @@ def _workload(name: str, implementation: str):
         if implementation == "jax":
             return lambda: _initial_weights(w.symprop_loss()), lambda j, o, p: w.jax_step(j, o, p), arrays
         return lambda: (w.symprop_loss(), w.symprop_optimizer()), None, arrays
-    import bench_train as w
-    widths, batch = w.MODELS[name]
+    import mlp_workload as w
+    widths, batch = w.SIZES[name]
     arrays = lambda: w.data(widths, batch, batch)  # noqa: E731
     if implementation == "jax":
         return (lambda: list(_initial_weights(w.symprop_loss(widths)).values()),
