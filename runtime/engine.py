@@ -271,14 +271,13 @@ class Engine:
         needed = [list(dict.fromkeys([*externals, *declared_externals(module)])) for module in modules]
         return self.add_objects(objects, symbols, needed, part_symbols), objects
 
-    def add_objects(self, objects: list[bytes], symbols: list[str], externals: list, part_symbols=()) -> dict:
-        """Load a program's objects, parts (defining part_symbols) before the first (defining
-        `symbols`, and using theirs); `externals`: one list for all, or one per object.
-        Returns the address of each of `symbols`."""
-        if externals and isinstance(externals[0], str) or not externals:
-            externals = [list(externals)] * len(objects)
+    def add_objects(self, objects: list[bytes], symbols: list[str], externals: list[list[str]],
+                    part_symbols=()) -> dict:
+        """Load a program's objects: the parts (object i > 0 defining part_symbols[i - 1]) before
+        the first, which defines `symbols` and calls theirs; externals[i]: the process symbols
+        object i needs. Returns the address of each of `symbols`."""
         for obj, defined, needed in zip(objects[1:], part_symbols, externals[1:], strict=True):
-            self.add_object(obj, defined, [name for name in needed if name not in symbols])
+            self.add_object(obj, defined, needed)
         return self.add_object(objects[0], symbols, externals[0])
 
     def _resolves(self, name: str) -> bool:

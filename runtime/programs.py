@@ -133,7 +133,7 @@ def _from_cache(engine: Engine, entries: dict) -> tuple:
         _discard_warning(str(error))
         return None, False
     try:
-        addresses = engine.add_objects(objects, entry_symbols(plan), plan["externals"], parts)
+        addresses = engine.add_objects(objects, entry_symbols(plan), [plan["externals"]] * len(objects), parts)
     except (RuntimeError, ValueError) as error:  # unresolved or duplicate symbols, an absent entry point
         _discard_warning(f"it does not link ({error})")
         return None, True
