@@ -33,6 +33,7 @@ import numpy as np
 import compiler as sp
 from compiler import nn, optim
 from runtime.envs import ACTIONS, SOLVED_RETURN, CartPoleBatch
+from runtime.figures import pyplot, save_figure
 
 FIGURE = Path(__file__).parent.parent / "docs" / "gallery" / "cartpole.png"
 WINDOW = 100  # episodes in the solved criterion's average
@@ -155,9 +156,7 @@ def _progress(episodes: int, enabled: bool):
 
 def draw(returns: np.ndarray, solved: int | None, envs: int, path) -> None:
     """The return of every episode, its 100-episode moving average and the 195 line."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
     episodes = np.arange(1, len(returns) + 1)
     ax.plot(episodes, returns, lw=0.6, color="tab:blue", alpha=0.45, label="return of each episode")
@@ -174,11 +173,7 @@ def draw(returns: np.ndarray, solved: int | None, envs: int, path) -> None:
     ax.set_ylim(0, 210)
     ax.set_xlim(0, len(returns))
     ax.legend(loc="lower right", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

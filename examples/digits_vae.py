@@ -27,6 +27,7 @@ import numpy as np
 import compiler as sp
 from compiler import nn
 from runtime import datasets, fit
+from runtime.figures import pyplot, save_figure
 
 LATENT = 2
 PIXELS = 64
@@ -101,9 +102,7 @@ def decode_grid(decode, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def plot(path, mu_test, y_test, mosaic, grid_values, summary: str) -> None:
     """Two panels: the test images' mu by digit, and the decoded grid; `summary` is the figure's title."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (latent, grid) = plt.subplots(1, 2, figsize=(12, 5.6), dpi=100)
     points = latent.scatter(mu_test[:, 0], mu_test[:, 1], c=y_test, cmap="tab10", vmin=-0.5, vmax=9.5, s=12)
@@ -122,10 +121,7 @@ def plot(path, mu_test, y_test, mosaic, grid_values, summary: str) -> None:
     grid.set(xlabel="$z_1$", ylabel="$z_2$",
              title=f"Decoded from a {size}x{size} grid of z\nat N(0, 1) quantiles 0.05 ... 0.95")
     fig.suptitle(summary)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(epochs: int = 300, batch_size: int = 32, figure=None, progress: bool = True, seed: int = 0,

@@ -35,6 +35,7 @@ import numpy as np
 import compiler as sp
 from compiler import nn, optim
 from compiler.schedules import Cosine
+from runtime.figures import pyplot, save_figure
 
 MODES, RADIUS, STD = 8, 2.0, 0.05
 NOISE = 16  # numbers per generator input
@@ -145,9 +146,7 @@ def main(steps: int = 15000, batch: int = 256, figure=FIGURE, seed: int = 0, pro
 
 def draw(snapshots: dict, real: np.ndarray, path) -> None:
     """One panel per snapshot: generated samples over faint real ones, mode centres marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Circle
     centres = mode_centres()
     columns = -(-len(snapshots) // 2)
@@ -166,11 +165,7 @@ def draw(snapshots: dict, real: np.ndarray, path) -> None:
         ax.set_xlim(-2.8, 2.8), ax.set_ylim(-2.8, 2.8), ax.set_aspect("equal")
     axes[0, 0].legend(loc="lower left", fontsize=7, markerscale=2, framealpha=0.9)
     fig.suptitle("GAN on a ring of 8 Gaussians (std 0.05): generated samples during training", fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

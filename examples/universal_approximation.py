@@ -34,6 +34,7 @@ import compiler as sp
 from compiler import optim
 from compiler.schedules import Cosine
 from runtime import fit
+from runtime.figures import pyplot, save_figure
 
 FIGURE = Path(__file__).parent.parent / "docs" / "gallery" / "universal_approximation.png"
 GRID, DENSE = 256, 4001  # training points, points of the sup norm
@@ -129,9 +130,7 @@ def main(widths=(2, 4, 8, 16, 64), steps: int = 10_000, figure=None, progress: b
 
 def draw(x, exact, fits: dict, errors: dict, widths, path) -> None:
     """One panel per target (the target and the fit at every width), and the max error against width."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     colours = plt.cm.viridis(np.linspace(0.0, 0.85, len(widths)))
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
     for k, (ax, name) in enumerate(zip(axes.flat, TARGETS)):
@@ -152,11 +151,7 @@ def draw(x, exact, fits: dict, errors: dict, widths, path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.suptitle("One hidden layer of tanh units: the error falls as the layer widens")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
