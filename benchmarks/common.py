@@ -81,6 +81,18 @@ def jitted_step(jax, update, params, state):
     return step
 
 
+def optax_adam_step(jax, optax, loss_fn, params, lr: float, betas: tuple, eps: float):
+    """step(x, y) -> loss of optax.adam minimising ``loss_fn(params, x, y)``, jitted (``jitted_step``)."""
+    transform = optax.adam(lr, b1=betas[0], b2=betas[1], eps=eps)
+
+    def update(p, state, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+        updates, state = transform.update(grads, state, p)
+        return loss, optax.apply_updates(p, updates), state
+
+    return jitted_step(jax, update, params, transform.init(params))
+
+
 # ---- timing ---------------------------------------------------------------------------------------
 
 

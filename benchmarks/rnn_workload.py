@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 import compiler as sp
-from common import jitted_step
+from common import jitted_step, optax_adam_step
 from numpy_training import AdamBaseline, softmax_cross_entropy
 
 STEPS, BATCH, INPUTS, HIDDEN, CLASSES = 32, 32, 32, 128, 10
@@ -244,14 +244,7 @@ def jax_step(jax, optax, cell: str, weights: dict):
 
     params = {name: jnp.asarray(w) for name, w in weights.items()}
     if optax is not None:
-        transform = optax.adam(LR, b1=BETAS[0], b2=BETAS[1], eps=EPS)
-
-        def update(p, state, x, y):
-            loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
-            updates, state = transform.update(grads, state, p)
-            return loss, optax.apply_updates(p, updates), state
-
-        state, kind = transform.init(params), "optax.adam"
+        return optax_adam_step(jax, optax, loss_fn, params, LR, BETAS, EPS), "optax.adam"
     else:
         def update(p, state, x, y):
             loss, grads = jax.value_and_grad(loss_fn)(p, x, y)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 import compiler as sp
-from common import jitted_step
+from common import jitted_step, optax_adam_step
 from numpy_training import AdamBaseline, softmax_cross_entropy
 
 UAT_BATCH, UAT_HIDDEN, UAT_LR = 256, 64, 0.05
@@ -151,22 +151,13 @@ def jax_step(jax, optax, name: str, weights: dict):
         return -jnp.mean(jnp.take_along_axis(log_p, y[:, None], axis=1))
 
     params = {k: jnp.asarray(v) for k, v in weights.items()}
-    if name == "uat" or optax is None:
-        if name != "uat":
+    if name != "uat":
+        if optax is None:
             raise RuntimeError("the residual workload's jax.jit step needs optax")
+        return optax_adam_step(jax, optax, loss_fn, params, LR, BETAS, EPS), "optax.adam"
 
-        def update(p, state, x, y):
-            loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
-            return loss, jax.tree_util.tree_map(lambda w, g: w - UAT_LR * g, p, grads), state
+    def update(p, state, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+        return loss, jax.tree_util.tree_map(lambda w, g: w - UAT_LR * g, p, grads), state
 
-        state, kind = (), "SGD in jax.numpy"
-    else:
-        transform = optax.adam(LR, b1=BETAS[0], b2=BETAS[1], eps=EPS)
-
-        def update(p, state, x, y):
-            loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
-            updates, state = transform.update(grads, state, p)
-            return loss, optax.apply_updates(p, updates), state
-
-        state, kind = transform.init(params), "optax.adam"
-    return jitted_step(jax, update, params, state), kind
+    return jitted_step(jax, update, params, ()), "SGD in jax.numpy"
