@@ -22,9 +22,8 @@ from __future__ import annotations
 import math
 
 from ..errors import GraphError
-from ..graph import Node
+from ..graph import Node, scalar_symbol
 from ..shapes import product_dim, size_factors
-from ..graph import scalar_symbol
 from ..primitives import (make_bmm, make_broadcast, make_map, make_pad, make_reduce, make_reshape, make_slice,
                           make_transpose)
 from ..passes.rewrite import rewrite
@@ -63,7 +62,7 @@ def _symbolic_as_batch(a: Node, ta: str, b: Node, tb: str, out: str, sizes: dict
     product dimension such as "batch*8" is one matrix dimension only where it is contracted: a K
     of (steps x batch) rows is one large product, not one per sample and a sum after).
 
-    Returns the operands and the contracted indices moved to the batch (to sum after the product).
+    Returns the operands (a, ta, b, tb).
     """
     def crowded(group):
         return [c for c in group if isinstance(sizes[c], str)] if len(group) > 1 else []
@@ -74,15 +73,14 @@ def _symbolic_as_batch(a: Node, ta: str, b: Node, tb: str, out: str, sizes: dict
         b, tb = _new_axis(b, tb, c, sizes[c])
     for c in crowded(n):
         a, ta = _new_axis(a, ta, c, sizes[c])
-    return a, ta, b, tb, ""
+    return a, ta, b, tb
 
 
 def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node:
     a, ta = _pre_sum(a, ta, set(tb) | set(out))
     b, tb = _pre_sum(b, tb, set(ta) | set(out))
     sizes = {c: d for spec, x in ((ta, a), (tb, b)) for c, d in zip(spec, x.shape)}
-    a, ta, b, tb, summed = _symbolic_as_batch(a, ta, b, tb, out, sizes)
-    final, out = out, out + summed
+    a, ta, b, tb = _symbolic_as_batch(a, ta, b, tb, out, sizes)
     batch = [c for c in out if c in ta and c in tb]
     m = [c for c in out if c in ta and c not in tb]
     n = [c for c in out if c in tb and c not in ta]
@@ -95,12 +93,11 @@ def lower_pair(a: Node, ta: str, b: Node, tb: str, out: str, dtype: str) -> Node
     if _a_loop_is_better(m, n, k, sizes):
         unmerged = _product_loop(a, ta, b, tb, natural, k, sizes)
     elif tiny is not None:
-        return _split_product(a, ta, b, tb, final, tiny, sizes[tiny], dtype)
+        return _split_product(a, ta, b, tb, out, tiny, sizes[tiny], dtype)
     else:
         product = make_bmm(_operand(a, ta, batch, m, k), _operand(b, tb, batch, k, n))
         unmerged = make_reshape(product, tuple(sizes[c] for c in natural))
     result = make_transpose(unmerged, tuple(natural.index(c) for c in out))
-    result = make_reduce("sum", result, tuple(range(len(final), len(out))))
     if result.dtype != dtype:
         raise GraphError(f"einsum: operand dtypes differ from the result dtype {dtype}")
     return result
