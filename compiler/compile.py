@@ -13,7 +13,9 @@ import os
 from runtime.executable import Executable
 from runtime.programs import load_program
 from runtime.progress import NoProgress, Progress
+from runtime.thread_pool import resolve_threads
 
+from .codegen.parallel import threads_key
 from .graph import Node
 from .label_ranges import index_checks, index_faults, record_faults
 from .passes import simplify
@@ -52,9 +54,10 @@ def program_key(outputs, *extra: str) -> str:
 COMPILE_STAGES = 8  # key, cache, simplify, schedule, generate IR, LLVM optimise, machine code, load
 
 
-def build(outputs, prefix: str, progress=None, faults=None):
+def build(outputs, prefix: str, progress=None, faults=None, threads: int = 1):
     """IR, plan and constants of `outputs`; `faults` (``index_faults(outputs)``, computed if None)
-    become hidden extra outputs that the runtime checks after the call (plan["index_faults"])."""
+    become hidden extra outputs that the runtime checks after the call (plan["index_faults"]).
+    threads: how many threads large kernels split across."""
     from .codegen.program import build_program
     progress = progress or NoProgress()
     outputs = list(outputs)
@@ -64,30 +67,32 @@ def build(outputs, prefix: str, progress=None, faults=None):
     progress.stage("schedule")
     # the leaves a training-mode run reads: a Buffer read only in inference mode is no argument
     ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(training_mode(outputs)),
-                                          progress=progress)
+                                          progress=progress, threads=threads)
     plan["index_checks"] = index_checks(outputs)  # labels the runtime checks before running
     if faults:  # computed labels: checked by the program, raised after the call
         record_faults(plan, faults, len(outputs))
     return ir_text, plan, consts
 
 
-def load_compiled(outputs: list) -> tuple:
+def load_compiled(outputs: list, threads: int = 1) -> tuple:
     """(loaded program, cache key, seconds per compile stage) of a list of output nodes: from this
-    process, the disk cache, or built."""
+    process, the disk cache, or built (large kernels split across `threads`)."""
     with Progress("compiling", COMPILE_STAGES) as progress:
         progress.stage("key")
         leaves(outputs)  # one name, one leaf
         faults = index_faults(outputs)
         key = program_key(outputs + [node for node, _ in faults], *[repr(f) for _, f in faults],
-                          repr(index_checks(outputs)))  # the ops the plan's checks name
-        program = load_program(key, lambda prefix: build(outputs, prefix, progress, faults), progress=progress)
+                          repr(index_checks(outputs)), threads_key(threads))  # the ops the plan's checks name
+        program = load_program(key, lambda prefix: build(outputs, prefix, progress, faults, threads), progress=progress)
     return program, key, progress.seconds
 
 
-def compile(outputs) -> Executable:
+def compile(outputs, threads: int | None = None) -> Executable:
     """Compile a node or a list of nodes; call the result with every Input and Param by name.
-    ``f.compile_seconds`` says where the compile's time went, stage by stage."""
-    program, key, seconds = load_compiled(as_node_list(outputs))
+    threads: how many threads large kernels split across (default: the cores this process may use,
+    or SYMPROP_THREADS; the same bits for any count). ``f.compile_seconds`` says where the
+    compile's time went, stage by stage."""
+    program, key, seconds = load_compiled(as_node_list(outputs), resolve_threads(threads))
     executable = Executable.of(program, key, single=isinstance(outputs, Node))
     executable.compile_seconds = seconds
     return executable

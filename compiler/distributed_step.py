@@ -19,6 +19,7 @@ runs them without the compiler.
 """
 from __future__ import annotations
 
+import functools
 from runtime.distributed import (GRADIENT_SUFFIX, INVERSE_ROWS_INPUT, LOSS_SUM_INPUT, ROWS_INPUT, SUM_SUFFIX,
                                  DistributedStep, FlatLayout, world)
 from runtime.programs import load_program
@@ -27,6 +28,7 @@ from runtime.progress import Progress
 
 from .autodiff import grad as gradient
 from .codegen.program import build_program
+from .codegen.parallel import threads_key
 from .compile import COMPILE_STAGES, program_key
 from .graph import Input, is_buffer
 from .label_ranges import index_checks, index_faults, record_faults
@@ -38,9 +40,10 @@ from .traversal import leaves
 
 
 def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: int = 0, schedule=None,
-                             comm=None) -> DistributedStep:
+                             comm=None, threads: int = 1) -> DistributedStep:
     """The gradient and update programs of `loss`, bound to a DistributedStep on `comm` (default:
-    MPI.COMM_WORLD). Every rank must call this with the same model and optimizer; rank 0 compiles
+    MPI.COMM_WORLD), their large kernels split across `threads` per rank. Every rank must call this
+    with the same model and optimizer; rank 0 compiles
     first and the others load its programs from the on-disk cache."""
     comm = world() if comm is None else comm
     if params is None:
@@ -75,8 +78,9 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
 
     def compile_both():
         show = comm.rank == 0
-        gradient_program = _load("the gradient program", gradient_targets, gradient_values, faults, checks, show)
-        update_program = _load("the update program", update_targets, update_values, [], [], show)
+        gradient_program = _load("the gradient program", gradient_targets, gradient_values, faults, checks, show,
+                                 threads)
+        update_program = _load("the update program", update_targets, update_values, [], [], show, threads)
         return gradient_program, update_program
 
     programs = _rank_0_first(comm, compile_both)
@@ -86,7 +90,7 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
     buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], {}, seed, "buffer")
     return DistributedStep(*programs, layout, live, graph.initial_state(), buffers, names,
                            schedule if schedule is not None else optimizer.lr, comm=comm, seed=seed,
-                           compile_function=_bound_function)
+                           compile_function=functools.partial(_bound_function, threads=threads))
 
 
 def _as(node, dtype: str):
@@ -112,11 +116,11 @@ def _flat_dtype(params, buffers) -> str:
     return dtypes.pop() if dtypes else "float32"
 
 
-def _load(what: str, targets: list, values: list, faults: list, checks: list, show: bool):
+def _load(what: str, targets: list, values: list, faults: list, checks: list, show: bool, threads: int):
     """(program, key) writing each value into its target in place, plus the hidden fault outputs."""
     checked = [node for node, _ in faults]
     key = program_key([*checked, *targets, *values], "distributed " + what, *[repr(f) for _, f in faults],
-                      repr(checks))
+                      repr(checks), threads_key(threads))
 
     def build(prefix):
         progress.stage("simplify")
@@ -124,7 +128,7 @@ def _load(what: str, targets: list, values: list, faults: list, checks: list, sh
         progress.stage("fuse and generate LLVM IR")
         ir_text, plan, consts = build_program(simplified[:len(checked)], prefix,
                                               updates=list(zip(targets, simplified[len(checked):])),
-                                              forward_outputs=len(checked))
+                                              forward_outputs=len(checked), threads=threads)
         plan["index_checks"] = checks
         if faults:
             record_faults(plan, faults, 0)

@@ -9,6 +9,7 @@ live parameters and buffers.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -19,9 +20,11 @@ from runtime.cache import ObjectCache
 from runtime.executable import Executable
 from runtime.programs import load_program
 from runtime.progress import Progress
+from runtime.thread_pool import resolve_threads
 from runtime.training import TrainStep
 
 from .codegen.program import build_program
+from .codegen.parallel import threads_key
 from .compile import COMPILE_STAGES, load_compiled, program_key
 from .evaluate import evaluate_all
 from .graph import Node, is_buffer
@@ -35,7 +38,8 @@ from .traversal import as_node_list, leaves, topological_order
 
 
 def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0, share: TrainStep | None = None,
-                 schedule=None, debug_nans: bool | None = None, distributed=False) -> TrainStep:
+                 schedule=None, debug_nans: bool | None = None, distributed=False,
+                 threads: int | None = None) -> TrainStep:
     """Compile forward, backward and the `optimizer` update of `loss` into a TrainStep.
 
     params: the Params to train (default: every Param the loss depends on); the others
@@ -49,23 +53,28 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     from the same seed in any process. distributed: True (MPI.COMM_WORLD) or an mpi4py communicator
     for data-parallel training: a ``runtime.distributed.DistributedStep`` whose gradient and update
     programs are split around one Allreduce (``compiler/distributed_step.py``; no share, no debug_nans).
+    threads: how many threads the step's large kernels split across (default: the cores this process
+    may use, or SYMPROP_THREADS; one per rank when distributed). The same seed trains to the same
+    bits with any thread count.
     """
     if distributed is not False and distributed is not None:
         if share is not None or debug_nans:
             raise ValueError("compile_step: distributed training takes neither share nor debug_nans")
         from .distributed_step import compile_distributed_step
         return compile_distributed_step(loss, optimizer, params=params, seed=seed, schedule=schedule,
-                                        comm=None if distributed is True else distributed)
+                                        comm=None if distributed is True else distributed,
+                                        threads=resolve_threads(1 if threads is None else threads))
+    threads = resolve_threads(threads)
     if debug_nans is None:
         debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")
     with Progress("compiling the training step", COMPILE_STAGES + 3) as progress:
         # the initial values are drawn beside the compile (NumPy's generators release the GIL)
         initial_arrays = _in_background(lambda: _initial_arrays(loss, share, seed))
         progress.stage("key")
-        declared = _declared_key(loss, optimizer, params)
+        declared = _declared_key(loss, optimizer, params, threads)
         program, record = _recorded_step(declared, progress) if declared else (None, None)
         if program is None:
-            program, record = _built_step(loss, optimizer, params, progress)
+            program, record = _built_step(loss, optimizer, params, progress, threads)
             if declared:
                 _records[declared] = record
                 ObjectCache.default().store(declared, {"step": json.dumps(record).encode()})
@@ -75,7 +84,7 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
                  for name, shape, dtype, value in record["state"]}  # zeros: pages the first step touches
         progress.stage("runtime")
         step = TrainStep(program, live, state, record["names"], schedule if schedule is not None else optimizer.lr,
-                         compile_function=_bound_function, diagnose=_lazy_diagnoser(loss, optimizer, params),
+                         compile_function=functools.partial(_bound_function, threads=threads), diagnose=_lazy_diagnoser(loss, optimizer, params),
                          debug_nans=debug_nans, seed=seed, buffers=buffers)
     step.compile_seconds = progress.seconds  # where the compile's time went, stage by stage
     return step
@@ -84,7 +93,7 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
 _records: dict = {}  # declared key -> record of a step this process compiled (see _built_step)
 
 
-def _declared_key(loss: Node, optimizer: Optimizer, params) -> str | None:
+def _declared_key(loss: Node, optimizer: Optimizer, params, threads: int) -> str | None:
     """A cache key of the step as declared (forward graph, optimizer, trained Params), under which
     the program's own key is recorded: a step compiled before is loaded without differentiating.
     None for an optimizer defined outside compiler.optim, whose update rule its arguments may not
@@ -93,7 +102,8 @@ def _declared_key(loss: Node, optimizer: Optimizer, params) -> str | None:
             or not type(optimizer).__module__.startswith("compiler.optim"):
         return None
     trained = None if params is None else [getattr(p, "name", repr(p)) for p in params]
-    return program_key([loss], "declared step", type(optimizer).__qualname__, repr(optimizer), repr(trained))
+    return program_key([loss], "declared step", type(optimizer).__qualname__, repr(optimizer), repr(trained),
+                       threads_key(threads))
 
 
 def _recorded_step(declared: str, progress) -> tuple:
@@ -124,7 +134,7 @@ def _well_formed(record) -> bool:
         return False
 
 
-def _built_step(loss: Node, optimizer: Optimizer, params, progress) -> tuple:
+def _built_step(loss: Node, optimizer: Optimizer, params, progress, threads: int) -> tuple:
     """(program, record): the step differentiated, keyed and loaded from the cache or compiled; the
     record holds what a TrainStep needs besides the program (names, optimizer state)."""
     progress.stage("differentiate")
@@ -139,7 +149,7 @@ def _built_step(loss: Node, optimizer: Optimizer, params, progress) -> tuple:
     checked = [node for node, _ in faults]
     epoch = {"data": data, "step": graph.step.name, "lr": graph.lr.name} if _epoch_capable(graph) and not faults else None
     key = program_key([loss, *checked, *targets, *values], "step", repr(epoch), *[repr(f) for _, f in faults],
-                      repr(index_checks([loss, *values])))  # the ops the plan's checks name
+                      repr(index_checks([loss, *values])), threads_key(threads))  # the ops the plan's checks name
 
     def build(prefix):
         progress.stage("simplify")
@@ -148,7 +158,8 @@ def _built_step(loss: Node, optimizer: Optimizer, params, progress) -> tuple:
         forward = 1 + len(checked)
         ir_text, plan, consts = build_program(simplified[:forward], prefix,
                                               updates=list(zip(targets, simplified[forward:])),
-                                              epoch=epoch, forward_outputs=forward, progress=progress)
+                                              epoch=epoch, forward_outputs=forward, progress=progress,
+                                              threads=threads)
         plan["index_checks"] = index_checks([loss, *values])  # labels the runtime checks before a step
         if faults:
             record_faults(plan, faults, 1)
@@ -218,12 +229,12 @@ def _epoch_capable(graph) -> bool:
     return all(all(isinstance(d, int) for d in leaf.shape[1:]) for leaf in inputs)
 
 
-def _bound_function(nodes, live_arrays: dict) -> Executable:
+def _bound_function(nodes, live_arrays: dict, threads: int = 1) -> Executable:
     """An inference function of `nodes` that reads the live parameter and buffer arrays: batch norm
     and dropout in inference mode (``compiler.inference``), so calling it changes nothing."""
     outputs = inference(as_node_list(nodes))
     used = {leaf.name for leaf in leaves(outputs) if leaf.op == "param"}
-    program, key, seconds = load_compiled(outputs)
+    program, key, seconds = load_compiled(outputs, threads)
     bound = {name: array for name, array in live_arrays.items() if name in used}
     executable = Executable.of(program, key, single=isinstance(nodes, Node), bound=bound)
     executable.compile_seconds = seconds

@@ -23,6 +23,7 @@ from .cache import ObjectCache
 from .engine import Engine, InvalidObjectError
 from .executable import Executable
 from .progress import NoProgress
+from .thread_pool import ensure_workers
 
 _loaded: dict = {}  # key -> LoadedProgram, for the life of the process
 _building: dict = {}  # key -> the lock its first caller holds while loading or building it
@@ -100,6 +101,7 @@ def _load_or_build(key: str, build, cache: ObjectCache | None, progress) -> Load
                 _renamed[key] = f"{symbol_prefix(key)}_{len(_loaded)}x{id(entries) & 0xFFFF:x}"
     if program is None and build is not None:
         ir_text, plan, consts = build(_renamed.get(key, symbol_prefix(key)))
+        ensure_workers(plan.get("threads", 1))
         parts = plan.get("part_symbols", [])
         addresses, objects = engine.compile(ir_text, entry_symbols(plan), plan["externals"], progress,
                                             f"({len(plan['kernels'])} kernels in {len(parts) + 1} modules)", parts)
@@ -132,6 +134,7 @@ def _from_cache(engine: Engine, entries: dict) -> tuple:
     except InvalidObjectError as error:
         _discard_warning(str(error))
         return None, False
+    ensure_workers(plan.get("threads", 1))
     try:
         addresses = engine.add_objects(objects, entry_symbols(plan), [plan["externals"]] * len(objects), parts)
     except (RuntimeError, ValueError) as error:  # unresolved or duplicate symbols, an absent entry point
@@ -172,6 +175,8 @@ def check_plan(plan, consts: dict) -> None:
     require(names(plan.get("dims")), "dims is not a list of names")
     require(names(plan.get("externals")) and names(plan.get("kernel_runners", [])), "symbols are not names")
     require(plan.get("epoch") is None or isinstance(plan["epoch"], str), "epoch is not a symbol")
+    threads = plan.get("threads", 1)
+    require(isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 4096, "threads is not a count")
     require(isinstance(plan.get("part_symbols", []), list) and all(names(part) and part
                                                                    for part in plan.get("part_symbols", [])),
             "part_symbols is not a list of symbol lists")

@@ -25,6 +25,7 @@ input values: ``check_program(program, seed)`` reproduces it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -50,6 +51,36 @@ def programs(draw):
 def test_random_programs_compile_to_evaluate_and_numpy(program, seed):
     note(f"--- program (input values: check_program(program, seed={seed})) ---\n{program.source()}")
     check_program(program, seed)
+
+
+SPLIT_EXAMPLES = max(EXAMPLES // 3, 20)
+
+
+@settings(max_examples=SPLIT_EXAMPLES, derandomize=True, deadline=None, database=None, print_blob=False,
+          phases=[Phase.explicit, Phase.generate, Phase.shrink],
+          suppress_health_check=list(HealthCheck))
+@given(program=programs(), seed=st.integers(0, 2**32 - 1))
+def test_random_programs_split_across_threads_compile_to_evaluate_and_numpy(program, seed):
+    """The same check with every kernel that can split run on two threads, however small it is
+    (SYMPROP_SPLIT_ALL): the split ranges, partial reductions and product pieces of the pool."""
+    note(f"--- program (input values: check_program(program, seed={seed}), SYMPROP_THREADS=2 SYMPROP_SPLIT_ALL=1) ---"
+         f"\n{program.source()}")
+    with environment(SYMPROP_THREADS="2", SYMPROP_SPLIT_ALL="1"):
+        check_program(program, seed)
+
+
+@contextlib.contextmanager
+def environment(**variables):
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
 
 
 def test_generator_reaches_every_available_op_family():

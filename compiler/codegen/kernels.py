@@ -14,7 +14,9 @@ from llvmlite import ir
 from .access import Access, Bound, contiguous_strides, linear_form, size_expr
 from .gather_kernels import GatherLoad, emit_gather, emit_scatter_add
 from .gemm import gemm_function
-from .loops import I64, counted_loop, emit_size, loop_nest
+from .gemm_loops import host_tile_shape
+from .loops import I64, emit_size, loop_nest, range_loop
+from .parallel import product_parts, splits
 from .random_bits import RandomDraw, emit_draw
 from .scalar import lower_cse
 from .schedule import Kernel
@@ -31,6 +33,15 @@ def kernel_buffers(kernel: Kernel) -> list:
     writes = list(dict.fromkeys(buffer for part in kernel.parts() for buffer in _part_writes(part)))
     reads = sorted(kernel.reads() - set(writes), key=lambda b: b.index)
     return writes + reads
+
+
+def buffer_arguments(b: ir.IRBuilder, table, kernel: Kernel) -> list:
+    """The kernel's buffer pointers (``kernel_buffers`` order), loaded from a program's table."""
+    pointers = []
+    for buffer in kernel_buffers(kernel):
+        raw = b.load(b.gep(table, [I64(buffer.index)]), align=8)
+        pointers.append(b.bitcast(raw, IR_TYPES[buffer.dtype].as_pointer()))
+    return pointers
 
 
 def _part_writes(kernel: Kernel) -> list:
@@ -86,18 +97,23 @@ def combine(b: ir.IRBuilder, kind: str, old: ir.Value, value: ir.Value) -> ir.Va
 
 
 class KernelEmitter:
-    def __init__(self, module: ir.Module, kernel: Kernel, name: str, dim_names: list):
-        self.module, self.kernel = module, kernel
+    """The function of one kernel. With threads > 1, a kernel that ``splits`` takes two more
+    arguments, the range [lo, hi) of its outermost loop (of its products, for a bmm) to run."""
+
+    def __init__(self, module: ir.Module, kernel: Kernel, name: str, dim_names: list, threads: int = 1):
+        self.module, self.kernel, self.threads = module, kernel, threads
         self.buffers = kernel_buffers(kernel)
-        args = [IR_TYPES[b.dtype].as_pointer() for b in self.buffers] + [I64.as_pointer()]
+        split = splits(kernel, threads)
+        args = [IR_TYPES[b.dtype].as_pointer() for b in self.buffers] + [I64.as_pointer()] + [I64] * (2 * split)
         self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name=name)
         self.function.linkage = "internal"
         self.function.attributes.add("noinline")
-        for arg in self.function.args[:-1]:
+        for arg in self.function.args[:len(self.buffers)]:
             arg.add_attribute("noalias")
         self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
         self.pointers = {b: arg for b, arg in zip(self.buffers, self.function.args)}
-        dims_ptr = self.function.args[-1]
+        dims_ptr = self.function.args[len(self.buffers)]
+        self.share = tuple(self.function.args[len(self.buffers) + 1:]) or None  # (lo, hi) when split
         self.dims = {name: self.builder.load(self.builder.gep(dims_ptr, [I64(k)]), name=f"dim.{name}", align=8)
                      for k, name in enumerate(dim_names)}
         self.ty = IR_TYPES[kernel.dtype]
@@ -253,11 +269,12 @@ class KernelEmitter:
         accumulators = [self._start_reduction(kind, out, tuple(kernel.space[a] for a in kept), wide=row)
                         for (kind, out, _, kept), row in zip(kernel.reductions, rowwise)]
         partials = [self._register(self.ty) if row else None for row in rowwise]
-        with loop_nest(b, counts[:-1]) as outer:
+        outer_share, inner_share = (self.share, None) if len(counts) > 1 else (None, self.share)
+        with loop_nest(b, counts[:-1], first=outer_share) as outer:
             for (kind, _, _, _), partial in zip(kernel.reductions, partials):
                 if partial is not None:
                     b.store(ir.Constant(self.ty, identity_of(kind)), partial)
-            with loop_nest(b, counts[-1:], "inner") as inner:
+            with loop_nest(b, counts[-1:], "inner", first=inner_share) as inner:
                 indices = list(outer) + list(inner)
                 bodies = [body for _, body in outputs] + [body for _, _, body, _ in kernel.reductions]
                 values = self.body_values(indices, bodies)
@@ -296,9 +313,18 @@ class KernelEmitter:
                 pointer = b.alloca(ty, size=I64(max(int(count), 1)), name="accumulator")
         else:
             ty, pointer = IR_TYPES[out.dtype], self.pointers[out]
-        with counted_loop(b, self.size(count), "init") as i:
+        with range_loop(b, *self._output_range(out_shape), I64(1), "init") as i:
             b.store(ir.Constant(ty, identity_of(kind)), b.gep(pointer, [i]), align=ty_size(ty))
         return pointer, ty, out_shape, out
+
+    def _output_range(self, out_shape) -> tuple:
+        """[start, stop) of a reduction's output this function computes: all of it, or when split,
+        the rows of its first axis (the split loop's axis) in the thread's range."""
+        count = sympy.Mul(*[size_expr(d) for d in out_shape])
+        if self.share is None:
+            return I64(0), self.size(count)
+        row = self.size(sympy.Mul(*[size_expr(d) for d in out_shape[1:]]))
+        return self.builder.mul(self.share[0], row), self.builder.mul(self.share[1], row)
 
     def _accumulate(self, kind: str, accumulator: tuple, value, indices) -> None:
         b = self.builder
@@ -314,8 +340,7 @@ class KernelEmitter:
         pointer, ty, out_shape, out = accumulator
         if pointer is self.pointers[out]:
             return
-        total = self.size(sympy.Mul(*[size_expr(d) for d in out_shape]))
-        with counted_loop(b, total, "finish") as i:
+        with range_loop(b, *self._output_range(out_shape), I64(1), "finish") as i:
             value = b.fptrunc(b.load(b.gep(pointer, [i]), align=8), IR_TYPES[out.dtype])
             b.store(value, b.gep(self.pointers[out], [i]), align=ITEMSIZE[out.dtype])
 
@@ -344,6 +369,42 @@ class KernelEmitter:
             b.store(self.store_value(b.load(accumulator), kernel.out.dtype), pointer, align=ITEMSIZE[kernel.out.dtype])
 
     def _bmm(self):
+        """A product per batch point; when split, the thread's share of (product, piece) tasks:
+        each product cut into ``product_parts`` pieces of whole register tiles, along its columns
+        (its rows when it has more rows than columns)."""
+        kernel, b = self.kernel, self.builder
+        batch = kernel.space[:-2]
+        m, n = self.size(size_expr(kernel.space[-2])), self.size(size_expr(kernel.space[-1]))
+        batch_counts = [self.size(size_expr(d)) for d in batch]
+        if self.share is None:
+            with loop_nest(b, batch_counts, "b") as indices:
+                self._product(indices, I64(0), m, I64(0), n)
+            return
+        products = I64(1)
+        for count in batch_counts:
+            products = b.mul(products, count)
+        parts = product_parts(b, products, self.threads)
+        tile = host_tile_shape(kernel.dtype)
+        by_columns = b.icmp_signed(">=", n, m)
+        extent = b.select(by_columns, n, m)
+        width = b.select(by_columns, I64(tile.panel), I64(tile.rows))
+        tiles = b.sdiv(b.add(extent, b.sub(width, I64(1))), width)
+        with range_loop(b, *self.share, I64(1), "task") as task:
+            which, piece = b.sdiv(task, parts), b.srem(task, parts)
+            indices = []
+            for count in reversed(batch_counts):  # the batch point of product `which`, row-major
+                indices.insert(0, b.srem(which, count))
+                which = b.sdiv(which, count)
+            bounds = []
+            for k in (piece, b.add(piece, I64(1))):
+                edge = b.mul(b.sdiv(b.mul(tiles, k), parts), width)
+                bounds.append(b.select(b.icmp_signed("<", edge, extent), edge, extent))
+            start, length = bounds[0], b.sub(bounds[1], bounds[0])
+            self._product(indices, b.select(by_columns, I64(0), start), b.select(by_columns, m, length),
+                          b.select(by_columns, start, I64(0)), b.select(by_columns, length, n))
+
+    def _product(self, indices, row0, rows, col0, cols) -> None:
+        """C[rows from row0, cols from col0] of the product at batch point `indices`."""
         kernel, b = self.kernel, self.builder
         a_access, b_access = kernel.operands
         space = kernel.space  # batch..., M, N
@@ -357,17 +418,18 @@ class KernelEmitter:
         b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, k)
         ldc = n
         c_strides = contiguous_strides(space)
-        with loop_nest(b, [self.size(size_expr(d)) for d in batch], "b") as indices:
-            offsets = []
-            for coefs, offset in ((a_coefs, a_offset), (b_coefs, b_offset), (c_strides, 0)):
-                linear = self.size(offset)
-                for coef, index in zip(coefs, indices):
-                    linear = b.add(linear, b.mul(index, self.size(coef)))
-                offsets.append(linear)
-            pa = b.gep(self.pointers[a_access.buffer], [offsets[0]])
-            pb = b.gep(self.pointers[b_access.buffer], [offsets[1]])
-            pc = b.gep(self.pointers[kernel.out], [offsets[2]])
-            b.call(gemm, [m, n, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
+        offsets = []
+        for coefs, offset, corner in ((a_coefs, a_offset, b.mul(row0, self.size(a_coefs[-2]))),
+                                      (b_coefs, b_offset, b.mul(col0, self.size(b_coefs[-1]))),
+                                      (c_strides, 0, b.add(b.mul(row0, ldc), col0))):
+            linear = self.size(offset)
+            for coef, index in zip(coefs, indices):
+                linear = b.add(linear, b.mul(index, self.size(coef)))
+            offsets.append(b.add(linear, corner))
+        pa = b.gep(self.pointers[a_access.buffer], [offsets[0]])
+        pb = b.gep(self.pointers[b_access.buffer], [offsets[1]])
+        pc = b.gep(self.pointers[kernel.out], [offsets[2]])
+        b.call(gemm, [rows, cols, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
 
     def _leading(self, row_coef, col_coef, cols, rows):
         """(transposed flag, leading dimension) of a matrix view rows x cols; the GEMM

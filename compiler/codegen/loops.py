@@ -34,10 +34,12 @@ def counted_loop(builder: ir.IRBuilder, count: ir.Value, name: str = "i"):
 
 
 @contextlib.contextmanager
-def loop_nest(builder: ir.IRBuilder, counts, name: str = "i"):
-    """Nested counted loops, outermost first; yields the list of indices."""
+def loop_nest(builder: ir.IRBuilder, counts, name: str = "i", first=None):
+    """Nested counted loops, outermost first; yields the list of indices. first: (lo, hi), the range
+    the outermost loop covers instead of [0, counts[0]) (a thread's share)."""
     with contextlib.ExitStack() as stack:
-        indices = [stack.enter_context(counted_loop(builder, c, f"{name}{k}")) for k, c in enumerate(counts)]
+        indices = [stack.enter_context(range_loop(builder, *first, I64(1), f"{name}{k}") if k == 0 and first
+                                       else counted_loop(builder, c, f"{name}{k}")) for k, c in enumerate(counts)]
         yield indices
 
 

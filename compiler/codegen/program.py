@@ -20,13 +20,15 @@ from llvmlite import ir
 
 from runtime.engine import PART_SEPARATOR
 from runtime.random_inputs import COUNTER_INPUT
+from runtime.thread_pool import PARALLEL_FOR
 
 from ..shapes import symbolic_dims
 from ..traversal import topological_order
 from .access import Access, size_expr
 from .contraction import lower_einsums
 from .gemm import gemm_externals
-from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, kernel_buffers
+from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, buffer_arguments, kernel_buffers
+from .parallel import call_split, splits
 from .loops import I64, counted_loop
 from .memory import assign_slots
 from .random_bits import RandomDraw
@@ -194,7 +196,7 @@ def _describe_loop(kernel, names: dict) -> dict:
 
 
 def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, forward_outputs: int | None = None,
-                  declared=(), progress=None):
+                  declared=(), progress=None, threads: int = 1):
     """IR text, plan and constants of a program computing `outputs` and then writing
     each (target leaf, value) of `updates` into the target's buffer in place.
 
@@ -204,7 +206,8 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     (default: all) are the forward phase in cost reports; update loops the update phase.
     `declared`: Input/Param leaves of the program as the user declared it; the executable
     checks and accepts them even when simplification removed their use. progress: a
-    runtime.progress.Progress, told when scheduling ends and "generate IR" begins."""
+    runtime.progress.Progress, told when scheduling ends and "generate IR" begins. threads: how many
+    threads large kernels split across (``parallel.py``); the runtime's pool provides them."""
     lowered = lower_einsums(list(outputs) + [v for _, v in updates])
     outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
     sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
@@ -218,18 +221,18 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     home = {k: i for i, part in enumerate(parts) for k in part}
     functions = []
     for k, kernel in enumerate(sched.kernels):
-        function = emit_kernel(modules[home[k]], kernel, f"{prefix}_k{k}", dim_names)
+        function = emit_kernel(modules[home[k]], kernel, f"{prefix}_k{k}", dim_names, threads)
         if home[k]:  # defined in another object: visible to the linker, declared here
             function.linkage = ""
             function = ir.Function(module, function.function_type, name=function.name)
         functions.append(function)
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer().as_pointer(), I64.as_pointer()]),
                         name=f"{prefix}_entry")
-    _call_kernels(entry, list(zip(functions, sched.kernels)))
+    _call_kernels(entry, list(zip(functions, sched.kernels)), dim_names, threads)
     runners = []
     for k, (function, kernel) in enumerate(zip(functions, sched.kernels)):
         runner = ir.Function(module, entry.function_type, name=f"{prefix}_run{k}")
-        _call_kernels(runner, [(function, kernel)])
+        _call_kernels(runner, [(function, kernel)], dim_names, threads)
         runners.append(runner.name)
     epoch_name = emit_epoch(module, entry, sched, dim_names, epoch) if epoch else None
     slots = assign_slots(sched.kernels)
@@ -249,7 +252,8 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
         "updates": [sched.buffer_of[t].index for t, _ in updates],
         "slots": len(set(slots.values())),
         "kernels": [dict(describe_kernel(k, names), phase=kernel_phase(k, forward)) for k in sched.kernels],
-        "externals": gemm_externals(module),
+        "externals": gemm_externals(module) + ([PARALLEL_FOR] if PARALLEL_FOR in module.globals else []),
+        "threads": threads,
         "epoch": epoch_name,
         "kernel_runners": runners,
         "part_symbols": [[f"{prefix}_k{k}" for k in part] for part in parts[1:]],
@@ -290,13 +294,14 @@ def module_parts(kernels, threads: int) -> list:
     return [parts[0]] + [part for part in parts[1:] if part]
 
 
-def emit_kernel(module: ir.Module, kernel, name: str, dim_names: list) -> ir.Function:
-    """The function of one kernel: a loop nest, a matrix product, or a scan's loop over its steps."""
+def emit_kernel(module: ir.Module, kernel, name: str, dim_names: list, threads: int = 1) -> ir.Function:
+    """The function of one kernel: a loop nest, a matrix product, or a scan's loop over its steps
+    (split across `threads` when ``parallel.splits`` says so)."""
     if kernel.kind == "scan":
         return emit_scan(module, kernel, name, dim_names)
     if kernel.kind == "attention":
         return emit_attention(module, kernel, name, dim_names)
-    return KernelEmitter(module, kernel, name, dim_names).emit()
+    return KernelEmitter(module, kernel, name, dim_names, threads).emit()
 
 
 def _arguments(sched, declared) -> list:
@@ -309,17 +314,21 @@ def _arguments(sched, declared) -> list:
     return specs
 
 
-def _call_kernels(function: ir.Function, kernels) -> None:
-    """Body of an entry point (table, dims): call each (kernel function, kernel) in order."""
+def _call_kernels(function: ir.Function, kernels, dim_names: list = (), threads: int = 1) -> None:
+    """Body of an entry point (table, dims): call each (kernel function, kernel) in order; a kernel
+    that splits across threads goes through the pool (``parallel.call_split``)."""
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     function.args[0].name, function.args[1].name = "table", "dims"
     table, dims = function.args
+    values = None
     for kernel_function, kernel in kernels:
-        args = []
-        for buffer in kernel_buffers(kernel):
-            raw = builder.load(builder.gep(table, [I64(buffer.index)]), align=8)
-            args.append(builder.bitcast(raw, IR_TYPES[buffer.dtype].as_pointer()))
-        builder.call(kernel_function, args + [dims])
+        args = buffer_arguments(builder, table, kernel)
+        if not splits(kernel, threads):
+            builder.call(kernel_function, args + [dims])
+            continue
+        if values is None:
+            values = {name: builder.load(builder.gep(dims, [I64(k)]), align=8) for k, name in enumerate(dim_names)}
+        call_split(builder, function.module, kernel_function, kernel, table, dims, values, args, threads)
     builder.ret_void()
 
 

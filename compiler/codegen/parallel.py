@@ -1,0 +1,117 @@
+"""Which kernels a program splits across threads, and the entry-side call that splits them.
+
+A kernel runs on several threads when it is large and its iterations write disjoint outputs:
+
+- a fused loop nest (elementwise, or hosting reductions that all keep its outermost axis) splits
+  its outermost loop (after axis collapsing: often the whole flat loop) into contiguous ranges;
+- a matrix product splits its batch of products, and when there are fewer products than threads,
+  each product's columns (or rows, when it has more rows than columns) in whole register tiles.
+
+Every output element is computed by the same instructions in the same order whatever the split,
+so a program gives the same bits with 1 and N threads. Scans, attention, scatter-adds and
+kernels of several chained loops stay on one thread.
+
+Small kernels stay on one thread: splitting costs about a microsecond (more when a worker has
+parked), so a loop splits from PARALLEL_MIN_ELEMENTS iteration points and a product from
+PARALLEL_MIN_PRODUCT multiply-adds, decided per call from the bound dimensions
+(SYMPROP_SPLIT_ALL=1 lowers both to zero, for tests).
+"""
+from __future__ import annotations
+
+import os
+
+import sympy
+from llvmlite import ir
+
+from runtime.thread_pool import PARALLEL_FOR, TASK
+
+from .access import size_expr
+from .loops import I64, emit_size
+
+PARALLEL_MIN_ELEMENTS = 1 << 15
+PARALLEL_MIN_PRODUCT = 1 << 18
+
+
+def split_everything() -> bool:
+    """SYMPROP_SPLIT_ALL=1: split every kernel that can split, however small (for tests: the
+    fuzzers compile their small programs this way to check the split code)."""
+    return os.environ.get("SYMPROP_SPLIT_ALL", "0") not in ("", "0")
+
+
+def threads_key(threads: int) -> str:
+    """The part of a cache key that says how a program splits across threads."""
+    return f"threads={threads}" + (" split all" if threads > 1 and split_everything() else "")
+
+
+def splits(kernel, threads: int) -> bool:
+    """Whether `kernel`'s function takes a [lo, hi) range that threads share."""
+    if threads <= 1 or kernel.prologue or kernel.epilogue or not kernel.space:
+        return False
+    if kernel.kind == "bmm":
+        return True
+    if kernel.kind != "elementwise":
+        return False
+    return all(0 in kept for _, _, _, kept in kernel.reductions)
+
+
+def product_parts(b: ir.IRBuilder, products, threads: int):
+    """Pieces each product of a bmm is cut into: 1 when there are at least `threads` products."""
+    return b.select(b.icmp_signed(">=", products, I64(threads)), I64(1), I64(threads))
+
+
+def extent_and_work(b: ir.IRBuilder, kernel, dims: dict, threads: int) -> tuple:
+    """(tasks, work) of a splitting kernel at the bound dimensions: the range its function takes,
+    and the size compared with the thresholds."""
+    from .kernels import collapse_axes
+    space = kernel.space
+
+    def size(expr):
+        return emit_size(b, expr, dims)
+
+    if kernel.kind == "bmm":
+        products = size(sympy.Mul(*[size_expr(d) for d in space[:-2]]))
+        work = b.mul(products, size(sympy.Mul(*[size_expr(d) for d in space[-2:]]) * size_expr(kernel.contract_dim)))
+        return b.mul(products, product_parts(b, products, threads)), work, PARALLEL_MIN_PRODUCT
+    groups = collapse_axes(kernel) if not kernel.reductions else [[a] for a in range(len(space))]
+    tasks = size(sympy.Mul(*[size_expr(space[a]) for a in groups[0]]))
+    work = size(sympy.Mul(*[size_expr(d) for d in space]))
+    return tasks, work, PARALLEL_MIN_ELEMENTS
+
+
+def task_function(module: ir.Module, kernel_function: ir.Function, kernel, threads: int) -> ir.Function:
+    """``void <kernel>_task(i8* context, i64 lo, i64 hi)``: context = {i8** table, i64* dims}; loads the
+    kernel's buffer pointers from the table and runs its range [lo, hi)."""
+    from .kernels import buffer_arguments
+    name = f"{kernel_function.name}_task"
+    if name in module.globals:  # the entry and the kernel's runner share it
+        return module.globals[name]
+    task = ir.Function(module, TASK, name=name)
+    task.linkage = "internal"
+    context, lo, hi = task.args
+    b = ir.IRBuilder(task.append_basic_block("entry"))
+    slots = b.bitcast(context, ir.IntType(8).as_pointer().as_pointer())
+    table = b.bitcast(b.load(slots, align=8), ir.IntType(8).as_pointer().as_pointer())
+    dims = b.bitcast(b.load(b.gep(slots, [I64(1)]), align=8), I64.as_pointer())
+    b.call(kernel_function, buffer_arguments(b, table, kernel) + [dims, lo, hi])
+    b.ret_void()
+    return task
+
+
+def call_split(b: ir.IRBuilder, module: ir.Module, kernel_function: ir.Function, kernel, table, dims_pointer,
+               dims: dict, arguments: list, threads: int) -> None:
+    """Run a splitting kernel: across the pool when its work reaches the threshold, else here."""
+    tasks, work, threshold = extent_and_work(b, kernel, dims, threads)
+    threshold = 0 if split_everything() else threshold
+    with b.if_else(b.icmp_signed(">=", work, I64(threshold))) as (shared, alone):
+        with shared:
+            task = task_function(module, kernel_function, kernel, threads)
+            i8p = ir.IntType(8).as_pointer()
+            with b.goto_entry_block():
+                context = b.alloca(i8p, size=I64(2), name="context")
+            b.store(b.bitcast(table, i8p), context)
+            b.store(b.bitcast(dims_pointer, i8p), b.gep(context, [I64(1)]))
+            pool = module.globals.get(PARALLEL_FOR) or ir.Function(
+                module, ir.FunctionType(ir.VoidType(), [TASK.as_pointer(), i8p, I64, I64]), name=PARALLEL_FOR)
+            b.call(pool, [task, b.bitcast(context, i8p), tasks, I64(threads)])
+        with alone:
+            b.call(kernel_function, arguments + [dims_pointer, I64(0), tasks])
