@@ -1,28 +1,33 @@
-"""Step time with 1 and 2 MPI ranks (each rank one thread, the global batch fixed), side by side.
+"""Step time with 1 and N threads, and with 1 and N MPI ranks, side by side with PyTorch on N threads.
 
-    python benchmarks/bench_scale.py [--rounds 30] [--workloads mlp,cnn]
+    python benchmarks/bench_scale.py [--rounds 30] [--workloads mlp,cnn] [--threads 2] [--ranks 2]
 
 Workloads: the 784-1024-1024-10 MLP (batch 256, Adam) and the CNN of cnn_workload.py (batch 64,
-SGD with momentum). "1 process" is the fused step (compile_step) on the whole batch; "N ranks" is
-``mpiexec -n N`` of this script, every rank running compile_step(..., distributed=True) on its
-half of the batch (the step time is rank 0's: gradient program, Allreduce, update program).
-Times are the minimum over rounds (the machine may be shared). Columns for threads (issue 13,
-item 1) belong beside these: a configuration is (ranks, threads).
+SGD with momentum). "1 thread" and "N threads" are the fused step (compile_step(..., threads=...))
+on the whole batch in this process; "N ranks" is ``mpiexec -n N`` of this script, every rank one
+thread running compile_step(..., distributed=True) on its share of the batch (the step time is
+rank 0's: gradient program, Allreduce, update program); "PyTorch N threads" is eager PyTorch with
+torch.set_num_threads(N) on the same weights (the column is left out when torch is not installed).
+Times are medians over rounds; speed-up is against 1 thread, efficiency is speed-up / N, and the
+last column is PyTorch's time over symprop's with N threads (above 1: symprop is faster).
 """
 from __future__ import annotations
 
-from common import single_threaded_environment
+from common import optional_module, single_threaded_environment
 
-single_threaded_environment()
+single_threaded_environment()  # one thread everywhere unless a column asks for more
 
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,8 +48,8 @@ def workload(name: str):
     return cnn.symprop_loss(), sp.optim.SGD(lr=cnn.LR, momentum=cnn.MOMENTUM), {"x": x, "y": y}
 
 
-def fastest(call, rounds: int, barrier=None) -> float:
-    """Minimum milliseconds of `rounds` calls after three warm-up calls (`barrier` before each)."""
+def median_ms(call, rounds: int, barrier=None) -> float:
+    """Median milliseconds of `rounds` calls after three warm-up calls (`barrier` before each)."""
     times = []
     for round_ in range(rounds + 3):
         if barrier is not None:
@@ -53,14 +58,32 @@ def fastest(call, rounds: int, barrier=None) -> float:
         call()
         if round_ >= 3:
             times.append(time.perf_counter() - started)
-    return min(times) * 1e3
+    return statistics.median(times) * 1e3
 
 
-def one_process(name: str, rounds: int) -> float:
+def one_process(name: str, rounds: int, threads: int) -> tuple:
+    """(median ms of the fused step on `threads` threads, its initial parameters)."""
     import compiler as sp
     loss, optimizer, batch = workload(name)
-    step = sp.compile_step(loss, optimizer, seed=0)
-    return fastest(lambda: step(**batch), rounds)
+    step = sp.compile_step(loss, optimizer, seed=0, threads=threads)
+    weights = {name: array.copy() for name, array in step.params.items()}
+    return median_ms(lambda: step(**batch), rounds), weights
+
+
+def pytorch(name: str, rounds: int, threads: int, weights: dict) -> float | None:
+    """Median ms of eager PyTorch's step on `threads` threads (None without torch)."""
+    torch = optional_module("torch")
+    if torch is None:
+        return None
+    import cnn_workload as cnn
+    import mlp_workload as mlp
+    _, _, batch = workload(name)
+    x, y = torch.from_numpy(batch["x"]), torch.from_numpy(np.asarray(batch["y"], dtype=np.int64))
+    if name == "mlp":
+        step = mlp.torch_step(torch, [weights[f"mlp_{i}_{kind}"] for i in range(3) for kind in ("w", "b")], threads)
+    else:
+        step = cnn.torch_step(torch, {key: weights[key] for key in cnn.PARAMS}, threads)
+    return median_ms(lambda: step(x, y), rounds)
 
 
 def rank_worker(name: str, rounds: int) -> None:
@@ -70,12 +93,12 @@ def rank_worker(name: str, rounds: int) -> None:
     import compiler as sp
     from runtime.distributed import shard
     loss, optimizer, batch = workload(name)
-    step = sp.compile_step(loss, optimizer, seed=0, distributed=True)
+    step = sp.compile_step(loss, optimizer, seed=0, distributed=True, threads=1)
     comm = step.comm
     rows = len(next(iter(batch.values())))
     mine = shard(rows, comm.rank, comm.size)
     local = {k: np.ascontiguousarray(v[mine]) for k, v in batch.items()}
-    milliseconds = fastest(lambda: step(**local), rounds, barrier=comm.Barrier)
+    milliseconds = median_ms(lambda: step(**local), rounds, barrier=comm.Barrier)
     if comm.rank == 0:
         print(json.dumps({"ms": milliseconds, "flat_bytes": step.layout.nbytes}))
 
@@ -97,18 +120,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--workloads", default="mlp,cnn")
+    parser.add_argument("--threads", type=int, default=2, help="the thread count beside one thread")
     parser.add_argument("--ranks", type=int, default=2, help="the rank count beside one process")
     parser.add_argument("--rank-worker", metavar="WORKLOAD", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rank_worker:
         rank_worker(args.rank_worker, args.rounds)
         return 0
-    print(f"| workload | 1 process (ms) | {args.ranks} ranks (ms) | speed-up | efficiency |")
-    print("|---|--:|--:|--:|--:|")
+    t, r = args.threads, args.ranks
+    print(f"| workload | 1 thread (ms) | {t} threads (ms) | speed-up | efficiency | {r} ranks (ms) | speed-up "
+          f"| efficiency | PyTorch {t} threads (ms) | PyTorch / symprop {t} threads |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for name in args.workloads.split(","):
-        single, parallel = one_process(name, args.rounds), ranks(name, args.ranks, args.rounds)
-        speedup = single / parallel
-        print(f"| {name} | {single:.2f} | {parallel:.2f} | {speedup:.2f}x | {speedup / args.ranks:.0%} |", flush=True)
+        single, weights = one_process(name, args.rounds, 1)
+        threaded, _ = one_process(name, args.rounds, t)
+        ranked = ranks(name, r, args.rounds)
+        torch_ms = pytorch(name, args.rounds, t, weights)
+        torch_cells = (f"{torch_ms:.2f} | {torch_ms / threaded:.2f}x" if torch_ms is not None
+                       else "not installed | -")
+        print(f"| {name} | {single:.2f} | {threaded:.2f} | {single / threaded:.2f}x | {single / threaded / t:.0%} "
+              f"| {ranked:.2f} | {single / ranked:.2f}x | {single / ranked / r:.0%} | {torch_cells} |", flush=True)
     return 0
 
 

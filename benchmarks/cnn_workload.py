@@ -205,10 +205,10 @@ class NumpyCNN:
 # ---- PyTorch eager, jax.jit ------------------------------------------------------------------------
 
 
-def torch_step(torch, weights: dict):
-    """torch.nn.functional and torch.optim.SGD on one thread."""
+def torch_step(torch, weights: dict, threads: int = 1):
+    """torch.nn.functional and torch.optim.SGD on `threads` threads."""
     functional = torch.nn.functional
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     p = {name: torch.tensor(w, requires_grad=True) for name, w in weights.items()}
     optimizer = torch.optim.SGD(list(p.values()), lr=LR, momentum=MOMENTUM)
 

@@ -84,8 +84,8 @@ class NumpyMLP:
 # ---- PyTorch, JAX, PyTensor ------------------------------------------------------------------------
 
 
-def torch_step(torch, weights: list):
-    torch.set_num_threads(1)
+def torch_step(torch, weights: list, threads: int = 1):
+    torch.set_num_threads(threads)
     params = [torch.tensor(w, requires_grad=True) for w in weights]
     optimizer = torch.optim.Adam(params, lr=LR, betas=BETAS, eps=EPS)
     layers = len(params) // 2

@@ -174,6 +174,11 @@ class Executable:
         workspace.bind(dims, needs)
 
     @property
+    def threads(self) -> int:
+        """Threads the program's large kernels split across (``compile(..., threads=)``)."""
+        return self.plan.get("threads", 1)
+
+    @property
     def arena_bytes(self) -> int:
         """Bytes of temporaries the executable's own workspace holds (the largest binding seen)."""
         return self._workspace.arena_bytes

@@ -11,9 +11,9 @@ index, so results are the same bits for any thread count.
 
 The pool is machine code too (built here in LLVM IR, no C compiler): its workers are native
 threads started once per process (``pthread_create`` through ctypes, on first need), reused by
-every call and every program. Between tasks a worker spins on the task counter for about
-``SPIN_ROUNDS`` pause instructions (a few tens of microseconds: the next kernel of a step is
-usually there by then), then parks in ``futex`` wait, so an idle pool costs no CPU and a busy
+every call and every program. Between tasks a worker spins on the task counter for ``SPIN_CYCLES`` of the
+time-stamp counter (tens of microseconds: the next kernel of a step is usually there by then,
+and the next step when Python calls steps in a loop), then parks in ``futex`` wait, so an idle pool costs no CPU and a busy
 machine loses no scheduler slices to it. A call made while another is in flight (a second
 Python thread, or a nested call) runs its whole range on its own thread. After ``fork`` the child
 has no workers: the pool forgets them and starts new ones on the child's first parallel call.
@@ -36,7 +36,8 @@ _WORKER = "symprop_pool_worker"
 _RESET = "symprop_pool_reset"
 _ACQUIRE = "symprop_pool_acquire"
 _RELEASE = "symprop_pool_release"
-SPIN_ROUNDS = 20000  # pause instructions (~40 ns each on x86) before a worker or the caller parks
+SPIN_CYCLES = 200_000  # time-stamp counter cycles (~70 us at 3 GHz) a worker or the caller spins before it parks
+SPIN_ROUNDS = 20_000  # where there is no time-stamp counter (aarch64): pause instructions instead
 _FUTEX_CALL = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
 
@@ -189,9 +190,16 @@ def _chunk(b: ir.IRBuilder, n, index, parts) -> tuple:
 
 
 def _spin_until(b: ir.IRBuilder, function: ir.Function, word, value, name: str, until_equal: bool = False):
-    """Spin up to SPIN_ROUNDS until `word` differs from `value` (or equals it, `until_equal`); returns
-    the last value loaded (the caller parks when the wait is not over)."""
+    """Spin for up to SPIN_CYCLES (SPIN_ROUNDS pauses without a time-stamp counter) until `word`
+    differs from `value` (or equals it, `until_equal`); returns the last value loaded (the caller
+    parks when the wait is not over)."""
     entry = b.block
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    clock = None
+    if x86:
+        clock = function.module.globals.get("llvm.readcyclecounter") or ir.Function(
+            function.module, ir.FunctionType(I64, []), name="llvm.readcyclecounter")
+        start = b.call(clock, [])
     loop = function.append_basic_block(f"{name}.spin")
     done = function.append_basic_block(f"{name}.spun")
     b.branch(loop)
@@ -202,7 +210,9 @@ def _spin_until(b: ir.IRBuilder, function: ir.Function, word, value, name: str, 
     _pause(b)
     waiting = b.icmp_unsigned("!=" if until_equal else "==", loaded, value)
     rounds.add_incoming(b.add(rounds, I64(1)), loop)
-    b.cbranch(b.and_(waiting, b.icmp_signed("<", rounds, I64(SPIN_ROUNDS))), loop, done)
+    within = (b.icmp_unsigned("<", b.sub(b.call(clock, []), start), I64(SPIN_CYCLES)) if x86
+              else b.icmp_signed("<", rounds, I64(SPIN_ROUNDS)))
+    b.cbranch(b.and_(waiting, within), loop, done)
     b.position_at_end(done)
     return loaded
 

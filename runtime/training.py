@@ -322,6 +322,11 @@ class TrainStep:
     def kernels(self) -> list:
         return self._executable.kernels()
 
+    @property
+    def threads(self) -> int:
+        """Threads the step's large kernels split across (``compile_step(..., threads=)``)."""
+        return self._executable.threads
+
     def cost(self, **inputs):
         """Per-kernel cost of one step on `inputs` (parameters and state are restored afterwards)."""
         before = self._snapshot()
