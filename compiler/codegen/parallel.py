@@ -18,6 +18,7 @@ PARALLEL_MIN_PRODUCT multiply-adds, decided per call from the bound dimensions
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import sympy
@@ -52,6 +53,21 @@ def splits(kernel, threads: int) -> bool:
     if kernel.kind != "elementwise":
         return False
     return all(0 in kept for _, _, _, kept in kernel.reductions)
+
+
+def unchain_products(kernels: list, threads: int) -> list:
+    """With threads > 1, a product's chained tiny loops (``loop_fusion.chain_kernels``) become kernels
+    of their own beside it, so that the product splits (a function of several loops does not)."""
+    if threads <= 1:
+        return kernels
+    unchained = []
+    for kernel in kernels:
+        if kernel.kind == "bmm" and (kernel.prologue or kernel.epilogue):
+            alone = dataclasses.replace(kernel, prologue=[], epilogue=[])
+            unchained += [*kernel.prologue, alone, *kernel.epilogue]
+        else:
+            unchained.append(kernel)
+    return unchained
 
 
 def product_parts(b: ir.IRBuilder, products, threads: int):

@@ -28,7 +28,7 @@ from .access import Access, size_expr
 from .contraction import lower_einsums
 from .gemm import gemm_externals
 from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, buffer_arguments, kernel_buffers
-from .parallel import call_split, splits
+from .parallel import call_split, splits, unchain_products
 from .loops import I64, counted_loop
 from .memory import assign_slots
 from .random_bits import RandomDraw
@@ -211,6 +211,7 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     lowered = lower_einsums(list(outputs) + [v for _, v in updates])
     outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
     sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
+    sched.kernels = unchain_products(sched.kernels, threads)
     forward = set(topological_order(outputs[:forward_outputs]))
     dim_names = _dim_names(sched)
     if progress is not None:
