@@ -15,8 +15,8 @@ every call and every program. Between tasks a worker spins on the task counter f
 time-stamp counter (tens of microseconds: the next kernel of a step is usually there by then,
 and the next step when Python calls steps in a loop), then parks in ``futex`` wait, so an idle pool costs no CPU and a busy
 machine loses no scheduler slices to it. A call made while another is in flight (a second
-Python thread, or a nested call) runs its whole range on its own thread. After ``fork`` the child
-has no workers: the pool forgets them and starts new ones on the child's first parallel call.
+Python thread, or a nested call) runs its whole range on its own thread. A child made by ``fork``
+has none of the threads: the pool forgets them and starts as many new ones at once.
 
 Linux on x86-64 or aarch64 only (futex numbers); elsewhere ``available()`` is False and
 programs run every kernel on one thread.
@@ -46,7 +46,7 @@ I8P = ir.IntType(8).as_pointer()
 TASK = ir.FunctionType(ir.VoidType(), [I8P, I64, I64])
 
 _lock = threading.Lock()
-_state = {"addresses": None, "workers": 0, "pid": None}
+_state = {"addresses": None, "workers": 0}
 
 
 def available() -> bool:
@@ -80,9 +80,6 @@ def ensure_workers(threads: int) -> None:
     with _lock:
         if _state["addresses"] is None:
             _state["addresses"] = _load_pool()
-        if _state["pid"] != os.getpid():  # a forked child inherits the counter, not the threads
-            ctypes.CFUNCTYPE(None)(_state["addresses"][_RESET])()
-            _state["workers"], _state["pid"] = 0, os.getpid()
         if _state["workers"] >= threads - 1:
             return
         libc = ctypes.CDLL(None, use_errno=True)
@@ -105,7 +102,25 @@ def ensure_workers(threads: int) -> None:
 
 def workers() -> int:
     """Worker threads running in this process (the caller of a parallel loop is not counted)."""
-    return _state["workers"] if _state["pid"] == os.getpid() else 0
+    return _state["workers"]
+
+
+def _restart_in_child() -> None:
+    """After fork: the child inherits the pool's memory (a worker count, maybe a call in flight) but
+    none of its threads, and a parallel call would wait for them forever. Forget them and start as
+    many again. (The parent's lock may have been held by another of its threads: a new one.)"""
+    global _lock
+    _lock = threading.Lock()
+    if _state["addresses"] is None:
+        return
+    wanted = _state["workers"]
+    ctypes.CFUNCTYPE(None)(_state["addresses"][_RESET])()
+    _state["workers"] = 0
+    ensure_workers(wanted + 1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_in_child)
 
 
 def _load_pool() -> dict:
