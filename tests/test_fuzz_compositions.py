@@ -25,8 +25,8 @@ input values: ``check_program(program, seed)`` reproduces it.
 """
 from __future__ import annotations
 
-import contextlib
 import os
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
@@ -65,22 +65,8 @@ def test_random_programs_split_across_threads_compile_to_evaluate_and_numpy(prog
     (SYMPROP_SPLIT_ALL): the split ranges, partial reductions and product pieces of the pool."""
     note(f"--- program (input values: check_program(program, seed={seed}), SYMPROP_THREADS=2 SYMPROP_SPLIT_ALL=1) ---"
          f"\n{program.source()}")
-    with environment(SYMPROP_THREADS="2", SYMPROP_SPLIT_ALL="1"):
+    with mock.patch.dict(os.environ, SYMPROP_THREADS="2", SYMPROP_SPLIT_ALL="1"):
         check_program(program, seed)
-
-
-@contextlib.contextmanager
-def environment(**variables):
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
 
 
 def test_generator_reaches_every_available_op_family():

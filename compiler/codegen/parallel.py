@@ -79,8 +79,8 @@ def product_parts(b: ir.IRBuilder, products, threads: int):
 
 
 def extent_and_work(b: ir.IRBuilder, kernel, dims: dict, threads: int) -> tuple:
-    """(tasks, work) of a splitting kernel at the bound dimensions: the range its function takes,
-    and the size compared with the thresholds."""
+    """(tasks, work, threshold) of a splitting kernel at the bound dimensions: the range its function
+    takes, and its size with the threshold from which it splits."""
     from .kernels import collapse_axes
     space = kernel.space
 
@@ -97,7 +97,7 @@ def extent_and_work(b: ir.IRBuilder, kernel, dims: dict, threads: int) -> tuple:
     return tasks, work, PARALLEL_MIN_ELEMENTS
 
 
-def task_function(module: ir.Module, kernel_function: ir.Function, kernel, threads: int) -> ir.Function:
+def task_function(module: ir.Module, kernel_function: ir.Function, kernel) -> ir.Function:
     """``void <kernel>_task(i8* context, i64 lo, i64 hi)``: context = {i8** table, i64* dims}; loads the
     kernel's buffer pointers from the table and runs its range [lo, hi)."""
     from .kernels import buffer_arguments
@@ -116,21 +116,26 @@ def task_function(module: ir.Module, kernel_function: ir.Function, kernel, threa
     return task
 
 
-def call_split(b: ir.IRBuilder, module: ir.Module, kernel_function: ir.Function, kernel, table, dims_pointer,
+def split_context(b: ir.IRBuilder, table, dims_pointer):
+    """The context every task of an entry function gets: {i8** table, i64* dims}, on its stack."""
+    i8p = ir.IntType(8).as_pointer()
+    with b.goto_entry_block():
+        context = b.alloca(i8p, size=I64(2), name="context")
+    b.store(b.bitcast(table, i8p), context)
+    b.store(b.bitcast(dims_pointer, i8p), b.gep(context, [I64(1)]))
+    return b.bitcast(context, i8p)
+
+
+def call_split(b: ir.IRBuilder, module: ir.Module, kernel_function: ir.Function, kernel, context, dims_pointer,
                dims: dict, arguments: list, threads: int) -> None:
-    """Run a splitting kernel: across the pool when its work reaches the threshold, else here."""
+    """Run a splitting kernel: across the pool when its work reaches the threshold, else here.
+    context: the entry's ``split_context``; dims: the bound dimensions by name, loaded."""
     tasks, work, threshold = extent_and_work(b, kernel, dims, threads)
     threshold = 0 if split_everything() else threshold
     with b.if_else(b.icmp_signed(">=", work, I64(threshold))) as (shared, alone):
         with shared:
-            task = task_function(module, kernel_function, kernel, threads)
-            i8p = ir.IntType(8).as_pointer()
-            with b.goto_entry_block():
-                context = b.alloca(i8p, size=I64(2), name="context")
-            b.store(b.bitcast(table, i8p), context)
-            b.store(b.bitcast(dims_pointer, i8p), b.gep(context, [I64(1)]))
             pool = module.globals.get(PARALLEL_FOR) or ir.Function(
-                module, ir.FunctionType(ir.VoidType(), [TASK.as_pointer(), i8p, I64, I64]), name=PARALLEL_FOR)
-            b.call(pool, [task, b.bitcast(context, i8p), tasks, I64(threads)])
+                module, ir.FunctionType(ir.VoidType(), [TASK.as_pointer(), context.type, I64, I64]), name=PARALLEL_FOR)
+            b.call(pool, [task_function(module, kernel_function, kernel), context, tasks, I64(threads)])
         with alone:
             b.call(kernel_function, arguments + [dims_pointer, I64(0), tasks])

@@ -28,7 +28,7 @@ from .access import Access, size_expr
 from .contraction import lower_einsums
 from .gemm import gemm_externals
 from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, buffer_arguments, kernel_buffers
-from .parallel import call_split, splits, unchain_products
+from .parallel import call_split, split_context, splits, unchain_products
 from .loops import I64, counted_loop
 from .memory import assign_slots
 from .random_bits import RandomDraw
@@ -328,9 +328,10 @@ def _call_kernels(function: ir.Function, kernels, dim_names: list = (), threads:
         if not splits(kernel, threads):
             builder.call(kernel_function, args + [dims])
             continue
-        if values is None:
+        if values is None:  # once per entry, before its first splitting kernel
             values = {name: builder.load(builder.gep(dims, [I64(k)]), align=8) for k, name in enumerate(dim_names)}
-        call_split(builder, function.module, kernel_function, kernel, table, dims, values, args, threads)
+            context = split_context(builder, table, dims)
+        call_split(builder, function.module, kernel_function, kernel, context, dims, values, args, threads)
     builder.ret_void()
 
 
