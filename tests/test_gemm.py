@@ -53,7 +53,30 @@ def _compile(dtype, define):
     return _SIGNATURE(addresses[wrapper.name])
 
 
+def _packed_once(module, dtype, shape=None):
+    """The gemm signature over the prepacked path: B packed whole by ``pack_b_all_function`` into a
+    stack buffer of exactly ``packed_b_elements`` (K x N rounded up to panels), then multiplied."""
+    from compiler.codegen import gemm_loops
+    shape = shape or gemm.host_tile_shape(dtype)
+    element, _ = gemm_loops.ELEMENT_TYPES[gemm_loops.short_dtype(dtype)]
+    function = ir.Function(module, gemm.gemm_signature(element), name=f"packed_once_{uuid.uuid4().hex}")
+    M, N, K, A, lda, a_trans, B, ldb, b_trans, C, ldc, accumulate = function.args
+    b = ir.IRBuilder(function.append_basic_block())
+    i64 = ir.IntType(64)
+    panels = b.sdiv(b.add(N, i64(shape.panel - 1)), i64(shape.panel))
+    packed = b.alloca(element, size=b.add(b.mul(K, b.mul(panels, i64(shape.panel))), i64(1)))
+    packed.align = 64  # the micro-tile loads whole vectors of a panel aligned
+    b.call(gemm_loops.pack_b_all_function(module, dtype, shape), [B, ldb, b_trans, K, N, packed])
+    b.call(gemm_loops.tiled_gemm_function(module, dtype, shape, prepacked=True),
+           [M, N, K, A, lda, a_trans, packed, C, ldc, accumulate])
+    b.ret_void()
+    assert gemm_loops.packed_b_elements(5, 17, shape) == 5 * -(-17 // shape.panel) * shape.panel
+    return function
+
+
 _VARIANTS = {
+    "packed_once": lambda dtype: lambda m: _packed_once(m, dtype),
+    "packed_once_odd": lambda dtype: lambda m: _packed_once(m, dtype, ODD_BLOCKS),
     "dispatch": lambda dtype: lambda m: gemm.gemm_function(m, dtype),
     "tiled": lambda dtype: lambda m: gemm.tiled_gemm_function(m, dtype),
     "small_blocks": lambda dtype: lambda m: gemm.tiled_gemm_function(m, dtype, SMALL_BLOCKS),
@@ -120,7 +143,7 @@ def _sampled_shapes(count, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("variant", ["dispatch", "small_blocks", "odd_blocks"])
+@pytest.mark.parametrize("variant", ["dispatch", "small_blocks", "odd_blocks", "packed_once", "packed_once_odd"])
 @pytest.mark.parametrize("a_trans,b_trans,accumulate", LAYOUTS)
 def test_shape_table(variant, dtype, a_trans, b_trans, accumulate):
     fn = kernel(variant, dtype)
@@ -142,7 +165,7 @@ def test_loop_path_at_large_sizes(dtype):
         run_case(fn, dtype, 131, 301, 600, a_trans, b_trans, accumulate, pad=1, offset=1)
 
 
-@pytest.mark.parametrize("variant", ["dispatch", "tiled"])
+@pytest.mark.parametrize("variant", ["dispatch", "tiled", "packed_once"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_views_and_misaligned_pointers(variant, dtype):
     fn = kernel(variant, dtype)
@@ -180,7 +203,7 @@ def test_zero_depth_zeroes_or_keeps_c(dtype):
 @settings(max_examples=60, deadline=None)
 @given(
     dtype=st.sampled_from(DTYPES),
-    variant=st.sampled_from(["dispatch", "tiled", "small_blocks"]),
+    variant=st.sampled_from(["dispatch", "tiled", "small_blocks", "packed_once_odd"]),
     M=st.integers(0, 70), N=st.integers(0, 70), K=st.integers(0, 70),
     a_trans=st.integers(0, 1), b_trans=st.integers(0, 1), accumulate=st.integers(0, 1),
     pad=st.integers(0, 3), offset=st.integers(0, 1),

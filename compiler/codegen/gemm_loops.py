@@ -26,7 +26,8 @@ from llvmlite import ir
 from .loops import range_loop
 
 __all__ = [
-    "TileShape", "host_tile_shape", "tile_shape_for", "tiled_gemm_function",
+    "TileShape", "host_tile_shape", "tile_shape_for", "tiled_gemm_function", "pack_b_all_function",
+    "packed_b_elements", "prepacked_signature", "PREPACKED_ARGUMENTS",
     "gemm_signature", "GEMM_ARGUMENTS", "ELEMENT_TYPES", "short_dtype", "new_internal_function",
 ]
 
@@ -111,22 +112,33 @@ def _min(b: ir.IRBuilder, x, y):
     return b.select(b.icmp_signed("<", x, y), x, y)
 
 
-def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None = None) -> ir.Function:
-    """The loop-only gemm, `symprop.gemm_tiled.<f32|f64>`: same signature, any size."""
+def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None = None,
+                        prepacked: bool = False) -> ir.Function:
+    """The loop-only gemm, `symprop.gemm_tiled.<f32|f64>`: same signature, any size.
+
+    With `prepacked`, `symprop.gemm_prepacked.<f32|f64>` takes op(B) already packed by
+    `pack_b_all_function` -- (M, N, K, A, lda, a_trans, P, C, ldc, accumulate) -- and packs
+    nothing: a loop that multiplies by the same B at every step packs it once.
+    """
     short = short_dtype(dtype)
     shape = shape or host_tile_shape(short)
     blocking = f"{shape.rows}x{shape.vectors}x{shape.lanes}.{shape.depth}x{shape.columns}"
-    name = f"symprop.gemm_tiled.{short}.{blocking}"
+    name = f"symprop.gemm_{'prepacked' if prepacked else 'tiled'}.{short}.{blocking}"
     if name in module.globals:
         return module.globals[name]
     element, size = ELEMENT_TYPES[short]
-    function = new_internal_function(module, name, gemm_signature(element), GEMM_ARGUMENTS)
-    M, N, K, A, lda, a_trans, B, ldb, b_trans, C, ldc, accumulate = function.args
-    for pointer in (A, B, C):
+    signature, names = (prepacked_signature(element), PREPACKED_ARGUMENTS) if prepacked \
+        else (gemm_signature(element), GEMM_ARGUMENTS)
+    function = new_internal_function(module, name, signature, names)
+    args = dict(zip(names, function.args))
+    M, N, K, A, lda, a_trans, C, ldc, accumulate = (args[k] for k in (
+        "M", "N", "K", "A", "lda", "a_trans", "C", "ldc", "accumulate"))
+    for pointer in (A, args.get("P") or args["B"], C):
         pointer.add_attribute("noalias")
     b = ir.IRBuilder(function.append_basic_block("entry"))
-    packed = b.alloca(element, size=I64(shape.depth * shape.columns), name="packed_b")
-    packed.align = max(64, size)
+    if not prepacked:
+        packed = b.alloca(element, size=I64(shape.depth * shape.columns), name="packed_b")
+        packed.align = max(64, size)
     returning = function.append_basic_block("return")
     nonempty = b.and_(b.icmp_signed(">", M, I64(0)), b.icmp_signed(">", N, I64(0)))
     with b.if_then(b.not_(nonempty)):
@@ -136,18 +148,19 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
             _zero_matrix(b, C, M, N, ldc, element, size)
         b.branch(returning)
 
-    pack = _pack_b_function(module, short, shape)
-    a_trans, b_trans = (b.icmp_signed("!=", flag, I64(0)) for flag in (a_trans, b_trans))
+    a_trans = b.icmp_signed("!=", a_trans, I64(0))
     a_row_step, a_k_step = b.select(a_trans, I64(1), lda), b.select(a_trans, lda, I64(1))
-    b_k_step, b_n_step = b.select(b_trans, I64(1), ldb), b.select(b_trans, ldb, I64(1))
     with range_loop(b, I64(0), N, I64(shape.columns), "jc") as jc:
         nc = _min(b, I64(shape.columns), b.sub(N, jc))
         with range_loop(b, I64(0), K, I64(shape.depth), "pc") as pc:
             kc = _min(b, I64(shape.depth), b.sub(K, pc))
             add_c = b.zext(b.or_(b.icmp_signed("!=", accumulate, I64(0)),
                                  b.icmp_signed("!=", pc, I64(0))), I64)
-            b_block = b.gep(B, [b.add(b.mul(pc, b_k_step), b.mul(jc, b_n_step))])
-            b.call(pack, [b_block, ldb, b.zext(b_trans, I64), kc, nc, packed])
+            if prepacked:
+                panels = b.gep(args["P"], [_packed_block_offset(b, shape, K, jc, pc, nc)])
+            else:
+                panels = packed
+                _pack_block(b, module, short, shape, args["B"], args["ldb"], args["b_trans"], jc, pc, kc, nc, packed)
             a_block = b.gep(A, [b.mul(pc, a_k_step)])
             c_block = b.gep(C, [jc])
 
@@ -157,7 +170,7 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
                 c_rows = b.gep(c_block, [b.mul(ic, ldc)])
                 with range_loop(b, I64(0), nc, I64(shape.panel), f"jr{rows}") as jr:
                     cols = _min(b, I64(shape.panel), b.sub(nc, jr))
-                    args = [kc, a_rows, a_row_step, a_k_step, b.gep(packed, [b.mul(jr, kc)]),
+                    args = [kc, a_rows, a_row_step, a_k_step, b.gep(panels, [b.mul(jr, kc)]),
                             b.gep(c_rows, [jr]), ldc, cols, add_c]
                     vectors = b.sdiv(b.add(cols, I64(shape.lanes - 1)), I64(shape.lanes))
                     _switch(b, vectors, range(1, shape.vectors + 1), lambda v: b.call(
@@ -166,6 +179,60 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
             _cover_rows(b, M, shape.rows, tile_row)
     b.branch(returning)
     b.position_at_end(returning)
+    b.ret_void()
+    return function
+
+
+def prepacked_signature(element: ir.Type) -> ir.FunctionType:
+    """void (M, N, K, A, lda, a_trans, P, C, ldc, accumulate): P holds op(B) packed."""
+    ptr = element.as_pointer()
+    return ir.FunctionType(ir.VoidType(), [I64, I64, I64, ptr, I64, I64, ptr, ptr, I64, I64])
+
+
+PREPACKED_ARGUMENTS = ("M", "N", "K", "A", "lda", "a_trans", "P", "C", "ldc", "accumulate")
+
+
+def packed_b_elements(depth: int, columns: int, shape: TileShape) -> int:
+    """Elements of op(B) (depth x columns) packed whole: every row's columns rounded up to a panel."""
+    return depth * -(-columns // shape.panel) * shape.panel
+
+
+def _packed_block_offset(b: ir.IRBuilder, shape: TileShape, K, jc, pc, nc):
+    """Where block (jc, pc) of op(B) starts in the whole packing: the column blocks before it take
+    K rows of `shape.columns` (a whole number of panels) each, and the depth blocks before it in its
+    column block `shape.depth` rows of nc rounded up to a panel."""
+    padded = b.mul(b.sdiv(b.add(nc, I64(shape.panel - 1)), I64(shape.panel)), I64(shape.panel))
+    return b.add(b.mul(jc, K), b.mul(pc, padded))
+
+
+def _pack_block(b, module, short, shape, B, ldb, b_trans, jc, pc, kc, nc, packed) -> None:
+    """Pack block (jc, pc) of op(B), kc x nc, into `packed`."""
+    transposed = b.icmp_signed("!=", b_trans, I64(0))
+    b_k_step, b_n_step = b.select(transposed, I64(1), ldb), b.select(transposed, ldb, I64(1))
+    b_block = b.gep(B, [b.add(b.mul(pc, b_k_step), b.mul(jc, b_n_step))])
+    b.call(_pack_b_function(module, short, shape), [b_block, ldb, b.zext(transposed, I64), kc, nc, packed])
+
+
+def pack_b_all_function(module: ir.Module, dtype: str, shape: TileShape | None = None) -> ir.Function:
+    """``void symprop.gemm_pack_all.<f32|f64>(B, ldb, b_trans, K, N, P)``: op(B), K x N, packed
+    whole into P (``packed_b_elements(K, N)`` elements), as ``gemm_prepacked`` reads it."""
+    short = short_dtype(dtype)
+    shape = shape or host_tile_shape(short)
+    name = f"symprop.gemm_pack_all.{short}.{shape.vectors}x{shape.lanes}.{shape.depth}x{shape.columns}"
+    if name in module.globals:
+        return module.globals[name]
+    element, _ = ELEMENT_TYPES[short]
+    ptr = element.as_pointer()
+    function = new_internal_function(module, name, ir.FunctionType(ir.VoidType(), [ptr, I64, I64, I64, I64, ptr]),
+                                     ("B", "ldb", "b_trans", "K", "N", "P"))
+    B, ldb, b_trans, K, N, P = function.args
+    b = ir.IRBuilder(function.append_basic_block("entry"))
+    with range_loop(b, I64(0), N, I64(shape.columns), "jc") as jc:
+        nc = _min(b, I64(shape.columns), b.sub(N, jc))
+        with range_loop(b, I64(0), K, I64(shape.depth), "pc") as pc:
+            kc = _min(b, I64(shape.depth), b.sub(K, pc))
+            target = b.gep(P, [_packed_block_offset(b, shape, K, jc, pc, nc)])
+            _pack_block(b, module, short, shape, B, ldb, b_trans, jc, pc, kc, nc, target)
     b.ret_void()
     return function
 

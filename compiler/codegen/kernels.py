@@ -14,7 +14,7 @@ from llvmlite import ir
 from .access import Access, Bound, contiguous_strides, linear_form, size_expr
 from .gather_kernels import GatherLoad, emit_gather, emit_scatter_add
 from .gemm import gemm_function
-from .gemm_loops import host_tile_shape
+from .gemm_loops import host_tile_shape, pack_b_all_function, tiled_gemm_function
 from .loops import I64, emit_size, loop_nest, range_loop
 from .parallel import product_parts, splits
 from .random_bits import RandomDraw, emit_draw
@@ -429,7 +429,25 @@ class KernelEmitter:
         pa = b.gep(self.pointers[a_access.buffer], [offsets[0]])
         pb = b.gep(self.pointers[b_access.buffer], [offsets[1]])
         pc = b.gep(self.pointers[kernel.out], [offsets[2]])
+        if kernel.packed_b is not None:  # packed by `emit_pack_b` before the scan's loop
+            assert self.share is None and not batch, "a product whose B is packed once is one unsplit product"
+            prepacked = tiled_gemm_function(self.module, kernel.dtype, prepacked=True)
+            b.call(prepacked, [rows, cols, k, pa, lda, a_trans, self.pointers[kernel.packed_b], pc, ldc, I64(0)])
+            return
         b.call(gemm, [rows, cols, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
+
+    def emit_pack_b(self) -> ir.Function:
+        """The function (same arguments as the product's) that packs the product's B whole into
+        ``kernel.packed_b``, once before a scan's loop, so that no step packs it again."""
+        kernel, b = self.kernel, self.builder
+        _, b_access = kernel.operands
+        n, k = self.size(size_expr(kernel.space[-1])), self.size(size_expr(kernel.contract_dim))
+        b_coefs, b_offset = linear_form(b_access, 2)
+        b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, k)
+        pb = b.gep(self.pointers[b_access.buffer], [self.size(b_offset)])
+        b.call(pack_b_all_function(self.module, kernel.dtype), [pb, ldb, b_trans, k, n, self.pointers[kernel.packed_b]])
+        b.ret_void()
+        return self.function
 
     def _leading(self, row_coef, col_coef, cols, rows):
         """(transposed flag, leading dimension) of a matrix view rows x cols; the GEMM

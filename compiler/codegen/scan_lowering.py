@@ -28,7 +28,8 @@ from llvmlite import ir
 
 from ..primitives.scan import siblings_key, split_args
 from .access import Buffer, size_expr
-from .kernels import IR_TYPES, ITEMSIZE
+from .gemm_loops import host_tile_shape, packed_b_elements
+from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, buffer_arguments
 from .loops import I64, counted_loop, emit_size
 from .schedule import Kernel
 
@@ -86,6 +87,8 @@ def schedule_scan(sched, node, out: Buffer) -> None:
     role.update({p: ("x", i) for i, p in enumerate(body.xs)})
     role.update({p: ("captured", k) for k, p in enumerate(body.captured)})
     node_of = {buffer: n for n, buffer in inner.buffer_of.items()}
+    _pack_invariant_operands(inner, lambda buffer: buffer.role == "const" or (
+        buffer.role == "input" and role[node_of[buffer]][0] == "captured"))
     kernel = ScanKernel("scan", out, (body.length,), node.dtype, nodes=list(group), root=node,
                         body_schedule=inner, length=body.length, reverse=body.reverse)
     next_state = {j: _lifted(sched, state[j]) for j in range(n_c) if j not in history}  # ping-pong partner
@@ -123,6 +126,22 @@ def schedule_scan(sched, node, out: Buffer) -> None:
     sched.kernels.append(kernel)
 
 
+def _pack_invariant_operands(inner, invariant) -> None:
+    """Give each product of the body whose B is the same at every step (a captured value or a
+    constant, of static shape) a temporary to hold B packed: the loop packs it once, before the
+    first step, and the product skips the packing each step would repeat (a third of a
+    (32 x 128) @ (128 x 128) product's time)."""
+    for kernel in inner.kernels:
+        if kernel.kind != "bmm" or len(kernel.space) != 2 or not invariant(kernel.operands[1].buffer):
+            continue
+        depth, columns = size_expr(kernel.contract_dim), size_expr(kernel.space[-1])
+        if not (depth.is_Integer and columns.is_Integer):
+            continue
+        elements = packed_b_elements(int(depth), int(columns), host_tile_shape(kernel.dtype))
+        kernel.packed_b = Buffer(len(inner.buffers), (elements,), kernel.dtype, "temp", f"packed{len(inner.buffers)}")
+        inner.buffers.append(kernel.packed_b)
+
+
 def _lifted(sched, like: Buffer) -> Buffer:
     """A new temporary of the enclosing program with `like`'s shape and dtype."""
     buffer = Buffer(len(sched.buffers), like.shape, like.dtype, "temp", f"t{len(sched.buffers)}")
@@ -154,6 +173,8 @@ def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list)
                                                    + [I64.as_pointer()]), name=name)
     function.linkage = "internal"
     function.attributes.add("noinline")
+    packs = [KernelEmitter(module, k, f"{name}_b{i}_pack", dim_names).emit_pack_b()
+             for i, k in enumerate(inner.kernels) if k.kind == "bmm" and k.packed_b is not None]
     b = ir.IRBuilder(function.append_basic_block("entry"))
     dims_arg = function.args[-1]
     dims = {d: b.load(b.gep(dims_arg, [I64(k)]), align=8) for k, d in enumerate(dim_names)}
@@ -162,6 +183,10 @@ def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list)
     for k, (buffer, elements, dynamic) in enumerate(kernel.table):
         if elements is None and dynamic is None:
             b.store(pointer[buffer], b.gep(table, [I64(k)]))
+        else:  # set at each step; null until then (a packing below passes, never reads, it)
+            b.store(ir.Constant(I8P, None), b.gep(table, [I64(k)]))
+    for pack, k in zip(packs, [k for k in inner.kernels if k.kind == "bmm" and k.packed_b is not None]):
+        b.call(pack, buffer_arguments(b, table, k) + [dims_arg])
     memcpy = module.declare_intrinsic("llvm.memcpy", [I8P, I8P, I64])
 
     def copy(source, target, elements, itemsize):

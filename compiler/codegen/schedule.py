@@ -68,6 +68,7 @@ class Kernel:
     joined: list = field(default_factory=list)  # roots of the loops joined into this one
     prologue: list = field(default_factory=list)  # kernels run before this one's loop, in its function
     epilogue: list = field(default_factory=list)  # kernels run after it (loop_fusion.chain_kernels)
+    packed_b: Buffer | None = None  # bmm in a scan's body: its B, the same at every step, packed once here
 
     def parts(self) -> list:
         """The kernels this one's function runs, in order (itself among them)."""
@@ -85,7 +86,8 @@ class Kernel:
         accesses = list(self.operands) + [a for a in self.leaves.values() if isinstance(a, Access)]
         accesses += [a for draw in self.leaves.values() if isinstance(draw, RandomDraw) for a in draw.reads()]
         accesses += [a for load in self.leaves.values() if isinstance(load, GatherLoad) for a in load.reads()]
-        return {a.buffer for a in accesses}.union(*(part.reads() for part in self.prologue + self.epilogue))
+        packed = {self.packed_b} if self.packed_b is not None else set()
+        return packed | {a.buffer for a in accesses}.union(*(part.reads() for part in self.prologue + self.epilogue))
 
 
 def compute_dtype(dtype: str) -> str:
