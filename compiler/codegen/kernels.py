@@ -30,7 +30,8 @@ def kernel_buffers(kernel: Kernel) -> list:
     """Distinct buffers of a kernel, output first, then reads by buffer index."""
     if kernel.kind == "scan":
         return kernel.buffer_list()
-    writes = list(dict.fromkeys(buffer for part in kernel.parts() for buffer in _part_writes(part)))
+    writes = list(dict.fromkeys(kernel.in_place_of.get(buffer, buffer)  # written over: one pointer for both
+                                for part in kernel.parts() for buffer in _part_writes(part)))
     reads = sorted(kernel.reads() - set(writes), key=lambda b: b.index)
     return writes + reads
 
@@ -112,6 +113,7 @@ class KernelEmitter:
             arg.add_attribute("noalias")
         self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
         self.pointers = {b: arg for b, arg in zip(self.buffers, self.function.args)}
+        self.pointers.update({out: self.pointers[source] for out, source in kernel.in_place_of.items()})
         dims_ptr = self.function.args[len(self.buffers)]
         self.share = tuple(self.function.args[len(self.buffers) + 1:]) or None  # (lo, hi) when split
         self.dims = {name: self.builder.load(self.builder.gep(dims_ptr, [I64(k)]), name=f"dim.{name}", align=8)

@@ -30,7 +30,7 @@ from .gemm import gemm_externals
 from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, buffer_arguments, kernel_buffers
 from .parallel import call_split, split_context, splits, unchain_products
 from .loops import I64, counted_loop
-from .memory import assign_slots
+from .memory import assign_slots, mark_in_place
 from .random_bits import RandomDraw
 from .attention_kernel import describe_attention, emit_attention
 from .scan_lowering import describe_scan, emit_scan
@@ -212,6 +212,7 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
     sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
     sched.kernels = unchain_products(sched.kernels, threads)
+    mark_in_place(sched.kernels)
     forward = set(topological_order(outputs[:forward_outputs]))
     dim_names = _dim_names(sched)
     if progress is not None:

@@ -72,7 +72,7 @@ def schedule_scan(sched, node, out: Buffer) -> None:
     group = [n for n in sched.order if n.op == "scan" and siblings_key(n) == siblings_key(node)]
     for n in group:
         sched.buffer_of[n] = out if n is node else sched.buffer_of.get(n) or sched.new_buffer(n, "temp")
-    arguments = [sched.materialize(a) for a in node.args]
+    arguments = [sched.materialize(_same_elements(a)) for a in node.args]
     inits, xs, captured = split_args(body, arguments)
     stacked = list(dict.fromkeys(n.attr("result")[1] for n in group if n.attr("result")[0] == "stack"))
     state = {n.attr("result")[1]: sched.buffer_of[n] for n in group if n.attr("result")[0] == "carry"}
@@ -124,6 +124,14 @@ def schedule_scan(sched, node, out: Buffer) -> None:
     kernel.outer_reads = sorted({buffer for buffer, _, _ in kernel.table if buffer not in written} | set(inits),
                                 key=lambda b: b.index)
     sched.kernels.append(kernel)
+
+
+def _same_elements(node):
+    """The node whose buffer holds `node`'s elements in the same row-major order: the loop reads
+    its arguments through pointers and slice sizes only, so a reshape needs no copy of its own."""
+    while node.op in ("reshape", "stop_gradient"):
+        node = node.args[0]
+    return node
 
 
 def _pack_invariant_operands(inner, invariant) -> None:

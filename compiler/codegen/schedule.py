@@ -69,6 +69,7 @@ class Kernel:
     prologue: list = field(default_factory=list)  # kernels run before this one's loop, in its function
     epilogue: list = field(default_factory=list)  # kernels run after it (loop_fusion.chain_kernels)
     packed_b: Buffer | None = None  # bmm in a scan's body: its B, the same at every step, packed once here
+    in_place_of: dict = field(default_factory=dict)  # output -> the temporary it overwrites (memory.mark_in_place)
 
     def parts(self) -> list:
         """The kernels this one's function runs, in order (itself among them)."""
@@ -126,6 +127,8 @@ class Scheduler:
         self.kernels: list[Kernel] = []
         self.buffer_of: dict = {}
         self.output_buffers: list[Buffer] = []
+        self.first_output: dict = {}  # node -> index of the first output it is
+        self.computed_outputs: dict = {}  # output index -> its buffer, computed before the outputs' turn
 
     def new_buffer(self, node: Node, role: str, name: str | None = None) -> Buffer:
         buffer = Buffer(len(self.buffers), node.shape, node.dtype, role, name or f"t{len(self.buffers)}")
@@ -138,10 +141,16 @@ class Scheduler:
                 self.buffer_of[node] = self.new_buffer(node, node.op, node.name)
             elif node.op == "const" and node.attr("value").array.size > 1:
                 self.buffer_of[node] = self.new_buffer(node, "const", f"c{len(self.buffers)}")
+        for i, node in enumerate(self.outputs):
+            if not node.is_leaf:
+                self.first_output.setdefault(node, i)
         for node in self.order:  # arguments first: building any kernel recurses at most CHAIN_LIMIT nodes deep
             if node in self.chain_breaks:
                 self.materialize(node)
         for i, node in enumerate(self.outputs):
+            if i in self.computed_outputs:
+                self.output_buffers.append(self.computed_outputs[i])
+                continue
             out = self.new_buffer(node, "output", f"out{i}")
             self.output_buffers.append(out)
             if node in self.buffer_of or node.is_leaf:
@@ -190,9 +199,15 @@ class Scheduler:
     # ---- materialisation --------------------------------------------------------------------
 
     def materialize(self, node: Node) -> Buffer:
+        """The buffer holding `node`, computing it first if need be: into its output buffer when the
+        node is an output (so no copy follows), else into a new temporary."""
         buffer = self.buffer_of.get(node)
         if buffer is None:
-            buffer = self.new_buffer(node, "temp")
+            i = self.first_output.get(node)
+            if i is None:
+                buffer = self.new_buffer(node, "temp")
+            else:
+                buffer = self.computed_outputs[i] = self.new_buffer(node, "output", f"out{i}")
             self._compute(node, buffer)
         return buffer
 
