@@ -414,3 +414,84 @@ def test_einsums_with_tiny_dimensions_match_numpy(rng):
         np.testing.assert_allclose(fn(tiny_a=av, tiny_b=bv), np.einsum(spec, av, bv), rtol=1e-13, atol=1e-13)
     a, b = Input("wide_a", (B, 4), dtype="float64"), Input("wide_b", (4, 9), dtype="float64")
     assert [k["kind"] for k in C.compile(a @ b).kernels()] == ["bmm"]
+
+
+def overwrites(fn) -> list:
+    """Per kernel, the temporaries it writes over (``memory.mark_in_place``)."""
+    return [k.get("overwrites", []) for k in fn.plan["kernels"]]
+
+
+def slot_of(fn) -> dict:
+    return {b["name"]: b["slot"] for b in fn.plan["buffers"] if b["role"] == "temp"}
+
+
+def test_a_loop_writes_over_a_product_it_reads_for_the_last_time(rng):
+    x, w = Input("ip_x", (B, 12), dtype="float64"), Input("ip_w", (12, 9), dtype="float64")
+    b = Input("ip_b", (9,), dtype="float64")
+    z = x @ w + b  # the product is stored; the bias loop reads it at its own index, and nothing after
+    fn = C.compile(C.tanh(z) @ C.transpose(w))
+    plan = fn.plan["kernels"]
+    assert [k["kind"] for k in plan] == ["bmm", "elementwise", "bmm"]
+    product, activation = plan[0]["out"], plan[1]["out"]
+    assert overwrites(fn)[1] == [product]
+    assert slot_of(fn)[product] == slot_of(fn)[activation]
+    for batch in (1, 5, 33):
+        xs, ws, bs = rng.normal(size=(batch, 12)), rng.normal(size=(12, 9)), rng.normal(size=9)
+        np.testing.assert_allclose(fn(ip_x=xs, ip_w=ws, ip_b=bs), np.tanh(xs @ ws + bs) @ ws.T, rtol=1e-12)
+
+
+@pytest.mark.parametrize("read", ["transposed", "shifted", "broadcast", "read_later"])
+def test_no_loop_writes_over_what_it_reads_elsewhere(rng, read):
+    """Each graph reads the product somewhere other than the element its loop stores (or reads
+    it again later): the loop gets a buffer of its own."""
+    x, w = Input(f"nw_{read}_x", (8, 8), dtype="float64"), Input(f"nw_{read}_w", (8, 8), dtype="float64")
+    p = x @ w
+    xs, ws = rng.normal(size=(8, 8)), rng.normal(size=(8, 8))
+    ps = xs @ ws
+    if read == "transposed":
+        out, expected = C.tanh(p + C.transpose(p)) @ w, np.tanh(ps + ps.T) @ ws
+    elif read == "shifted":
+        out, expected = C.tanh(p[1:, :] + p[:-1, :]) @ w, np.tanh(ps[1:] + ps[:-1]) @ ws
+    elif read == "broadcast":
+        out, expected = C.tanh(p + p[0:1, :]) @ w, np.tanh(ps + ps[0:1]) @ ws
+    else:
+        out, expected = (C.tanh(p) @ w) * p, (np.tanh(ps) @ ws) * ps
+    fn = C.compile(out)
+    assert all(not o for o in overwrites(fn)), overwrites(fn)
+    np.testing.assert_allclose(fn(**{f"nw_{read}_x": xs, f"nw_{read}_w": ws}), expected, rtol=1e-5)
+
+
+def test_cost_of_a_loop_that_writes_over_its_input_leaves_results_alone(rng):
+    """The cost report runs each kernel alone; one that writes over its input is timed on fresh
+    input each time, and the buffers end as the program leaves them."""
+    x, w, b = Input("ci_x", (B, 6)), Input("ci_w", (6, 6)), Input("ci_b", (6,))
+    fn = C.compile(C.tanh(x @ w + b) @ w)
+    assert any(overwrites(fn))
+    values = dict(ci_x=rng.normal(size=(4, 6)).astype(np.float32), ci_w=rng.normal(size=(6, 6)).astype(np.float32),
+                  ci_b=rng.normal(size=6).astype(np.float32))
+    before = fn(**values).copy()
+    report = fn.cost(**values)
+    assert all(row.seconds > 0 for row in report.rows)
+    np.testing.assert_array_equal(fn(**values), before)
+
+
+def test_large_buffers_choose_slots_first():
+    """Buffers first written by the same kernel take slots the larger first, so a large one reuses
+    a large free slot rather than a small buffer taking it (the memory planner, directly)."""
+    from compiler.codegen.access import Buffer
+    from compiler.codegen.memory import assign_slots
+    from compiler.codegen.schedule import Kernel
+
+    def kernel(writes, reads):
+        k = Kernel("elementwise", writes[0], (1,), "float32")
+        k.writes = lambda: set(writes)
+        k.reads = lambda: set(reads)
+        return k
+
+    big, small, big2, reader = (Buffer(0, (1 << 16,), "float32", "temp", "big"),
+                                Buffer(1, (4,), "float32", "temp", "small"),
+                                Buffer(2, (1 << 16,), "float32", "temp", "big2"),
+                                Buffer(3, (4,), "float32", "temp", "reader"))
+    slots = assign_slots([kernel([big], []), kernel([reader], [big]), kernel([small, big2], []),
+                          kernel([reader], [small, big2])])
+    assert slots[big2] == slots[big] != slots[small]

@@ -12,6 +12,10 @@ import heapq
 import sympy
 
 from .access import Access, contiguous_strides, linear_form, size_expr
+from .kernels import ITEMSIZE
+
+
+SMALL_BYTES = 64 * 1024  # below this, a buffer takes a new slot rather than one 16 times its size
 
 
 def live_ranges(kernels) -> dict:
@@ -74,9 +78,10 @@ def _overwritable(kernel, source, out) -> bool:
 
 
 def assign_slots(kernels) -> dict:
-    """temp buffer -> slot number: in order of first write, the lowest-numbered slot whose
-    buffer is no longer live, else a new slot (heaps of busy and free slots: n log n). A buffer
-    written in place over another (``in_place_of``) continues that one's slot."""
+    """temp buffer -> slot number: in order of first write (the larger first), a slot whose buffers
+    are no longer live -- the smallest that holds the buffer, else the largest (which grows) --
+    else a new slot (also for a small buffer when the only free slots are much larger).
+    A buffer written in place over another (``in_place_of``) continues that one's slot."""
     ranges = live_ranges(kernels)
     home = {}
     for kernel in kernels:
@@ -88,16 +93,33 @@ def assign_slots(kernels) -> dict:
             members.setdefault(home.get(buffer, buffer), []).append(buffer)
     spans = {root: (min(ranges[b][0] for b in group), max(ranges[b][1] for b in group))
              for root, group in members.items()}
-    busy, free, assignment, slots = [], [], {}, 0  # busy: (last kernel reading it, slot)
-    for root in sorted(members, key=spans.get):
+    needs = {root: max(_typical_bytes(b) for b in group) for root, group in members.items()}
+    busy, free, assignment, sizes = [], [], {}, []  # busy: a heap of (last kernel reading it, slot)
+    for root in sorted(members, key=lambda r: (spans[r][0], -needs[r])):  # the larger first among equals
         first, last = spans[root]
         while busy and busy[0][0] < first:
-            heapq.heappush(free, heapq.heappop(busy)[1])
-        if free:
-            slot = heapq.heappop(free)
+            free.append(heapq.heappop(busy)[1])
+        need = needs[root]
+        holding = [slot for slot in free if sizes[slot] >= need]
+        slot = min(holding, key=lambda s: (sizes[s], s)) if holding else \
+            max(free, key=lambda s: (sizes[s], -s)) if free else None
+        if slot is not None and need < SMALL_BYTES and sizes[slot] > 16 * need:
+            slot = None  # a small buffer takes a new small slot rather than a large one a later buffer needs
+        if slot is not None:
+            free.remove(slot)
+            sizes[slot] = max(sizes[slot], need)
         else:
-            slot, slots = slots, slots + 1
+            slot = len(sizes)
+            sizes.append(need)
         heapq.heappush(busy, (last, slot))
         for buffer in members[root]:
             assignment[buffer] = slot
     return assignment
+
+
+def _typical_bytes(buffer) -> float:
+    """The buffer's size in bytes with every symbolic dimension at 64: only to choose among free
+    slots (a slot is sized for its largest buffer when dimensions are bound)."""
+    elements = sympy.Mul(*[size_expr(d) for d in buffer.shape])
+    value = elements.subs({symbol: 64 for symbol in elements.free_symbols}) if elements.free_symbols else elements
+    return float(value) * ITEMSIZE[buffer.dtype]

@@ -253,7 +253,8 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
         "arguments": _arguments(sched, declared),
         "updates": [sched.buffer_of[t].index for t, _ in updates],
         "slots": len(set(slots.values())),
-        "kernels": [dict(describe_kernel(k, names), phase=kernel_phase(k, forward), splits=splits(k, threads))
+        "kernels": [dict(describe_kernel(k, names), phase=kernel_phase(k, forward), splits=splits(k, threads),
+                         **({"overwrites": sorted(names[b] for b in k.in_place_of.values())} if k.in_place_of else {}))
                     for k in sched.kernels],
         "externals": gemm_externals(module) + ([PARALLEL_FOR] if PARALLEL_FOR in module.globals else []),
         "threads": threads,
