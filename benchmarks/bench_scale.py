@@ -8,7 +8,7 @@ on the whole batch in this process; "N ranks" is ``mpiexec -n N`` of this script
 thread running compile_step(..., distributed=True) on its share of the batch (the step time is
 rank 0's: gradient program, Allreduce, update program); "PyTorch N threads" is eager PyTorch with
 torch.set_num_threads(N) on the same weights (the column is left out when torch is not installed).
-Times are medians over rounds; speed-up is against 1 thread, efficiency is speed-up / N, and the
+The 1- and N-thread steps alternate call by call. Times are medians over rounds; speed-up is against 1 thread, efficiency is speed-up / N, and the
 last column is PyTorch's time over symprop's with N threads (above 1: symprop is faster).
 """
 from __future__ import annotations
@@ -62,12 +62,22 @@ def median_ms(call, rounds: int, barrier=None) -> float:
 
 
 def one_process(name: str, rounds: int, threads: int) -> tuple:
-    """(median ms of the fused step on `threads` threads, its initial parameters)."""
+    """(median ms of the fused step on 1 thread, on `threads` threads, the initial parameters):
+    the two steps alternate call by call, so a change in the machine's speed during the run
+    (other tenants, clock) falls on both alike."""
     import compiler as sp
     loss, optimizer, batch = workload(name)
-    step = sp.compile_step(loss, optimizer, seed=0, threads=threads)
-    weights = {name: array.copy() for name, array in step.params.items()}
-    return median_ms(lambda: step(**batch), rounds), weights
+    steps = [sp.compile_step(loss, optimizer, seed=0, threads=n) for n in (1, threads)]
+    weights = {name: array.copy() for name, array in steps[0].params.items()}
+    times = [[], []]
+    for round_ in range(rounds + 3):
+        for step, samples in zip(steps, times):
+            started = time.perf_counter()
+            step(**batch)
+            if round_ >= 3:
+                samples.append(time.perf_counter() - started)
+    single, threaded = (statistics.median(samples) * 1e3 for samples in times)
+    return single, threaded, weights
 
 
 def pytorch(name: str, rounds: int, threads: int, weights: dict) -> float | None:
@@ -132,8 +142,7 @@ def main(argv=None) -> int:
           f"| efficiency | PyTorch {t} threads (ms) | PyTorch / symprop {t} threads |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for name in args.workloads.split(","):
-        single, weights = one_process(name, args.rounds, 1)
-        threaded, _ = one_process(name, args.rounds, t)
+        single, threaded, weights = one_process(name, args.rounds, t)
         ranked = ranks(name, r, args.rounds)
         torch_ms = pytorch(name, args.rounds, t, weights)
         torch_cells = (f"{torch_ms:.2f} | {torch_ms / threaded:.2f}x" if torch_ms is not None
