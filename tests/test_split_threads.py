@@ -49,6 +49,11 @@ def test_an_mlp_trains_to_the_same_bits_with_one_and_two_threads():
     split = [k for k in two.kernels() if k["splits"]]
     assert {k["kind"] for k in split} == {"bmm", "elementwise"}, two.kernels()
     assert not any(k["splits"] for k in one.kernels())
+    # The update phase is one chain of loops on one thread; on two, its large loops (the two weight
+    # matrices of 131,072 and 65,536 elements) are kernels of their own that split.
+    updates = [k for k in two.kernels() if k["phase"] == "update"]
+    assert sorted(k["shape"] for k in updates if k["splits"]) == [[256, 512], [512, 128]], updates
+    assert len([k for k in one.kernels() if k["phase"] == "update"]) == 1
     assert losses_one == losses_two
     for name, value in one.params.items():
         assert np.array_equal(value, two.params[name]), name

@@ -9,7 +9,8 @@ A kernel runs on several threads when it is large and its iterations write disjo
 
 Every output element is computed by the same instructions in the same order whatever the split,
 so a program gives the same bits with 1 and N threads. Scans, attention, scatter-adds and
-kernels of several chained loops stay on one thread.
+kernels of several chained loops stay on one thread (``unchain_products`` unchains the products
+and the update phase's large loops first).
 
 Small kernels stay on one thread: splitting costs about a microsecond (more when a worker has
 parked), so a loop splits from PARALLEL_MIN_ELEMENTS iteration points and a product from
@@ -58,9 +59,19 @@ def splits(kernel, threads: int) -> bool:
     return all(0 in kept for _, _, _, kept in kernel.reductions)
 
 
+def _large(kernel) -> bool:
+    """A loop that may split when unchained: symbolic, or of PARALLEL_MIN_ELEMENTS points (any
+    size but one point under SYMPROP_SPLIT_ALL)."""
+    count = sympy.Mul(*[size_expr(d) for d in kernel.space])
+    return not count.is_Integer or int(count) >= (2 if split_everything() else PARALLEL_MIN_ELEMENTS)
+
+
 def unchain_products(kernels: list, threads: int) -> list:
     """With threads > 1, a product's chained tiny loops (``loop_fusion.chain_kernels``) become kernels
-    of their own beside it, so that the product splits (a function of several loops does not)."""
+    of their own beside it, so that the product splits (a function of several loops does not); so
+    do the large loops of the update phase (one chain of every parameter's update loop: from
+    PARALLEL_MIN_ELEMENTS points, or symbolic), while its small loops stay chained together. Update loops run in any order: each reads only its own
+    targets (anything else reads a snapshot taken before the updates)."""
     if threads <= 1:
         return kernels
     unchained = []
@@ -68,11 +79,15 @@ def unchain_products(kernels: list, threads: int) -> list:
         if kernel.kind == "bmm" and (kernel.prologue or kernel.epilogue):
             alone = dataclasses.replace(kernel, prologue=[], epilogue=[])
             unchained += [*kernel.prologue, alone, *kernel.epilogue]
+        elif kernel.in_place and kernel.epilogue and not kernel.prologue and any(map(_large, kernel.parts())):
+            parts = [dataclasses.replace(kernel, epilogue=[]), *kernel.epilogue]
+            small = [part for part in parts if not _large(part)]
+            unchained += [part for part in parts if _large(part)]
+            if small:
+                unchained.append(dataclasses.replace(small[0], epilogue=small[1:]))
         else:
             unchained.append(kernel)
     return unchained
-
-
 def product_parts(b: ir.IRBuilder, products, threads: int):
     """Pieces each product of a bmm is cut into: 1 when there are at least `threads` products."""
     return b.select(b.icmp_signed(">=", products, I64(threads)), I64(1), I64(threads))
