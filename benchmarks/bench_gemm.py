@@ -37,15 +37,15 @@ CASES = [("float32", 64), ("float32", 256), ("float32", 1024), ("float64", 256)]
 FEW_ROWS = [(8, 1024, 1024), (16, 784, 1024), (32, 128, 128), (32, 1024, 128), (64, 128, 128)]
 
 
-def compile_gemm(dtype: str, loops_only: bool, direct: bool = False):
-    """An exported `void f(i64 *args)` that unpacks 12 arguments and calls our gemm (`direct`: the
-    loops that read B in place)."""
+def compile_gemm(dtype: str, loops_only: bool, direct_rows: int | None = None):
+    """An exported `void f(i64 *args)` that unpacks 12 arguments and calls our gemm (with
+    `direct_rows`, the loops with that many row tiles read B in place; 0 always packs)."""
     module = ir.Module(name="bench_gemm")
-    if direct:
-        target = gemm.tiled_gemm_function(module, dtype, direct=True)
+    if direct_rows is not None:
+        target = gemm.tiled_gemm_function(module, dtype, direct_rows=direct_rows)
     else:
         target = gemm.tiled_gemm_function(module, dtype) if loops_only else gemm.gemm_function(module, dtype)
-    name = f"bench_gemm_{dtype}_{'loops' if loops_only else 'ours'}{'_direct' if direct else ''}"
+    name = f"bench_gemm_{dtype}_{'loops' if loops_only else 'ours'}_{direct_rows}"
     wrapper = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64.as_pointer()]), name=name)
     b = ir.IRBuilder(wrapper.append_basic_block())
     args = []
@@ -102,9 +102,9 @@ def main():
 def few_rows_table(rng) -> None:
     """Products of few rows: B read in place (the default) against B packed, and numpy.matmul."""
     from compiler.codegen.gemm_loops import DIRECT_ROWS
-    in_place, packing = compile_gemm("float32", True, direct=True), compile_gemm("float32", True)
-    print(f"\nfew rows, float32: compiled products read B in place up to {DIRECT_ROWS} row tiles of "
-          f"{gemm.host_tile_shape('float32').rows} rows")
+    in_place, packing = compile_gemm("float32", True, DIRECT_ROWS), compile_gemm("float32", True, 0)
+    print(f"\nfew rows, float32: B read in place up to {DIRECT_ROWS} row tiles of "
+          f"{gemm.host_tile_shape('float32').rows}")
     header = f"{'M x K x N':>16} {'in place us':>11} {'GFLOP/s':>8} {'packed us':>10} {'GFLOP/s':>8} {'numpy us':>9} {'packed/in place':>15}"
     print(header)
     print("-" * len(header))

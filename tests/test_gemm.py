@@ -75,8 +75,6 @@ def _packed_once(module, dtype, shape=None):
 
 
 _VARIANTS = {
-    "direct": lambda dtype: lambda m: gemm.tiled_gemm_function(m, dtype, direct=True),
-    "direct_odd": lambda dtype: lambda m: gemm.tiled_gemm_function(m, dtype, ODD_BLOCKS, direct=True),
     "packed_once": lambda dtype: lambda m: _packed_once(m, dtype),
     "packed_once_odd": lambda dtype: lambda m: _packed_once(m, dtype, ODD_BLOCKS),
     "dispatch": lambda dtype: lambda m: gemm.gemm_function(m, dtype),
@@ -145,8 +143,7 @@ def _sampled_shapes(count, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("variant", ["dispatch", "small_blocks", "odd_blocks", "packed_once", "packed_once_odd",
-                                     "direct", "direct_odd"])
+@pytest.mark.parametrize("variant", ["dispatch", "small_blocks", "odd_blocks", "packed_once", "packed_once_odd"])
 @pytest.mark.parametrize("a_trans,b_trans,accumulate", LAYOUTS)
 def test_shape_table(variant, dtype, a_trans, b_trans, accumulate):
     fn = kernel(variant, dtype)
@@ -168,7 +165,7 @@ def test_loop_path_at_large_sizes(dtype):
         run_case(fn, dtype, 131, 301, 600, a_trans, b_trans, accumulate, pad=1, offset=1)
 
 
-@pytest.mark.parametrize("variant", ["dispatch", "tiled", "packed_once", "direct"])
+@pytest.mark.parametrize("variant", ["dispatch", "tiled", "packed_once"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_views_and_misaligned_pointers(variant, dtype):
     fn = kernel(variant, dtype)
@@ -206,7 +203,7 @@ def test_zero_depth_zeroes_or_keeps_c(dtype):
 @settings(max_examples=60, deadline=None)
 @given(
     dtype=st.sampled_from(DTYPES),
-    variant=st.sampled_from(["dispatch", "tiled", "small_blocks", "packed_once_odd", "direct_odd"]),
+    variant=st.sampled_from(["dispatch", "tiled", "small_blocks", "packed_once_odd"]),
     M=st.integers(0, 70), N=st.integers(0, 70), K=st.integers(0, 70),
     a_trans=st.integers(0, 1), b_trans=st.integers(0, 1), accumulate=st.integers(0, 1),
     pad=st.integers(0, 3), offset=st.integers(0, 1),

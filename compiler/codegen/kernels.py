@@ -13,8 +13,8 @@ from llvmlite import ir
 
 from .access import Access, Bound, contiguous_strides, linear_form, size_expr
 from .gather_kernels import GatherLoad, emit_gather, emit_scatter_add
-from .gemm import blas_for_large_products, gemm_function
-from .gemm_loops import DIRECT_ROWS, host_tile_shape, pack_b_all_function, tiled_gemm_function
+from .gemm import gemm_function
+from .gemm_loops import host_tile_shape, pack_b_all_function, tiled_gemm_function
 from .loops import I64, emit_size, loop_nest, range_loop
 from .parallel import product_parts, splits
 from .random_bits import RandomDraw, emit_draw
@@ -436,16 +436,7 @@ class KernelEmitter:
             prepacked = tiled_gemm_function(self.module, kernel.dtype, prepacked=True)
             b.call(prepacked, [rows, cols, k, pa, lda, a_trans, self.pointers[kernel.packed_b], pc, ldc, I64(0)])
             return
-        if self._few_rows(space[-2], b_trans):
-            gemm = tiled_gemm_function(self.module, kernel.dtype, direct=True)
         b.call(gemm, [rows, cols, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
-
-    def _few_rows(self, rows, b_trans) -> bool:
-        """Whether the product's rows, known now, are few enough to read a row-major B in place
-        (``gemm_loops.DIRECT_ROWS``); with SYMPROP_BLAS=1 products keep the dispatching gemm."""
-        rows = size_expr(rows)
-        return (rows.is_Integer and int(rows) <= DIRECT_ROWS * host_tile_shape(self.kernel.dtype).rows
-                and b_trans is not None and b_trans.constant == 0 and not blas_for_large_products())
 
     def emit_pack_b(self) -> ir.Function:
         """The function (same arguments as the product's) that packs the product's B whole into
