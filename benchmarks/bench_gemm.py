@@ -2,10 +2,6 @@
 
     python benchmarks/bench_gemm.py [--threads N] [--sizes 64,256,1024]
 
-A second table times products of few rows (M x K @ K x N, float32), where the loops read a
-row-major B in place instead of packing it (`gemm_loops.DIRECT_ROWS`), beside the same loops
-made to pack (`packed`) and numpy.matmul.
-
 `ours` is `symprop.gemm` as a compiled program calls it (its loops; with
 SYMPROP_BLAS=1 NumPy's OpenBLAS from `BLAS_MIN_WORK` on); `loops` forces the
 loop path at every size. Our function is called through ctypes with one argument, the
@@ -34,18 +30,11 @@ I64 = ir.IntType(64)
 CASES = [("float32", 64), ("float32", 256), ("float32", 1024), ("float64", 256)]
 
 
-FEW_ROWS = [(8, 1024, 1024), (16, 784, 1024), (32, 128, 128), (32, 1024, 128), (64, 128, 128)]
-
-
-def compile_gemm(dtype: str, loops_only: bool, direct_rows: int | None = None):
-    """An exported `void f(i64 *args)` that unpacks 12 arguments and calls our gemm (with
-    `direct_rows`, the loops with that many row tiles read B in place; 0 always packs)."""
+def compile_gemm(dtype: str, loops_only: bool):
+    """An exported `void f(i64 *args)` that unpacks 12 arguments and calls our gemm."""
     module = ir.Module(name="bench_gemm")
-    if direct_rows is not None:
-        target = gemm.tiled_gemm_function(module, dtype, direct_rows=direct_rows)
-    else:
-        target = gemm.tiled_gemm_function(module, dtype) if loops_only else gemm.gemm_function(module, dtype)
-    name = f"bench_gemm_{dtype}_{'loops' if loops_only else 'ours'}_{direct_rows}"
+    target = gemm.tiled_gemm_function(module, dtype) if loops_only else gemm.gemm_function(module, dtype)
+    name = f"bench_gemm_{dtype}_{'loops' if loops_only else 'ours'}"
     wrapper = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64.as_pointer()]), name=name)
     b = ir.IRBuilder(wrapper.append_basic_block())
     args = []
@@ -96,32 +85,6 @@ def main():
         path = "BLAS" if uses_blas and n**3 >= gemm.BLAS_MIN_WORK else "loops"
         print(f"{dtype:8} {n:5d} {path:5} {ours * 1e3:9.4f} {flop / ours:8.1f} {flop / loops:10.1f} "
               f"{reference * 1e3:9.4f} {flop / reference:8.1f} {reference / ours:10.2f}")
-    few_rows_table(rng)
-
-
-def few_rows_table(rng) -> None:
-    """Products of few rows: B read in place (the default) against B packed, and numpy.matmul."""
-    from compiler.codegen.gemm_loops import DIRECT_ROWS
-    in_place, packing = compile_gemm("float32", True, DIRECT_ROWS), compile_gemm("float32", True, 0)
-    print(f"\nfew rows, float32: B read in place up to {DIRECT_ROWS} row tiles of "
-          f"{gemm.host_tile_shape('float32').rows}")
-    header = f"{'M x K x N':>16} {'in place us':>11} {'GFLOP/s':>8} {'packed us':>10} {'GFLOP/s':>8} {'numpy us':>9} {'packed/in place':>15}"
-    print(header)
-    print("-" * len(header))
-    for m, k, n in FEW_ROWS:
-        a, b = rng.standard_normal((m, k)).astype("float32"), rng.standard_normal((k, n)).astype("float32")
-        c = np.empty((m, n), "float32")
-        address = np.array([m, n, k, a.ctypes.data, k, 0, b.ctypes.data, n, 0, c.ctypes.data, n, 0], np.int64)
-        times = {}
-        for label, kernel in (("in place", in_place), ("packed", packing)):
-            c[...] = np.nan
-            times[label] = median_seconds(lambda: kernel(address.ctypes.data))
-            np.testing.assert_allclose(c, a @ b, rtol=1e-3, atol=1e-3 * np.sqrt(k))
-        reference = median_seconds(lambda: np.matmul(a, b, out=c))
-        flop = 2.0 * m * k * n / 1e9
-        print(f"{f'{m} x {k} x {n}':>16} {times['in place'] * 1e6:11.1f} {flop / times['in place']:8.1f} "
-              f"{times['packed'] * 1e6:10.1f} {flop / times['packed']:8.1f} {reference * 1e6:9.1f} "
-              f"{times['packed'] / times['in place']:15.2f}")
 
 
 if __name__ == "__main__":

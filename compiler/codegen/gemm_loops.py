@@ -120,19 +120,17 @@ def _min(b: ir.IRBuilder, x, y):
 
 
 def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None = None,
-                        prepacked: bool = False, direct_rows: int = DIRECT_ROWS) -> ir.Function:
+                        prepacked: bool = False) -> ir.Function:
     """The loop-only gemm, `symprop.gemm_tiled.<f32|f64>`: same signature, any size.
 
     With `prepacked`, `symprop.gemm_prepacked.<f32|f64>` takes op(B) already packed by
     `pack_b_all_function` -- (M, N, K, A, lda, a_trans, P, C, ldc, accumulate) -- and packs
-    nothing: a loop that multiplies by the same B at every step packs it once. `direct_rows`:
-    products of at most this many row tiles read a row-major B in place (0: always pack).
+    nothing: a loop that multiplies by the same B at every step packs it once.
     """
     short = short_dtype(dtype)
     shape = shape or host_tile_shape(short)
     blocking = f"{shape.rows}x{shape.vectors}x{shape.lanes}.{shape.depth}x{shape.columns}"
-    variant = "prepacked" if prepacked else "tiled" if direct_rows == DIRECT_ROWS else f"tiled_direct{direct_rows}"
-    name = f"symprop.gemm_{variant}.{short}.{blocking}"
+    name = f"symprop.gemm_{'prepacked' if prepacked else 'tiled'}.{short}.{blocking}"
     if name in module.globals:
         return module.globals[name]
     element, size = ELEMENT_TYPES[short]
@@ -169,7 +167,7 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
                 panels, direct = b.gep(args["P"], [_packed_block_offset(b, shape, K, jc, pc, nc)]), I64(0)
             else:
                 direct = b.zext(b.and_(b.icmp_signed("==", args["b_trans"], I64(0)),
-                                       b.icmp_signed("<=", M, I64(direct_rows * shape.rows))), I64)
+                                       b.icmp_signed("<=", M, I64(DIRECT_ROWS * shape.rows))), I64)
                 with b.if_else(b.icmp_signed("!=", direct, I64(0))) as (in_place, packing):
                     with in_place:
                         in_b = b.gep(args["B"], [b.add(b.mul(pc, args["ldb"]), jc)])
