@@ -8,10 +8,6 @@ the way BLIS writes gemm: B is packed, in blocks of at most `depth` x
 `vectors` vector accumulators walks K, broadcasting one element of A per row
 (A is read in place, either layout). Row remainders use smaller micro-tiles
 (powers of two), column remainders narrower ones and masked loads and stores.
-A product of at most `DIRECT_ROWS` row tiles reads a row-major B in place
-instead (masked loads at the right edge): too few rows share each packed
-element to pay for the copy. `prepacked=True` gives the variant that reads B
-packed whole beforehand by `pack_b_all_function` (a scan packs a weight once).
 No heap, no globals: the function is reentrant. Any leading dimension works,
 0 included (every row the same: a broadcast operand).
 
@@ -41,9 +37,6 @@ I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 ELEMENT_TYPES = {"f32": (ir.FloatType(), 4), "f64": (ir.DoubleType(), 8)}
 _SHORT = {"float32": "f32", "float64": "f64", "f32": "f32", "f64": "f64"}
 _STACK_BUDGET = 96 * 1024  # bytes of packed B on the stack
-# Products of at most this many row tiles read a row-major B in place: each B element then serves
-# so few rows that packing it (a copy of B per call) cost more than it saved (benchmarks/bench_gemm.py).
-DIRECT_ROWS = 4
 
 
 @dataclass(frozen=True)
@@ -164,23 +157,10 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
             add_c = b.zext(b.or_(b.icmp_signed("!=", accumulate, I64(0)),
                                  b.icmp_signed("!=", pc, I64(0))), I64)
             if prepacked:
-                panels, direct = b.gep(args["P"], [_packed_block_offset(b, shape, K, jc, pc, nc)]), I64(0)
+                panels = b.gep(args["P"], [_packed_block_offset(b, shape, K, jc, pc, nc)])
             else:
-                direct = b.zext(b.and_(b.icmp_signed("==", args["b_trans"], I64(0)),
-                                       b.icmp_signed("<=", M, I64(DIRECT_ROWS * shape.rows))), I64)
-                with b.if_else(b.icmp_signed("!=", direct, I64(0))) as (in_place, packing):
-                    with in_place:
-                        in_b = b.gep(args["B"], [b.add(b.mul(pc, args["ldb"]), jc)])
-                        in_place_block = b.block
-                    with packing:
-                        _pack_block(b, module, short, shape, args["B"], args["ldb"], args["b_trans"],
-                                    jc, pc, kc, nc, packed)
-                        packing_block = b.block
-                panels = b.phi(packed.type)
-                panels.add_incoming(in_b, in_place_block)
-                panels.add_incoming(packed, packing_block)
-            direct_flag = b.icmp_signed("!=", direct, I64(0))
-            b_step = b.select(direct_flag, args["ldb"], I64(shape.panel)) if not prepacked else I64(shape.panel)
+                panels = packed
+                _pack_block(b, module, short, shape, args["B"], args["ldb"], args["b_trans"], jc, pc, kc, nc, packed)
             a_block = b.gep(A, [b.mul(pc, a_k_step)])
             c_block = b.gep(C, [jc])
 
@@ -190,9 +170,8 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
                 c_rows = b.gep(c_block, [b.mul(ic, ldc)])
                 with range_loop(b, I64(0), nc, I64(shape.panel), f"jr{rows}") as jr:
                     cols = _min(b, I64(shape.panel), b.sub(nc, jr))
-                    panel = b.gep(panels, [b.select(direct_flag, jr, b.mul(jr, kc))])
-                    args = [kc, a_rows, a_row_step, a_k_step, panel, b.gep(c_rows, [jr]), ldc, cols, add_c,
-                            direct, b_step]
+                    args = [kc, a_rows, a_row_step, a_k_step, b.gep(panels, [b.mul(jr, kc)]),
+                            b.gep(c_rows, [jr]), ldc, cols, add_c]
                     vectors = b.sdiv(b.add(cols, I64(shape.lanes - 1)), I64(shape.lanes))
                     _switch(b, vectors, range(1, shape.vectors + 1), lambda v: b.call(
                         _micro_tile_function(module, short, shape, rows, v), args))
@@ -335,9 +314,7 @@ def _masked_load_store(module: ir.Module, vector: ir.VectorType, size: int):
 def _micro_tile_function(module, short, shape: TileShape, rows: int, vectors: int) -> ir.Function:
     """C[rows, cols] (+)= A[rows, kc] @ panel[kc, cols], accumulators in registers.
 
-    kc >= 1 and cols <= lanes * vectors. A packed panel's rows are `shape.panel` long and
-    aligned; with `direct`, the panel is op(B) itself, rows `b_step` apart, read with lanes
-    at or past `cols` masked off (nothing past the matrix is read).
+    kc >= 1 and cols <= lanes * vectors; the panel's rows are `shape.panel` long.
     """
     name = f"symprop.gemm_tile.{short}.{rows}x{vectors}x{shape.lanes}.{shape.vectors}"
     if name in module.globals:
@@ -346,72 +323,52 @@ def _micro_tile_function(module, short, shape: TileShape, rows: int, vectors: in
     lanes = shape.lanes
     vector = ir.VectorType(element, lanes)
     ptr = element.as_pointer()
-    fnty = ir.FunctionType(ir.VoidType(), [I64, ptr, I64, I64, ptr, ptr, I64, I64, I64, I64, I64])
+    fnty = ir.FunctionType(ir.VoidType(), [I64, ptr, I64, I64, ptr, ptr, I64, I64, I64])
     function = new_internal_function(module, name, fnty, (
-        "kc", "A", "a_row_step", "a_k_step", "panel", "C", "ldc", "cols", "add_c", "direct", "b_step"))
-    kc, A, a_row_step, a_k_step, panel, C, ldc, cols, add_c, direct, b_step = function.args
+        "kc", "A", "a_row_step", "a_k_step", "panel", "C", "ldc", "cols", "add_c"))
+    kc, A, a_row_step, a_k_step, panel, C, ldc, cols, add_c = function.args
     _compact(function)
     for pointer in (A, panel, C):
         pointer.add_attribute("noalias")
     fma = _vector_fma(module, vector, short, lanes)
     b = ir.IRBuilder(function.append_basic_block("entry"))
     a_rows = [b.gep(A, [b.mul(I64(r), a_row_step)]) for r in range(rows)]
-    in_matrix = _lane_masks(b, cols, lanes, vectors)
-    masked_load, _ = _masked_load_store(module, vector, size)
     entry = b.block
-    packed_loop = b.append_basic_block("k.packed")
-    direct_loop = b.append_basic_block("k.direct")
+    loop = b.append_basic_block("k")
     done = b.append_basic_block("k.done")
-    b.cbranch(b.icmp_signed("!=", direct, I64(0)), direct_loop, packed_loop)
-    splat = ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
-
-    def k_loop(loop, row_step, load) -> tuple:
-        """The loop over kc: per step, `vectors` vectors of the panel's row p, then one broadcast
-        of A per row into the accumulators. Returns (final accumulators, the loop's exit block)."""
-        b.position_at_end(loop)
-        p = b.phi(I64, name="p")
-        p.add_incoming(I64(0), entry)
-        accumulators = []
-        for r in range(rows):
-            row = []
-            for v in range(vectors):
-                phi = b.phi(vector, name=f"acc{r}_{v}")
-                phi.add_incoming(ir.Constant(vector, None), entry)
-                row.append(phi)
-            accumulators.append(row)
-        panel_row = b.gep(panel, [b.mul(p, row_step)])
-        b_vectors = [load(b.bitcast(b.gep(panel_row, [I64(v * lanes)]), vector.as_pointer()), v)
-                     for v in range(vectors)]
-        a_offset = b.mul(p, a_k_step)
-        updated = []
-        for r in range(rows):
-            a = b.load(b.gep(a_rows[r], [a_offset]), align=size)
-            broadcast = b.shuffle_vector(b.insert_element(ir.Constant(vector, ir.Undefined), a, I32(0)),
-                                         ir.Constant(vector, ir.Undefined), splat)
-            updated.append([b.call(fma, [broadcast, b_vectors[v], accumulators[r][v]])
-                            for v in range(vectors)])
-        p_next = b.add(p, I64(1))
-        p.add_incoming(p_next, b.block)
-        for r in range(rows):
-            for v in range(vectors):
-                accumulators[r][v].add_incoming(updated[r][v], b.block)
-        b.cbranch(b.icmp_signed("<", p_next, kc), loop, done)
-        return updated, b.block
-
-    packed = k_loop(packed_loop, I64(shape.panel), lambda pointer, v: b.load(pointer, align=lanes * size))
-    direct_ = k_loop(direct_loop, b_step, lambda pointer, v: b.call(
-        masked_load, [pointer, I32(size), in_matrix[v], ir.Constant(vector, None)]))
-    b.position_at_end(done)
-    updated = []
+    b.branch(loop)
+    b.position_at_end(loop)
+    p = b.phi(I64, name="p")
+    p.add_incoming(I64(0), entry)
+    accumulators = []
     for r in range(rows):
         row = []
         for v in range(vectors):
-            phi = b.phi(vector, name=f"sum{r}_{v}")
-            for values, block in (packed, direct_):
-                phi.add_incoming(values[r][v], block)
+            phi = b.phi(vector, name=f"acc{r}_{v}")
+            phi.add_incoming(ir.Constant(vector, None), entry)
             row.append(phi)
-        updated.append(row)
+        accumulators.append(row)
+    panel_row = b.gep(panel, [b.mul(p, I64(shape.panel))])
+    vector_align = lanes * size
+    b_vectors = [b.load(b.bitcast(b.gep(panel_row, [I64(v * lanes)]), vector.as_pointer()),
+                        align=vector_align) for v in range(vectors)]
+    a_offset = b.mul(p, a_k_step)
+    splat = ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
+    updated = []
+    for r in range(rows):
+        a = b.load(b.gep(a_rows[r], [a_offset]), align=size)
+        broadcast = b.shuffle_vector(b.insert_element(ir.Constant(vector, ir.Undefined), a, I32(0)),
+                                     ir.Constant(vector, ir.Undefined), splat)
+        updated.append([b.call(fma, [broadcast, b_vectors[v], accumulators[r][v]])
+                        for v in range(vectors)])
+    p_next = b.add(p, I64(1))
+    p.add_incoming(p_next, loop)
+    for r in range(rows):
+        for v in range(vectors):
+            accumulators[r][v].add_incoming(updated[r][v], loop)
+    b.cbranch(b.icmp_signed("<", p_next, kc), loop, done)
 
+    b.position_at_end(done)
     c_vectors = [[b.bitcast(b.gep(C, [b.add(b.mul(I64(r), ldc), I64(v * lanes))]), vector.as_pointer())
                   for v in range(vectors)] for r in range(rows)]
     adding = b.icmp_signed("!=", add_c, I64(0))
