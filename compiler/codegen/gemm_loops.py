@@ -8,6 +8,8 @@ the way BLIS writes gemm: B is packed, in blocks of at most `depth` x
 `vectors` vector accumulators walks K, broadcasting one element of A per row
 (A is read in place, either layout). Row remainders use smaller micro-tiles
 (powers of two), column remainders narrower ones and masked loads and stores.
+`prepacked=True` gives the variant that reads B packed whole beforehand by
+`pack_b_all_function` (a scan packs a captured weight once, not every step).
 No heap, no globals: the function is reentrant. Any leading dimension works,
 0 included (every row the same: a broadcast operand).
 
