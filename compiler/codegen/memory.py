@@ -59,8 +59,7 @@ def _overwritable(kernel, source, out) -> bool:
         return False
     strides = contiguous_strides(kernel.space)
     plain = [leaf for leaf in kernel.leaves.values() if isinstance(leaf, Access) and leaf.buffer is source]
-    if len(plain) != sum(1 for leaf in kernel.leaves.values() if isinstance(leaf, Access)
-                         and leaf.buffer is source) or not plain:
+    if not plain:
         return False
     others = [leaf for leaf in kernel.leaves.values() if not isinstance(leaf, Access) and hasattr(leaf, "reads")]
     if any(a.buffer is source for leaf in others for a in leaf.reads()):

@@ -70,8 +70,9 @@ def unchain_products(kernels: list, threads: int) -> list:
     """With threads > 1, a product's chained tiny loops (``loop_fusion.chain_kernels``) become kernels
     of their own beside it, so that the product splits (a function of several loops does not); so
     do the large loops of the update phase (one chain of every parameter's update loop: from
-    PARALLEL_MIN_ELEMENTS points, or symbolic), while its small loops stay chained together. Update loops run in any order: each reads only its own
-    targets (anything else reads a snapshot taken before the updates)."""
+    PARALLEL_MIN_ELEMENTS points, or symbolic), while its small loops stay chained together.
+    Update loops run in any order: each reads only its own targets (anything else reads a
+    snapshot taken before the updates)."""
     if threads <= 1:
         return kernels
     unchained = []
@@ -88,6 +89,8 @@ def unchain_products(kernels: list, threads: int) -> list:
         else:
             unchained.append(kernel)
     return unchained
+
+
 def product_parts(b: ir.IRBuilder, products, threads: int):
     """Pieces each product of a bmm is cut into: 1 when there are at least `threads` products."""
     return b.select(b.icmp_signed(">=", products, I64(threads)), I64(1), I64(threads))

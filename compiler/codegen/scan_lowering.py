@@ -181,8 +181,8 @@ def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list)
                                                    + [I64.as_pointer()]), name=name)
     function.linkage = "internal"
     function.attributes.add("noinline")
-    packs = [KernelEmitter(module, k, f"{name}_b{i}_pack", dim_names).emit_pack_b()
-             for i, k in enumerate(inner.kernels) if k.kind == "bmm" and k.packed_b is not None]
+    packs = [(KernelEmitter(module, k, f"{name}_b{i}_pack", dim_names).emit_pack_b(), k)
+             for i, k in enumerate(inner.kernels) if k.packed_b is not None]
     b = ir.IRBuilder(function.append_basic_block("entry"))
     dims_arg = function.args[-1]
     dims = {d: b.load(b.gep(dims_arg, [I64(k)]), align=8) for k, d in enumerate(dim_names)}
@@ -193,7 +193,7 @@ def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list)
             b.store(pointer[buffer], b.gep(table, [I64(k)]))
         else:  # set at each step; null until then (a packing below passes, never reads, it)
             b.store(ir.Constant(I8P, None), b.gep(table, [I64(k)]))
-    for pack, k in zip(packs, [k for k in inner.kernels if k.kind == "bmm" and k.packed_b is not None]):
+    for pack, k in packs:
         b.call(pack, buffer_arguments(b, table, k) + [dims_arg])
     memcpy = module.declare_intrinsic("llvm.memcpy", [I8P, I8P, I64])
 
