@@ -73,7 +73,31 @@ def _packed_once(module, dtype, shape=None):
     return function
 
 
+def _indexed(module, dtype, shape=None):
+    """The gemm signature over the indexed path: A's offset tables built from lda and a_trans
+    (row m at m x its row step, depth k at k x its depth step) on the stack, then multiplied."""
+    from compiler.codegen import gemm_loops
+    element, _ = gemm_loops.ELEMENT_TYPES[gemm_loops.short_dtype(dtype)]
+    function = ir.Function(module, gemm.gemm_signature(element), name=f"indexed_{uuid.uuid4().hex}")
+    M, N, K, A, lda, a_trans, B, ldb, b_trans, C, ldc, accumulate = function.args
+    b = ir.IRBuilder(function.append_basic_block())
+    i64 = ir.IntType(64)
+    transposed = b.icmp_signed("!=", a_trans, i64(0))
+    tables = []
+    for count, step in ((M, b.select(transposed, i64(1), lda)), (K, b.select(transposed, lda, i64(1)))):
+        table = b.alloca(i64, size=b.add(count, i64(1)))
+        with gemm_loops.range_loop(b, i64(0), count, i64(1), "t") as i:
+            b.store(b.mul(i, step), b.gep(table, [i]))
+        tables.append(table)
+    b.call(gemm_loops.tiled_gemm_function(module, dtype, shape, indexed=True),
+           [M, N, K, A, *tables, B, ldb, b_trans, C, ldc, accumulate])
+    b.ret_void()
+    return function
+
+
 _VARIANTS = {
+    "indexed": lambda dtype: lambda m: _indexed(m, dtype),
+    "indexed_odd": lambda dtype: lambda m: _indexed(m, dtype, ODD_BLOCKS),
     "packed_once": lambda dtype: lambda m: _packed_once(m, dtype),
     "packed_once_odd": lambda dtype: lambda m: _packed_once(m, dtype, ODD_BLOCKS),
     "dispatch": lambda dtype: lambda m: gemm.gemm_function(m, dtype),
@@ -142,7 +166,8 @@ def _sampled_shapes(count, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("variant", ["dispatch", "small_blocks", "odd_blocks", "packed_once", "packed_once_odd"])
+@pytest.mark.parametrize("variant", ["dispatch", "small_blocks", "odd_blocks", "packed_once", "packed_once_odd",
+                                     "indexed", "indexed_odd"])
 @pytest.mark.parametrize("a_trans,b_trans,accumulate", LAYOUTS)
 def test_shape_table(variant, dtype, a_trans, b_trans, accumulate):
     fn = kernel(variant, dtype)
@@ -164,7 +189,7 @@ def test_loop_path_at_large_sizes(dtype):
         run_case(fn, dtype, 131, 301, 600, a_trans, b_trans, accumulate, pad=1, offset=1)
 
 
-@pytest.mark.parametrize("variant", ["dispatch", "tiled", "packed_once"])
+@pytest.mark.parametrize("variant", ["dispatch", "tiled", "packed_once", "indexed"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_views_and_misaligned_pointers(variant, dtype):
     fn = kernel(variant, dtype)
@@ -202,13 +227,49 @@ def test_zero_depth_zeroes_or_keeps_c(dtype):
 @settings(max_examples=60, deadline=None)
 @given(
     dtype=st.sampled_from(DTYPES),
-    variant=st.sampled_from(["dispatch", "tiled", "small_blocks", "packed_once_odd"]),
+    variant=st.sampled_from(["dispatch", "tiled", "small_blocks", "packed_once_odd", "indexed_odd"]),
     M=st.integers(0, 70), N=st.integers(0, 70), K=st.integers(0, 70),
     a_trans=st.integers(0, 1), b_trans=st.integers(0, 1), accumulate=st.integers(0, 1),
     pad=st.integers(0, 3), offset=st.integers(0, 1),
 )
 def test_random_shapes(dtype, variant, M, N, K, a_trans, b_trans, accumulate, pad, offset):
     run_case(kernel(variant, dtype), dtype, M, N, K, a_trans, b_trans, accumulate, pad, offset)
+
+
+_INDEXED_SIGNATURE = ctypes.CFUNCTYPE(None, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _PTR, _I64, _I64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [None, ODD_BLOCKS])
+def test_indexed_reads_a_gathered_matrix(dtype, shape):
+    """A[m, k] = source[rows[m] + depths[k]] with rows and depths in any order, repeats included:
+    the windows of a padded image (im2col) among them, never stored."""
+    from compiler.codegen import gemm_loops
+    module = ir.Module(name="test_gemm_indexed")
+    target = gemm_loops.tiled_gemm_function(module, dtype, shape, indexed=True)
+    wrapper = ir.Function(module, target.function_type, name=f"test_gemm_{uuid.uuid4().hex}")
+    builder = ir.IRBuilder(wrapper.append_basic_block())
+    builder.call(target, wrapper.args)
+    builder.ret_void()
+    addresses, _ = Engine.instance().compile(str(module), [wrapper.name], [])
+    fn = _INDEXED_SIGNATURE(addresses[wrapper.name])
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((3, 9, 10)).astype(dtype)  # channels x padded rows x padded columns
+    positions = [(r, c) for r in range(7) for c in range(8)]  # 3x3 windows, stride 1
+    taps = [(ch, i, j) for ch in range(3) for i in range(3) for j in range(3)]
+    cases = [(np.array([r * 10 + c for r, c in positions]), np.array([ch * 90 + i * 10 + j for ch, i, j in taps]))]
+    cases.append((rng.integers(0, image.size - 40, 37), rng.integers(0, 40, 29)))  # any order, repeats
+    for rows, depths in cases:
+        want_a = image.reshape(-1)[rows[:, None] + depths[None, :]].astype(np.float64)
+        for N in (1, 5, 48, 70):
+            B = rng.standard_normal((len(depths), N)).astype(dtype)
+            C = np.full((len(rows), N), np.nan, dtype)
+            row_table, depth_table = rows.astype(np.int64), depths.astype(np.int64)
+            fn(len(rows), N, len(depths), image.ctypes.data, row_table.ctypes.data, depth_table.ctypes.data,
+               B.ctypes.data, N, 0, C.ctypes.data, N, 0)
+            want = want_a @ B
+            bound = np.abs(want_a) @ np.abs(B)
+            assert np.all(np.abs(C - want) <= 4 * np.finfo(dtype).eps * (len(depths) + 2) * bound), (rows[:3], N)
 
 
 _AVX2_ENGINES = []  # MCJITs must outlive the functions they hold

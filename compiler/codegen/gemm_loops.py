@@ -10,6 +10,9 @@ the way BLIS writes gemm: B is packed, in blocks of at most `depth` x
 (powers of two), column remainders narrower ones and masked loads and stores.
 `prepacked=True` gives the variant that reads B packed whole beforehand by
 `pack_b_all_function` (a scan packs a captured weight once, not every step).
+`indexed=True` gives the variant that reads A through two offset tables,
+A[m, k] = A[row_offsets[m] + k_offsets[k]]: a convolution's im2col matrix read
+straight from the padded input, never stored (an implicit GEMM).
 No heap, no globals: the function is reentrant. Any leading dimension works,
 0 included (every row the same: a broadcast operand).
 
@@ -29,7 +32,7 @@ from .loops import range_loop
 
 __all__ = [
     "TileShape", "host_tile_shape", "tile_shape_for", "tiled_gemm_function", "pack_b_all_function",
-    "packed_b_elements", "prepacked_signature", "PREPACKED_ARGUMENTS",
+    "packed_b_elements", "prepacked_signature", "PREPACKED_ARGUMENTS", "indexed_signature", "INDEXED_ARGUMENTS",
     "gemm_signature", "GEMM_ARGUMENTS", "ELEMENT_TYPES", "short_dtype", "new_internal_function",
 ]
 
@@ -115,26 +118,32 @@ def _min(b: ir.IRBuilder, x, y):
 
 
 def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None = None,
-                        prepacked: bool = False) -> ir.Function:
+                        prepacked: bool = False, indexed: bool = False) -> ir.Function:
     """The loop-only gemm, `symprop.gemm_tiled.<f32|f64>`: same signature, any size.
 
     With `prepacked`, `symprop.gemm_prepacked.<f32|f64>` takes op(B) already packed by
     `pack_b_all_function` -- (M, N, K, A, lda, a_trans, P, C, ldc, accumulate) -- and packs
     nothing: a loop that multiplies by the same B at every step packs it once.
+    With `indexed`, `symprop.gemm_indexed.<f32|f64>` reads A[m, k] at A + row_offsets[m] +
+    k_offsets[k] (int64 tables of M and K entries) -- (M, N, K, A, row_offsets, k_offsets, B,
+    ldb, b_trans, C, ldc, accumulate) -- so a matrix that is a gather of a smaller one (the
+    windows of a convolution's input) is never stored.
     """
+    assert not (prepacked and indexed), "a gemm variant is prepacked or indexed, not both"
     short = short_dtype(dtype)
     shape = shape or host_tile_shape(short)
     blocking = f"{shape.rows}x{shape.vectors}x{shape.lanes}.{shape.depth}x{shape.columns}"
-    name = f"symprop.gemm_{'prepacked' if prepacked else 'tiled'}.{short}.{blocking}"
+    variant = "prepacked" if prepacked else "indexed" if indexed else "tiled"
+    name = f"symprop.gemm_{variant}.{short}.{blocking}"
     if name in module.globals:
         return module.globals[name]
     element, size = ELEMENT_TYPES[short]
     signature, names = (prepacked_signature(element), PREPACKED_ARGUMENTS) if prepacked \
+        else (indexed_signature(element), INDEXED_ARGUMENTS) if indexed \
         else (gemm_signature(element), GEMM_ARGUMENTS)
     function = new_internal_function(module, name, signature, names)
     args = dict(zip(names, function.args))
-    M, N, K, A, lda, a_trans, C, ldc, accumulate = (args[k] for k in (
-        "M", "N", "K", "A", "lda", "a_trans", "C", "ldc", "accumulate"))
+    M, N, K, A, C, ldc, accumulate = (args[k] for k in ("M", "N", "K", "A", "C", "ldc", "accumulate"))
     for pointer in (A, args.get("P") or args["B"], C):
         pointer.add_attribute("noalias")
     b = ir.IRBuilder(function.append_basic_block("entry"))
@@ -150,8 +159,10 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
             _zero_matrix(b, C, M, N, ldc, element, size)
         b.branch(returning)
 
-    a_trans = b.icmp_signed("!=", a_trans, I64(0))
-    a_row_step, a_k_step = b.select(a_trans, I64(1), lda), b.select(a_trans, lda, I64(1))
+    if not indexed:
+        a_trans = b.icmp_signed("!=", args["a_trans"], I64(0))
+        lda = args["lda"]
+        a_row_step, a_k_step = b.select(a_trans, I64(1), lda), b.select(a_trans, lda, I64(1))
     with range_loop(b, I64(0), N, I64(shape.columns), "jc") as jc:
         nc = _min(b, I64(shape.columns), b.sub(N, jc))
         with range_loop(b, I64(0), K, I64(shape.depth), "pc") as pc:
@@ -163,20 +174,25 @@ def tiled_gemm_function(module: ir.Module, dtype: str, shape: TileShape | None =
             else:
                 panels = packed
                 _pack_block(b, module, short, shape, args["B"], args["ldb"], args["b_trans"], jc, pc, kc, nc, packed)
-            a_block = b.gep(A, [b.mul(pc, a_k_step)])
+            if indexed:  # the block's depth offsets; A's rows are found through row_offsets
+                a_block, k_block = A, b.gep(args["k_offsets"], [pc])
+            else:
+                a_block = b.gep(A, [b.mul(pc, a_k_step)])
             c_block = b.gep(C, [jc])
 
             def tile_row(ic, rows: int) -> None:
                 """Micro-tiles for rows [ic, ic + rows) across all panels of the block."""
-                a_rows = b.gep(a_block, [b.mul(ic, a_row_step)])
+                if indexed:
+                    a_args = [a_block, b.gep(args["row_offsets"], [ic]), k_block]
+                else:
+                    a_args = [b.gep(a_block, [b.mul(ic, a_row_step)]), a_row_step, a_k_step]
                 c_rows = b.gep(c_block, [b.mul(ic, ldc)])
                 with range_loop(b, I64(0), nc, I64(shape.panel), f"jr{rows}") as jr:
                     cols = _min(b, I64(shape.panel), b.sub(nc, jr))
-                    args = [kc, a_rows, a_row_step, a_k_step, b.gep(panels, [b.mul(jr, kc)]),
-                            b.gep(c_rows, [jr]), ldc, cols, add_c]
+                    tile_args = [kc, *a_args, b.gep(panels, [b.mul(jr, kc)]), b.gep(c_rows, [jr]), ldc, cols, add_c]
                     vectors = b.sdiv(b.add(cols, I64(shape.lanes - 1)), I64(shape.lanes))
                     _switch(b, vectors, range(1, shape.vectors + 1), lambda v: b.call(
-                        _micro_tile_function(module, short, shape, rows, v), args))
+                        _micro_tile_function(module, short, shape, rows, v, indexed), tile_args))
 
             _cover_rows(b, M, shape.rows, tile_row)
     b.branch(returning)
@@ -192,6 +208,15 @@ def prepacked_signature(element: ir.Type) -> ir.FunctionType:
 
 
 PREPACKED_ARGUMENTS = ("M", "N", "K", "A", "lda", "a_trans", "P", "C", "ldc", "accumulate")
+
+
+def indexed_signature(element: ir.Type) -> ir.FunctionType:
+    """void (M, N, K, A, row_offsets, k_offsets, B, ldb, b_trans, C, ldc, accumulate): int64 tables."""
+    ptr, offsets = element.as_pointer(), I64.as_pointer()
+    return ir.FunctionType(ir.VoidType(), [I64, I64, I64, ptr, offsets, offsets, ptr, I64, I64, ptr, I64, I64])
+
+
+INDEXED_ARGUMENTS = ("M", "N", "K", "A", "row_offsets", "k_offsets", "B", "ldb", "b_trans", "C", "ldc", "accumulate")
 
 
 def packed_b_elements(depth: int, columns: int, shape: TileShape) -> int:
@@ -313,28 +338,35 @@ def _masked_load_store(module: ir.Module, vector: ir.VectorType, size: int):
     return functions
 
 
-def _micro_tile_function(module, short, shape: TileShape, rows: int, vectors: int) -> ir.Function:
+def _micro_tile_function(module, short, shape: TileShape, rows: int, vectors: int,
+                         indexed: bool = False) -> ir.Function:
     """C[rows, cols] (+)= A[rows, kc] @ panel[kc, cols], accumulators in registers.
 
-    kc >= 1 and cols <= lanes * vectors; the panel's rows are `shape.panel` long.
+    kc >= 1 and cols <= lanes * vectors; the panel's rows are `shape.panel` long. A's element
+    (r, p) is at A + r * a_row_step + p * a_k_step, or, `indexed`, at A + row_offsets[r] +
+    k_offsets[p] (one more load per step of p, shared by the rows).
     """
-    name = f"symprop.gemm_tile.{short}.{rows}x{vectors}x{shape.lanes}.{shape.vectors}"
+    name = f"symprop.gemm_tile{'_indexed' if indexed else ''}.{short}.{rows}x{vectors}x{shape.lanes}.{shape.vectors}"
     if name in module.globals:
         return module.globals[name]
     element, size = ELEMENT_TYPES[short]
     lanes = shape.lanes
     vector = ir.VectorType(element, lanes)
     ptr = element.as_pointer()
-    fnty = ir.FunctionType(ir.VoidType(), [I64, ptr, I64, I64, ptr, ptr, I64, I64, I64])
-    function = new_internal_function(module, name, fnty, (
-        "kc", "A", "a_row_step", "a_k_step", "panel", "C", "ldc", "cols", "add_c"))
-    kc, A, a_row_step, a_k_step, panel, C, ldc, cols, add_c = function.args
+    a_types, a_names = ([I64.as_pointer(), I64.as_pointer()], ("row_offsets", "k_offsets")) if indexed \
+        else ([I64, I64], ("a_row_step", "a_k_step"))
+    fnty = ir.FunctionType(ir.VoidType(), [I64, ptr, *a_types, ptr, ptr, I64, I64, I64])
+    function = new_internal_function(module, name, fnty, ("kc", "A", *a_names, "panel", "C", "ldc", "cols", "add_c"))
+    kc, A, a_row, a_k, panel, C, ldc, cols, add_c = function.args
     _compact(function)
     for pointer in (A, panel, C):
         pointer.add_attribute("noalias")
     fma = _vector_fma(module, vector, short, lanes)
     b = ir.IRBuilder(function.append_basic_block("entry"))
-    a_rows = [b.gep(A, [b.mul(I64(r), a_row_step)]) for r in range(rows)]
+    if indexed:
+        a_rows = [b.gep(A, [b.load(b.gep(a_row, [I64(r)]), align=8)]) for r in range(rows)]
+    else:
+        a_rows = [b.gep(A, [b.mul(I64(r), a_row)]) for r in range(rows)]
     entry = b.block
     loop = b.append_basic_block("k")
     done = b.append_basic_block("k.done")
@@ -354,7 +386,7 @@ def _micro_tile_function(module, short, shape: TileShape, rows: int, vectors: in
     vector_align = lanes * size
     b_vectors = [b.load(b.bitcast(b.gep(panel_row, [I64(v * lanes)]), vector.as_pointer()),
                         align=vector_align) for v in range(vectors)]
-    a_offset = b.mul(p, a_k_step)
+    a_offset = b.load(b.gep(a_k, [p]), align=8) if indexed else b.mul(p, a_k)
     splat = ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
     updated = []
     for r in range(rows):
