@@ -206,3 +206,36 @@ def affine_linear(dims, strides, ndim: int):
             coefs[axis] += coef * stride
         offset += d.offset * stride
     return coefs, offset
+
+
+@dataclass(frozen=True)
+class IndexedMatrix:
+    """A product's A operand read through offset tables instead of being stored: element
+    [batch..., m, k] of the view is ``buffer[offset + sum(batch[i] * batch index i) +
+    row_offsets[m] + depth_offsets[k]]``. A convolution's im2col matrix is one: its rows (output
+    positions) and depths (channel x tap) each step through the padded input with strides that
+    a single leading dimension cannot express (14 positions of a row, then a jump of 16).
+
+    `rows` and `depths` are the digits of m and k, most significant first: (size, stride) pairs;
+    an offset is the sum of each digit times its stride (``digit_offsets``)."""
+
+    buffer: Buffer
+    view_shape: tuple
+    batch: tuple  # int element stride per batch axis of the view
+    offset: int
+    rows: tuple  # ((size, stride), ...)
+    depths: tuple
+
+    def describe(self, name: str) -> str:
+        def digits(pairs):
+            return "+".join(f"{stride}*[{size}]" for size, stride in pairs)
+        return f"{name}[rows {digits(self.rows)}; depths {digits(self.depths)}]"
+
+
+def digit_offsets(digits: tuple) -> list:
+    """Offset of each index 0 .. prod(sizes) - 1 whose mixed-radix digits (sizes, most significant
+    first) are weighted by the strides: the table an IndexedMatrix's GEMM reads."""
+    offsets = [0]
+    for size, stride in digits:
+        offsets = [base + d * stride for base in offsets for d in range(size)]
+    return offsets

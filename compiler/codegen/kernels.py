@@ -8,10 +8,12 @@ output; ``bmm`` loops over batch dimensions and calls the GEMM routine.
 """
 from __future__ import annotations
 
+import hashlib
+
 import sympy
 from llvmlite import ir
 
-from .access import Access, Bound, contiguous_strides, linear_form, size_expr
+from .access import Access, Bound, IndexedMatrix, contiguous_strides, digit_offsets, linear_form, size_expr
 from .gather_kernels import GatherLoad, emit_gather, emit_scatter_add
 from .gemm import gemm_function
 from .gemm_loops import host_tile_shape, pack_b_all_function, tiled_gemm_function
@@ -78,6 +80,18 @@ def collapse_axes(kernel: Kernel) -> list:
 
 
 DOUBLE_ACCUMULATOR_LIMIT = 4096
+
+
+def _offset_table(module: ir.Module, offsets: list) -> ir.GlobalVariable:
+    """A constant int64 array of the module holding `offsets` (one per distinct table)."""
+    name = "symprop.offsets." + hashlib.sha1(repr(offsets).encode()).hexdigest()[:16]
+    if name in module.globals:
+        return module.globals[name]
+    table = ir.GlobalVariable(module, ir.ArrayType(I64, len(offsets)), name=name)
+    table.linkage, table.global_constant = "internal", True
+    table.initializer = ir.Constant(ir.ArrayType(I64, len(offsets)), offsets)
+    table.align = 64
+    return table
 
 
 def identity_of(kind: str) -> float:
@@ -413,6 +427,9 @@ class KernelEmitter:
         batch = space[:-2]
         m, n = self.size(size_expr(space[-2])), self.size(size_expr(space[-1]))
         k = self.size(size_expr(kernel.contract_dim))
+        if isinstance(a_access, IndexedMatrix):
+            self._indexed_product(indices, row0, rows, col0, cols)
+            return
         a_coefs, a_offset = linear_form(a_access, len(batch) + 2)
         b_coefs, b_offset = linear_form(b_access, len(batch) + 2)
         gemm = gemm_function(self.module, kernel.dtype)
@@ -437,6 +454,28 @@ class KernelEmitter:
             b.call(prepacked, [rows, cols, k, pa, lda, a_trans, self.pointers[kernel.packed_b], pc, ldc, I64(0)])
             return
         b.call(gemm, [rows, cols, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
+
+    def _indexed_product(self, indices, row0, rows, col0, cols) -> None:
+        """_product when A is an IndexedMatrix: the GEMM reads it through its offset tables
+        (constants of the module), from row `row0` on."""
+        kernel, b = self.kernel, self.builder
+        a_access, b_access = kernel.operands
+        space = kernel.space
+        n, k = self.size(size_expr(space[-1])), self.size(size_expr(kernel.contract_dim))
+        b_coefs, b_offset = linear_form(b_access, len(space))
+        b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, k)
+        a_linear, b_linear, c_linear = I64(a_access.offset), self.size(b_offset), I64(0)
+        for index, a_coef, b_coef, c_coef in zip(indices, a_access.batch, b_coefs, contiguous_strides(space)):
+            a_linear = b.add(a_linear, b.mul(index, I64(a_coef)))
+            b_linear = b.add(b_linear, b.mul(index, self.size(b_coef)))
+            c_linear = b.add(c_linear, b.mul(index, self.size(c_coef)))
+        pb = b.gep(self.pointers[b_access.buffer], [b.add(b_linear, b.mul(col0, self.size(b_coefs[-1])))])
+        pc = b.gep(self.pointers[kernel.out], [b.add(c_linear, b.add(b.mul(row0, n), col0))])
+        row_table, depth_table = (b.gep(_offset_table(self.module, digit_offsets(digits)), [I64(0), I64(0)])
+                                  for digits in (a_access.rows, a_access.depths))
+        gemm = tiled_gemm_function(self.module, kernel.dtype, indexed=True)
+        b.call(gemm, [rows, cols, k, b.gep(self.pointers[a_access.buffer], [a_linear]), b.gep(row_table, [row0]),
+                      depth_table, pb, ldb, b_trans, pc, n, I64(0)])
 
     def emit_pack_b(self) -> ir.Function:
         """The function (same arguments as the product's) that packs the product's B whole into

@@ -30,8 +30,8 @@ from ..shapes import product_dim, size_factors
 from ..traversal import topological_order
 from ..primitives import PRIMITIVES
 from ..primitives.random import LANES, value_of_uniforms
-from .access import (Access, Affine, Buffer, Index, concat_piece, identity_index, linear_form, size_expr,
-                     through_broadcast)
+from .access import (Access, Affine, Buffer, Index, IndexedMatrix, concat_piece, identity_index, linear_form,
+                     size_expr, through_broadcast)
 from .random_bits import RandomDraw
 from .gather_access import GatherLoad
 from .storage import LAYOUT_OPS, chain_breaks, read_repeatedly, recomputable, shared_map_homes
@@ -129,6 +129,7 @@ class Scheduler:
         self.output_buffers: list[Buffer] = []
         self.first_output: dict = {}  # node -> index of the first output it is
         self.computed_outputs: dict = {}  # output index -> its buffer, computed before the outputs' turn
+        self._users: dict | None = None  # node -> the nodes reading it (built on first need)
 
     def new_buffer(self, node: Node, role: str, name: str | None = None) -> Buffer:
         buffer = Buffer(len(self.buffers), node.shape, node.dtype, role, name or f"t{len(self.buffers)}")
@@ -247,9 +248,11 @@ class Scheduler:
     def _bmm(self, node: Node, out: Buffer):
         kernel = Kernel("bmm", out, node.shape, node.dtype, nodes=[node], contract_dim=node.args[0].shape[-1], root=node)
         operands = []
-        for arg in node.args:
-            access = self.plain_access(arg, identity_index(arg.ndim))
-            if access is None or not _matrix_compatible(access, arg.ndim):
+        for position, arg in enumerate(node.args):
+            access = self._indexed_matrix(arg) if position == 0 else None
+            if access is None:
+                access = self.plain_access(arg, identity_index(arg.ndim))
+            if access is None or (isinstance(access, Access) and not _matrix_compatible(access, arg.ndim)):
                 access = Access(self.materialize(arg), arg.shape, identity_index(arg.ndim))
             operands.append(access)
         kernel.operands = tuple(operands)
@@ -304,6 +307,74 @@ class Scheduler:
                 return None
             flat = flat.plus(mapping.dims[j].scaled(int(stride)))
         return Access(inner.buffer, (product_dim(*size_factors(inner.buffer.shape)),), Index((flat,)))
+
+    def _indexed_matrix(self, operand: Node):
+        """A product's A that merges the axes of a windowed view (a convolution's im2col matrix)
+        read through offset tables from the array under the windows (``IndexedMatrix``), which is
+        stored padded if a pad lies between: 1/taps of the matrix's size. None when the operand
+        is not such a view, a table would exceed TABLE_LIMIT entries, or anything but products'
+        A operands reads the merging reshape (it is stored then anyway)."""
+        space, mapping, node = operand.shape, identity_index(operand.ndim), operand
+        while node.op in LAYOUT_OPS and node not in self.buffer_of:
+            inner = through_layout(node, mapping)
+            if inner is None:
+                break
+            node, mapping = node.args[0], inner
+        if node.op != "reshape" or node in self.buffer_of or mapping.within(space).valid:
+            return None
+        reshape, source = node, node.args[0]
+        groups = _merge_groups(source.shape, reshape.shape)
+        m, k = len(space) - 2, len(space) - 1
+        if (groups is None or not all(isinstance(space[a], int) and 0 < space[a] <= TABLE_LIMIT for a in (m, k))
+                or not self._read_as_product_rows(reshape)):
+            return None
+        matrix_axes = {}  # m or k -> the reshape axis it reads
+        for j, affine in enumerate(mapping.dims):
+            for axis, coef in affine.terms:
+                if axis in (m, k):
+                    if affine != Affine.axis(axis) or axis in matrix_axes:
+                        return None
+                    matrix_axes[axis] = j
+        if len(matrix_axes) != 2:
+            return None
+        inner = self.plain_access(source, identity_index(source.ndim))
+        if inner is None:  # bounds (a pad) or an unstored map under the windows: store that, padded
+            bottom = source
+            while bottom.op in LAYOUT_OPS and bottom.op != "pad" and bottom not in self.buffer_of:
+                bottom = bottom.args[0]
+            self.materialize(bottom)
+            inner = self.plain_access(source, identity_index(source.ndim))
+            if inner is None:
+                return None
+        coefs, offset = linear_form(inner, source.ndim)
+        if not all(sympy.sympify(c).is_Integer for c in [*coefs, offset]):
+            return None
+        digits = [tuple((source.shape[a], int(coefs[a])) for a in group if source.shape[a] != 1) for group in groups]
+        if all(_one_stride(digits[j]) for j in matrix_axes.values()):
+            return None  # a plain strided read (``_merged_reshape``) needs no tables
+        batch, offset = [0] * (len(space) - 2), int(offset)
+        for j, affine in enumerate(mapping.dims):
+            if j in matrix_axes.values():
+                continue
+            if not _one_stride(digits[j]):
+                return None  # a batch axis must step through memory with one stride
+            stride = digits[j][-1][1] if digits[j] else 0
+            offset += affine.offset * stride
+            for axis, coef in affine.terms:
+                batch[axis] += coef * stride
+        return IndexedMatrix(inner.buffer, space, tuple(batch), offset, digits[matrix_axes[m]], digits[matrix_axes[k]])
+
+    def _read_as_product_rows(self, node: Node) -> bool:
+        """Whether every read of `node` is, through layout ops, the A operand of a product."""
+        if self._users is None:
+            self._users = {}
+            for user in self.order:
+                for arg in dict.fromkeys(user.args):
+                    self._users.setdefault(arg, []).append(user)
+        users = self._users.get(node, [])
+        return bool(users) and node not in self.first_output and all(
+            (user.op == "bmm" and user.args[0] is node and user.args[1] is not node)
+            or (user.op in LAYOUT_OPS and self._read_as_product_rows(user)) for user in users)
 
     # ---- expressions ------------------------------------------------------------------------------
 
@@ -433,6 +504,14 @@ def _merge_groups(source: tuple, out: tuple):
     if any(d != 1 for d in source[k:]):
         return None
     return groups
+
+
+def _one_stride(digits: tuple) -> bool:
+    """Whether mixed-radix digits ((size, stride), ...) step through memory with one stride."""
+    return all(stride == inner_stride * inner_size for (_, stride), (inner_size, inner_stride) in zip(digits, digits[1:]))
+
+
+TABLE_LIMIT = 16384  # entries of an IndexedMatrix's row or depth offset table (constants in the code)
 
 
 def _matrix_compatible(access: Access, ndim: int) -> bool:
