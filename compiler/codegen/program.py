@@ -24,7 +24,7 @@ from runtime.thread_pool import PARALLEL_FOR
 
 from ..shapes import symbolic_dims
 from ..traversal import topological_order
-from .access import Access, size_expr
+from .access import Access, IndexedMatrix, size_expr
 from .contraction import lower_einsums
 from .gemm import gemm_externals
 from .kernels import IR_TYPES, ITEMSIZE, KernelEmitter, buffer_arguments, kernel_buffers
@@ -169,7 +169,8 @@ def _describe_loop(kernel, names: dict) -> dict:
                   sympy.Integer(0))
     if kernel.kind == "bmm":
         flops = 2 * size * size_expr(kernel.contract_dim)
-        body = f"{names[kernel.operands[0].buffer]} @ {names[kernel.operands[1].buffer]}"
+        a, b = kernel.operands
+        body = f"{a.describe(names[a.buffer]) if isinstance(a, IndexedMatrix) else names[a.buffer]} @ {names[b.buffer]}"
     else:
         rename = {s: sympy.Symbol(a.describe(names[a.buffer]) if isinstance(a, Access) else
                                   a[1] if isinstance(a, tuple) else f"[{a}]") for s, a in kernel.leaves.items()}
