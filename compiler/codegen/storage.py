@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
+from .. import scalar_functions as sf
 from ..graph import Node
 from ..primitives import ops_lowered_as
 from .access import Index
@@ -77,16 +78,43 @@ def shared_map_homes(order, outputs) -> dict:
 
 
 CHEAP_OPS = 2
+CHEAP_FUNCTIONS = (sf.Relu,)  # one vector max: a ReLU after a bias add is recomputed, not stored (its pooling
+                              # and its derivative read the product and the bias instead)
 
 
 def recomputable(node: Node) -> bool:
     """A map so cheap that each user recomputes it rather than reading a stored copy:
     a few arithmetic operations on tensors that are stored anyway (a bias add read by
-    both an activation and its derivative)."""
+    both an activation and its derivative; a ReLU of one, read by a pooling and by its
+    derivative, when no read under it is transposed: ``_recompute_cost``)."""
+    return _recompute_cost(node, nested=False) <= CHEAP_OPS
+
+
+def _recompute_cost(node: Node, nested: bool) -> float:
+    """Operations of a map and of the maps under it down to stored values; inf when not cheap. A
+    nest of maps (`nested`, or a map argument here) must read its stored values in order: a
+    transposed read, repeated by every recomputation, costs more than storing the result once."""
     body = node.attr("body")
-    if sympy.count_ops(body) > CHEAP_OPS or body.atoms(sympy.Function):
-        return False
-    return all(_stored(arg) for arg in node.args)
+    if any(type(f) not in CHEAP_FUNCTIONS for f in body.atoms(sympy.Function)):
+        return float("inf")
+    cost, sources = sympy.count_ops(body), []
+    for arg in node.args:
+        transposed = False
+        while arg.op in LAYOUT_OPS:
+            transposed |= arg.op == "transpose" and arg.attr("perm")[-1] != arg.ndim - 1
+            arg = arg.args[0]
+        if not (arg.is_leaf or arg.op in STORED_OPS or arg.op == "map"):
+            return float("inf")
+        sources.append((arg, transposed))
+    nested = nested or any(arg.op == "map" for arg, _ in sources)
+    for arg, transposed in sources:
+        if nested and transposed:
+            return float("inf")
+        if arg.op == "map" and not arg.is_leaf:
+            cost += _recompute_cost(arg, nested=True)
+        if cost > CHEAP_OPS:
+            return float("inf")
+    return cost
 
 
 def _stored(node: Node) -> bool:
