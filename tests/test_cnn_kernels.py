@@ -15,7 +15,7 @@ import conv_reference as CR
 # A PIN, not a requirement: the number of kernels the compiled training step (forward, backward and
 # update) runs today. Fusing more (bias, ReLU and pooling into the convolution's loop nest) lowers it;
 # whoever lowers it updates the number here. A higher count is a regression in fusion.
-KERNELS = 27
+KERNELS = 25
 
 
 def anchor_cnn():

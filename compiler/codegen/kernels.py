@@ -387,17 +387,20 @@ class KernelEmitter:
     def _bmm(self):
         """A product per batch point; when split, the thread's share of (product, piece) tasks:
         each product cut into ``product_parts`` pieces of whole register tiles, along its columns
-        (its rows when it has more rows than columns)."""
+        (its rows when it has more rows than columns). Products along ``summed_axes`` add up into
+        one result, in order, within one task: the same bits for any thread count."""
         kernel, b = self.kernel, self.builder
         batch = kernel.space[:-2]
         m, n = self.size(size_expr(kernel.space[-2])), self.size(size_expr(kernel.space[-1]))
-        batch_counts = [self.size(size_expr(d)) for d in batch]
+        counts = [self.size(size_expr(d)) for d in batch]
+        kept = [a for a in range(len(batch)) if a not in kernel.summed_axes]
+        kept_counts = [counts[a] for a in kept]
         if self.share is None:
-            with loop_nest(b, batch_counts, "b") as indices:
-                self._product(indices, I64(0), m, I64(0), n)
+            with loop_nest(b, kept_counts, "b") as indices:
+                self._summed_product(indices, counts, I64(0), m, I64(0), n)
             return
         products = I64(1)
-        for count in batch_counts:
+        for count in kept_counts:
             products = b.mul(products, count)
         parts = product_parts(b, products, self.threads)
         tile = host_tile_shape(kernel.dtype)
@@ -408,7 +411,7 @@ class KernelEmitter:
         with range_loop(b, *self.share, I64(1), "task") as task:
             which, piece = b.sdiv(task, parts), b.srem(task, parts)
             indices = []
-            for count in reversed(batch_counts):  # the batch point of product `which`, row-major
+            for count in reversed(kept_counts):  # the batch point of product `which`, row-major
                 indices.insert(0, b.srem(which, count))
                 which = b.sdiv(which, count)
             bounds = []
@@ -416,19 +419,53 @@ class KernelEmitter:
                 edge = b.mul(b.sdiv(b.mul(tiles, k), parts), width)
                 bounds.append(b.select(b.icmp_signed("<", edge, extent), edge, extent))
             start, length = bounds[0], b.sub(bounds[1], bounds[0])
-            self._product(indices, b.select(by_columns, I64(0), start), b.select(by_columns, m, length),
-                          b.select(by_columns, start, I64(0)), b.select(by_columns, length, n))
+            self._summed_product(indices, counts, b.select(by_columns, I64(0), start), b.select(by_columns, m, length),
+                                 b.select(by_columns, start, I64(0)), b.select(by_columns, length, n))
 
-    def _product(self, indices, row0, rows, col0, cols) -> None:
-        """C[rows from row0, cols from col0] of the product at batch point `indices`."""
+    def _summed_product(self, kept_indices, counts, row0, rows, col0, cols) -> None:
+        """The product at a batch point of the kept axes: with ``summed_axes``, the sum of the products
+        along them, each after the first adding into C (none at all: C zeroed by a product of depth 0)."""
+        kernel, b = self.kernel, self.builder
+        summed = kernel.summed_axes
+        if not summed:
+            self._product(kept_indices, row0, rows, col0, cols)
+            return
+
+        def merged(summed_indices):
+            kept_iter, summed_iter = iter(kept_indices), iter(summed_indices)
+            return [next(summed_iter) if a in summed else next(kept_iter) for a in range(len(counts))]
+
+        summed_counts = [counts[a] for a in summed]
+        total = I64(1)
+        for count in summed_counts:
+            total = b.mul(total, count)
+        with b.if_then(b.icmp_signed("==", total, I64(0))):
+            self._product(merged([I64(0)] * len(summed)), row0, rows, col0, cols, depth=I64(0))
+        with loop_nest(b, summed_counts, "s") as summed_indices:
+            later = I64(0)
+            for index in summed_indices:
+                later = b.or_(later, index)
+            accumulate = b.zext(b.icmp_signed("!=", later, I64(0)), I64)
+            self._product(merged(summed_indices), row0, rows, col0, cols, accumulate=accumulate)
+
+    def _c_coefs(self) -> list:
+        """Element stride of the output per iteration axis: 0 along the summed batch axes."""
+        space, summed = self.kernel.space, self.kernel.summed_axes
+        strides = iter(contiguous_strides([d for a, d in enumerate(space) if a not in summed]))
+        return [sympy.Integer(0) if a in summed else next(strides) for a in range(len(space))]
+
+    def _product(self, indices, row0, rows, col0, cols, accumulate=None, depth=None) -> None:
+        """C[rows from row0, cols from col0] of the product at batch point `indices`, added to C
+        where `accumulate` (an i64) is not 0; `depth` overrides K (0: C zeroed)."""
         kernel, b = self.kernel, self.builder
         a_access, b_access = kernel.operands
         space = kernel.space  # batch..., M, N
         batch = space[:-2]
         m, n = self.size(size_expr(space[-2])), self.size(size_expr(space[-1]))
-        k = self.size(size_expr(kernel.contract_dim))
+        k = self.size(size_expr(kernel.contract_dim)) if depth is None else depth
+        accumulate = I64(0) if accumulate is None else accumulate
         if isinstance(a_access, IndexedMatrix):
-            self._indexed_product(indices, row0, rows, col0, cols)
+            self._indexed_product(indices, row0, rows, col0, cols, k, accumulate)
             return
         a_coefs, a_offset = linear_form(a_access, len(batch) + 2)
         b_coefs, b_offset = linear_form(b_access, len(batch) + 2)
@@ -436,7 +473,7 @@ class KernelEmitter:
         a_trans, lda = self._leading(a_coefs[-2], a_coefs[-1], k, m)
         b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, k)
         ldc = n
-        c_strides = contiguous_strides(space)
+        c_strides = self._c_coefs()
         offsets = []
         for coefs, offset, corner in ((a_coefs, a_offset, b.mul(row0, self.size(a_coefs[-2]))),
                                       (b_coefs, b_offset, b.mul(col0, self.size(b_coefs[-1]))),
@@ -451,21 +488,21 @@ class KernelEmitter:
         if kernel.packed_b is not None:  # packed by `emit_pack_b` before the scan's loop
             assert self.share is None and not batch, "a product whose B is packed once is one unsplit product"
             prepacked = tiled_gemm_function(self.module, kernel.dtype, prepacked=True)
-            b.call(prepacked, [rows, cols, k, pa, lda, a_trans, self.pointers[kernel.packed_b], pc, ldc, I64(0)])
+            b.call(prepacked, [rows, cols, k, pa, lda, a_trans, self.pointers[kernel.packed_b], pc, ldc, accumulate])
             return
-        b.call(gemm, [rows, cols, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, I64(0)])
+        b.call(gemm, [rows, cols, k, pa, lda, a_trans, pb, ldb, b_trans, pc, ldc, accumulate])
 
-    def _indexed_product(self, indices, row0, rows, col0, cols) -> None:
+    def _indexed_product(self, indices, row0, rows, col0, cols, k, accumulate) -> None:
         """_product when A is an IndexedMatrix: the GEMM reads it through its offset tables
         (constants of the module), from row `row0` on."""
         kernel, b = self.kernel, self.builder
         a_access, b_access = kernel.operands
         space = kernel.space
-        n, k = self.size(size_expr(space[-1])), self.size(size_expr(kernel.contract_dim))
+        n = self.size(size_expr(space[-1]))
         b_coefs, b_offset = linear_form(b_access, len(space))
-        b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, k)
+        b_trans, ldb = self._leading(b_coefs[-2], b_coefs[-1], n, self.size(size_expr(kernel.contract_dim)))
         a_linear, b_linear, c_linear = I64(a_access.offset), self.size(b_offset), I64(0)
-        for index, a_coef, b_coef, c_coef in zip(indices, a_access.batch, b_coefs, contiguous_strides(space)):
+        for index, a_coef, b_coef, c_coef in zip(indices, a_access.batch, b_coefs, self._c_coefs()):
             a_linear = b.add(a_linear, b.mul(index, I64(a_coef)))
             b_linear = b.add(b_linear, b.mul(index, self.size(b_coef)))
             c_linear = b.add(c_linear, b.mul(index, self.size(c_coef)))
@@ -475,7 +512,7 @@ class KernelEmitter:
                                   for digits in (a_access.rows, a_access.depths))
         gemm = tiled_gemm_function(self.module, kernel.dtype, indexed=True)
         b.call(gemm, [rows, cols, k, b.gep(self.pointers[a_access.buffer], [a_linear]), b.gep(row_table, [row0]),
-                      depth_table, pb, ldb, b_trans, pc, n, I64(0)])
+                      depth_table, pb, ldb, b_trans, pc, n, accumulate])
 
     def emit_pack_b(self) -> ir.Function:
         """The function (same arguments as the product's) that packs the product's B whole into

@@ -106,8 +106,9 @@ def extent_and_work(b: ir.IRBuilder, kernel, dims: dict, threads: int) -> tuple:
         return emit_size(b, expr, dims)
 
     if kernel.kind == "bmm":
-        products = size(sympy.Mul(*[size_expr(d) for d in space[:-2]]))
-        work = b.mul(products, size(sympy.Mul(*[size_expr(d) for d in space[-2:]]) * size_expr(kernel.contract_dim)))
+        products = size(sympy.Mul(*[size_expr(d) for a, d in enumerate(space[:-2]) if a not in kernel.summed_axes]))
+        summed = sympy.Mul(*[size_expr(space[a]) for a in kernel.summed_axes])
+        work = b.mul(products, size(summed * sympy.Mul(*[size_expr(d) for d in space[-2:]]) * size_expr(kernel.contract_dim)))
         return b.mul(products, product_parts(b, products, threads)), work, PARALLEL_MIN_PRODUCT
     groups = collapse_axes(kernel) if not kernel.reductions else [[a] for a in range(len(space))]
     tasks = size(sympy.Mul(*[size_expr(space[a]) for a in groups[0]]))

@@ -69,6 +69,8 @@ class Kernel:
     prologue: list = field(default_factory=list)  # kernels run before this one's loop, in its function
     epilogue: list = field(default_factory=list)  # kernels run after it (loop_fusion.chain_kernels)
     packed_b: Buffer | None = None  # bmm in a scan's body: its B, the same at every step, packed once here
+    summed_axes: tuple = ()  # bmm: batch axes whose products add up into one result (a weight's gradient summed
+                             # over the samples), each accumulated into `out` rather than stored apart and summed
     in_place_of: dict = field(default_factory=dict)  # output -> the temporary it overwrites (memory.mark_in_place)
 
     def parts(self) -> list:
@@ -240,13 +242,23 @@ class Scheduler:
 
     def _reduce(self, node: Node, out: Buffer):
         source, axes = node.args[0], node.attr("axes")
+        if node.op == "sum" and self._sums_products(source, axes):
+            self._bmm(source, out, summed_axes=tuple(sorted(axes)))
+            return
         kernel = Kernel(node.op, out, source.shape, compute_dtype(node.dtype),
                         kept_axes=tuple(a for a in range(source.ndim) if a not in axes), nodes=[node], root=node)
         kernel.body = self.expr(source, identity_index(source.ndim), kernel)
         self.kernels.append(kernel)
 
-    def _bmm(self, node: Node, out: Buffer):
-        kernel = Kernel("bmm", out, node.shape, node.dtype, nodes=[node], contract_dim=node.args[0].shape[-1], root=node)
+    def _sums_products(self, source: Node, axes) -> bool:
+        """Whether a sum over `axes` of `source` is a batch of products read by nothing else, summed
+        over batch axes only: the products then accumulate into the sum's buffer (``summed_axes``)."""
+        return (source.op == "bmm" and source not in self.buffer_of and source not in self.first_output
+                and self.uses[source] == 1 and all(a < source.ndim - 2 for a in axes))
+
+    def _bmm(self, node: Node, out: Buffer, summed_axes: tuple = ()):
+        kernel = Kernel("bmm", out, node.shape, node.dtype, nodes=[node], contract_dim=node.args[0].shape[-1], root=node,
+                        summed_axes=summed_axes)
         operands = []
         for position, arg in enumerate(node.args):
             access = self._indexed_matrix(arg) if position == 0 else None
