@@ -50,7 +50,7 @@ MEMORY_ERROR_STEP = """
     from compiler import optim
     x = sp.Input("x", ("batch", 1), "float64"); z = sp.Input("z", ("m",), "float64")
     w = sp.Param("w", (1,), init="ones", dtype="float64")
-    t = sp.tanh(x * z * w)
+    t = sp.softmax(sp.tanh(x * z * w), axis=0)              # needs (batch, m) temporaries in the arena
     loss = sp.mean(t * t) + sp.mean(sp.sin(t))
     step = sp.compile_step(loss, optim.SGD(lr=0.1))
     reference = sp.compile_step(loss, optim.SGD(lr=0.1))
