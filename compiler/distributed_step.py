@@ -36,15 +36,22 @@ from .modes import buffer_updates
 from .optim import Optimizer, update_graph
 from .passes import simplify
 from .step import _bound_function, _live_arrays
-from .traversal import leaves
+from .traversal import leaves, topological_order
 
 
 def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: int = 0, schedule=None,
-                             comm=None, threads: int = 1) -> DistributedStep:
+                             comm=None, threads: int = 1, bucket_mb: float | None = None) -> DistributedStep:
     """The gradient and update programs of `loss`, bound to a DistributedStep on `comm` (default:
     MPI.COMM_WORLD), their large kernels split across `threads` per rank. Every rank must call this
     with the same model and optimizer; rank 0 compiles
-    first and the others load its programs from the on-disk cache."""
+    first and the others load its programs from the on-disk cache.
+
+    bucket_mb: None sums every gradient in one Allreduce after the backward pass. A number overlaps
+    the sum with the backward pass: the gradient program writes each gradient as soon as it is
+    ready (the last layer's first), and the gradients are summed in buckets of about `bucket_mb`
+    megabytes, each started (a nonblocking Iallreduce) right after the kernel that completes it."""
+    if bucket_mb is not None and not (isinstance(bucket_mb, (int, float)) and bucket_mb > 0):
+        raise ValueError(f"compile_step: bucket_mb must be a positive number of megabytes or None, got {bucket_mb!r}")
     comm = world() if comm is None else comm
     if params is None:
         params = [leaf for leaf in leaves(loss) if leaf.op == "param" and not is_buffer(leaf)]
@@ -66,10 +73,18 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
     rows = Input(ROWS_INPUT, (), loss.dtype)
     loss_sum = Input(LOSS_SUM_INPUT, (), dtype)
     grads = gradient(loss, params) if params else []
-    gradient_targets = [loss_sum, *(sums[p.name + GRADIENT_SUFFIX] for p in params),
-                        *(sums[b.name + SUM_SUFFIX] for b, _ in updates)]
-    gradient_values = [_as(loss * rows, dtype), *(_as(g * rows.astype(g.dtype), dtype) for g in grads),
-                       *(_as(v * rows.astype(v.dtype), dtype) for _, v in updates)]
+    gradient_targets = [loss_sum, *(sums[b.name + SUM_SUFFIX] for b, _ in updates),
+                        *(sums[p.name + GRADIENT_SUFFIX] for p in params)]
+    gradient_values = [_as(loss * rows, dtype), *(_as(v * rows.astype(v.dtype), dtype) for _, v in updates),
+                       *(_as(g * rows.astype(g.dtype), dtype) for g in grads)]
+    eager = bucket_mb is not None
+    if eager:  # the order the backward pass completes them in: the parameter read last, first
+        position = {node: k for k, node in enumerate(topological_order([loss]))}
+        first = 1 + len(updates)
+        order = list(range(first)) + sorted(range(first, len(gradient_targets)),
+                                            key=lambda k: -position[params[k - first]])
+        gradient_targets = [gradient_targets[k] for k in order]
+        gradient_values = [gradient_values[k] for k in order]
     faults = index_faults([loss, *gradient_values])
     checks = index_checks([loss, *gradient_values])
     data_inputs = [leaf for leaf in leaves([loss]) if leaf.op == "input" and leaf.name not in RANDOM_INPUTS]
@@ -79,18 +94,23 @@ def compile_distributed_step(loss, optimizer: Optimizer, *, params=None, seed: i
     def compile_both():
         show = comm.rank == 0
         gradient_program = _load("the gradient program", gradient_targets, gradient_values, faults, checks, show,
-                                 threads)
+                                 threads, eager)
         update_program = _load("the update program", update_targets, update_values, [], [], show, threads)
         return gradient_program, update_program
 
     programs = _rank_0_first(comm, compile_both)
+    if eager:  # the flat buffer in completion order, so that every bucket is one contiguous range
+        done = dict(zip((t.name for t in gradient_targets), programs[0].plan["update_kernels"]))
+        entries = sorted(layout.shapes.items(), key=lambda entry: done[entry[0]])
+        layout = FlatLayout(dtype, entries, completed_by=[done[name] for name, _ in entries])
     names = {"data": data, "step": graph.step.name, "lr": graph.lr.name}
     all_leaves = [leaf for leaf in leaves([loss]) if leaf.op == "param"]
     live = _live_arrays([p for p in all_leaves if not is_buffer(p)], {}, seed, "parameter")
     buffers = _live_arrays([b for b in all_leaves if is_buffer(b)], {}, seed, "buffer")
     return DistributedStep(*programs, layout, live, graph.initial_state(), buffers, names,
                            schedule if schedule is not None else optimizer.lr, comm=comm, seed=seed,
-                           compile_function=functools.partial(_bound_function, threads=threads))
+                           compile_function=functools.partial(_bound_function, threads=threads),
+                           bucket_bytes=None if bucket_mb is None else int(bucket_mb * 2**20))
 
 
 def _as(node, dtype: str):
@@ -116,11 +136,13 @@ def _flat_dtype(params, buffers) -> str:
     return dtypes.pop() if dtypes else "float32"
 
 
-def _load(what: str, targets: list, values: list, faults: list, checks: list, show: bool, threads: int):
-    """(program, key) writing each value into its target in place, plus the hidden fault outputs."""
+def _load(what: str, targets: list, values: list, faults: list, checks: list, show: bool, threads: int,
+          eager: bool = False):
+    """(program, key) writing each value into its target in place (`eager`: as soon as it is ready),
+    plus the hidden fault outputs."""
     checked = [node for node, _ in faults]
     key = program_key([*checked, *targets, *values], "distributed " + what, *[repr(f) for _, f in faults],
-                      repr(checks), threads_key(threads))
+                      repr(checks), threads_key(threads), "eager" if eager else "")
 
     def build(prefix):
         progress.stage("simplify")
@@ -128,7 +150,7 @@ def _load(what: str, targets: list, values: list, faults: list, checks: list, sh
         progress.stage("fuse and generate LLVM IR")
         ir_text, plan, consts = build_program(simplified[:len(checked)], prefix,
                                               updates=list(zip(targets, simplified[len(checked):])),
-                                              forward_outputs=len(checked), threads=threads)
+                                              forward_outputs=len(checked), threads=threads, eager_updates=eager)
         plan["index_checks"] = checks
         if faults:
             record_faults(plan, faults, 0)

@@ -39,7 +39,7 @@ from .traversal import as_node_list, leaves, topological_order
 
 def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0, share: TrainStep | None = None,
                  schedule=None, debug_nans: bool | None = None, distributed=False,
-                 threads: int | None = None) -> TrainStep:
+                 threads: int | None = None, bucket_mb: float | None = None) -> TrainStep:
     """Compile forward, backward and the `optimizer` update of `loss` into a TrainStep.
 
     params: the Params to train (default: every Param the loss depends on); the others
@@ -52,7 +52,9 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
     which draw with it and the 1-based step number: a new mask every step, the same run
     from the same seed in any process. distributed: True (MPI.COMM_WORLD) or an mpi4py communicator
     for data-parallel training: a ``runtime.distributed.DistributedStep`` whose gradient and update
-    programs are split around one Allreduce (``compiler/distributed_step.py``; no share, no debug_nans).
+    programs are split around one Allreduce (``compiler/distributed_step.py``; no share, no debug_nans);
+    with bucket_mb, the gradients are summed in buckets of about that many megabytes, each while the
+    backward pass computes the rest (as PyTorch DDP's bucket_cap_mb).
     threads: how many threads the step's large kernels split across (default: the cores this process
     may use, or SYMPROP_THREADS; one per rank when distributed). The same seed trains to the same
     bits with any thread count.
@@ -63,7 +65,10 @@ def compile_step(loss: Node, optimizer: Optimizer, *, params=None, seed: int = 0
         from .distributed_step import compile_distributed_step
         return compile_distributed_step(loss, optimizer, params=params, seed=seed, schedule=schedule,
                                         comm=None if distributed is True else distributed,
-                                        threads=resolve_threads(1 if threads is None else threads))
+                                        threads=resolve_threads(1 if threads is None else threads),
+                                        bucket_mb=bucket_mb)
+    if bucket_mb is not None:
+        raise ValueError("compile_step: bucket_mb applies to distributed training only")
     threads = resolve_threads(threads)
     if debug_nans is None:
         debug_nans = os.environ.get("SYMPROP_DEBUG_NANS", "") not in ("", "0")

@@ -76,6 +76,9 @@ class SingleProcess:
     def Allreduce(self, sendbuf, recvbuf, op=None):  # noqa: N802 (mpi4py's names)
         pass
 
+    def Iallreduce(self, sendbuf, recvbuf, op=None):  # noqa: N802
+        return None  # nothing to wait for
+
     def Bcast(self, buf, root=0):  # noqa: N802
         pass
 
@@ -105,9 +108,11 @@ class FlatLayout:
     """Where each summed array lives in the flat buffer: named entries, each starting on a 64-byte
     boundary (the zero padding between them sums to zero), then the loss and the row count."""
 
-    def __init__(self, dtype: str, entries: list):
+    def __init__(self, dtype: str, entries: list, completed_by: list | None = None):
         self.dtype = np.dtype(dtype)
         self.shapes = {name: tuple(shape) for name, shape in entries}  # the arrays the programs write
+        # per entry, the gradient program's kernel that writes it last (overlapped steps; -1: unknown)
+        self.completed_by = dict(zip(self.shapes, completed_by or [-1] * len(entries)))
         per_line = ALIGNMENT // self.dtype.itemsize
         self.offsets, offset = {}, 0
         for name, shape in [*entries, (LOSS_SUM_INPUT, ()), (ROWS_ENTRY, ())]:
@@ -125,6 +130,21 @@ class FlatLayout:
         raw = np.zeros(self.nbytes + ALIGNMENT, dtype=np.uint8)
         start = (-raw.ctypes.data) % ALIGNMENT
         return raw[start:start + self.nbytes].view(self.dtype)
+
+    def buckets(self, bucket_bytes: int) -> list:
+        """(start, stop, after) element ranges of the flat buffer summed one by one: consecutive
+        entries of about `bucket_bytes`, each started once kernel `after` has run; the last bucket
+        (after None: once the gradient program is done) ends with the loss and the row count."""
+        names = list(self.shapes)
+        ends = [self.offsets[n] for n in names[1:]] + [self.offsets[LOSS_SUM_INPUT]]
+        buckets, start, after = [], 0, -1
+        for name, end in zip(names, ends):
+            after = max(after, self.completed_by[name])
+            if (end - start) * self.dtype.itemsize >= bucket_bytes:
+                buckets.append((start, end, after))
+                start, after = end, -1
+        buckets.append((start, self.size, None))
+        return buckets
 
     def views(self, flat: np.ndarray) -> dict:
         """name -> a view of `flat` with the entry's shape (no copy)."""
@@ -146,12 +166,15 @@ class DistributedStep:
     """
 
     def __init__(self, gradient_program, update_program, layout: FlatLayout, params: dict, state: dict,
-                 buffers: dict, names: dict, lr, *, comm, seed: int = 0, compile_function=None):
+                 buffers: dict, names: dict, lr, *, comm, seed: int = 0, compile_function=None,
+                 bucket_bytes: int | None = None):
         if isinstance(comm, SingleProcess):
-            self._in_place = self._sum = None
+            self._in_place = self._sum = self._requests = None
         else:
             MPI = mpi()
-            self._in_place, self._sum = MPI.IN_PLACE, MPI.SUM
+            self._in_place, self._sum, self._requests = MPI.IN_PLACE, MPI.SUM, MPI.Request
+        # overlapped: (start, stop, after) ranges of the flat buffer summed while the backward pass runs
+        self.buckets = layout.buckets(bucket_bytes) if bucket_bytes else None
         self.comm, self.rank, self.size = comm, comm.rank, comm.size
         self.layout = layout
         self.lr = lr
@@ -197,13 +220,16 @@ class DistributedStep:
             step = self.step_count + 1
             self._step_value[...] = self._counter_value[...] = step
             self._lr_value[...] = self.lr_at(step)
-            if empty:  # this rank adds nothing, but takes part in the sum
+            if self.buckets is not None:
+                self._overlapped_sum(shard_inputs, dims, None if empty else next(iter(rows)))
+            elif empty:  # this rank adds nothing, but takes part in the sum
                 self.flat.fill(0)
+                self.comm.Allreduce(self._in_place, self.flat, op=self._sum)
             else:
                 self._rows_value[...] = next(iter(rows))
                 self._gradient.run(shard_inputs, dims, check_faults=False)
                 self._rows_entry[...] = next(iter(rows))
-            self.comm.Allreduce(self._in_place, self.flat, op=self._sum)
+                self.comm.Allreduce(self._in_place, self.flat, op=self._sum)
             total = float(self._rows_entry)
             if not total > 0:
                 raise ValueError("a data-parallel step needs at least one row on some rank; every shard was empty")
@@ -214,6 +240,37 @@ class DistributedStep:
         if not empty:
             self._gradient.check_faults(note=f"; step {step} has already updated the parameters on every rank")
         return loss
+
+    def _overlapped_sum(self, shard_inputs: dict, dims, rows) -> None:
+        """The gradient program kernel by kernel, each bucket's nonblocking Iallreduce started once the
+        kernel completing it has run (MPI is polled between kernels, so the sums progress), the last
+        bucket -- the loss and the row count -- after the program; then wait for all. Every rank
+        starts the same buckets in the same order (an empty shard: zeros, all at once)."""
+        buckets, requests, started = self.buckets, [], 0
+
+        def start(bucket) -> None:
+            request = self.comm.Iallreduce(self._in_place, self.flat[bucket[0]:bucket[1]], op=self._sum)
+            if request is not None:
+                requests.append(request)
+
+        def after(k: int) -> None:
+            nonlocal started
+            while started < len(buckets) - 1 and buckets[started][2] <= k:
+                start(buckets[started])
+                started += 1
+            if requests:
+                self._requests.Testall(requests)
+
+        if rows is None:
+            self.flat.fill(0)
+        else:
+            self._rows_value[...] = rows
+            self._gradient.run_kernels(shard_inputs, dims, after)
+            self._rows_entry[...] = rows
+        for bucket in buckets[started:]:
+            start(bucket)
+        if requests:
+            self._requests.Waitall(requests)
 
     # ---- a whole epoch -------------------------------------------------------------------------
 

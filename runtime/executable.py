@@ -63,6 +63,7 @@ class Executable:
         self.lock = threading.Lock()  # held by a call on the executable's own workspace (and by a TrainStep)
         self._persistent_outputs = persistent_outputs
         self._addresses = addresses or {}
+        self._runners = None  # per-kernel entry points (``run_kernels``), made on first use
         declared = plan.get("arguments")  # every Input/Param the user declared, used by the code or not
         if declared is None:
             declared = [dict(b, buffer=i) for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")]
@@ -217,13 +218,26 @@ class Executable:
         ``check_faults``, as a training step does once its step count is advanced)."""
         return self._run(self._workspace, values, dims, check_faults)
 
-    def _run(self, workspace: Workspace, values: dict, dims: dict, check_faults: bool):
+    def run_kernels(self, values: dict, dims: dict, after) -> None:
+        """``run`` kernel by kernel (the plan's kernel runners), calling ``after(k)`` once kernel k has
+        run: a data-parallel step starts summing the gradients a kernel completed while the next
+        kernels run. Persistent outputs only (the caller reads them); faults are the caller's to check."""
+        if self._runners is None:
+            self._runners = [ENTRY_TYPE(self._addresses[name]) for name in self.plan["kernel_runners"]]
+        self._run(self._workspace, values, dims, False, after)
+
+    def _run(self, workspace: Workspace, values: dict, dims: dict, check_faults: bool, after=None):
         if dims != workspace.binding:
             self._rebind(workspace, dims, lambda: self._dimension_sources(values))
         table = workspace.table
         for index, name, *_ in self._checks:
             if index is not None:  # declared, but simplification removed every read of it
                 table[index] = data_address(values[name])
+        if after is not None:
+            for k, runner in enumerate(self._runners):
+                runner(workspace.table_address, workspace.dims_address)
+                after(k)
+            return None
         if self._persistent_outputs:
             results = workspace.output_arrays
         else:

@@ -1,10 +1,11 @@
 """The model, data and schedule of the two-rank test (``test_distributed.py``), and the script each rank runs.
 
-``mpiexec -n 2 python tests/distributed_training.py OUT`` trains a float64 MLP
+``mpiexec -n 2 python tests/distributed_training.py OUT [BUCKET_MB]`` trains a float64 MLP
 data-parallel: a few steps on uneven shards of a 13-row global batch, then one
 shuffled epoch with global batches of 16 (the last one smaller), with Adam
 whose gradient-norm clipping is active. Each rank writes its parameters,
-optimizer state and losses to OUT/rank<r>.npz. ``train_single`` runs the same
+optimizer state and losses to OUT/rank<r>.npz; with BUCKET_MB the gradients are
+summed in buckets of that size while the backward pass runs. ``train_single`` runs the same
 schedule in one process on the concatenated batches.
 """
 from __future__ import annotations
@@ -66,15 +67,17 @@ def train_single():
     return dict(step.params), dict(step.state), np.array(losses)
 
 
-def main(out: str) -> None:
-    step = sp.compile_step(*model(), seed=SEED, distributed=True)
+def main(out: str, bucket_mb: str | None = None) -> None:
+    step = sp.compile_step(*model(), seed=SEED, distributed=True,
+                           bucket_mb=None if bucket_mb is None else float(bucket_mb))
     comm = step.comm
     losses = run_schedule(step, comm.rank, comm.size)
     step.check_consistent()
     arrays = {f"param/{k}": v for k, v in step.params.items()}
     arrays.update({f"state/{k}": v for k, v in step.state.items()})
-    np.savez(Path(out) / f"rank{comm.rank}.npz", losses=np.array(losses), size=comm.size, **arrays)
+    np.savez(Path(out) / f"rank{comm.rank}.npz", losses=np.array(losses), size=comm.size,
+             buckets=len(step.buckets or ()), **arrays)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

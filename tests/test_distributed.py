@@ -62,6 +62,22 @@ def test_two_ranks_hold_identical_parameters_equal_to_one_process(tmp_path):
 
 
 @needs_mpi
+def test_two_ranks_summing_buckets_during_the_backward_pass_train_to_the_same_bits(tmp_path):
+    """Overlap: every gradient in a bucket of its own (64 bytes), each Iallreduce started right after
+    the kernel that writes it; the ranks agree bit for bit and with the one-message sum."""
+    import distributed_training as job
+    overlapped, plain = tmp_path / "overlapped", tmp_path / "plain"
+    overlapped.mkdir(), plain.mkdir()
+    run_ranks(2, str(Path(job.__file__)), str(overlapped), "0.00006")
+    run_ranks(2, str(Path(job.__file__)), str(plain))
+    ranks = [np.load(overlapped / f"rank{r}.npz") for r in range(2)]
+    reference = np.load(plain / "rank0.npz")
+    assert int(ranks[0]["buckets"]) == 5 and int(reference["buckets"]) == 0  # w2, b2, w1, b1; loss and rows
+    for name in [n for n in ranks[0].files if n.startswith(("param/", "state/"))] + ["losses"]:
+        assert ranks[0][name].tobytes() == ranks[1][name].tobytes() == reference[name].tobytes(), name
+
+
+@needs_mpi
 def test_symprop_train_distributed_on_two_ranks_reaches_the_single_process_accuracy():
     result = run_ranks(2, "-m", "compiler.cli", "train", "--distributed", "--quiet", "examples/digits_mlp.toml")
     accuracies = re.findall(r"test accuracy ([\d.]+)%", result.stdout)
@@ -144,6 +160,38 @@ def test_split_step_on_one_rank_equals_the_fused_step():
         np.testing.assert_allclose(step.state[name], state[name], rtol=1e-12, atol=1e-14, err_msg=name)
     assert step.step_count == job.STEPS + -(-job.EPOCH_ROWS // job.BATCH)
     assert len(step.kernels()) == len(step.gradient_program.kernels()) + len(step.update_program.kernels())
+
+
+def test_overlapped_split_step_writes_each_gradient_when_ready_and_equals_the_plain_split():
+    """bucket_mb: the gradient program writes the last layer's gradients before the first layer's
+    backward product, and run kernel by kernel it gives the plain split step's bits."""
+    import distributed_training as job
+    plain = job.sp.compile_step(*job.model(), seed=job.SEED, distributed=SingleProcess())
+    overlapped = job.sp.compile_step(*job.model(), seed=job.SEED, distributed=SingleProcess(), bucket_mb=1e-4)
+    plan = overlapped.gradient_program.plan
+    written = dict(zip([a["name"] for a in plan["arguments"] if a["name"].endswith("__gradient_sum")],
+                       [None] * 4))
+    kernels = plan["kernels"]
+    last_product = max(k for k, kernel in enumerate(kernels) if kernel["kind"] == "bmm")
+    for k, kernel in enumerate(kernels):
+        for name in written:
+            if name in kernel["out"].split(", "):
+                written[name] = k
+    assert written["w2__gradient_sum"] < last_product < written["w1__gradient_sum"], (written, last_product)
+    assert len(overlapped.buckets) >= 3 and overlapped.buckets[-1][2] is None
+    assert [b[0] for b in overlapped.buckets[1:]] == [b[1] for b in overlapped.buckets[:-1]]  # contiguous
+    assert plain.buckets is None
+    assert job.run_schedule(plain) == job.run_schedule(overlapped)
+    for name in plain.params:
+        assert plain.params[name].tobytes() == overlapped.params[name].tobytes(), name
+
+
+def test_bucket_mb_is_positive_and_for_distributed_steps_only():
+    import distributed_training as job
+    with pytest.raises(ValueError, match="bucket_mb must be a positive"):
+        job.sp.compile_step(*job.model(), distributed=SingleProcess(), bucket_mb=0)
+    with pytest.raises(ValueError, match="distributed training only"):
+        job.sp.compile_step(*job.model(), bucket_mb=1.0)
 
 
 def test_split_step_updates_buffers_and_draws_dropout_as_the_fused_step():

@@ -197,7 +197,7 @@ def _describe_loop(kernel, names: dict) -> dict:
 
 
 def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, forward_outputs: int | None = None,
-                  declared=(), progress=None, threads: int = 1):
+                  declared=(), progress=None, threads: int = 1, eager_updates: bool = False):
     """IR text, plan and constants of a program computing `outputs` and then writing
     each (target leaf, value) of `updates` into the target's buffer in place.
 
@@ -208,10 +208,12 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
     `declared`: Input/Param leaves of the program as the user declared it; the executable
     checks and accepts them even when simplification removed their use. progress: a
     runtime.progress.Progress, told when scheduling ends and "generate IR" begins. threads: how many
-    threads large kernels split across (``parallel.py``); the runtime's pool provides them."""
+    threads large kernels split across (``parallel.py``); the runtime's pool provides them. eager_updates:
+    each update is written as soon as its value is ready (``schedule``); the plan's "update_kernels"
+    gives, per update, the index of the last kernel that writes its target."""
     lowered = lower_einsums(list(outputs) + [v for _, v in updates])
     outputs, values = lowered[:len(outputs)], lowered[len(outputs):]
-    sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)])
+    sched = schedule(outputs, [(t, v) for (t, _), v in zip(updates, values)], eager_updates)
     sched.kernels = unchain_products(sched.kernels, threads)
     mark_in_place(sched.kernels)
     forward = set(topological_order(outputs[:forward_outputs]))
@@ -261,6 +263,8 @@ def build_program(outputs, prefix: str, updates=(), epoch: dict | None = None, f
         "threads": threads,
         "epoch": epoch_name,
         "kernel_runners": runners,
+        "update_kernels": [max((k for k, kernel in enumerate(sched.kernels)
+                                if sched.buffer_of[t] in kernel.writes()), default=-1) for t, _ in updates],
         "part_symbols": [[f"{prefix}_k{k}" for k in part] for part in parts[1:]],
     }
     return PART_SEPARATOR.join(str(m) for m in modules), plan, consts

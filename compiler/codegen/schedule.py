@@ -116,9 +116,10 @@ def effective_uses(order) -> dict:
 class Scheduler:
     """Builds the kernel list; see the module docstring for the rules."""
 
-    def __init__(self, outputs, updates=()):
+    def __init__(self, outputs, updates=(), eager_updates: bool = False):
         self.outputs = list(outputs)
         self.updates = list(updates)  # (target leaf, new value): written in place, after everything else
+        self.eager_updates = eager_updates  # or each as soon as its value is ready (``_schedule_updates``)
         self.order = topological_order(self.outputs + [v for _, v in self.updates] + [t for t, _ in self.updates])
         self.write_targets: set = set()
         self.snapshots: dict = {}
@@ -177,6 +178,14 @@ class Scheduler:
         for target, value in self.updates:
             if target.op not in ("param", "input") or value.shape != target.shape:
                 raise ValueError(f"update of {target!r} must be a value of shape {target.shape}, got {value.shape}")
+        if self.eager_updates and not {t for t, _ in self.updates} & set(
+                topological_order(self.outputs + [v for _, v in self.updates])):
+            for target, value in self.updates:  # in the caller's order, each right after what it needs
+                kernel = Kernel("elementwise", self.buffer_of[target], target.shape, compute_dtype(target.dtype),
+                                in_place=True)
+                kernel.body = self.expr(value, identity_index(target.ndim), kernel, root=True)
+                self.kernels.append(kernel)
+            return
         deferred = []
         for space, dtype, items in update_loops(self.updates):
             kernel = Kernel("elementwise", self.buffer_of[items[0][0]], space, compute_dtype(dtype), in_place=True)
@@ -533,8 +542,11 @@ def _matrix_compatible(access: Access, ndim: int) -> bool:
     return coefs[-1] == 1 or coefs[-2] == 1
 
 
-def schedule(outputs, updates=()) -> Scheduler:
+def schedule(outputs, updates=(), eager_updates: bool = False) -> Scheduler:
+    """The kernels of `outputs` and of the in-place `updates`; with `eager_updates` (targets that no
+    value reads: a data-parallel step's gradient sums) each update loop runs as soon as its value is
+    ready, in the order given, rather than all after every other kernel."""
     from .loop_fusion import chain_kernels, fuse_loops
-    scheduler = Scheduler(outputs, updates).run()
+    scheduler = Scheduler(outputs, updates, eager_updates).run()
     scheduler.kernels = chain_kernels(fuse_loops(scheduler.kernels, set(scheduler.output_buffers)))
     return scheduler
