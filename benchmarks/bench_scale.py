@@ -1,12 +1,14 @@
 """Step time with 1 and N threads, and with 1 and N MPI ranks, side by side with PyTorch on N threads.
 
-    python benchmarks/bench_scale.py [--rounds 30] [--workloads mlp,cnn] [--threads 2] [--ranks 2]
+    python benchmarks/bench_scale.py [--rounds 30] [--workloads mlp,cnn] [--threads 2] [--ranks 2] [--bucket-mb 1]
 
 Workloads: the 784-1024-1024-10 MLP (batch 256, Adam) and the CNN of cnn_workload.py (batch 64,
 SGD with momentum). "1 thread" and "N threads" are the fused step (compile_step(..., threads=...))
 on the whole batch in this process; "N ranks" is ``mpiexec -n N`` of this script, every rank one
 thread running compile_step(..., distributed=True) on its share of the batch (the step time is
-rank 0's: gradient program, Allreduce, update program); "PyTorch N threads" is eager PyTorch with
+rank 0's: gradient program, Allreduce, update program), and with --bucket-mb the same with the sum
+overlapped (buckets of that many MB, each an Iallreduce started during the backward pass, the
+gradient program run kernel by kernel); "PyTorch N threads" is eager PyTorch with
 torch.set_num_threads(N) on the same weights (the column is left out when torch is not installed).
 The 1- and N-thread steps alternate call by call. Times are medians over rounds; speed-up is against 1 thread, efficiency is speed-up / N, and the
 last column is PyTorch's time over symprop's with N threads (above 1: symprop is faster).
@@ -96,14 +98,14 @@ def pytorch(name: str, rounds: int, threads: int, weights: dict) -> float | None
     return median_ms(lambda: step(x, y), rounds)
 
 
-def rank_worker(name: str, rounds: int) -> None:
+def rank_worker(name: str, rounds: int, bucket_mb: float | None) -> None:
     """Run under mpiexec: each rank trains on its shard; rank 0 prints the step time as JSON."""
     import numpy as np
 
     import compiler as sp
     from runtime.distributed import shard
     loss, optimizer, batch = workload(name)
-    step = sp.compile_step(loss, optimizer, seed=0, distributed=True, threads=1)
+    step = sp.compile_step(loss, optimizer, seed=0, distributed=True, threads=1, bucket_mb=bucket_mb)
     comm = step.comm
     rows = len(next(iter(batch.values())))
     mine = shard(rows, comm.rank, comm.size)
@@ -113,13 +115,14 @@ def rank_worker(name: str, rounds: int) -> None:
         print(json.dumps({"ms": milliseconds, "flat_bytes": step.layout.nbytes}))
 
 
-def ranks(name: str, n: int, rounds: int) -> float:
+def ranks(name: str, n: int, rounds: int, bucket_mb: float | None = None) -> float:
     mpiexec = Path(sys.executable).parent / "mpiexec"
     mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
     if mpiexec is None:
         raise SystemExit('bench_scale: no mpiexec (pip install -e ".[mpi]")')
     result = subprocess.run([mpiexec, "-n", str(n), sys.executable, __file__, "--rank-worker", name,
-                             "--rounds", str(rounds)], capture_output=True, text=True, cwd=HERE,
+                             "--rounds", str(rounds), *(["--bucket-mb", str(bucket_mb)] if bucket_mb else [])],
+                            capture_output=True, text=True, cwd=HERE,
                             env={**os.environ, "PYTHONPATH": str(HERE.parent)})
     if result.returncode != 0:
         raise SystemExit(f"bench_scale: {n} ranks failed:\n{result.stderr[-2000:]}")
@@ -132,23 +135,31 @@ def main(argv=None) -> int:
     parser.add_argument("--workloads", default="mlp,cnn")
     parser.add_argument("--threads", type=int, default=2, help="the thread count beside one thread")
     parser.add_argument("--ranks", type=int, default=2, help="the rank count beside one process")
+    parser.add_argument("--bucket-mb", type=float, help="also time the ranks summing in buckets of this many MB "
+                                                           "while the backward pass runs")
     parser.add_argument("--rank-worker", metavar="WORKLOAD", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rank_worker:
-        rank_worker(args.rank_worker, args.rounds)
+        rank_worker(args.rank_worker, args.rounds, args.bucket_mb)
         return 0
-    t, r = args.threads, args.ranks
+    t, r, bucket = args.threads, args.ranks, args.bucket_mb
+    overlapped_header = f" {r} ranks, {bucket:g} MB buckets (ms) | speed-up |" if bucket else ""
     print(f"| workload | 1 thread (ms) | {t} threads (ms) | speed-up | efficiency | {r} ranks (ms) | speed-up "
-          f"| efficiency | PyTorch {t} threads (ms) | PyTorch / symprop {t} threads |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          f"| efficiency |{overlapped_header} PyTorch {t} threads (ms) | PyTorch / symprop {t} threads |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|" + ("--:|--:|" if bucket else "") + "--:|--:|")
     for name in args.workloads.split(","):
         single, threaded, weights = one_process(name, args.rounds, t)
         ranked = ranks(name, r, args.rounds)
+        overlapped_cells = ""
+        if bucket:
+            overlapped = ranks(name, r, args.rounds, bucket)
+            overlapped_cells = f" {overlapped:.2f} | {single / overlapped:.2f}x |"
         torch_ms = pytorch(name, args.rounds, t, weights)
         torch_cells = (f"{torch_ms:.2f} | {torch_ms / threaded:.2f}x" if torch_ms is not None
                        else "not installed | -")
         print(f"| {name} | {single:.2f} | {threaded:.2f} | {single / threaded:.2f}x | {single / threaded / t:.0%} "
-              f"| {ranked:.2f} | {single / ranked:.2f}x | {single / ranked / r:.0%} | {torch_cells} |", flush=True)
+              f"| {ranked:.2f} | {single / ranked:.2f}x | {single / ranked / r:.0%} |{overlapped_cells} {torch_cells} |",
+              flush=True)
     return 0
 
 

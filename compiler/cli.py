@@ -21,8 +21,11 @@ def _train(args) -> int:
         except MPIUnavailable as error:
             print(f"symprop train: --distributed: {error}", file=sys.stderr)
             return 2
+    if args.bucket_mb is not None and not args.distributed:
+        print("symprop train: --bucket-mb applies with --distributed only", file=sys.stderr)
+        return 2
     train(spec, epochs=args.epochs, progress=not args.quiet, plot=args.plot, save=args.save,
-          distributed=args.distributed)
+          distributed=args.distributed, bucket_mb=args.bucket_mb)
     return 0
 
 
@@ -34,6 +37,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -53,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel over MPI ranks: mpiexec -n N symprop train --distributed (needs .[mpi])")
+    train.add_argument("--bucket-mb", type=positive_float, metavar="MB",
+                       help="with --distributed: sum the gradients in buckets of about MB megabytes while the "
+                            "backward pass runs (default: one sum after it)")
     train.set_defaults(run=_train)
     try:
         from .inspect.command import add_arguments

@@ -58,13 +58,16 @@ def mean_loss(loss_function, inputs: dict, batch_size: int = 256) -> float:
 
 
 def train(spec: ModelSpec, *, epochs: int | None = None, progress: bool = True, out=sys.stdout,
-          plot: str | None = None, save: str | None = None, distributed: bool = False) -> dict:
+          plot: str | None = None, save: str | None = None, distributed: bool = False,
+          bucket_mb: float | None = None) -> dict:
     """Compile and train `spec`; returns {"test_accuracy", "seconds", "compile_seconds", "history"}
     ({"val_loss", "unigram_entropy", ...} for a text dataset, see `train_on_text`).
 
     `epochs`, `save` and `plot` are checked first (TrainArgumentError), so a mistake costs no training.
     distributed: data-parallel over the MPI ranks (``mpiexec -n N``): each global batch of
-    batch_size rows is split between the ranks; rank 0 alone prints, plots and saves."""
+    batch_size rows is split between the ranks; rank 0 alone prints, plots and saves. bucket_mb: the
+    gradients are summed in buckets of about that many megabytes while the backward pass runs
+    (``compile_step``); None: in one message after it."""
     check_train_arguments(epochs=epochs, save=save, plot=plot)
     if distributed:
         from runtime.distributed import world
@@ -75,7 +78,7 @@ def train(spec: ModelSpec, *, epochs: int | None = None, progress: bool = True, 
         distributed = comm
     if spec.training.dataset == "python_docs":
         return train_on_text(spec, epochs=epochs, progress=progress, out=out, plot=plot, save=save,
-                             distributed=distributed)
+                             distributed=distributed, bucket_mb=bucket_mb)
     started = time.perf_counter()
     dtype, example_shape = spec.inputs["x"].dtype, spec.inputs["x"].shape[1:]  # (64,) or an image's (1, 8, 8)
     x_train, y_train = datasets.load_digits("train", dtype=dtype)
@@ -85,7 +88,8 @@ def train(spec: ModelSpec, *, epochs: int | None = None, progress: bool = True, 
     epochs = settings.epochs if epochs is None else epochs
     print(f"symprop: training {spec.source} on {settings.dataset} ({len(x_train)} train / {len(x_test)} test), "
           f"{epochs} epochs, batch {settings.batch_size}, {spec.optimizer!r}", file=out)
-    step = compile_step(spec.loss, spec.optimizer, seed=settings.seed, distributed=distributed)
+    step = compile_step(spec.loss, spec.optimizer, seed=settings.seed, distributed=distributed,
+                        **({"bucket_mb": bucket_mb} if distributed else {}))
     predict = step.function(spec.logits)  # inference mode: batch norm's running statistics, no dropout
     compiled = time.perf_counter() - started
     print(f"compiled forward, backward and update in {compiled:.2f} s ({len(step.kernels())} kernels)", file=out)
@@ -112,7 +116,8 @@ def finish(step, history, save, plot, out) -> None:
 
 
 def train_on_text(spec: ModelSpec, *, epochs: int | None = None, progress: bool = True, out=sys.stdout,
-                  plot: str | None = None, save: str | None = None, distributed=False) -> dict:
+                  plot: str | None = None, save: str | None = None, distributed=False,
+                  bucket_mb: float | None = None) -> dict:
     """Train a model of token windows on the python_docs corpus: each epoch draws as many windows at
     random offsets of the training text as it holds characters / T, and ends with the mean loss over every
     non-overlapping window of the validation text. Returns {"val_loss", "unigram_entropy", "seconds",
@@ -125,7 +130,8 @@ def train_on_text(spec: ModelSpec, *, epochs: int | None = None, progress: bool 
     print(f"symprop: training {spec.source} on {settings.dataset} ({len(corpus):,} characters, "
           f"{corpus.vocab_size} in the vocabulary, the last 10 % for validation), {epochs} epochs of {per_epoch} "
           f"random windows of {context}, batch {settings.batch_size}, {spec.optimizer!r}", file=out)
-    step = compile_step(spec.loss, spec.optimizer, seed=settings.seed, distributed=distributed)
+    step = compile_step(spec.loss, spec.optimizer, seed=settings.seed, distributed=distributed,
+                        **({"bucket_mb": bucket_mb} if distributed else {}))
     validation_loss = step.function(spec.loss)  # inference mode, parameters untouched
     compiled = time.perf_counter() - started
     print(f"compiled forward, backward and update in {compiled:.2f} s ({len(step.kernels())} kernels); unigram "
