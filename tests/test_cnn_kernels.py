@@ -6,6 +6,7 @@ conv 32 3x3 pad 1, ReLU, max-pool 2, dense 1568 -> 10, cross-entropy, SGD with m
 from __future__ import annotations
 
 import collections
+import re
 
 import numpy as np
 
@@ -55,3 +56,15 @@ def test_anchor_cnn_training_step_kernel_count_is_pinned():
     value = step(images=images, labels=labels)
     np.testing.assert_allclose(value, numpy_loss(images.astype(np.float64), labels, before), rtol=1e-4)
     assert all(not np.array_equal(step.params[name], before[name].astype(np.float32)) for name in before)
+
+
+def test_anchor_cnn_recomputes_the_first_relu_and_stores_the_second():
+    """conv1's ReLU of its bias add is recomputed by the pooling and by its derivative from the
+    product it reads in order, so no (batch, 16, 28, 28) activation is stored; conv2's product is
+    positions-major, read transposed, so its ReLU is stored once in (batch, 32, 14, 14) order."""
+    loss, _ = anchor_cnn()
+    step = C.compile_step(loss, C.optim.SGD(lr=0.01, momentum=0.9))
+    bodies = " | ".join(k["body"] for k in step.kernels())
+    assert not re.search(r"\bt\d+ = Relu\(conv1_bias", bodies), bodies  # never stored ...
+    assert len(re.findall(r"Relu\(conv1_bias", bodies)) >= 5  # ... but computed by the pooling and the derivative
+    assert re.search(r"\bt\d+ = Relu\(conv2_bias", bodies), bodies

@@ -110,19 +110,11 @@ def _recompute_cost(node: Node, nested: bool) -> float:
     for arg, transposed in sources:
         if nested and transposed:
             return float("inf")
-        if arg.op == "map" and not arg.is_leaf:
+        if arg.op == "map":
             cost += _recompute_cost(arg, nested=True)
         if cost > CHEAP_OPS:
             return float("inf")
     return cost
-
-
-def _stored(node: Node) -> bool:
-    """Whether reading `node` is a load: a leaf, or layout ops over a value always stored (not a map,
-    whose recomputation would nest): a sum of shifted taps of a product is cheap to recompute."""
-    while node.op in LAYOUT_OPS:
-        node = node.args[0]
-    return node.is_leaf or node.op in STORED_OPS
 
 
 def _computed(node: Node) -> bool:
