@@ -113,3 +113,22 @@ def test_anchor_cnn_second_convolution_stores_its_padded_input_not_its_im2col_ma
     positions, taps = "16*[14]+1*[14]", "256*[16]+16*[3]+1*[3]"  # 14 x 14 in rows of 16; 16 channels x 3 x 3
     assert len(bodies) == 2 and f"rows {positions}; depths {taps}" in bodies[0], bodies  # forward: positions x taps
     assert f"rows {taps}; depths {positions}" in bodies[1], bodies  # weight gradient: taps x positions
+
+
+def test_above_the_table_limit_the_matrix_is_stored_and_still_right(monkeypatch):
+    """More output positions than TABLE_LIMIT: no tables (the im2col matrix is stored, as before),
+    the same values. The limit is lowered so that a small image crosses it."""
+    from compiler.codegen import schedule
+    monkeypatch.setattr(schedule, "TABLE_LIMIT", 50)
+    monkeypatch.setenv("SYMPROP_CACHE", "0")  # the cache key does not know the patched limit
+    shapes, kwargs = ((2, 4, 9, 9), (5, 4, 3, 3)), {"stride": (1, 1), "padding": 1, "dilation": (1, 1)}
+    outputs, fn = _compile_deep("conv2d", shapes, kwargs, "float64")  # 81 positions > 50; 36 deep <= 50
+    bodies = [k["body"] for k in fn.kernels() if k["kind"] == "bmm"]
+    assert not any("rows " in b for b in bodies), bodies
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=shapes[0]), rng.normal(size=shapes[1])
+    weights = rng.normal(size=(2,) + outputs[0].shape[1:])
+    got = fn(operand0=x, operand1=w, weights=weights)
+    np.testing.assert_allclose(got[0], CR.conv2d(x, w, **kwargs), atol=1e-12)
+    for a, e in zip(got[1:], evaluate(outputs[1:], {"operand0": x, "operand1": w, "weights": weights})):
+        np.testing.assert_allclose(a, np.asarray(e), atol=1e-12)
