@@ -331,3 +331,20 @@ def test_a_recurrent_weights_gradient_is_one_product_over_steps_and_batch():
     values = {"x": rng.normal(size=(6, 3, 4)).astype(np.float32), "h0": rng.normal(size=(3, 5)).astype(np.float32),
               "W": rng.normal(size=(4, 5)).astype(np.float32), "U": rng.normal(size=(5, 5)).astype(np.float32)}
     np.testing.assert_allclose(f(**values)[0], C.evaluate(C.grad(ops.sum(hs), U), values), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("init_is_input", [False, True])
+def test_the_last_backward_step_skips_the_gradient_of_a_constant_initial_state(init_is_input):
+    """Backprop through time ends with the carry's gradient with respect to the initial state: when
+    that is a constant (zeros), nothing reads it, and the last step of the backward loop does not
+    compute it (a second step function without that product); when it is an input, it is
+    computed. Either way the gradients equal the unrolled graph's."""
+    step, (x, h0, W, U, b), values = _rnn()
+    init = h0 if init_is_input else C.const(np.zeros(h0.shape))
+    loss = (C.scan(step, init, x)[1] ** 2).sum()
+    wrt = [W, U, b] + ([h0] if init_is_input else [])
+    fn = C.compile(C.grad(loss, wrt))
+    assert ("_last_step" in fn.llvm_ir()) is (not init_is_input)
+    unrolled = (_unrolled(step, init, [x[t] for t in range(5)], 5)[1] ** 2).sum()
+    given_values = values if init_is_input else {k: v for k, v in values.items() if k != "h0"}
+    _close(fn(**given_values), C.evaluate(C.grad(unrolled, wrt), given_values))

@@ -45,6 +45,7 @@ class ScanKernel(Kernel):
     #                                               None, history stack or None, elements)
     length: int | str = 0
     reverse: bool = False
+    skip_last: list = field(default_factory=list)  # body kernels whose results the last step does not need
     outer_writes: list = field(default_factory=list)
     outer_reads: list = field(default_factory=list)
 
@@ -119,11 +120,22 @@ def schedule_scan(sched, node, out: Buffer) -> None:
         kernel.table.append(entry)
     kernel.carries = [(inits[j], state[j], next_state.get(j), history.get(j), _elements(state[j].shape))
                       for j in range(n_c)]
+    read_after = {n.attr("result")[1] for n in group if n.attr("result")[0] == "carry"}
+    dead = {inner.output_buffers[j] for j in range(n_c) if j not in read_after and j not in history}
+    kernel.skip_last = _dead_at_the_last_step(inner.kernels, dead)
     written = set(state) | set(next_state.values()) | set(stack_of.values()) | set(lifted)
     kernel.outer_writes = sorted(written, key=lambda b: b.index)
     kernel.outer_reads = sorted({buffer for buffer, _, _ in kernel.table if buffer not in written} | set(inits),
                                 key=lambda b: b.index)
     sched.kernels.append(kernel)
+
+
+def _dead_at_the_last_step(kernels: list, dead: set) -> list:
+    """Indices of the body kernels the last step can skip: those writing only new carries that
+    nothing reads after the loop (`dead`: a gradient with respect to a constant initial state),
+    and no kernel of the body reads. Their values would never be read."""
+    read = set().union(*(k.reads() for k in kernels))
+    return [i for i, k in enumerate(kernels) if k.writes() and k.writes() <= dead and not k.writes() & read]
 
 
 def _same_elements(node):
@@ -176,6 +188,12 @@ def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list)
                        name=f"{name}_step")
     step.linkage = "internal"
     _call_kernels(step, list(zip(functions, inner.kernels)))
+    last_step = step
+    if kernel.skip_last:  # the last step without the kernels computing carries nobody reads
+        last_step = ir.Function(module, step.function_type, name=f"{name}_last_step")
+        last_step.linkage = "internal"
+        _call_kernels(last_step, [(f, k) for i, (f, k) in enumerate(zip(functions, inner.kernels))
+                                  if i not in kernel.skip_last])
     buffers = kernel.buffer_list()
     function = ir.Function(module, ir.FunctionType(ir.VoidType(), [IR_TYPES[b.dtype].as_pointer() for b in buffers]
                                                    + [I64.as_pointer()]), name=name)
@@ -237,7 +255,14 @@ def emit_scan(module: ir.Module, kernel: ScanKernel, name: str, dim_names: list)
             else:
                 continue
             b.store(value, b.gep(table, [I64(k)]))
-        b.call(step, [table, dims_arg])
+        if last_step is step:
+            b.call(step, [table, dims_arg])
+        else:
+            with b.if_else(is_last) as (final, other):
+                with final:
+                    b.call(last_step, [table, dims_arg])
+                with other:
+                    b.call(step, [table, dims_arg])
     b.ret_void()
     return function
 
