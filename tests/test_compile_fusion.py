@@ -198,6 +198,19 @@ def test_dense_layer_is_a_product_and_one_fused_map(rng):
     np.testing.assert_allclose(fn(dense_x=xs, dense_w=ws, dense_b=bs), np.tanh(xs @ ws + bs), rtol=1e-13)
 
 
+@pytest.mark.parametrize("rows, columns, transposed", [(32, 128, True), (64, 128, False), (32, 64, False)])
+def test_a_deep_product_packs_its_smaller_operand(rng, rows, columns, transposed):
+    """A weight gradient x^T dz summed over the batch (K symbolic) whose result is over twice as wide
+    as tall runs as dz^T x: the GEMM packs x, the smaller operand, and the result is stored
+    transposed (contraction._pack_the_smaller); otherwise in its own orientation. Same values."""
+    x, dz = Input("x", (B, rows), dtype="float64"), Input("dz", (B, columns), dtype="float64")
+    fn = C.compile(C.einsum("bi,bh->ih", x, dz))
+    products = [k for k in fn.kernels() if k["kind"] == "bmm"]
+    assert len(products) == 1 and products[0]["shape"] == ([columns, rows] if transposed else [rows, columns])
+    xs, dzs = rng.normal(size=(40, rows)), rng.normal(size=(40, columns))
+    np.testing.assert_allclose(fn(x=xs, dz=dzs), xs.T @ dzs, rtol=1e-12, atol=1e-12)
+
+
 def test_three_operand_einsum_never_forms_an_outer_product(rng):
     w, b, c = Input("e3_w", (B, 6), dtype="float64"), Input("e3_b", (5, 7), dtype="float64"), \
         Input("e3_c", (7, 6), dtype="float64")
