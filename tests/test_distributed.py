@@ -84,6 +84,19 @@ def test_symprop_train_distributed_on_two_ranks_reaches_the_single_process_accur
     assert len(accuracies) == 1, result.stdout  # rank 0 reports, rank 1 is silent
     assert "2 ranks" in result.stdout
     assert float(accuracies[0]) >= 94.0  # one process: about 96 %
+    overlapped = run_ranks(2, "-m", "compiler.cli", "train", "--distributed", "--bucket-mb", "0.01", "--quiet",
+                           "examples/digits_mlp.toml")
+    assert re.findall(r"test accuracy ([\d.]+)%", overlapped.stdout) == accuracies  # the same sums, bit for bit
+
+
+def test_bucket_mb_flag_needs_distributed_and_a_positive_size(capsys):
+    from compiler.cli import main
+    model = str(ROOT / "examples" / "digits_mlp.toml")
+    assert main(["train", "--bucket-mb", "1", "--quiet", model]) == 2
+    assert "--bucket-mb applies with --distributed only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--distributed", "--bucket-mb", "0", model])
+    assert "expected a positive number" in capsys.readouterr().err
 
 
 DISAGREEING_RANKS = """
