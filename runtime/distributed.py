@@ -222,13 +222,13 @@ class DistributedStep:
             self._lr_value[...] = self.lr_at(step)
             if self.buckets is not None:
                 self._overlapped_sum(shard_inputs, dims, None if empty else next(iter(rows)))
-            elif empty:  # this rank adds nothing, but takes part in the sum
-                self.flat.fill(0)
-                self.comm.Allreduce(self._in_place, self.flat, op=self._sum)
             else:
-                self._rows_value[...] = next(iter(rows))
-                self._gradient.run(shard_inputs, dims, check_faults=False)
-                self._rows_entry[...] = next(iter(rows))
+                if empty:  # this rank adds nothing, but takes part in the sum
+                    self.flat.fill(0)
+                else:
+                    self._rows_value[...] = next(iter(rows))
+                    self._gradient.run(shard_inputs, dims, check_faults=False)
+                    self._rows_entry[...] = next(iter(rows))
                 self.comm.Allreduce(self._in_place, self.flat, op=self._sum)
             total = float(self._rows_entry)
             if not total > 0:

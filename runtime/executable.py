@@ -224,20 +224,24 @@ class Executable:
         kernels run. Persistent outputs only (the caller reads them); faults are the caller's to check."""
         if self._runners is None:
             self._runners = [ENTRY_TYPE(self._addresses[name]) for name in self.plan["kernel_runners"]]
-        self._run(self._workspace, values, dims, False, after)
+        workspace = self._workspace
+        self._fill_table(workspace, values, dims)
+        for k, runner in enumerate(self._runners):
+            runner(workspace.table_address, workspace.dims_address)
+            after(k)
 
-    def _run(self, workspace: Workspace, values: dict, dims: dict, check_faults: bool, after=None):
+    def _fill_table(self, workspace: Workspace, values: dict, dims: dict) -> None:
+        """Bind `dims` (sizing the arena) and point the table at the arguments."""
         if dims != workspace.binding:
             self._rebind(workspace, dims, lambda: self._dimension_sources(values))
         table = workspace.table
         for index, name, *_ in self._checks:
             if index is not None:  # declared, but simplification removed every read of it
                 table[index] = data_address(values[name])
-        if after is not None:
-            for k, runner in enumerate(self._runners):
-                runner(workspace.table_address, workspace.dims_address)
-                after(k)
-            return None
+
+    def _run(self, workspace: Workspace, values: dict, dims: dict, check_faults: bool):
+        self._fill_table(workspace, values, dims)
+        table = workspace.table
         if self._persistent_outputs:
             results = workspace.output_arrays
         else:

@@ -27,7 +27,7 @@ from .. import scalar_functions as sf
 from ..dtypes import is_float
 from ..graph import Node
 from ..shapes import product_dim, size_factors
-from ..traversal import topological_order
+from ..traversal import topological_order, users
 from ..primitives import PRIMITIVES
 from ..primitives.random import LANES, value_of_uniforms
 from .access import (Access, Affine, Buffer, Index, IndexedMatrix, concat_piece, identity_index, linear_form,
@@ -388,14 +388,11 @@ class Scheduler:
     def _read_as_product_rows(self, node: Node) -> bool:
         """Whether every read of `node` is, through layout ops, the A operand of a product."""
         if self._users is None:
-            self._users = {}
-            for user in self.order:
-                for arg in dict.fromkeys(user.args):
-                    self._users.setdefault(arg, []).append(user)
-        users = self._users.get(node, [])
-        return bool(users) and node not in self.first_output and all(
+            self._users = users(self.order)
+        readers = self._users.get(node, [])
+        return bool(readers) and node not in self.first_output and all(
             (user.op == "bmm" and user.args[0] is node and user.args[1] is not node)
-            or (user.op in LAYOUT_OPS and self._read_as_product_rows(user)) for user in users)
+            or (user.op in LAYOUT_OPS and self._read_as_product_rows(user)) for user in readers)
 
     # ---- expressions ------------------------------------------------------------------------------
 
