@@ -336,6 +336,20 @@ def print_time_split(label: str, fastest_round: dict, cost) -> None:
           "(Python, argument checks, caches the kernels alone keep warm)")
 
 
+def print_flop_floor(label: str, times: dict, cost) -> None:
+    """The least time this core allows the step: its FLOPs at the best GEMM rate measured here (symprop's
+    kernel or NumPy's, square 512), and what that floor is against the fastest other implementation.
+    Whether a ratio target is reachable on a host is a property of the host: this line says which."""
+    flops = sum(r.flops for r in cost.rows)
+    peak = max(gemm_rates(512, 512, 512)) * 1e9
+    floor = flops / peak
+    others = {k: v for k, v in times.items() if not k.startswith("symprop")}
+    best = min(others, key=others.get)
+    print(f"  {label}: {flops / 1e6:.1f} MFLOP per step; at this core's GEMM rate ({peak / 1e9:.0f} GFLOP/s, "
+          f"square 512) no implementation takes less than {floor * 1e6:,.0f} us: {floor / others[best]:.2f}x "
+          f"{best}; symprop's median is {times['symprop'] / floor:.2f}x that floor")
+
+
 def print_products_against_gemm(step, cost) -> None:
     """Every matrix product of the CNN's step (convolutions included) next to a plain GEMM of the same
     M, N, K, compiled by symprop and in NumPy: how close the convolution lowering comes to the GEMM kernel."""
@@ -445,6 +459,8 @@ def main():
             if work.name == "cnn":
                 print_products_against_gemm(work.step, cost)
         print_time_split(work.label, fastest_round, cost)
+        if work.name == "rnn":
+            print_flop_floor(work.label, times, cost)
     print(f"\nload average at the end: {load_average()}")
 
 

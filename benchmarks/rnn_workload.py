@@ -256,6 +256,8 @@ def jax_step(jax, optax, cell: str, weights: dict):
             p = jax.tree_util.tree_map(lambda w, a, b: w - step_size * a / (jnp.sqrt(b) / correction + EPS), p, m, v)
             return loss, p, (m, v, t)
 
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        state, kind = (zeros, zeros, jnp.float32(0)), "Adam in jax.numpy"
+        def zeros():  # m and v each get buffers of their own: both are donated
+            return jax.tree_util.tree_map(jnp.zeros_like, params)
+
+        state, kind = (zeros(), zeros(), jnp.float32(0)), "Adam in jax.numpy"
     return jitted_step(jax, update, params, state), kind

@@ -77,6 +77,13 @@ class DuplicateSymbolError(RuntimeError):
 _llvm_ready = False
 _llvm_ready_lock = threading.Lock()
 
+# LLVM command-line options set once per process, before any compilation (they are global to LLVM).
+# Masked interleaved accesses: a loop whose short trip count the vectoriser folds into a masked vector
+# (a 14-wide row of a pooled image, say) reads `x[2*i]` and `x[2*i+1]` as masked wide loads and a
+# shuffle instead of gathers. On Zen 4, where gathers are slow, that took the anchor CNN's first
+# pooling loop from 450 to 200 us; masked loads touch no element outside their mask.
+LLVM_OPTIONS = ("-enable-masked-interleaved-mem-accesses",)
+
 
 def _initialize_llvm() -> None:
     """Register the host target (`llvm.initialize()` raises since llvmlite 0.45)."""
@@ -86,6 +93,8 @@ def _initialize_llvm() -> None:
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
             llvm.initialize_native_asmparser()
+            for option in LLVM_OPTIONS:
+                llvm.set_option("symprop", option)
             _llvm_ready = True
 
 
@@ -104,7 +113,8 @@ def host_identity() -> str:
     llvm_version = ".".join(map(str, llvm.llvm_version_info))
     return (
         f"llvmlite={llvmlite.__version__};llvm={llvm_version};"
-        f"triple={llvm.get_process_triple()};cpu={cpu_name};features={cpu_features}"
+        f"triple={llvm.get_process_triple()};cpu={cpu_name};features={cpu_features};"
+        f"options={' '.join(LLVM_OPTIONS)}"
     )
 
 
