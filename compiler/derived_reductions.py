@@ -19,7 +19,7 @@ from .errors import fail
 from .graph import Node, as_node, const, scalar_symbol
 from .layout import static_size, take
 from .ops import (_is_int, _is_number, _keep, _nonempty, _reduction_axes, _sympy_number, astype, equal, max, mean,
-                  not_equal, sqrt, stop_gradient, sum, where)
+                  not_equal, stop_gradient, sum, where)
 from .primitives import make_broadcast, make_map, make_pad, make_reshape, make_transpose, size_of
 from .shapes import normalize_axes
 
@@ -111,8 +111,12 @@ def var(x, axis=None, correction=1, keepdims=False):
 
 
 def std(x, axis=None, correction=1, keepdims=False):
-    """sqrt(var(x, axis, correction, keepdims))."""
-    return sqrt(var(x, axis, correction, keepdims))
+    """sqrt(var(x, axis, correction, keepdims)), with torch's gradient 0 where the result is 0 (a constant
+    row): sqrt's derivative is infinite there and the variance's 0, whose product is nan."""
+    v = var(x, axis, correction, keepdims)
+    at_zero = sf.Equal(scalar_symbol(0), 0)
+    root = sf.Where(at_zero, 0, sympy.sqrt(sf.Where(at_zero, 1, scalar_symbol(0))))
+    return make_map(root, [v], v.dtype, "std")
 
 
 def _any(x, axis=None, keepdims=False):

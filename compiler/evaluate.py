@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import GraphError
+from .label_ranges import check_evaluated
 from .primitives import lookup
 from .primitives.random import renumbered_streams, with_default_random_inputs
 from .shapes import symbolic_dims
@@ -45,6 +46,7 @@ def evaluate_all(outputs, values: dict) -> dict:
     results = {}
     with np.errstate(all="ignore"):
         for node in order:
+            check_evaluated(node, results)
             results[node] = _evaluate_node(node, [results[a] for a in node.args], values, dims)
     return results
 

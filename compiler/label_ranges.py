@@ -83,6 +83,18 @@ def check_values(array: np.ndarray, name: str, low: int, high: int, op: str) -> 
         raise IndexError(f"{op}: {name} value {flat[bad[0]]} is out of range (expected {low} <= {name} < {high})")
 
 
+def check_evaluated(node: Node, results: dict) -> None:
+    """The reference evaluator's check, before it computes a selecting `node`: its labels, already
+    computed, lie in their range (IndexError as the compiled program raises; not a silent zero row)."""
+    entry = _REQUIREMENTS.get(id(node))
+    if entry is None or entry[0]() is not node:
+        return
+    _, labels, low, high, op, name, location = entry
+    source = _source(labels)
+    if source in results:
+        check_values(results[source], name, low, high, op if location is None else f"{op} at {location}")
+
+
 def _requirements(outputs):
     """(labels source, low, high, op, name, location) of every selecting node `outputs` depend on,
     inside scan bodies too (``_body_requirements``)."""

@@ -325,13 +325,15 @@ class _Power(sympy.Function):
 def derivative(body, symbol):
     """d body / d symbol with the conventions above: x**y with a non-constant exponent
     follows torch.pow (no log(0) * 0 = NaN), DiracDelta (sympy's derivative of sign and
-    Heaviside) is 0."""
+    Heaviside) is 0, and a derivative that is not real (sympy's log(-2) = log(2) + I*pi) is nan."""
     powers = {p: _Power(*p.args) for p in body.atoms(sympy.Pow) if not p.exp.is_number}
     result = sympy.diff(body.xreplace(powers) if powers else body, symbol)
     if result.has(_Power):
         result = result.replace(lambda e: isinstance(e, _Power), lambda e: sympy.Pow(*e.args))
     if result.has(sympy.DiracDelta):
         result = result.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+    if result.has(sympy.I):  # log of a negative constant (d/dy (-2)**y): not real, nan as in torch
+        result = result.xreplace({sympy.I: sympy.nan})
     return canonical_body(result)
 
 

@@ -125,6 +125,28 @@ def test_fused_float32_matches_torch_compiled():
         np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(e).max())))
 
 
+@pytest.mark.parametrize("dtype, masked", [("float64", -1e20), ("float32", -1e9),
+                                           ("float32", float(np.finfo(np.float32).min))])
+def test_rows_masked_by_a_large_finite_number_have_torchs_gradients(dtype, masked):
+    """A row masked whole by a large finite number (the common -1e9 mask) attends uniformly: each key weighs
+    1/Tk in the gradients too. Probabilities rebuilt as exp(s - lse) weighed each 1 (lse rounds to the shift)."""
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.normal(size=s).astype(dtype) for s in ((3, 4), (5, 4), (5, 4)))
+    mask = np.where(rng.uniform(size=(3, 5)) < 0.4, masked, 0.0).astype(dtype)
+    mask[0] = masked
+    nodes = [Input(n, a.shape, dtype=dtype) for n, a in zip(("q", "k", "v", "mask"), (q, k, v, mask))]
+    out = C.scaled_dot_product_attention(*nodes, fused=True)
+    grads = grad((out * out).sum(), nodes)
+    tensors = [torch.tensor(a, requires_grad=True) for a in (q, k, v, mask)]
+    expected = F.scaled_dot_product_attention(*tensors[:3], attn_mask=tensors[3])
+    (expected * expected).sum().backward()
+    values = dict(q=q, k=k, v=v, mask=mask)
+    tolerance = dict(rtol=1e-9, atol=1e-12) if dtype == "float64" else dict(rtol=1e-4, atol=1e-5)
+    for got in (evaluate(grads, values), C.compile(grads)(**values)):
+        for a, t in zip(got, tensors):
+            np.testing.assert_allclose(a, t.grad.numpy(), **tolerance)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_fused_gradients_equal_finite_differences(causal):
     """The VJP (recomputed probabilities, the log-sum-exp column's cotangent included) against central

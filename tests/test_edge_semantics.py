@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 import compiler as C
-from compiler import grad
+from compiler import Input, grad
 from compiler.passes import simplify
 from compiler.scalar_functions import Sigmoid
 
@@ -136,3 +136,28 @@ def test_where_with_a_float_zero_condition_takes_the_second_branch():
     assert sf.Where(sympy.Float(0.0), a, b) == b
     assert sf.Where(sympy.Float(-0.0), a, b) == b
     assert sf.Where(sympy.Float(2.5), a, b) == a
+
+
+def test_integer_powers_are_exact_compiled():
+    """int64 ** int64 (and float powers of integers) are the exact integers: pow is within an ulp, and a
+    result of 48.99999999999999 stored into int64 truncated to 48."""
+    a = Input("a", ("n",), "int64")
+    b = Input("b", ("n",), "int64")
+    base, exponent = np.meshgrid(np.arange(-9, 10), np.arange(0, 12))
+    base, exponent = base.ravel(), exponent.ravel()
+    got = C.compile([a ** b])(a=base, b=exponent)[0]
+    np.testing.assert_array_equal(got, base ** exponent)
+    x = Input("x", ("n",), "float64")
+    np.testing.assert_array_equal(C.compile([7.0 ** x])(x=exponent.astype(float))[0], 7.0 ** exponent)
+
+
+def test_a_negative_base_to_a_tensor_power_has_a_nan_gradient():
+    """d/dx (-2)**x = (-2)**x log(-2): not real, so nan (torch's answer) in evaluate and compiled; sympy's
+    log(-2) = log(2) + I*pi once made the compile fail and evaluate drop the imaginary part."""
+    x = Input("x", (3,), "float64")
+    values = np.array([2.0, 3.0, 0.5])
+    y = (-2.0) ** x
+    gradient = grad(y.sum(), x)
+    for got_y, got_g in (C.evaluate([y, gradient], {"x": values}), C.compile([y, gradient])(x=values)):
+        np.testing.assert_array_equal(got_y, [4.0, -8.0, np.nan])
+        assert np.isnan(got_g).all()

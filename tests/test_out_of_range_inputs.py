@@ -58,6 +58,22 @@ def test_one_hot_labels_out_of_range_raise():
     np.testing.assert_array_equal(fn(labels=np.array([1, 3])), np.eye(4, dtype=np.float32)[[1, 3]])
 
 
+@pytest.mark.parametrize("bad", [3, -1, 2**63 - 1])
+def test_the_reference_evaluator_refuses_labels_out_of_range_too(bad):
+    """evaluate raises as the compiled program does, on every path that selects by labels (cross_entropy
+    of a map and of logits, one_hot, accuracy, a label computed in the graph), where it used to return a
+    loss that added 0 or an all-zero row."""
+    logits = sp.Input("logits", ("batch", 3), "float64")
+    y = sp.Input("y", ("batch",), "int64")
+    values = {"logits": np.zeros((2, 3)), "y": np.array([0, bad])}
+    for node, op in [(sp.cross_entropy(sp.tanh(logits), y), "cross_entropy"), (sp.cross_entropy(logits, y),
+                     "cross_entropy"), (sp.one_hot(y, 3), "one_hot"), (sp.accuracy(logits, y), "accuracy"),
+                     (sp.one_hot(y * 1, 3), "one_hot")]:
+        with pytest.raises(IndexError, match=rf"{op}.*labels value {bad} is out of range.*0 <= labels < 3"):
+            sp.evaluate(node, values)
+        assert np.isfinite(sp.evaluate(node, {"logits": values["logits"], "y": np.array([0, 2])})).all()
+
+
 def test_constant_labels_out_of_range_raise_at_declaration():
     logits = sp.Param("rel_logits", (2, 3))
     with pytest.raises(IndexError, match="cross_entropy: labels value 3"):

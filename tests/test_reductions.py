@@ -223,3 +223,22 @@ def test_min_any_all_are_ops_and_node_methods_without_shadowing_builtins():
     assert "min" not in vars(C.ops) and "any" not in vars(C.ops)  # ops.py's own code sees Python's builtins
     with pytest.raises(AttributeError):
         C.ops.no_such_op
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("correction", [0, 1])
+def test_std_of_a_constant_row_has_gradient_zero_as_torch(dtype, correction):
+    """std's gradient is (x - mean) / ((N - correction) std), and 0 where std is 0 (torch masks it): sqrt's
+    infinite slope times the variance's zero one was nan, in evaluate and compiled alike."""
+    x = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]], dtype)
+    node = Input("x", x.shape, dtype)
+    gradient = grad(C.std(node, 1, correction=correction).sum(), node)
+    deviation = x - x.mean(1, keepdims=True)
+    std = np.sqrt((deviation ** 2).sum(1, keepdims=True) / (3 - correction))
+    expected = np.where(std > 0, deviation / ((3 - correction) * np.where(std > 0, std, 1)), 0.0)
+    for got in (evaluate(gradient, {"x": x}), C.compile(gradient)(x=x)):
+        np.testing.assert_allclose(got, expected, rtol=1e-6 if dtype == "float32" else 1e-12)
+    single, column = Input("s", (2, 1), dtype), np.ascontiguousarray(x[:, :1])
+    for got in (evaluate(grad(C.std(single, 1, correction=0).sum(), single), {"s": column}),
+                C.compile(grad(C.std(single, 1, correction=0).sum(), single))(s=column)):
+        np.testing.assert_array_equal(got, 0.0)

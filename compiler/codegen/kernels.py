@@ -80,6 +80,7 @@ def collapse_axes(kernel: Kernel) -> list:
 
 
 DOUBLE_ACCUMULATOR_LIMIT = 4096
+SHORT_ROW = 16  # innermost loops shorter than this stay rolled for the vectoriser (loops.keep_rolled)
 
 
 def _offset_table(module: ir.Module, offsets: list) -> ir.GlobalVariable:
@@ -290,7 +291,7 @@ class KernelEmitter:
             for (kind, _, _, _), partial in zip(kernel.reductions, partials):
                 if partial is not None:
                     b.store(ir.Constant(self.ty, identity_of(kind)), partial)
-            with loop_nest(b, counts[-1:], "inner", first=inner_share) as inner:
+            with loop_nest(b, counts[-1:], "inner", first=inner_share, unroll=self._unroll_inner(counts)) as inner:
                 indices = list(outer) + list(inner)
                 bodies = [body for _, body in outputs] + [body for _, _, body, _ in kernel.reductions]
                 values = self.body_values(indices, bodies)
@@ -309,6 +310,18 @@ class KernelEmitter:
                     self._accumulate(kind, accumulator, b.load(partial), [outer[a] for a in kept])
         for accumulator in accumulators:
             self._finish_reduction(accumulator)
+
+    def _unroll_inner(self, counts: list) -> bool:
+        """Whether LLVM may unroll the innermost loop. Not when it is short (a row of a small image),
+        inside another loop, and reads some buffer at stride 2 (pooling) and none at a wider stride:
+        unrolled whole, the loop around it would be vectorised instead, reading with gathers, where
+        the row itself vectorises with wide loads and a shuffle. Rows that read at wider strides
+        (transposes) do better as LLVM decides."""
+        if len(counts) < 2 or not isinstance(counts[-1], ir.Constant) or counts[-1].constant >= SHORT_ROW:
+            return True
+        last = len(self.kernel.space) - 1
+        steps = {linear_form(a, last + 1)[0][last] for a in self.kernel.leaves.values() if isinstance(a, Access)}
+        return not (steps <= {0, 1, 2} and 2 in steps)
 
     def _register(self, ty: ir.Type) -> ir.Value:
         """A scalar variable (an entry-block alloca, which LLVM keeps in a register)."""

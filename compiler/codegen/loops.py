@@ -10,8 +10,10 @@ I8, I64 = ir.IntType(8), ir.IntType(64)
 
 
 @contextlib.contextmanager
-def range_loop(builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value, name: str = "i"):
-    """`for (i = start; i < stop; i += step)` (step > 0); yields i. The builder ends after the loop."""
+def range_loop(builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value, name: str = "i",
+               unroll: bool = True):
+    """`for (i = start; i < stop; i += step)` (step > 0); yields i. The builder ends after the loop.
+    unroll=False: LLVM must not unroll it before vectorising it (``keep_rolled``)."""
     preheader = builder.block
     header = builder.append_basic_block(f"{name}.header")
     body = builder.append_basic_block(f"{name}.body")
@@ -24,8 +26,22 @@ def range_loop(builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.
     builder.position_at_end(body)
     yield index
     index.add_incoming(builder.add(index, step, name=f"{name}.next", flags=("nsw",)), builder.block)
-    builder.branch(header)
+    latch = builder.branch(header)
+    if not unroll:
+        keep_rolled(builder.module, latch)
     builder.position_at_end(done)
+
+
+def keep_rolled(module: ir.Module, latch: ir.Instruction) -> None:
+    """Mark a loop so that LLVM does not unroll it: a short loop of constant trip count (a 7-wide row)
+    would otherwise be unrolled whole, and the loop around it vectorised instead, reading with gathers
+    whatever the row reads with a stride. Kept, it is vectorised itself (masked, its stride-2 reads as
+    wide loads and a shuffle). The loop ID is a node of its own for each loop (not one of the module's
+    shared, uniqued ones) and refers to itself, as LLVM requires."""
+    disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    loop_id = ir.values.MDValue(module, [disable], name=str(len(module.metadata)))
+    loop_id.operands = (loop_id, disable)
+    latch.set_metadata("llvm.loop", loop_id)
 
 
 def counted_loop(builder: ir.IRBuilder, count: ir.Value, name: str = "i"):
@@ -34,12 +50,12 @@ def counted_loop(builder: ir.IRBuilder, count: ir.Value, name: str = "i"):
 
 
 @contextlib.contextmanager
-def loop_nest(builder: ir.IRBuilder, counts, name: str = "i", first=None):
+def loop_nest(builder: ir.IRBuilder, counts, name: str = "i", first=None, unroll: bool = True):
     """Nested counted loops, outermost first; yields the list of indices. first: (lo, hi), the range
     the outermost loop covers instead of [0, counts[0]) (a thread's share)."""
     with contextlib.ExitStack() as stack:
-        indices = [stack.enter_context(range_loop(builder, *first, I64(1), f"{name}{k}") if k == 0 and first
-                                       else counted_loop(builder, c, f"{name}{k}")) for k, c in enumerate(counts)]
+        indices = [stack.enter_context(range_loop(builder, *(first if k == 0 and first else (I64(0), c)), I64(1),
+                                                  f"{name}{k}", unroll)) for k, c in enumerate(counts)]
         yield indices
 
 

@@ -206,7 +206,21 @@ class _Printer:
             if as_rational.q == 2 and abs(as_rational.p) <= _MAX_INTEGER_POWER:
                 root = math_call(self.b, "sqrt", [self.value(base)])
                 return self._integer_power(root, int(as_rational.p))
-        return math_call(self.b, "pow", [self.value(base), self.value(exponent)])
+        return self._general_power(self.value(base), self.value(exponent))
+
+    def _general_power(self, x: ir.Value, y: ir.Value) -> ir.Value:
+        """pow(x, y), exact where x and y are integers and the result is below 2**53 (in float64;
+        2**24 in float32): pow is within an ulp or two, so 7**2 came out 48.999999999999993 and
+        an int64 map, stored truncated, 48. An integer result is rounded to the integer it is."""
+        b = self.b
+        power = math_call(b, "pow", [x, y])
+        rint = b.module.declare_intrinsic("llvm.rint", [self.ty])
+        fabs = b.module.declare_intrinsic("llvm.fabs", [self.ty])
+        nearest = b.call(rint, [power])
+        exact = 2.0 ** (53 if self.ty == ir.DoubleType() else 24)
+        integers = b.and_(b.fcmp_ordered("==", x, b.call(rint, [x])), b.fcmp_ordered("==", y, b.call(rint, [y])))
+        representable = b.fcmp_ordered("<", b.call(fabs, [power]), self.const(exact))
+        return b.select(b.and_(integers, representable), nearest, power)
 
     def _integer_power(self, base: ir.Value, n: int) -> ir.Value:
         """base**n by squaring; a negative n divides 1 by base**|n| (as NumPy, x**0 is 1 for NaN too)."""

@@ -10,8 +10,9 @@ then each row's log-sum-exp of its scores. ``scaled_dot_product_attention`` retu
 A query whose every key is masked has log-sum-exp -inf, output 0 and no gradient (torch's safe
 softmax). The lowering (``codegen/attention_kernel.py``) runs over blocks of queries and keys
 with an online max and sum (FlashAttention's rescaling); the VJP recomputes the probabilities
-once, as ordinary primitives: P = exp(S - lse), dV = P^T dO, dS = P (dO V^T - rowsum(dO O) + dlse),
-dQ = dS K scale, dK = dS^T Q scale, and the mask's cotangent is dS.
+once, as ordinary primitives: P = softmax(S) from each row's max (``_probabilities``),
+dV = P^T dO, dS = P (dO V^T - rowsum(dO O) + dlse), dQ = dS K scale, dK = dS^T Q scale, and the
+mask's cotangent is dS.
 """
 from __future__ import annotations
 
@@ -79,6 +80,16 @@ def attention_scores(q: Node, k: Node, mask: Node | None, causal: bool, scale: f
     return scores
 
 
+def _probabilities(scores: Node) -> Node:
+    """softmax(scores) over the keys, 0 in fully masked rows. Recomputed from the row's own maximum:
+    exp(scores - lse) loses the row when the mask is a large finite number (-1e9 in float32 makes
+    lse round to the shift, and every masked key weigh 1)."""
+    from .. import ops
+    e = ops.exp(scores - ops._shift(scores, (scores.ndim - 1,)))
+    total = ops.sum(e, -1, keepdims=True)
+    return e / ops.where(total > 0, total, 1.0)
+
+
 def _vjp_attention(node, g):
     from .. import ops
     q, k, v = node.args[:3]
@@ -89,11 +100,11 @@ def _vjp_attention(node, g):
     def columns(x, start, stop):
         return make_slice(x, (0,) * (x.ndim - 1) + (start,), lead + (stop,))
 
-    out, lse = columns(node, 0, dv), columns(node, dv, dv + 1)
+    out = columns(node, 0, dv)
     g_out, g_lse = columns(g, 0, dv), columns(g, dv, dv + 1)
     swap = tuple(range(q.ndim - 2)) + (q.ndim - 1, q.ndim - 2)
     scores = attention_scores(q, k, mask, node.attr("causal"), scale)
-    p = ops.exp(scores - ops.where(lse > -np.inf, lse, 0.0))  # 0 at masked keys and in fully masked rows
+    p = _probabilities(scores)
     g_v = ops.matmul(ops.transpose(p, swap), g_out)
     g_p = ops.matmul(g_out, ops.transpose(v, swap))
     g_s = p * (g_p - (ops.sum(g_out * out, -1, keepdims=True) - g_lse))
