@@ -68,3 +68,25 @@ def test_anchor_cnn_recomputes_the_first_relu_and_stores_the_second():
     assert not re.search(r"\bt\d+ = Relu\(conv1_bias", bodies), bodies  # never stored ...
     assert len(re.findall(r"Relu\(conv1_bias", bodies)) >= 5  # ... but computed by the pooling and the derivative
     assert re.search(r"\bt\d+ = Relu\(conv2_bias", bodies), bodies
+
+
+def _rolled_loops(function) -> int:
+    """How many loops of a compiled function's IR are marked not to be unrolled (loops.keep_rolled)."""
+    return len(re.findall(r"!llvm\.loop !\d+", function.llvm_ir()))
+
+
+def test_short_pooled_rows_stay_rolled_and_equal_the_reference():
+    """A 2x2 max pooling of 14x14 maps reads its 7-wide rows at stride 2: that loop is kept rolled for the
+    vectoriser (wide loads and a shuffle, not gathers around an unrolled row). A transposing read, a long
+    row and a contiguous short row are left to LLVM. Values equal the evaluator either way."""
+    rng = np.random.default_rng(0)
+    x = C.Input("x", ("batch", 3, 14, 14))
+    pooled = C.ops.max_pool2d(x, 2)
+    values = {"x": rng.standard_normal((5, 3, 14, 14)).astype(np.float32)}
+    f = C.compile(pooled)
+    np.testing.assert_array_equal(f(**values), C.evaluate(pooled, values))
+    assert _rolled_loops(f) == 1
+    wide = C.Input("w", ("batch", 3, 64, 64))
+    assert _rolled_loops(C.compile(C.ops.max_pool2d(wide, 2))) == 0
+    assert _rolled_loops(C.compile(C.ops.transpose(x, (0, 1, 3, 2)) * 2.0)) == 0
+    assert _rolled_loops(C.compile(x[:, :, :, 1:8] * 2.0)) == 0
