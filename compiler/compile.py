@@ -18,6 +18,7 @@ from runtime.thread_pool import resolve_threads
 from .codegen.parallel import threads_key
 from .graph import Node
 from .label_ranges import index_checks, index_faults, record_faults
+from .size_requirements import size_checks
 from .passes import simplify
 from .primitives.random import canonical_streams
 from .passes.training_mode import training_mode
@@ -69,6 +70,7 @@ def build(outputs, prefix: str, progress=None, faults=None, threads: int = 1):
     ir_text, plan, consts = build_program(simplified, prefix, declared=leaves(training_mode(outputs)),
                                           progress=progress, threads=threads)
     plan["index_checks"] = index_checks(outputs)  # labels the runtime checks before running
+    plan["size_checks"] = size_checks(outputs)  # and dimensions (batch_norm: more than one value per channel)
     if faults:  # computed labels: checked by the program, raised after the call
         record_faults(plan, faults, len(outputs))
     return ir_text, plan, consts

@@ -32,6 +32,7 @@ from .codegen.parallel import threads_key
 from .compile import COMPILE_STAGES, program_key
 from .graph import Input, is_buffer
 from .label_ranges import index_checks, index_faults, record_faults
+from .size_requirements import size_checks
 from .modes import buffer_updates
 from .optim import Optimizer, update_graph
 from .passes import simplify
@@ -152,6 +153,7 @@ def _load(what: str, targets: list, values: list, faults: list, checks: list, sh
                                               updates=list(zip(targets, simplified[len(checked):])),
                                               forward_outputs=len(checked), threads=threads, eager_updates=eager)
         plan["index_checks"] = checks
+        plan["size_checks"] = size_checks([*checked, *values])  # dimensions the runtime checks before a step
         if faults:
             record_faults(plan, faults, 0)
         return ir_text, plan, consts

@@ -18,6 +18,7 @@ from .ops import astype, mean, reshape, sqrt
 from .derived_reductions import var
 from .primitives import size_of
 from .primitives.modes import make_training
+from .size_requirements import require_size
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5) -> Node:
@@ -81,6 +82,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
                                  f"to estimate a variance")
     batch_mean = mean(x, axes, keepdims=True)
     batch_var = var(x, axes, correction=0, keepdims=True)
+    if not isinstance(count, int):  # a symbolic batch: the runtime checks it holds more than one value
+        require_size(batch_var, tuple(x.shape[a] for a in axes), 2, "batch_norm",
+                     "the number of values per channel in training (N x spatial)")
     train_value = affine((x - batch_mean) / sqrt(batch_var + eps))
     if running_mean is None:
         return train_value

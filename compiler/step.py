@@ -30,6 +30,7 @@ from .evaluate import evaluate_all
 from .graph import Node, is_buffer
 from .initializers import initial_values
 from .label_ranges import index_checks, index_faults, record_faults
+from .size_requirements import size_checks
 from .modes import inference, training_mode
 from .optim import Optimizer, update_graph
 from .passes import simplify
@@ -166,6 +167,7 @@ def _built_step(loss: Node, optimizer: Optimizer, params, progress, threads: int
                                               epoch=epoch, forward_outputs=forward, progress=progress,
                                               threads=threads)
         plan["index_checks"] = index_checks([loss, *values])  # labels the runtime checks before a step
+        plan["size_checks"] = size_checks([loss, *values])  # and dimensions (batch_norm: more than one value)
         if faults:
             record_faults(plan, faults, 1)
         return ir_text, plan, consts

@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from .dimensions import concrete, dim_names
+from .dimensions import concrete, dim_names, dim_value
 from .random_inputs import RandomInputs
 from .workspace import INT64_MAX, SizeRules, Workspace, data_address
 
@@ -88,6 +88,7 @@ class Executable:
         argument_names = {b["name"] for _, b in self.arguments}
         self._index_checks = [(c["input"], c["low"], c["high"], c["op"]) for c in plan.get("index_checks", ())
                               if c["input"] in argument_names]
+        self._size_checks = plan.get("size_checks") or []
         static = {int(index): np.ascontiguousarray(array) for index, array in consts.items()}
         arguments = {b["name"]: i for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")}
         for name, array in (bound or {}).items():
@@ -187,9 +188,15 @@ class Executable:
     def check(self, values: dict) -> dict:
         """Check every argument (names, dtypes, shapes, layout, label ranges); returns the dims."""
         dims = self._bind(values)
+        if self._size_checks:
+            check_size_minimums(self._size_checks, dims)
         if self._index_checks:
             check_indices(self._index_checks, values)
         return dims
+
+    def check_sizes_for(self, dims: dict) -> None:
+        """ValueError if a size the program needs at least (``size_checks``) is smaller under `dims`."""
+        check_size_minimums(self._size_checks, dims)
 
     def __call__(self, **values):
         if self.random is not None:  # the seed (fn.random.seed) and the call's counter, unless given
@@ -366,6 +373,17 @@ def check_sizes(plan: dict, dims: dict, sources=None) -> None:
 _UNSIGNED = {np.dtype(signed).char: np.dtype(unsigned) for signed, unsigned in
              (("int8", "uint8"), ("int16", "uint16"), ("int32", "uint32"), ("int64", "uint64"))}
 _largest = np.maximum.reduce
+
+
+def check_size_minimums(checks: list, dims: dict) -> None:
+    """ValueError naming the op, the size and the dimensions, for each size below its minimum (a batch norm
+    in training given one value per channel), before any kernel runs."""
+    for check in checks:
+        size = math.prod(dim_value(d, dims) for d in check["shape"])
+        if size < check["minimum"]:
+            binding = ", ".join(f"{name}={dims[name]}" for name in dim_names(check["shape"]))
+            raise ValueError(f"{check['op']}: {check['what']} is {size} with {binding}; it must be at least "
+                             f"{check['minimum']} (shape {tuple(check['shape'])})")
 
 
 def check_indices(checks: list, values: dict) -> None:

@@ -199,7 +199,7 @@ class TrainStep:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"run_epoch: batch_size must be an int >= 1, got {batch_size!r}")
         specs = {b["name"]: b for b in self._program.plan["buffers"] if b["name"] in names}
-        rows = None
+        rows, bound = None, {}
         for name in names:
             array, spec = inputs[name], specs[name]
             full = dict(spec, shape=["rows"] + list(spec["shape"][1:]))
@@ -209,15 +209,18 @@ class TrainStep:
                 rows = dims["rows"]
             elif dims["rows"] != rows:
                 raise ValueError(f"run_epoch: input {name!r} has {dims['rows']} rows, another input has {rows}")
+            bound.update(dims)
         self._executable.check_indices(inputs)  # every label of the data, before any batch runs
         batch_size = int(min(batch_size, rows))
         rng = self._rng if seed is None else np.random.default_rng(seed)
         order = rng.permutation(rows).astype(np.int64) if shuffle else np.arange(rows, dtype=np.int64)
         n_batches = -(-rows // batch_size)
+        batch_dim = specs[names[0]]["shape"][0]
+        for size in {batch_size, rows - batch_size * (n_batches - 1)}:  # every batch's size, before any runs
+            self._executable.check_sizes_for(dict(bound, **{batch_dim: size}))
         if self._epoch is None or self.debug_nans:
             return self._epoch_in_python(inputs, order, batch_size, n_batches, rows)
         losses = np.empty(n_batches, dtype=np.float64)
-        batch_dim = specs[names[0]]["shape"][0]
         batch_buffers = {name: np.empty((batch_size,) + tuple(specs[name]["shape"][1:]), dtype=specs[name]["dtype"])
                          for name in names}
         exe = self._executable

@@ -257,6 +257,44 @@ def test_a_native_epoch_updates_the_buffers_once_per_batch():
     assert not np.array_equal(native.buffers[mean.name], np.zeros(3))
 
 
+def dense_model(prefix):
+    """x (batch, 3) -> batch norm -> dense 3->4 -> cross-entropy: one value per channel per sample."""
+    x = C.Input("x", ("batch", 3), "float64")
+    labels = C.Input("labels", ("batch",), "int64")
+    mean = C.Buffer(f"{prefix}_mean", (3,), init="zeros", dtype="float64")
+    var = C.Buffer(f"{prefix}_var", (3,), init="ones", dtype="float64")
+    w = C.Param(f"{prefix}_w", (3, 4), dtype="float64")
+    hidden = C.batch_norm(x, None, None, mean, var)
+    return C.cross_entropy(hidden @ w, labels), hidden
+
+
+def test_one_value_per_channel_in_training_is_refused_before_any_kernel_runs():
+    """torch's "Expected more than 1 value per channel when training", for a symbolic batch bound to 1: a
+    step call, an epoch whose last batch holds one row (refused before its first batch) and a compiled
+    function raise ValueError naming batch_norm and batch=1, and change nothing; the unbiased running
+    variance would have been 0 * inf = nan. More than one value (a batch of one (3, 4) sample) is fine."""
+    loss, hidden = dense_model("one")
+    step = C.compile_step(loss, optim.SGD(lr=0.1), seed=0)
+    data = batches(1, size=9)[0]
+    data["x"] = np.ascontiguousarray(data["x"][:, :, 0])
+    before = {name: value.copy() for name, value in {**step.params, **step.buffers}.items()}
+    message = r"batch_norm: .*values per channel.* is 1 with batch=1; it must be at least 2"
+    with pytest.raises(ValueError, match=message):
+        step(x=data["x"][:1], labels=data["labels"][:1])
+    with pytest.raises(ValueError, match=message):
+        step.run_epoch(data, batch_size=4)  # batches of 4, 4 and 1
+    with pytest.raises(ValueError, match=message):
+        C.compile(hidden)(x=data["x"][:1])
+    for name, value in {**step.params, **step.buffers}.items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    step.run_epoch(data, batch_size=3)
+    assert all(np.isfinite(value).all() for value in step.buffers.values())
+    inference = step.function(hidden)  # the running statistics: one row is fine
+    np.testing.assert_allclose(inference(x=data["x"][:1]), inference(x=data["x"][:2])[:1], rtol=1e-14)
+    spatial, _, _, _ = conv_like_model("spatial")
+    assert np.isfinite(C.compile_step(spatial, optim.SGD(lr=0.1), seed=0)(**{k: v[:1] for k, v in batches(1)[0].items()}))
+
+
 def test_assigning_a_buffer_copies_into_the_live_array_the_step_reads():
     loss, logits, mean, var = conv_like_model("assign")
     step = C.compile_step(loss, optim.SGD(lr=0.0), seed=3)

@@ -221,3 +221,19 @@ def test_window_ops_on_drawn_arguments_with_a_symbolic_batch(case, seed):
         for k, (a, e) in enumerate(zip(got[1:], evaluate(outputs[1:], values))):
             assert_close(a, np.asarray(e), f"{name} {kwargs} batch={batch} gradient {k}",
                          float(np.abs(values["weights"]).max()))
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32"), ("int64", "float32"),
+                                    ("float32", "int32")])
+def test_products_of_mixed_dtypes_compile_to_the_promoted_dtype(dtypes):
+    """A matmul or einsum of two dtypes casts the other operand to the result's dtype (NumPy's promotion)
+    and equals the evaluator; the cast's import once failed at compile time."""
+    rng = np.random.default_rng(0)
+    a, b = C.Input("a", ("n", 3), dtypes[0]), C.Input("b", (3, 4), dtypes[1])
+    values = {"a": (rng.standard_normal((5, 3)) * 3).astype(dtypes[0]),
+              "b": (rng.standard_normal((3, 4)) * 3).astype(dtypes[1])}
+    for node in (a @ b, C.einsum("ij,jk->ki", a, b)):
+        got = C.compile(node)(**values)
+        expected = C.evaluate(node, values)
+        assert got.dtype == expected.dtype == np.result_type(*dtypes)
+        np.testing.assert_allclose(got, expected, rtol=1e-5)

@@ -202,7 +202,6 @@ def _lower(node: Node):
     terms = inputs.split(",")
     operands = list(node.args)
     if any(x.dtype != node.dtype for x in operands):
-        from ..graph import make_map, scalar_symbol
         operands = [x if x.dtype == node.dtype else make_map(scalar_symbol(0), [x], node.dtype) for x in operands]
     if len(terms) == 1:
         x, spec = _pre_sum(operands[0], terms[0], set(out))
