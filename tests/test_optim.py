@@ -321,3 +321,19 @@ def test_bad_hyperparameters_name_the_argument(make, argument):
         make()
     assert info.value.argument == argument
     assert argument in str(info.value)
+
+
+def test_a_listed_param_the_loss_does_not_use_is_skipped_as_torch_does():
+    """torch.optim skips a parameter whose gradient is None (no weight decay, no state): a listed Param the
+    loss does not depend on gets no update and no state, and the others train exactly as without it."""
+    x = compiler.Input("x", ("b", 3), "float64")
+    w = compiler.Param("skip_w", (3, 2), dtype="float64")
+    unused = compiler.Param("skip_u", (2,), dtype="float64")
+    loss = compiler.sum((x @ w) ** 2)
+    with_unused = compile_step(loss, AdamW(lr=0.1, weight_decay=0.1), params=[w, unused], seed=0)
+    alone = compile_step(loss, AdamW(lr=0.1, weight_decay=0.1), params=[w], seed=0)
+    assert sorted(with_unused.params) == ["skip_w"] and sorted(with_unused.state) == sorted(alone.state)
+    data = np.random.default_rng(0).standard_normal((4, 3))
+    for _ in range(3):
+        assert with_unused(x=data) == alone(x=data)
+    np.testing.assert_array_equal(with_unused.params["skip_w"], alone.params["skip_w"])

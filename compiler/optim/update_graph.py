@@ -94,6 +94,8 @@ class StepValues(NamedTuple):
 def update_graph(loss: Node, optimizer: Optimizer, params=None, grads=None) -> UpdateGraph:
     """The step graph of `optimizer` minimising the scalar `loss` over `params`
     (default: every Param the loss depends on, in order of first use; never a Buffer).
+    A listed Param the loss does not depend on is skipped, as torch.optim skips a parameter
+    whose gradient is None: no update (no weight decay either) and no optimizer state.
     grads: the gradients to apply, one node per param (default: d loss / d param; a
     data-parallel step passes its ranks' mean gradients)."""
     if not isinstance(optimizer, Optimizer):
@@ -110,6 +112,8 @@ def update_graph(loss: Node, optimizer: Optimizer, params=None, grads=None) -> U
     if len({p.name for p in params}) != len(params):
         raise ValueError(f"update_graph: a parameter is listed twice in {[p.name for p in params]}")
     if grads is None:
+        used = set(leaves(loss))
+        params = [p for p in params if p in used]
         grads = gradient(loss, params) if params else []
     grads = list(grads)
     if len(grads) != len(params) or any(g.shape != p.shape for g, p in zip(grads, params)):
