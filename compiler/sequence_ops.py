@@ -19,6 +19,7 @@ from .ops import _shift, exp, matmul, mean, sqrt, sum, transpose, where
 from .derived_reductions import var
 from .primitives.attention import make_attention
 from .primitives.layouts import make_broadcast, make_slice
+from .randomness import dropout
 from .shapes import broadcast_shapes
 
 FLASH_MIN_T = 128
@@ -120,9 +121,11 @@ def _check_concrete(name: str, dim, error: _Failure) -> int:
     return dim
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None, fused=None) -> Node:
+def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None, fused=None, dropout_p=0.0) -> Node:
     """``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-    scale=scale)``: softmax(q @ k^T * scale + bias) @ v, scale = 1/sqrt(d) unless given.
+    scale=scale, dropout_p=dropout_p)``: softmax(q @ k^T * scale + bias) @ v, scale = 1/sqrt(d) unless
+    given. dropout_p > 0 drops attention weights (``ops.dropout``: the identity after
+    ``compiler.inference``, as a module in eval mode passes 0) and takes the composite form.
 
     q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv); their leading dims broadcast; the result is
     (..., Tq, dv). mask: None, a bool tensor (True = attend; False entries get -inf) or an additive
@@ -161,13 +164,17 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None, f
         raise error(f"causal must be True or False, got {causal!r}")
     if fused not in (None, True, False):
         raise error(f"fused must be None, True or False, got {fused!r}")
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real) or not 0 <= dropout_p <= 1:
+        raise error(f"dropout_p must be a probability in [0, 1], got {dropout_p!r}")
+    if dropout_p and fused:
+        raise error("the fused form has no dropout: use fused=None or False with dropout_p > 0")
     if mask is not None:
         _check_mask(mask, q, tq, tk, error)
     if causal:
         _check_concrete("Tq (axis -2 of q) with causal=True", tq, error)
         _check_concrete("Tk (axis -2 of k) with causal=True", tk, error)
     if fused is None:
-        fused = isinstance(tk, int) and tk >= FLASH_MIN_T and isinstance(v.shape[-1], int)
+        fused = not dropout_p and isinstance(tk, int) and tk >= FLASH_MIN_T and isinstance(v.shape[-1], int)
     if fused:
         return _fused_attention(q, k, v, mask, causal, float(scale), error)
 
@@ -176,7 +183,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None, f
         scores = where(mask, scores, -math.inf) if mask.dtype == "bool" else scores + mask
     if causal:
         scores = where(const(np.tril(np.ones((tq, tk), dtype=bool))), scores, -math.inf)
-    return matmul(_masked_softmax(scores), v)
+    weights = _masked_softmax(scores)
+    return matmul(dropout(weights, float(dropout_p)) if dropout_p else weights, v)
 
 
 def _check_mask(mask, q, tq, tk, error: _Failure) -> None:

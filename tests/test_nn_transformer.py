@@ -254,3 +254,29 @@ def test_errors_name_the_layer_and_the_shapes():
         block(sp.Input("x", ("batch", 5, 8)))
         with pytest.raises(GraphError, match="embedding size"):
             block(sp.Input("y", ("batch", 5, 6)))
+
+
+def test_attention_dropout_drops_the_attention_weights_as_torch():
+    """MultiHeadAttention(dropout=p) drops attention weights in training, as torch.nn.MultiheadAttention does,
+    and TransformerBlock(dropout=p) passes p to it (torch's four dropout sites). With p = 1 every weight is
+    dropped, so the output is out_proj's bias; after compiler.inference it equals the layer without dropout."""
+    from compiler.traversal import topological_order
+    rng = np.random.default_rng(0)
+    x = sp.Input("x", (2, 5, 8), "float64")
+    with nn.names():
+        dropped, kept = nn.MultiHeadAttention(2, dropout=1.0), nn.MultiHeadAttention(2, name="kept")
+        out_dropped, out_kept = dropped(x), kept(x)
+        block = nn.TransformerBlock(2, dropout=0.25)
+        out_block = block(x)
+    values = {"x": rng.standard_normal((2, 5, 8))}
+    for layer in (dropped, kept):
+        for p in layer.params:
+            values[p.name] = rng.standard_normal(p.shape) * 0.3
+    for p in dropped.params:
+        values[f"kept.{p.name.split('.', 1)[1]}"] = values[p.name]
+    bias = values[f"{dropped.name}.out_proj.bias"]
+    np.testing.assert_allclose(sp.compile(out_dropped)(**{k: v for k, v in values.items()
+                                                         if k == "x" or k.startswith(dropped.name)}),
+                               np.broadcast_to(bias, (2, 5, 8)), rtol=1e-12)
+    np.testing.assert_allclose(sp.evaluate(sp.inference(out_dropped), values), sp.evaluate(out_kept, values), rtol=1e-12)
+    assert sum(node.op == "random" for node in topological_order([out_block])) == 4

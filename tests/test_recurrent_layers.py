@@ -230,8 +230,9 @@ def test_errors_name_the_layer_and_what_was_expected():
         make_layer("rnn", 4, nonlinearity="sigmoid")
     with pytest.raises(GraphError, match="hidden_size: expected a positive integer"):
         make_layer("gru", 0)
-    with pytest.raises(GraphError, match=r"dropout: expected a probability in \[0, 1\)"):
-        make_layer("lstm", 3, dropout=1.0)
+    with pytest.raises(GraphError, match=r"dropout: expected a probability in \[0, 1\]"):
+        make_layer("lstm", 3, dropout=1.5)
+    make_layer("lstm", 3, dropout=1.0)  # torch's range includes 1
     layer = make_layer("lstm", 4, num_layers=2)
     with pytest.raises(GraphError, match=r"expected an input of shape \(T, batch, input_size\)"):
         layer(C.Input("x", (2, 3, 4, 5)))

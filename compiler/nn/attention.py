@@ -6,7 +6,7 @@ import math
 from .. import ops, sequence_ops
 from ..errors import fail
 from ..graph import Node
-from .dense import check_count, check_flag
+from .dense import check_count, check_flag, check_probability
 from .init import Uniform
 from .layer import Layer, check_same_dim, concrete_dim, float_dtype
 
@@ -19,8 +19,9 @@ def linear(x: Node, weight: Node, bias: Node | None) -> Node:
 
 class MultiHeadAttention(Layer):
     """Self-attention over x of shape (..., T, E) (batch first), E (embed_dim) inferred:
-    torch.nn.MultiheadAttention(E, num_heads, bias=bias, batch_first=True)(x, x, x, need_weights=False),
-    with a causal mask when `causal` (query t attends to keys 0..t).
+    torch.nn.MultiheadAttention(E, num_heads, dropout, bias=bias, batch_first=True)(x, x, x,
+    need_weights=False), with a causal mask when `causal` (query t attends to keys 0..t). `dropout`
+    drops attention weights in training (not after ``compiler.inference``), as torch's does.
 
     Params, named and shaped as torch's state dict so its weights load by name: ``in_proj_weight``
     (3E, E: the q, k and v projections stacked), ``in_proj_bias`` (3E,), ``out_proj.weight`` (E, E) and
@@ -30,9 +31,11 @@ class MultiHeadAttention(Layer):
 
     kind = "multi_head_attention"
 
-    def __init__(self, num_heads: int, causal: bool = False, bias: bool = True, name: str | None = None):
+    def __init__(self, num_heads: int, causal: bool = False, bias: bool = True, dropout: float = 0.0,
+                 name: str | None = None):
         super().__init__(name)
         self.num_heads = check_count(num_heads, "num_heads", self.describe())
+        self.dropout = check_probability(dropout, "dropout", self.describe())
         self.causal = check_flag(causal, "causal", self.describe())
         self.use_bias = check_flag(bias, "bias", self.describe())
         self.in_proj_weight = self.in_proj_bias = self.out_proj_weight = self.out_proj_bias = None
@@ -65,6 +68,7 @@ class MultiHeadAttention(Layer):
         per_head = tuple(range(n)) + (n + 1, n + 2, n, n + 3)                    # (..., 3, H, T, E/H)
         q, k, v = (ops.transpose(split, per_head)[(Ellipsis, i, slice(None), slice(None), slice(None))]
                    for i in range(3))
-        out = sequence_ops.scaled_dot_product_attention(q, k, v, causal=self.causal)  # (..., H, T, E/H)
+        out = sequence_ops.scaled_dot_product_attention(q, k, v, causal=self.causal,  # (..., H, T, E/H)
+                                                        dropout_p=self.dropout)
         merged = ops.reshape(ops.transpose(out, tuple(range(n)) + (n + 1, n, n + 2)), lead + (length, embed))
         return linear(merged, self.out_proj_weight, self.out_proj_bias)

@@ -1,6 +1,8 @@
 """Dense: a fully connected layer on the last axis, activation(x @ weight + bias)."""
 from __future__ import annotations
 
+import numbers
+
 from ..errors import fail
 from ..graph import Node
 from .activations import activation_function
@@ -12,6 +14,13 @@ def check_count(value, argument: str, layer: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise fail(layer, f"{argument}: expected a positive integer, got {value!r}")
     return value
+
+
+def check_probability(value, argument: str, layer: str) -> float:
+    """A dropout probability in [0, 1] (torch's range; 1 drops everything), as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise fail(layer, f"{argument}: expected a probability in [0, 1], got {value!r}")
+    return float(value)
 
 
 def check_flag(value, argument: str, layer: str) -> bool:

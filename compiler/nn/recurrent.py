@@ -17,13 +17,12 @@ by name; every Param starts uniform(+-1/sqrt(H)).
 from __future__ import annotations
 
 import math
-import numbers
 
 from .. import ops
 from ..errors import fail
 from ..graph import Node, const
 from ..scan import scan
-from .dense import check_count, check_flag
+from .dense import check_count, check_flag, check_probability
 from .init import Uniform
 from .layer import Layer, concrete_dim, float_dtype
 
@@ -55,9 +54,7 @@ class Recurrent(Layer):
         self.num_layers = check_count(num_layers, "num_layers", layer)
         self.batch_first = check_flag(batch_first, "batch_first", layer)
         self.use_bias = check_flag(bias, "bias", layer)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-            raise fail(layer, f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
+        self.dropout = check_probability(dropout, "dropout", layer)
         self.bidirectional = check_flag(bidirectional, "bidirectional", layer)
         self.directions = 2 if bidirectional else 1
         self.weights = []    # per layer and direction, as h_n orders them: (weight_ih, weight_hh, bias_ih, bias_hh)

@@ -8,7 +8,7 @@ from .. import ops
 from ..errors import fail
 from ..graph import Node
 from .attention import MultiHeadAttention, linear
-from .dense import check_count, check_flag
+from .dense import check_count, check_flag, check_probability
 from .init import Uniform
 from .layer import Layer, check_same_dim, concrete_dim, float_dtype
 from .layer_norm import check_eps, LayerNorm
@@ -19,7 +19,7 @@ class TransformerBlock(Layer):
     """torch.nn.TransformerEncoderLayer(E, num_heads, dim_feedforward=mlp_ratio * E, dropout, "gelu",
     layer_norm_eps=eps, batch_first=True, norm_first=True) with E inferred, over x of shape (..., T, E):
 
-        x = x + dropout(attention(norm1(x)))                       # causal self-attention when `causal`
+        x = x + dropout(attention(norm1(x)))   # causal self-attention when `causal`, dropout on its weights
         x = x + dropout(linear2(dropout(gelu(linear1(norm2(x))))))
 
     Params are named as that module's state dict (``<block>.self_attn.in_proj_weight``,
@@ -36,12 +36,10 @@ class TransformerBlock(Layer):
         self.num_heads = check_count(num_heads, "num_heads", layer)
         if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, numbers.Real) or not mlp_ratio > 0:
             raise fail(layer, f"mlp_ratio: expected a positive number, got {mlp_ratio!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-            raise fail(layer, f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        self.mlp_ratio, self.dropout = mlp_ratio, float(dropout)
+        self.mlp_ratio, self.dropout = mlp_ratio, check_probability(dropout, "dropout", layer)
         self.causal = check_flag(causal, "causal", layer)
         with inside(self.name):
-            self.self_attn = MultiHeadAttention(num_heads, causal=causal, name="self_attn")
+            self.self_attn = MultiHeadAttention(num_heads, causal=causal, dropout=self.dropout, name="self_attn")
             self.norm1 = LayerNorm(check_eps(eps, layer), name="norm1")
             self.norm2 = LayerNorm(eps, name="norm2")
         self.linear1_weight = self.linear1_bias = self.linear2_weight = self.linear2_bias = None
