@@ -453,7 +453,7 @@ def main():
         print(f"  {note}")
     for work, times, fastest_round, _ in measured:
         print_verdict(work.name, work.label, times, fastest_round, work.first_call)
-    for work, _, fastest_round, cost in measured:
+    for work, times, fastest_round, cost in measured:
         if work.name in cost_models:
             print(f"\nsymprop step.cost(), {work.label} (each kernel: the fastest of 3 reports)\n{cost}")
             if work.name == "cnn":
