@@ -21,6 +21,7 @@ from .layout import static_size, take
 from .ops import (_is_int, _is_number, _keep, _nonempty, _reduction_axes, _sympy_number, astype, equal, max, mean,
                   not_equal, stop_gradient, sum, where)
 from .primitives import make_broadcast, make_map, make_pad, make_reshape, make_transpose, size_of
+from .primitives.layouts import make_surrogate
 from .shapes import normalize_axes
 
 def _one_axis(x: Node, axis, op: str) -> int:
@@ -103,8 +104,14 @@ def var(x, axis=None, correction=1, keepdims=False):
     count = size_of(x.shape, axes, dtype)
     if isinstance(count, Node):
         divisor = make_map(sf.Maximum(scalar_symbol(0) - _sympy_number(correction), 0), [count], dtype)
-    elif count - correction <= 0:  # a sum of squares over 0: inf, or nan where it is 0 (or nan)
-        return make_map(sf.Where(sf.Greater(scalar_symbol(0), 0), sympy.oo, sympy.nan), [total], dtype, "var")
+    elif count - correction <= 0:  # a sum of squares over 0: inf, or nan where it is 0 (or nan); the
+        # gradient is torch's, 2 (x - mean) / (N - correction): +-inf, or nan where x is the mean, at 0;
+        # finite below. Written with the deviation held constant, so 1/0 meets each element once.
+        value = make_map(sf.Where(sf.Greater(scalar_symbol(0), 0), sympy.oo, sympy.nan), [total], dtype, "var")
+        reciprocal = 1.0 / (count - correction) if count != correction else math.inf  # IEEE's 1/0, a constant
+        linear = sum(2 * stop_gradient(deviation) * x, axes, keepdims)
+        raw = make_map(scalar_symbol(0) * scalar_symbol(1), [linear, const(reciprocal, dtype)], dtype, op_name="var")
+        return make_surrogate(value, raw)
     else:
         divisor = const(count - correction, dtype)
     return make_map(scalar_symbol(0) / scalar_symbol(1), [total, divisor], dtype, op_name="var")

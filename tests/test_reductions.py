@@ -242,3 +242,16 @@ def test_std_of_a_constant_row_has_gradient_zero_as_torch(dtype, correction):
     for got in (evaluate(grad(C.std(single, 1, correction=0).sum(), single), {"s": column}),
                 C.compile(grad(C.std(single, 1, correction=0).sum(), single))(s=column)):
         np.testing.assert_array_equal(got, 0.0)
+
+
+@pytest.mark.parametrize("n, correction", [(1, 1), (2, 2), (3, 3), (2, 3), (3, 5)])
+def test_variance_with_no_degrees_of_freedom_has_torchs_gradient(n, correction):
+    """N - correction <= 0: the value is inf (nan where every deviation is 0), and the gradient is torch's
+    2 (x - mean) / (N - correction): +-inf and nan at 0, finite below; it used to be 0."""
+    x = np.array([[1.0, 2.5, 4.0][:n]])
+    node = Input("x", x.shape, "float64")
+    gradient = grad((C.var(node, 1, correction=correction) * 3.0).sum(), node)
+    with np.errstate(all="ignore"):
+        expected = 2 * (x - x.mean()) * 3.0 / (n - correction)
+    for got in (evaluate(gradient, {"x": x}), C.compile(gradient)(x=x)):
+        np.testing.assert_array_equal(got, expected)
