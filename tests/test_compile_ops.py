@@ -237,3 +237,18 @@ def test_products_of_mixed_dtypes_compile_to_the_promoted_dtype(dtypes):
         expected = C.evaluate(node, values)
         assert got.dtype == expected.dtype == np.result_type(*dtypes)
         np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shapes", [((8, 8), (8, 0)), ((0, 8), (8, 8)), ((0, 8), (8, 0)), ((8, 0), (0, 8)),
+                                    ((2, 8, 0), (0, 3))])
+def test_products_with_an_empty_dimension_compile(shapes):
+    """A matmul with a zero-length dimension is empty, or zeros where the contracted length is 0 (NumPy,
+    torch); its gradients too. Lowering once collapsed it to a scalar and failed."""
+    a, b = C.Input("a", shapes[0], "float64"), C.Input("b", shapes[1], "float64")
+    values = {"a": np.ones(shapes[0]), "b": np.ones(shapes[1])}
+    out = a @ b
+    nodes = [out] + C.grad((out * 2.0).sum(), [a, b])
+    got = C.compile(nodes)(**values)
+    assert got[0].shape == (values["a"] @ values["b"]).shape
+    for g, e in zip(got, C.evaluate(nodes, values)):
+        np.testing.assert_array_equal(g, e)

@@ -161,3 +161,14 @@ def test_a_negative_base_to_a_tensor_power_has_a_nan_gradient():
     for got_y, got_g in (C.evaluate([y, gradient], {"x": values}), C.compile([y, gradient])(x=values)):
         np.testing.assert_array_equal(got_y, [4.0, -8.0, np.nan])
         assert np.isnan(got_g).all()
+
+
+def test_integer_valued_powers_with_negative_exponents_keep_their_fractions():
+    """2.0 ** -1 is 0.5 compiled too: only a power with an exponent >= 0 of integers is an integer (and
+    rounded to it); rounding every integer-valued pair once gave 0."""
+    x, y = Input("x", (4,), "float64"), Input("y", (4,), "float64")
+    values = {"x": np.array([2.0, 4.0, -2.0, 3.0]), "y": np.array([-1.0, -2.0, -3.0, 2.0])}
+    gradient = grad((x ** y).sum(), x)
+    got, got_gradient = C.compile([x ** y, gradient])(**values)
+    np.testing.assert_allclose(got, values["x"] ** values["y"], rtol=1e-15)
+    np.testing.assert_allclose(got_gradient, values["y"] * values["x"] ** (values["y"] - 1), rtol=1e-15)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from ..errors import GraphError
-from ..graph import Node, scalar_symbol
+from ..graph import Node, const, scalar_symbol
 from ..shapes import product_dim, size_factors
 from ..primitives import (make_bmm, make_broadcast, make_map, make_pad, make_reduce, make_reshape, make_slice,
                           make_transpose)
@@ -201,6 +201,8 @@ def _lower(node: Node):
     inputs, out = node.attr("spec").split("->")
     terms = inputs.split(",")
     operands = list(node.args)
+    if any(0 in x.shape for x in operands):  # an empty result, or sums over nothing: zeros, nothing to multiply
+        return make_broadcast(const(0, node.dtype), node.shape)
     if any(x.dtype != node.dtype for x in operands):
         operands = [x if x.dtype == node.dtype else make_map(scalar_symbol(0), [x], node.dtype) for x in operands]
     if len(terms) == 1:

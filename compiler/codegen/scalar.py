@@ -209,16 +209,17 @@ class _Printer:
         return self._general_power(self.value(base), self.value(exponent))
 
     def _general_power(self, x: ir.Value, y: ir.Value) -> ir.Value:
-        """pow(x, y), exact where x and y are integers and the result is below 2**53 (in float64;
+        """pow(x, y), exact where x and y >= 0 are integers and the result is below 2**53 (in float64;
         2**24 in float32): pow is within an ulp or two, so 7**2 came out 48.999999999999993 and
-        an int64 map, stored truncated, 48. An integer result is rounded to the integer it is."""
+        an int64 map, stored truncated, 48. Such a result is an integer, and rounded to it."""
         b = self.b
         power = math_call(b, "pow", [x, y])
         rint = b.module.declare_intrinsic("llvm.rint", [self.ty])
         fabs = b.module.declare_intrinsic("llvm.fabs", [self.ty])
         nearest = b.call(rint, [power])
         exact = 2.0 ** (53 if self.ty == ir.DoubleType() else 24)
-        integers = b.and_(b.fcmp_ordered("==", x, b.call(rint, [x])), b.fcmp_ordered("==", y, b.call(rint, [y])))
+        integers = b.and_(b.fcmp_ordered("==", x, b.call(rint, [x])),
+                          b.and_(b.fcmp_ordered("==", y, b.call(rint, [y])), b.fcmp_ordered(">=", y, self.const(0.0))))
         representable = b.fcmp_ordered("<", b.call(fabs, [power]), self.const(exact))
         return b.select(b.and_(integers, representable), nearest, power)
 
