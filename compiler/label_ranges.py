@@ -44,16 +44,18 @@ def _source(labels: Node) -> Node:
 
 
 def require(selecting: Node, labels: Node, high: int, op: str, name: str = "labels",
-            location: str | None = None) -> Node:
-    """Record that `selecting` is only right when every value of `labels` is in [0, high).
-    `name` is what messages call the values; `location` (the user's line), when given, is named
-    with the op in the message of a computed value out of range."""
+            location: str | None = None, ignored: int | None = None) -> Node:
+    """Record that `selecting` is only right when every value of `labels` is in [0, high) (or equals
+    `ignored`, when given: cross_entropy's ignore_index). `name` is what messages call the values;
+    `location` (the user's line), when given, is named with the op in the message of a computed
+    value out of range."""
     source = _source(labels)
     if source.op == "const":
-        check_values(source.attr("value").array, name, 0, high, op if location is None else f"{op} at {location}")
+        check_values(source.attr("value").array, name, 0, high, op if location is None else f"{op} at {location}",
+                     ignored)
     key = id(selecting)
     _REQUIREMENTS[key] = (weakref.ref(selecting, lambda _: _REQUIREMENTS.pop(key, None)), labels, 0, high, op, name,
-                          location)
+                          location, ignored)
     return selecting
 
 
@@ -63,8 +65,8 @@ def transfer_requirement(old: Node, new: Node, replaced: dict) -> None:
     entry = _REQUIREMENTS.get(id(old))
     if entry is None or entry[0]() is not old or new is old:
         return
-    _, labels, _, high, op, name, location = entry
-    require(new, replaced.get(labels, labels), high, op, name, location)
+    _, labels, _, high, op, name, location, ignored = entry
+    require(new, replaced.get(labels, labels), high, op, name, location, ignored)
 
 
 def requirement_of(selecting: Node):
@@ -76,11 +78,15 @@ def requirement_of(selecting: Node):
     return entry[4], entry[5], entry[6]
 
 
-def check_values(array: np.ndarray, name: str, low: int, high: int, op: str) -> None:
+def check_values(array: np.ndarray, name: str, low: int, high: int, op: str, ignored: int | None = None) -> None:
     flat = np.asarray(array).reshape(-1)
-    bad = np.flatnonzero((flat < low) | (flat >= high))
+    outside = (flat < low) | (flat >= high)
+    if ignored is not None:
+        outside &= flat != ignored
+    bad = np.flatnonzero(outside)
     if bad.size:
-        raise IndexError(f"{op}: {name} value {flat[bad[0]]} is out of range (expected {low} <= {name} < {high})")
+        allowed = f"{low} <= {name} < {high}" + (f" or {name} == {ignored}" if ignored is not None else "")
+        raise IndexError(f"{op}: {name} value {flat[bad[0]]} is out of range (expected {allowed})")
 
 
 def check_evaluated(node: Node, results: dict) -> None:
@@ -89,10 +95,10 @@ def check_evaluated(node: Node, results: dict) -> None:
     entry = _REQUIREMENTS.get(id(node))
     if entry is None or entry[0]() is not node:
         return
-    _, labels, low, high, op, name, location = entry
+    _, labels, low, high, op, name, location, ignored = entry
     source = _source(labels)
     if source in results:
-        check_values(results[source], name, low, high, op if location is None else f"{op} at {location}")
+        check_values(results[source], name, low, high, op if location is None else f"{op} at {location}", ignored)
 
 
 def _requirements(outputs):
@@ -105,8 +111,8 @@ def _requirements(outputs):
     for node in topological_order(list(outputs)):
         entry = _REQUIREMENTS.get(id(node))
         if entry is not None and entry[0]() is node:
-            _, labels, low, high, op, name, location = entry
-            yield _source(labels), low, high, op, name, location
+            _, labels, low, high, op, name, location, ignored = entry
+            yield _source(labels), low, high, op, name, location, ignored
         if node.op == "scan" and siblings_key(node) not in loops:
             loops.add(siblings_key(node))
             yield from _body_requirements(node)
@@ -122,27 +128,36 @@ def _body_requirements(scan: Node):
     _, xs, outside = split_args(body, scan.args)
     outer = dict(zip(body.xs, xs))
     outer.update(zip(body.captured, outside))
-    for source, low, high, op, name, location in _requirements(list(body.new_carries) + list(body.ys)):
+    for source, low, high, op, name, location, ignored in _requirements(list(body.new_carries) + list(body.ys)):
         if source.op == "const":
             continue  # checked when it was declared
         value = outer[source] if source in outer else make_scan_result(scan.args, body, ("stack", source))
-        yield _source(value), low, high, op, name, location
+        yield _source(value), low, high, op, name, location, ignored
 
 
-def _narrow(range_: dict, low: int, high: int, op: str) -> None:
-    """A second requirement on the same labels: the narrower range, both ops named."""
+def _narrow(range_: dict, low: int, high: int, op: str, ignored: int | None) -> None:
+    """A second requirement on the same labels: the narrower range, both ops named; a value ignored
+    by one but not by the other is not ignored."""
     range_["low"], range_["high"] = max(low, range_["low"]), min(high, range_["high"])
     if op not in range_["op"].split(" and "):
         range_["op"] += f" and {op}"
+    if range_.get("ignored") != ignored:
+        range_.pop("ignored", None)
+
+
+def _first(low: int, high: int, op: str, ignored: int | None, **fields) -> dict:
+    """A range as plans carry it ("ignored" only where a value is)."""
+    return dict(fields, low=low, high=high, op=op, **({} if ignored is None else {"ignored": ignored}))
 
 
 def index_checks(outputs) -> list:
-    """[{"input", "low", "high", "op"}] for every Input the program `outputs` uses as labels."""
+    """[{"input", "low", "high", "op"[, "ignored"]}] for every Input the program `outputs` uses as labels."""
     checks = {}
-    for source, low, high, op, _, _ in _requirements(outputs):
+    for source, low, high, op, _, _, ignored in _requirements(outputs):
         if source.op != "input":
             continue
-        _narrow(checks.setdefault(source.name, {"input": source.name, "low": low, "high": high, "op": op}), low, high, op)
+        _narrow(checks.setdefault(source.name, _first(low, high, op, ignored, input=source.name)), low, high, op,
+                ignored)
     return [checks[name] for name in sorted(checks)]
 
 
@@ -156,17 +171,19 @@ def index_faults(outputs) -> list:
     A fault named other than "labels" (the ids of a gather) carries its "name"."""
     from . import ops
     faults = {}
-    for source, low, high, op, name, location in _requirements(outputs):
+    for source, low, high, op, name, location, ignored in _requirements(outputs):
         if source.op in ("input", "const") or 0 in source.shape:
             continue
         op = op if location is None else f"{op} at {location}"
-        fault = {"op": op, "low": low, "high": high}
+        fault = _first(low, high, op, ignored)
         if name != "labels":
             fault["name"] = name
-        _narrow(faults.setdefault(id(source), [source, fault])[1], low, high, op)
+        _narrow(faults.setdefault(id(source), [source, fault])[1], low, high, op, ignored)
     result = []
     for source, fault in faults.values():
         values = ops.astype(source, "int64") if source.dtype == "bool" else source
+        if "ignored" in fault:  # an ignored label counts as the lowest valid one
+            values = ops.where(ops.equal(values, fault.pop("ignored")), fault["low"], values)
         smallest, largest = ops.min(values), ops.max(values)
         result.append((ops.where(smallest < fault["low"], smallest, largest), fault))
     return result

@@ -458,8 +458,14 @@ def mse(prediction, target):
     return mean((prediction - target) ** 2)
 
 
-def cross_entropy(logits, labels):
+def cross_entropy(logits, labels, ignore_index=None, label_smoothing=0.0, reduction="mean"):
     """Softmax cross-entropy of logits (..., classes) with integer labels (...), mean over every label.
+
+    ``ignore_index``, ``label_smoothing`` and ``reduction`` ("mean", "sum", "none") are torch's: a label
+    equal to ignore_index adds nothing and is not counted by the mean (which is nan if every label is
+    ignored, as torch's); label_smoothing = e mixes the one-hot target with the uniform one, (1 - e)
+    of the label's loss plus e of the mean over classes of -log p. One difference on purpose: torch's
+    default ignore_index is -100, symprop's None, so a -100 label raises unless asked for.
 
     The class axis is last (the transformer convention; a sequence model's (batch, time, classes) logits
     go in as they are). torch puts it at dim 1 for N-d input: this is
@@ -473,6 +479,14 @@ def cross_entropy(logits, labels):
     if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.dtype not in ("int32", "int64"):
         raise fail("cross_entropy", f"expected logits (..., classes) and integer labels (...) of the leading "
                    f"shape, got {logits.shape} {logits.dtype} and {labels.shape} {labels.dtype}")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
+        raise fail("cross_entropy", f"ignore_index must be an int or None, got {ignore_index!r}")
+    if isinstance(label_smoothing, bool) or not _is_number(label_smoothing) or not 0 <= label_smoothing <= 1:
+        raise fail("cross_entropy", f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    if reduction not in ("mean", "sum", "none"):
+        raise fail("cross_entropy", f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if ignore_index is not None or label_smoothing or reduction != "mean":
+        return _cross_entropy_options(logits, labels, ignore_index, float(label_smoothing), reduction)
     logp = log_softmax(logits, -1)
     classes = const(np.arange(static_size(logits, logits.ndim - 1, "cross_entropy"), dtype=labels.dtype))
     picked = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), 0),
@@ -486,6 +500,24 @@ def cross_entropy(logits, labels):
     column = make_reshape(labels, labels.shape + (1,))
     gathered = make_gather(logits, column, logits.ndim - 1, "cross_entropy", ids_name="labels")
     return make_surrogate(-mean(make_reshape(gathered - logsumexp(logits, -1, keepdims=True), labels.shape)), loss)
+
+
+def _cross_entropy_options(logits, labels, ignore_index, smoothing: float, reduction: str):
+    """cross_entropy with torch's options, on the one-hot selection (an ignored label selects no class)."""
+    logp = log_softmax(logits, -1)
+    classes = const(np.arange(static_size(logits, logits.ndim - 1, "cross_entropy"), dtype=labels.dtype))
+    picked = make_map(sf.Where(sf.Equal(scalar_symbol(0), scalar_symbol(1)), scalar_symbol(2), 0),
+                      [make_reshape(labels, labels.shape + (1,)), classes, logp], logp.dtype, "pick")
+    require_labels(picked, labels, classes.shape[0], "cross_entropy",
+                   ignored=None if ignore_index is None else int(ignore_index))
+    losses = -sum(picked, axis=-1)
+    if smoothing:
+        losses = (1 - smoothing) * losses - smoothing * mean(logp, axis=-1)
+    if ignore_index is None:
+        return {"mean": mean, "sum": sum, "none": lambda x: x}[reduction](losses)
+    kept = astype(not_equal(labels, int(ignore_index)), losses.dtype)
+    losses = losses * kept
+    return {"mean": lambda x: sum(x) / sum(kept), "sum": sum, "none": lambda x: x}[reduction](losses)
 
 
 def _in_memory(x) -> bool:

@@ -86,8 +86,8 @@ class Executable:
         self._faults = [(self._returned + k, f["op"], f["low"], f["high"],
                          f["name"] if isinstance(f.get("name"), str) else "labels") for k, f in enumerate(faults)]
         argument_names = {b["name"] for _, b in self.arguments}
-        self._index_checks = [(c["input"], c["low"], c["high"], c["op"]) for c in plan.get("index_checks", ())
-                              if c["input"] in argument_names]
+        self._index_checks = [(c["input"], c["low"], c["high"], c["op"], c.get("ignored"))
+                              for c in plan.get("index_checks", ()) if c["input"] in argument_names]
         self._size_checks = plan.get("size_checks") or []
         static = {int(index): np.ascontiguousarray(array) for index, array in consts.items()}
         arguments = {b["name"]: i for i, b in enumerate(self._buffers) if b["role"] in ("input", "param")}
@@ -387,8 +387,9 @@ def check_size_minimums(checks: list, dims: dict) -> None:
 
 
 def check_indices(checks: list, values: dict) -> None:
-    """IndexError naming the argument, the first bad value and the range, for each (name, low, high, op)."""
-    for name, low, high, op in checks:
+    """IndexError naming the argument, the first bad value and the range, for each (name, low, high, op,
+    ignored): a value `ignored` (cross_entropy's ignore_index), when not None, is allowed too."""
+    for name, low, high, op, ignored in checks:
         array = values[name]
         if not array.size:
             continue
@@ -398,11 +399,15 @@ def check_indices(checks: list, values: dict) -> None:
         else:
             inside = int(array.min()) >= low and int(array.max()) < high
         if not inside:
-            bad = np.flatnonzero((array.reshape(-1) < low) | (array.reshape(-1) >= high))[0]
+            flat = array.reshape(-1)
+            outside = ((flat < low) | (flat >= high)) & (flat != ignored if ignored is not None else True)
+            if not outside.any():
+                continue
+            bad = np.flatnonzero(outside)[0]
             where = np.unravel_index(bad, array.shape)
-            raise IndexError(f"argument {name!r}: value {int(array.reshape(-1)[bad])} at index "
-                             f"{tuple(int(i) for i in where)} is out of range for {op} "
-                             f"(expected {low} <= {name} < {high})")
+            allowed = f"{low} <= {name} < {high}" + (f" or {name} == {ignored}" if ignored is not None else "")
+            raise IndexError(f"argument {name!r}: value {int(flat[bad])} at index "
+                             f"{tuple(int(i) for i in where)} is out of range for {op} (expected {allowed})")
 
 
 def free_dimension(name: str, value, values: dict) -> int:

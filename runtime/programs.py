@@ -207,7 +207,8 @@ def check_plan(plan, consts: dict) -> None:
             "kernels is not a list")
     for check in plan.get("index_checks") or []:
         require(isinstance(check, dict) and isinstance(check.get("input"), str) and isinstance(check.get("low"), int)
-                and isinstance(check.get("high"), int) and isinstance(check.get("op"), str), "an index check is malformed")
+                and isinstance(check.get("high"), int) and isinstance(check.get("op"), str)
+                and isinstance(check.get("ignored"), (int, type(None))), "an index check is malformed")
     for check in plan.get("size_checks") or []:
         require(isinstance(check, dict) and isinstance(check.get("shape"), list)
                 and all(isinstance(d, (int, str)) for d in check["shape"]) and isinstance(check.get("minimum"), int)

@@ -337,3 +337,53 @@ def test_declaration_errors_name_the_shapes_and_the_line():
         C.index_add(a, 1, C.Input("i", (2,), "int64"), C.Input("s", (5, 3)))
     with pytest.raises(GraphError, match=r"symbolic dimension 'batch'"):
         C.take(C.Input("b", ("batch", 3)), C.Input("i", (2,), "int64"), 0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 4)])
+@pytest.mark.parametrize("ignore_index, label_smoothing, reduction",
+                         [(-100, 0.0, "mean"), (-100, 0.2, "mean"), (None, 0.2, "mean"), (None, 0.0, "sum"),
+                          (-100, 0.1, "sum"), (None, 0.0, "none"), (3, 0.3, "none")])
+def test_cross_entropy_options_equal_torch(dtype, shape, ignore_index, label_smoothing, reduction):
+    """ignore_index, label_smoothing and reduction as torch.nn.functional.cross_entropy's (class axis last
+    here, at 1 there): values and gradients, evaluated and compiled; ignored labels pass the range check."""
+    rng = np.random.default_rng(len(shape) + int(label_smoothing * 10))
+    logits = rng.standard_normal(shape).astype(dtype)
+    labels = rng.integers(0, shape[-1], shape[:-1]).astype(np.int64)
+    if ignore_index is not None:
+        labels.reshape(-1)[::3] = ignore_index
+    node = C.Input("logits", shape, dtype)
+    label_node = C.Input("labels", labels.shape, "int64")
+    loss = C.cross_entropy(node, label_node, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                           reduction=reduction)
+    nodes = [loss, C.grad((loss * 1.5).sum(), node)]
+    tensor = torch.tensor(logits, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(tensor.movedim(-1, 1), torch.tensor(labels),
+                                                 ignore_index=-100 if ignore_index is None else ignore_index,
+                                                 label_smoothing=label_smoothing, reduction=reduction)
+    (expected * 1.5).sum().backward()
+    tolerance = 1e-10 if dtype == "float64" else 1e-5
+    values = {"logits": logits, "labels": labels}
+    for got in (C.evaluate(nodes, values), C.compile(nodes)(**values)):
+        np.testing.assert_allclose(got[0], expected.detach().numpy(), rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(got[1], tensor.grad.numpy(), rtol=tolerance, atol=tolerance)
+
+
+def test_cross_entropy_ignore_index_is_the_only_value_outside_the_range():
+    """With ignore_index, that value passes the label check (Input, constant and computed labels) and every
+    other value outside [0, classes) still raises, naming both; all labels ignored give nan, as torch."""
+    logits = C.Input("logits", ("batch", 4), "float64")
+    labels = C.Input("labels", ("batch",), "int64")
+    loss = C.cross_entropy(logits, labels, ignore_index=-100)
+    f = C.compile(loss)
+    x = np.zeros((3, 4))
+    assert np.isfinite(f(logits=x, labels=np.array([0, -100, 3])))
+    assert np.isnan(f(logits=x, labels=np.array([-100, -100, -100])))
+    with pytest.raises(IndexError, match=r"value -5 .*0 <= labels < 4 or labels == -100"):
+        f(logits=x, labels=np.array([0, -5, 3]))
+    with pytest.raises(IndexError, match=r"labels value 4 is out of range .*or labels == -100"):
+        C.evaluate(loss, {"logits": x, "labels": np.array([4, -100, 1])})
+    computed = C.compile(C.cross_entropy(logits, labels * 1, ignore_index=-100))
+    assert np.isfinite(computed(logits=x, labels=np.array([0, -100, 3])))
+    with pytest.raises(IndexError, match=r"cross_entropy"):
+        computed(logits=x, labels=np.array([0, 7, 3]))
