@@ -30,6 +30,7 @@ from .shapes import broadcast_shapes, normalize_axes, reshape_target
 
 __all__ = [
     "elementwise", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "leaky_relu", "softplus", "gelu",
+    "silu", "mish", "relu6", "hardsigmoid", "hardswish", "elu", "celu", "selu", "isnan", "isinf", "isfinite",
     "sin", "cos", "abs", "maximum", "minimum", "where", "clip", "equal", "not_equal", "matmul", "einsum",
     "concat", "stack", "broadcast_to", "reshape", "transpose", "sum", "mean", "max", "softmax",
     "log_softmax", "logsumexp", "mse", "cross_entropy", "binary_cross_entropy_with_logits",
@@ -161,6 +162,40 @@ _comparisons = {name: Elementwise(fn, name, dtype="bool") for name, fn in
 
 def leaky_relu(x, negative_slope=0.01):
     return Elementwise(lambda t: sf.Where(sf.Greater(t, 0), t, _sympy_number(negative_slope) * t), "leaky_relu")(x)
+
+
+# torch's other activations, with its gradients at the kinks (the branch torch's backward takes there)
+silu = _float_op(lambda t: t * sf.Sigmoid(t), "silu")
+mish = _float_op(lambda t: t * sympy.tanh(sf.Softplus(t)), "mish")
+relu6 = Elementwise(lambda t: sf.Where(sf.LessEqual(t, 0), 0, sf.Where(sf.GreaterEqual(t, 6), 6, t)), "relu6")
+hardsigmoid = _float_op(lambda t: sf.Where(sf.LessEqual(t, -3), 0, sf.Where(sf.GreaterEqual(t, 3), 1, t / 6 + sympy.S.Half)),
+                        "hardsigmoid")
+hardswish = _float_op(lambda t: sf.Where(sf.LessEqual(t, -3), 0, sf.Where(sf.GreaterEqual(t, 3), t, t * (t + 3) / 6)),
+                      "hardswish")
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def elu(x, alpha=1.0):
+    """x where x > 0, else alpha * (exp(x) - 1) (torch.nn.functional.elu)."""
+    a = _sympy_number(alpha)
+    return _float_op(lambda t: sf.Where(sf.Greater(t, 0), t, a * (sympy.exp(t) - 1)), "elu")(x)
+
+
+def celu(x, alpha=1.0):
+    """x where x > 0, else alpha * (exp(x / alpha) - 1) (torch.nn.functional.celu)."""
+    a = _sympy_number(alpha)
+    return _float_op(lambda t: sf.Where(sf.Greater(t, 0), t, a * (sympy.exp(t / a) - 1)), "celu")(x)
+
+
+def selu(x):
+    """scale * elu(x, alpha) with torch's constants (self-normalising networks)."""
+    a, s = sympy.Float(_SELU_ALPHA, 30), sympy.Float(_SELU_SCALE, 30)
+    return _float_op(lambda t: s * sf.Where(sf.Greater(t, 0), t, a * (sympy.exp(t) - 1)), "selu")(x)
+
+
+isnan = Elementwise(lambda t: sf.NotEqual(t, t), "isnan", dtype="bool")
+isinf = Elementwise(lambda t: sf.Equal(sympy.Abs(t), sympy.oo), "isinf", dtype="bool")
+isfinite = Elementwise(lambda t: sf.Less(sympy.Abs(t), sympy.oo), "isfinite", dtype="bool")
 
 
 def where(condition, a, b):

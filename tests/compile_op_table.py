@@ -87,6 +87,7 @@ class Row:
     shapes: tuple          # per operand; "batch" is bound per call
     domains: tuple         # per operand (one is repeated)
     dtypes: tuple = ()     # per operand, F = the dtype under test; default all F
+    min_batch: int = 1     # the smallest batch the op takes (batch norm in training: 2 values per channel)
 
 
 swish = C.elementwise(lambda t: t / (1 + sympy.exp(-t)), name="swish")
@@ -118,6 +119,17 @@ ROWS = [
     Row("leaky_relu_default", "leaky_relu", C.leaky_relu, UNARY, (off_grid,)),
     Row("softplus", "softplus", C.softplus, UNARY, (real(-30, 30),)),
     Row("gelu", "gelu", C.gelu, UNARY, (real(-4, 4),)),
+    Row("silu", "silu", C.ops.silu, UNARY, (real(-6, 6),)),
+    Row("mish", "mish", C.ops.mish, UNARY, (real(-6, 6),)),
+    Row("relu6", "relu6", C.ops.relu6, UNARY, (real(-8, 8),)),
+    Row("hardsigmoid", "hardsigmoid", C.ops.hardsigmoid, UNARY, (real(-5, 5),)),
+    Row("hardswish", "hardswish", C.ops.hardswish, UNARY, (real(-5, 5),)),
+    Row("elu", "elu", lambda x: C.ops.elu(x, 0.7), UNARY, (real(-4, 4),)),
+    Row("celu", "celu", lambda x: C.ops.celu(x, 0.7), UNARY, (real(-4, 4),)),
+    Row("selu", "selu", C.ops.selu, UNARY, (real(-4, 4),)),
+    Row("isnan", "isnan", C.ops.isnan, UNARY, (real(-4, 4),)),
+    Row("isinf", "isinf", C.ops.isinf, UNARY, (real(-4, 4),)),
+    Row("isfinite", "isfinite", C.ops.isfinite, UNARY, (real(-4, 4),)),
     Row("sin", "sin", C.sin, UNARY, (real(-4, 4),)),
     Row("cos", "cos", C.cos, UNARY, (real(-4, 4),)),
     Row("abs", "abs", C.abs, UNARY, (off_grid,)),
@@ -280,7 +292,7 @@ ROWS = [
     Row("binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits", C.binary_cross_entropy_with_logits,
         PAIR, (real(-30, 30), unit)),
     Row("stop_gradient", "stop_gradient", lambda a, b: C.stop_gradient(a) * b, BROADCAST_PAIR, (R,)),
-    Row("batch_norm_2d", "batch_norm", batch_norm_row, ((B, 3), (3,), (3,)), (R,)),
+    Row("batch_norm_2d", "batch_norm", batch_norm_row, ((B, 3), (3,), (3,)), (R,), min_batch=2),
     Row("batch_norm_3d", "batch_norm", batch_norm_row, ((B, 3, 4), (3,), (3,)), (R,)),
     Row("batch_norm_4d", "batch_norm", batch_norm_row, ((B, 2, 3, 3), (2,), (2,)), (R,)),
     Row("layer_norm", "layer_norm", C.layer_norm, ((B, 3, 5), (5,), (5,)), (R,)),

@@ -113,7 +113,7 @@ def check_row(row: Row, dtype: str, batches, seed: int):
     engine = Engine.instance()
     objects_before = len(engine._loaded_objects)
     rng = np.random.default_rng(seed)
-    for batch in batches:
+    for batch in sorted({max(batch, row.min_batch) for batch in batches}):
         values = arguments(row, program, batch, rng)
         actual = program.fn(**values)
         expected = evaluate(program.outputs, values)

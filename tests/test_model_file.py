@@ -106,7 +106,8 @@ def test_schedule_with_warmup(tmp_path):
     ('{ type = "dense", units = 10 }', '{ type = "dense", units = 12 }', "model.layers[1].units", "expected 10"),
     # an unknown activation, layer type, optimizer or loss
     ('activation = "tanh"', 'activation = "tahn"', "model.layers[0].activation",
-     'expected one of "relu", "tanh", "sigmoid", "gelu", "softplus", "leaky_relu", "linear", '
+     'expected one of "relu", "tanh", "sigmoid", "gelu", "softplus", "leaky_relu", "silu", "elu", "selu", '
+     '"mish", "hardswish", "relu6", "linear", '
      'found "tahn" (a string) (did you mean "tanh"?)'),
     ('type = "dense", units = 32', 'type = "conv", units = 32', "model.layers[0].type", 'expected one of "dense"'),
     ('name = "sgd"', 'name = "adamax"', "optimizer.name",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import fail
 from ..graph import Node
-from ..ops import gelu, leaky_relu, relu, sigmoid, softplus, tanh
+from ..ops import elu, gelu, hardswish, leaky_relu, mish, relu, relu6, selu, sigmoid, silu, softplus, tanh
 from .layer import Layer
 
 ACTIVATIONS = {
@@ -13,6 +13,12 @@ ACTIVATIONS = {
     "gelu": gelu,
     "softplus": softplus,
     "leaky_relu": leaky_relu,
+    "silu": silu,
+    "elu": elu,
+    "selu": selu,
+    "mish": mish,
+    "hardswish": hardswish,
+    "relu6": relu6,
     "linear": None,
 }
 
