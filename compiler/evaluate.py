@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.executable import check_size_minimums
+
 from .errors import GraphError
 from .label_ranges import check_evaluated
 from .primitives import lookup
 from .primitives.random import renumbered_streams, with_default_random_inputs
 from .shapes import symbolic_dims
+from .size_requirements import size_checks
 from .traversal import as_node_list, check_unique_names, topological_order
 
 
@@ -43,6 +46,7 @@ def evaluate_all(outputs, values: dict) -> dict:
     values = with_default_random_inputs(order, values)
     check_unique_names([n for n in order if n.op in ("input", "param")])
     dims = bind_dims(order, values)
+    check_size_minimums(size_checks(outputs), dims)  # as a compiled program checks them (batch_norm)
     results = {}
     with np.errstate(all="ignore"):
         for node in order:

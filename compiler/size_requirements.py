@@ -7,7 +7,8 @@ than 1 value per channel when training"; symprop too, before any kernel runs. A 
 the graph is built is checked then (by the op); a size that depends on symbolic dimensions is
 recorded here (``require_size``), the compiled plan carries ``size_checks(outputs)``, and the
 runtime checks them against the dimensions of each call, and of each batch of an epoch
-(``runtime.executable.check_size_minimums``), with a ValueError naming the op and the binding.
+(``runtime.executable.check_size_minimums``), with a ValueError naming the op and the binding;
+``evaluate`` checks them too.
 """
 from __future__ import annotations
 

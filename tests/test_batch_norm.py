@@ -270,8 +270,8 @@ def dense_model(prefix):
 
 def test_one_value_per_channel_in_training_is_refused_before_any_kernel_runs():
     """torch's "Expected more than 1 value per channel when training", for a symbolic batch bound to 1: a
-    step call, an epoch whose last batch holds one row (refused before its first batch) and a compiled
-    function raise ValueError naming batch_norm and batch=1, and change nothing; the unbiased running
+    step call, an epoch whose last batch holds one row (refused before its first batch), a compiled
+    function and the evaluator raise ValueError naming batch_norm and batch=1, and change nothing; the unbiased running
     variance would have been 0 * inf = nan. More than one value (a batch of one (3, 4) sample) is fine."""
     loss, hidden = dense_model("one")
     step = C.compile_step(loss, optim.SGD(lr=0.1), seed=0)
@@ -285,6 +285,8 @@ def test_one_value_per_channel_in_training_is_refused_before_any_kernel_runs():
         step.run_epoch(data, batch_size=4)  # batches of 4, 4 and 1
     with pytest.raises(ValueError, match=message):
         C.compile(hidden)(x=data["x"][:1])
+    with pytest.raises(ValueError, match=message):
+        C.evaluate(hidden, {"x": data["x"][:1]})
     for name, value in {**step.params, **step.buffers}.items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
     step.run_epoch(data, batch_size=3)
