@@ -168,8 +168,8 @@ def leaky_relu(x, negative_slope=0.01):
 silu = _float_op(lambda t: t * sf.Sigmoid(t), "silu")
 mish = _float_op(lambda t: t * sympy.tanh(sf.Softplus(t)), "mish")
 relu6 = Elementwise(lambda t: sf.Where(sf.LessEqual(t, 0), 0, sf.Where(sf.GreaterEqual(t, 6), 6, t)), "relu6")
-hardsigmoid = _float_op(lambda t: sf.Where(sf.LessEqual(t, -3), 0, sf.Where(sf.GreaterEqual(t, 3), 1, t / 6 + sympy.S.Half)),
-                        "hardsigmoid")
+hardsigmoid = _float_op(
+    lambda t: sf.Where(sf.LessEqual(t, -3), 0, sf.Where(sf.GreaterEqual(t, 3), 1, t / 6 + sympy.S.Half)), "hardsigmoid")
 hardswish = _float_op(lambda t: sf.Where(sf.LessEqual(t, -3), 0, sf.Where(sf.GreaterEqual(t, 3), t, t * (t + 3) / 6)),
                       "hardswish")
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946

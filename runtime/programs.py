@@ -212,7 +212,8 @@ def check_plan(plan, consts: dict) -> None:
     for check in plan.get("size_checks") or []:
         require(isinstance(check, dict) and isinstance(check.get("shape"), list)
                 and all(isinstance(d, (int, str)) for d in check["shape"]) and isinstance(check.get("minimum"), int)
-                and isinstance(check.get("op"), str) and isinstance(check.get("what"), str), "a size check is malformed")
+                and isinstance(check.get("op"), str) and isinstance(check.get("what"), str),
+                "a size check is malformed")
     for fault in plan.get("index_faults") or []:
         require(isinstance(fault, dict) and isinstance(fault.get("buffer"), int) and 0 <= fault["buffer"] < len(buffers)
                 and isinstance(fault.get("low"), int) and isinstance(fault.get("high"), int)

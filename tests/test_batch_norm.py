@@ -294,7 +294,8 @@ def test_one_value_per_channel_in_training_is_refused_before_any_kernel_runs():
     inference = step.function(hidden)  # the running statistics: one row is fine
     np.testing.assert_allclose(inference(x=data["x"][:1]), inference(x=data["x"][:2])[:1], rtol=1e-14)
     spatial, _, _, _ = conv_like_model("spatial")
-    assert np.isfinite(C.compile_step(spatial, optim.SGD(lr=0.1), seed=0)(**{k: v[:1] for k, v in batches(1)[0].items()}))
+    one_sample = {k: v[:1] for k, v in batches(1)[0].items()}
+    assert np.isfinite(C.compile_step(spatial, optim.SGD(lr=0.1), seed=0)(**one_sample))
 
 
 def test_assigning_a_buffer_copies_into_the_live_array_the_step_reads():

@@ -278,5 +278,6 @@ def test_attention_dropout_drops_the_attention_weights_as_torch():
     np.testing.assert_allclose(sp.compile(out_dropped)(**{k: v for k, v in values.items()
                                                          if k == "x" or k.startswith(dropped.name)}),
                                np.broadcast_to(bias, (2, 5, 8)), rtol=1e-12)
-    np.testing.assert_allclose(sp.evaluate(sp.inference(out_dropped), values), sp.evaluate(out_kept, values), rtol=1e-12)
+    np.testing.assert_allclose(sp.evaluate(sp.inference(out_dropped), values), sp.evaluate(out_kept, values),
+                               rtol=1e-12)
     assert sum(node.op == "random" for node in topological_order([out_block])) == 4
