@@ -40,7 +40,7 @@ __all__ = [
     "conv1d", "conv2d", "max_pool2d", "avg_pool2d", "flatten",
 ]
 
-_builtin_abs, _builtin_sum, _builtin_max = abs, sum, max
+_builtin_abs, _builtin_sum, _builtin_max, _builtin_any = abs, sum, max, any
 
 
 def _sympy_number(value):
@@ -395,7 +395,10 @@ def stack(xs, axis=0):
 
 
 def getitem(x: Node, index):
-    """Basic indexing: integers, slices with any step (``x[::-1]``, ``x[5:0:-2]``), None and one Ellipsis."""
+    """Basic indexing: integers, slices with any step (``x[::-1]``, ``x[5:0:-2]``), None and one Ellipsis;
+    and one integer array (a list, a NumPy array or an integer node) on one axis with ':' on the others
+    (``x[[0, 2, 2]]``, ``x[:, ids]``): ``take`` along that axis (a constant's negative ids count from the
+    end, as in torch; a node's must lie in range)."""
     if not isinstance(index, tuple):
         index = (index,)
     if _builtin_sum(1 for i in index if i is Ellipsis) > 1:
@@ -403,8 +406,10 @@ def getitem(x: Node, index):
     n_real = _builtin_sum(1 for i in index if i is not None and i is not Ellipsis)
     if n_real > x.ndim:
         raise fail("getitem", f"too many indices ({n_real}) for shape {x.shape}")
-    if Ellipsis in index:
-        at = index.index(Ellipsis)
+    if _builtin_any(_is_index_array(i) for i in index):
+        return _take_by_index(x, index, n_real)
+    if _builtin_any(i is Ellipsis for i in index):
+        at = next(k for k, i in enumerate(index) if i is Ellipsis)
         index = index[:at] + (slice(None),) * (x.ndim - n_real) + index[at + 1:]
     else:
         index = index + (slice(None),) * (x.ndim - n_real)
@@ -437,6 +442,33 @@ def getitem(x: Node, index):
         axis += 1
     sliced = make_slice(x, tuple(starts), tuple(stops), tuple(steps))
     return make_reshape(sliced, tuple(out_shape))
+
+
+def _is_index_array(item) -> bool:
+    return isinstance(item, (list, np.ndarray)) or isinstance(item, Node) and item.dtype in ("int32", "int64")
+
+
+def _take_by_index(x: Node, index: tuple, n_real: int) -> Node:
+    """x[..., ids, ...] with ':' everywhere else: take along the axis of the one integer array."""
+    at = next((k for k, i in enumerate(index) if i is Ellipsis), None)
+    if at is not None:
+        index = index[:at] + (slice(None),) * (x.ndim - n_real) + index[at + 1:]
+    index = index + (slice(None),) * (x.ndim - len(index))
+    arrays = [k for k, i in enumerate(index) if _is_index_array(i)]
+    if len(arrays) > 1 or _builtin_any(not (isinstance(i, slice) and i == slice(None))
+                                       for k, i in enumerate(index) if k != arrays[0]):
+        raise fail("getitem", "an integer-array index goes on one axis with ':' on every other "
+                              f"(x[ids], x[:, ids]); got {index!r}")
+    axis, ids = arrays[0], index[arrays[0]]
+    if not isinstance(ids, Node):
+        ids = np.asarray(ids)
+        if ids.dtype == bool or not (ids.dtype.kind in "iu" or ids.size == 0):
+            raise fail("getitem", f"an index array must hold integers (boolean masks are not supported), got {ids!r}")
+        size = x.shape[axis]
+        if isinstance(size, str):
+            raise fail("getitem", f"cannot index the symbolic dimension {size!r} of {x.shape} with an array")
+        ids = np.where(ids < 0, ids + size, ids).astype(np.int64)
+    return take(x, ids, axis)
 
 
 def astype(x, dtype):

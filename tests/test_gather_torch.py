@@ -387,3 +387,36 @@ def test_cross_entropy_ignore_index_is_the_only_value_outside_the_range():
     assert np.isfinite(computed(logits=x, labels=np.array([0, -100, 3])))
     with pytest.raises(IndexError, match=r"cross_entropy"):
         computed(logits=x, labels=np.array([0, 7, 3]))
+
+
+@pytest.mark.parametrize("index", [[0, 2, 2, -1], (slice(None), [3, 0, 3]), (Ellipsis, [2, 0]),
+                                   np.array([[4, 0], [1, 1]])])
+def test_indexing_by_an_integer_array_equals_torch(index):
+    """x[ids] and x[:, ids] with ':' elsewhere are takes along that axis (a constant's negative ids count from
+    the end, as in torch); values and the gradient (repeated ids add up), evaluated and compiled."""
+    rng = np.random.default_rng(0)
+    array = rng.standard_normal((5, 4, 3))
+    x = C.Input("x", array.shape, "float64")
+    out = x[index]
+    nodes = [out, C.grad((out * out).sum(), x)]
+    tensor = torch.tensor(array, requires_grad=True)
+    torch_index = tuple(torch.tensor(i) if isinstance(i, (list, np.ndarray)) else i for i in
+                        (index if isinstance(index, tuple) else (index,)))
+    expected = tensor[torch_index]
+    (expected * expected).sum().backward()
+    for got in (C.evaluate(nodes, {"x": array}), C.compile(nodes)(x=array)):
+        np.testing.assert_allclose(got[0], expected.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got[1], tensor.grad.numpy(), rtol=1e-12)
+
+
+def test_indexing_by_an_integer_input_and_the_forms_refused():
+    x = C.Input("x", (5, 4), "float64")
+    ids = C.Input("ids", (3,), "int64")
+    array = np.arange(20.0).reshape(5, 4)
+    np.testing.assert_array_equal(C.compile(x[:, ids])(x=array, ids=np.array([3, 0, 3])), array[:, [3, 0, 3]])
+    with pytest.raises(IndexError, match=r"ids value 5 is out of range"):
+        x[[0, 5]]
+    with pytest.raises(GraphError, match=r"boolean masks are not supported"):
+        x[np.array([True, False, True, True, False])]
+    with pytest.raises(GraphError, match=r"one axis with ':' on every other"):
+        x[[0, 1], [1, 2]]
