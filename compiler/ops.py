@@ -24,7 +24,7 @@ from .primitives import (make_broadcast, make_concat, make_einsum, make_map, mak
 from .label_ranges import require as require_labels
 from .primitives.gathers import make_gather
 from .primitives.layouts import make_surrogate
-from .conv import avg_pool2d, conv1d, conv2d, flatten, max_pool2d
+from .conv import avg_pool2d, conv1d, conv2d, conv_transpose2d, flatten, max_pool2d
 from .layout import diagonal, expand_einsum, flip, pad, repeat, roll, static_size, tile, tril, triu
 from .shapes import broadcast_shapes, normalize_axes, reshape_target
 
@@ -37,7 +37,7 @@ __all__ = [
     "stop_gradient", "one_hot",
     "floor", "ceil", "round", "trunc", "sign", "remainder", "fmod", "floor_divide", "copysign", "tan", "asin",
     "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "erf", "log1p", "expm1", "pad", "flip", "roll", "tile", "repeat", "diagonal", "tril", "triu",
-    "conv1d", "conv2d", "max_pool2d", "avg_pool2d", "flatten",
+    "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "flatten",
 ]
 
 _builtin_abs, _builtin_sum, _builtin_max, _builtin_any = abs, sum, max, any

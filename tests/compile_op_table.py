@@ -316,6 +316,12 @@ ROWS = [
         ((B, 4), (4, 3)), (R,)),
     # convolution and pooling (x (batch, C, *spatial), w (O, C/groups, *kernel), b (O,))
     Row("conv2d", "conv2d", C.conv2d, ((B, 2, 5, 6), (3, 2, 3, 3), (3,)), (R,)),
+    Row("conv_transpose2d", "conv_transpose2d", lambda x, w, b: C.ops.conv_transpose2d(x, w, b, stride=2, padding=1,
+                                                                                         output_padding=1),
+        ((B, 2, 4, 3), (2, 3, 3, 3), (3,)), (R,)),
+    Row("conv_transpose2d_groups", "conv_transpose2d",
+        lambda x, w: C.ops.conv_transpose2d(x, w, stride=(1, 2), groups=2, dilation=2), ((B, 4, 3, 3), (4, 1, 2, 3)),
+        (R,)),
     Row("conv2d_no_bias", "conv2d", C.conv2d, ((B, 2, 5, 4), (3, 2, 2, 3)), (R,)),
     Row("conv2d_stride2", "conv2d", lambda x, w, b: C.conv2d(x, w, b, stride=2), ((B, 2, 7, 6), (3, 2, 3, 3), (3,)),
         (R,)),

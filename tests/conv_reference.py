@@ -228,3 +228,48 @@ def flatten_case(max_rank: int = 4, max_side: int = 3):
         return (shape,), kwargs
 
     return case()
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose2d in NumPy, in its scatter form: each input element adds
+    x * w[c, o] at the positions its taps reach (stride apart, dilation between taps), then the padding
+    is cut from both sides."""
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    (s0, s1), (p0, p1), (e0, e1), (d0, d1) = pair(stride), pair(padding), pair(output_padding), pair(dilation)
+    n, channels, h, width = x.shape
+    per_group, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    full = np.zeros((n, per_group * groups, (h - 1) * s0 + d0 * (kh - 1) + 1 + e0,
+                     (width - 1) * s1 + d1 * (kw - 1) + 1 + e1), dtype=np.result_type(x, w))
+    inputs = channels // groups
+    for g in range(groups):
+        xg, wg = x[:, g * inputs:(g + 1) * inputs], w[g * inputs:(g + 1) * inputs]
+        for a in range(kh):
+            for c in range(kw):
+                full[:, g * per_group:(g + 1) * per_group, a * d0:a * d0 + (h - 1) * s0 + 1:s0,
+                     c * d1:c * d1 + (width - 1) * s1 + 1:s1] += np.einsum("nchw,co->nohw", xg, wg[:, :, a, c])
+    out = full[:, :, p0:full.shape[2] - p0, p1:full.shape[3] - p1]
+    return out if b is None else out + np.reshape(b, (1, -1, 1, 1))
+
+
+def conv_transpose_case(max_batch: int = 2):
+    """Shapes (x, w[, b]) and kwargs of conv_transpose2d: strides, paddings, output paddings (below the
+    stride or the dilation), dilations and groups."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def case(draw):
+        groups = draw(st.integers(1, 2))
+        channels, per_group = groups * draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        extra = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        padding = tuple(draw(st.integers(0, (d * (k - 1)) // 2)) for k, d in zip(kernel, dilation))
+        sizes = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+        kwargs = {"stride": stride, "padding": padding, "output_padding": extra, "dilation": dilation,
+                  "groups": groups}
+        x = (draw(st.integers(1, max_batch)), channels, *sizes)
+        w = (channels, per_group, *kernel)
+        return ((x, w, (per_group * groups,)) if draw(st.booleans()) else (x, w)), kwargs
+
+    return case()

@@ -330,6 +330,8 @@ OPS = [
     # convolution and pooling (conv_reference.py: explicit padding and loops)
     Op("conv1d", lambda x, w, b=None, **kw: C.conv1d(x, w, b, **kw),
        lambda x, w, b=None, **kw: CR.conv1d(x, w, b, **kw), CR.conv_case(1), (R,)),
+    Op("conv_transpose2d", lambda x, w, b=None, **kw: C.ops.conv_transpose2d(x, w, b, **kw),
+       lambda x, w, b=None, **kw: CR.conv_transpose2d(x, w, b, **kw), CR.conv_transpose_case(), (R,)),
     Op("conv2d", lambda x, w, b=None, **kw: C.conv2d(x, w, b, **kw),
        lambda x, w, b=None, **kw: CR.conv2d(x, w, b, **kw), CR.conv_case(2, max_extra=2), (R,)),
     Op("max_pool2d", C.max_pool2d, CR.max_pool2d, CR.pool_case(average=False), (distinct,)),

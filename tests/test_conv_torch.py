@@ -114,6 +114,25 @@ test_conv2d_compiled = _conv_test("conv2d", 2, CONV2D_EXAMPLES[:3], compiled=Tru
 test_conv1d_evaluated = _conv_test("conv1d", 1, CONV1D_EXAMPLES, compiled=False)
 test_conv1d_compiled = _conv_test("conv1d", 1, CONV1D_EXAMPLES[:2], compiled=True)
 
+CONV_TRANSPOSE_EXAMPLES = [
+    (((2, 3, 4, 5), (3, 2, 3, 3), (2,)), {"stride": 2, "padding": 1, "output_padding": 1}),  # a decoder's upsampling
+    (((1, 4, 3, 3), (4, 1, 2, 3)), {"stride": (1, 2), "groups": 2, "dilation": 2}),
+    (((1, 1, 1, 1), (1, 1, 1, 1)), {"dilation": (2, 1), "output_padding": (1, 0)}),  # output_padding >= stride
+]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@settings(max_examples=EVALUATED_EXAMPLES, **SETTINGS)
+@given(case=CR.conv_transpose_case(), seed=st.integers(0, 2 ** 32 - 1))
+@example(case=CONV_TRANSPOSE_EXAMPLES[0], seed=0)
+@example(case=CONV_TRANSPOSE_EXAMPLES[1], seed=0)
+@example(case=CONV_TRANSPOSE_EXAMPLES[2], seed=0)
+def test_conv_transpose2d_equals_torch(compiled, case, seed):
+    """conv_transpose2d (the conv's input gradient, built as that VJP) against torch: value and the gradients
+    of x, w and b, over strides, paddings, output paddings, dilations and groups."""
+    shapes, kwargs = case
+    check("conv_transpose2d", shapes, kwargs, seed, compiled)
+
 
 # ---- pooling ---------------------------------------------------------------------------------------
 
@@ -322,3 +341,24 @@ def test_max_pool2d_gradient_goes_to_the_last_of_several_nans(kernel_size, strid
     assert np.isnan(x).sum() >= 4
     for g in got:
         np.testing.assert_array_equal(g, expected)
+
+
+def test_conv_transpose2d_layer_loads_torch_weights_and_initialises_as_torch():
+    """nn.ConvTranspose2d: Params named and laid out as torch's (weight (in, out/groups, kh, kw)), the same
+    output as torch's layer with its weights, and torch's default bounds (fan_in = out/groups x taps)."""
+    from compiler import nn
+    from compiler.initializers import initial_values
+    x = Input("x", ("batch", 4, 5, 5), dtype="float64")
+    with nn.names():
+        layer = nn.ConvTranspose2d(6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        out = layer(x)
+    reference = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2).double()
+    assert [(p.name, p.shape) for p in layer.params] == [
+        ("conv_transpose2d.weight", tuple(reference.weight.shape)), ("conv_transpose2d.bias", (6,))]
+    array = np.random.default_rng(0).standard_normal((2, 4, 5, 5))
+    values = {"x": array, "conv_transpose2d.weight": reference.weight.detach().numpy(),
+              "conv_transpose2d.bias": reference.bias.detach().numpy()}
+    np.testing.assert_allclose(C.compile(out)(**values), reference(torch.tensor(array)).detach().numpy(), rtol=1e-12)
+    bound = 1 / np.sqrt(3 * 9)
+    initial = initial_values(layer.params, seed=0)
+    assert all(0.8 * bound < np.abs(v).max() <= bound for v in initial.values())

@@ -23,7 +23,7 @@ naming scope (``dense``, ``dense_1``, ...). Build a model inside
 """
 from .activations import ACTIVATIONS, GELU, ReLU, Sigmoid, Tanh
 from .attention import MultiHeadAttention
-from .convolution import Conv1d, Conv2d
+from .convolution import Conv1d, Conv2d, ConvTranspose2d
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding, PositionEmbedding
@@ -38,6 +38,6 @@ from .recurrent import GRU, LSTM, RNN
 from .sequential import Sequential
 from .transformer import TransformerBlock
 
-__all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout",
+__all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout",
            "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "PositionEmbedding", "LayerNorm",
            "RMSNorm", "MultiHeadAttention", "TransformerBlock", "RNN", "LSTM", "GRU", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]

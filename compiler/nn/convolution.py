@@ -1,4 +1,4 @@
-"""Conv1d and Conv2d: convolution layers over (N, C, L) and (N, C, H, W) inputs."""
+"""Conv1d, Conv2d and ConvTranspose2d: convolution layers over (N, C, L) and (N, C, H, W) inputs."""
 from __future__ import annotations
 
 import math
@@ -63,9 +63,7 @@ class Convolution(Layer):
         if channels % self.groups:
             raise fail(self.describe(), f"groups {self.groups} must divide the input channels, got {channels} "
                                         f"channels (input shape {x.shape})")
-        receptive = math.prod(self.kernel_size)
-        fan_in, fan_out = channels // self.groups * receptive, self.out_channels // self.groups * receptive
-        shape = (self.out_channels, channels // self.groups, *self.kernel_size)
+        shape, fan_in, fan_out = self.weight_layout(channels)
         self.weight = self.param("weight", shape, weight_init(self.init, fan_in, fan_out, self.describe()), dtype)
         if self.use_bias:
             self.bias = self.param("bias", (self.out_channels,), bias_init(fan_in), dtype)
@@ -77,6 +75,12 @@ class Convolution(Layer):
     def forward(self, x: Node) -> Node:
         y = self.convolve(x)
         return y if self.activation is None else self.activation(y)
+
+    def weight_layout(self, channels: int) -> tuple:
+        """(weight shape, fan_in, fan_out) for `channels` input channels, as torch computes the fans."""
+        receptive = math.prod(self.kernel_size)
+        shape = (self.out_channels, channels // self.groups, *self.kernel_size)
+        return shape, channels // self.groups * receptive, self.out_channels // self.groups * receptive
 
     def convolve(self, x: Node) -> Node:
         raise NotImplementedError
@@ -90,6 +94,31 @@ class Conv2d(Convolution):
     def convolve(self, x: Node) -> Node:
         return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
                           dilation=self.dilation, groups=self.groups)
+
+
+class ConvTranspose2d(Convolution):
+    """torch.nn.ConvTranspose2d with in_channels inferred: x (N, C, H, W) -> (N, out_channels, H', W'),
+    H' = (H - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1 (a decoder's or a GAN
+    generator's upsampling). Weight (in_channels, out_channels/groups, kh, kw), as torch's; initialised
+    as torch's, whose fan_in is out_channels/groups x taps for this layout."""
+
+    kind, spatial, layout = "conv_transpose2d", 2, "(N, C, H, W)"
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias: bool = True, dilation=1, activation=None, name: str | None = None, init=None):
+        super().__init__(out_channels, kernel_size, stride, padding, dilation, groups, bias, activation, name, init)
+        if isinstance(self.padding, str):
+            raise fail(self.describe(), f"padding: expected an int or 2 ints >= 0, got {padding!r}")
+        self.output_padding = sizes(output_padding, 2, "output_padding", self.describe(), 0)
+
+    def weight_layout(self, channels: int) -> tuple:
+        receptive = math.prod(self.kernel_size)
+        shape = (channels, self.out_channels // self.groups, *self.kernel_size)
+        return shape, self.out_channels // self.groups * receptive, channels * receptive
+
+    def convolve(self, x: Node) -> Node:
+        return ops.conv_transpose2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                                    output_padding=self.output_padding, groups=self.groups, dilation=self.dilation)
 
 
 class Conv1d(Convolution):
