@@ -15,7 +15,7 @@ import sympy
 from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
 
 from . import scalar_functions as sf
-from .dtypes import canonical_dtype, float_result, promote
+from .dtypes import canonical_dtype, float_result, is_float, promote
 from .errors import GraphError, fail
 from .codegen.scalar import unsupported_functions
 from .graph import Node, as_node, const, is_python_number, scalar_symbol
@@ -528,6 +528,7 @@ def mse(prediction, target):
 def cross_entropy(logits, labels, ignore_index=None, label_smoothing=0.0, reduction="mean"):
     """Softmax cross-entropy of logits (..., classes) with integer labels (...), mean over every label.
 
+    labels may also be class probabilities of the logits' shape (torch's soft targets).
     ``ignore_index``, ``label_smoothing`` and ``reduction`` ("mean", "sum", "none") are torch's: a label
     equal to ignore_index adds nothing and is not counted by the mean (which is nan if every label is
     ignored, as torch's); label_smoothing = e mixes the one-hot target with the uniform one, (1 - e)
@@ -543,15 +544,20 @@ def cross_entropy(logits, labels, ignore_index=None, label_smoothing=0.0, reduct
     label's logit is read by a gather; the gradient is the one-hot selection's either way.
     """
     logits, labels = as_node(logits), as_node(labels)
-    if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.dtype not in ("int32", "int64"):
-        raise fail("cross_entropy", f"expected logits (..., classes) and integer labels (...) of the leading "
-                   f"shape, got {logits.shape} {logits.dtype} and {labels.shape} {labels.dtype}")
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
         raise fail("cross_entropy", f"ignore_index must be an int or None, got {ignore_index!r}")
     if isinstance(label_smoothing, bool) or not _is_number(label_smoothing) or not 0 <= label_smoothing <= 1:
         raise fail("cross_entropy", f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     if reduction not in ("mean", "sum", "none"):
         raise fail("cross_entropy", f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if is_float(labels.dtype) and labels.shape == logits.shape and logits.ndim >= 1:
+        if ignore_index is not None:
+            raise fail("cross_entropy", "ignore_index applies to class labels, not to class probabilities")
+        return _cross_entropy_soft(logits, labels, float(label_smoothing), reduction)
+    if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.dtype not in ("int32", "int64"):
+        raise fail("cross_entropy", f"expected logits (..., classes) and integer labels (...) of the leading "
+                   f"shape, or class probabilities of the logits' shape, got {logits.shape} {logits.dtype} and "
+                   f"{labels.shape} {labels.dtype}")
     if ignore_index is not None or label_smoothing or reduction != "mean":
         return _cross_entropy_options(logits, labels, ignore_index, float(label_smoothing), reduction)
     logp = log_softmax(logits, -1)
@@ -567,6 +573,16 @@ def cross_entropy(logits, labels, ignore_index=None, label_smoothing=0.0, reduct
     column = make_reshape(labels, labels.shape + (1,))
     gathered = make_gather(logits, column, logits.ndim - 1, "cross_entropy", ids_name="labels")
     return make_surrogate(-mean(make_reshape(gathered - logsumexp(logits, -1, keepdims=True), labels.shape)), loss)
+
+
+def _cross_entropy_soft(logits, probabilities, smoothing: float, reduction: str):
+    """cross_entropy against class probabilities (torch's soft targets, as in distillation or mixup):
+    -sum(p log softmax(logits)) over the classes; label_smoothing mixes p with the uniform distribution."""
+    logp = log_softmax(logits, -1)
+    if smoothing:
+        probabilities = (1 - smoothing) * probabilities + smoothing / logits.shape[-1]
+    losses = -sum(probabilities * logp, axis=-1)
+    return {"mean": mean, "sum": sum, "none": lambda x: x}[reduction](losses)
 
 
 def _cross_entropy_options(logits, labels, ignore_index, smoothing: float, reduction: str):

@@ -420,3 +420,25 @@ def test_indexing_by_an_integer_input_and_the_forms_refused():
         x[np.array([True, False, True, True, False])]
     with pytest.raises(GraphError, match=r"one axis with ':' on every other"):
         x[[0, 1], [1, 2]]
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 4)])
+@pytest.mark.parametrize("label_smoothing, reduction", [(0.0, "mean"), (0.3, "sum"), (0.1, "none")])
+def test_cross_entropy_against_class_probabilities_equals_torch(shape, label_smoothing, reduction):
+    """Soft targets (probabilities of the logits' shape): value and the gradients of both the logits and
+    the probabilities, evaluated and compiled; ignore_index is refused for them, as torch ignores it."""
+    rng = np.random.default_rng(1)
+    logits, targets = rng.standard_normal(shape), rng.dirichlet(np.ones(shape[-1]), shape[:-1])
+    nodes = [C.Input("logits", shape, "float64"), C.Input("targets", shape, "float64")]
+    loss = C.cross_entropy(*nodes, label_smoothing=label_smoothing, reduction=reduction)
+    graph = [loss] + C.grad((loss * 1.5).sum(), nodes)
+    tensors = [torch.tensor(a, requires_grad=True) for a in (logits, targets)]
+    expected = torch.nn.functional.cross_entropy(*[t.movedim(-1, 1) for t in tensors],
+                                                 label_smoothing=label_smoothing, reduction=reduction)
+    (expected * 1.5).sum().backward()
+    values = {"logits": logits, "targets": targets}
+    for got in (C.evaluate(graph, values), C.compile(graph)(**values)):
+        for a, e in zip(got, [expected.detach()] + [t.grad for t in tensors]):
+            np.testing.assert_allclose(a, e.numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(GraphError, match="ignore_index applies to class labels"):
+        C.cross_entropy(*nodes, ignore_index=-100)
