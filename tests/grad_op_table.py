@@ -41,6 +41,12 @@ def np_log_softmax(x, axis):
     return x - np_logsumexp(x, axis=axis, keepdims=True)
 
 
+def off_integers(rng, shape, shapes):
+    """At least 0.2 away from every integer in [-8, 8): clear of relu6's and the hard activations' kinks
+    (0, +-3, 6), so a central difference never straddles one."""
+    return 2 * off_grid(rng, shape, shapes)
+
+
 def np_sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
@@ -189,9 +195,9 @@ OPS = [
     Op("gelu", C.gelu, lambda x: x * (1 + _erf(x / np.sqrt(2))) / 2, one_shape(), (real(-3, 3),)),
     Op("silu", C.ops.silu, lambda x: x * np_sigmoid(x), one_shape(), (real(-5, 5),)),
     Op("mish", C.ops.mish, lambda x: x * np.tanh(np.log1p(np.exp(x))), one_shape(), (real(-5, 5),)),
-    Op("relu6", C.ops.relu6, lambda x: np.clip(x, 0, 6), one_shape(), (real(-8, 8),)),
-    Op("hardsigmoid", C.ops.hardsigmoid, lambda x: np.clip(x / 6 + 0.5, 0, 1), one_shape(), (real(-5, 5),)),
-    Op("hardswish", C.ops.hardswish, lambda x: x * np.clip(x + 3, 0, 6) / 6, one_shape(), (real(-5, 5),)),
+    Op("relu6", C.ops.relu6, lambda x: np.clip(x, 0, 6), one_shape(), (off_integers,)),
+    Op("hardsigmoid", C.ops.hardsigmoid, lambda x: np.clip(x / 6 + 0.5, 0, 1), one_shape(), (off_integers,)),
+    Op("hardswish", C.ops.hardswish, lambda x: x * np.clip(x + 3, 0, 6) / 6, one_shape(), (off_integers,)),
     Op("elu", lambda x: C.ops.elu(x, 0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x)), one_shape(), (off_grid,)),
     Op("celu", lambda x: C.ops.celu(x, 0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x / 0.7)), one_shape(),
        (off_grid,)),
