@@ -44,13 +44,31 @@ def _flatten(tree, what: str, numbers: bool = False) -> tuple:
         return [tree if isinstance(tree, Node) else const(tree)], lambda leaves: leaves[0]
     if isinstance(tree, (tuple, list)):
         parts = [_flatten(t, what, numbers) for t in tree]
+        if hasattr(tree, "_fields"):  # a namedtuple is built from its fields, not from one iterable
+            return _join(parts, lambda items: type(tree)(*items))
         return _join(parts, lambda items: type(tree)(items))
     if isinstance(tree, dict):
-        keys = list(tree)
+        keys = _sorted_keys(tree)  # as jax.lax.scan: a dict's leaves in the order of its sorted keys
         parts = [_flatten(tree[k], what, numbers) for k in keys]
         return _join(parts, lambda items: dict(zip(keys, items)))
     raise GraphError(f"scan: {what} must be graph nodes or tuples, lists or dicts of them, "
                      f"got {type(tree).__name__}: {tree!r}")
+
+
+def _sorted_keys(tree: dict) -> list:
+    try:
+        return sorted(tree)
+    except TypeError:
+        raise GraphError(f"scan: the keys of a dict must be sortable (as jax.lax.scan's), got {list(tree)!r}") from None
+
+
+def _treedef(tree):
+    """The structure of a tree without its leaves (types, lengths, dict keys): a carry must keep it."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree), tuple(_treedef(t) for t in tree)
+    if isinstance(tree, dict):
+        return dict, tuple((k, _treedef(tree[k])) for k in _sorted_keys(tree))
+    return "leaf"
 
 
 def _join(parts, make) -> tuple:
@@ -76,6 +94,8 @@ def _structure(tree) -> str:
         return type(tree).__name__ + "(" + ", ".join(_structure(t) for t in tree) + ")"
     if isinstance(tree, dict):
         return "{" + ", ".join(f"{k!r}: {_structure(v)}" for k, v in tree.items()) + "}"
+    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        return f"{tree!r} (a {const(tree).dtype} constant)"
     return repr(tree)
 
 
@@ -132,7 +152,7 @@ def _length(x_leaves, length):
 
 
 def _check_carry(init, new_carry, carry_leaves, new_leaves):
-    same = len(carry_leaves) == len(new_leaves) and all(
+    same = _treedef(init) == _treedef(new_carry) and len(carry_leaves) == len(new_leaves) and all(
         a.shape == b.shape and a.dtype == b.dtype for a, b in zip(carry_leaves, new_leaves))
     if not same:
         raise GraphError(f"scan: fn must return a carry of the structure, shapes and dtypes of init; "

@@ -348,3 +348,27 @@ def test_the_last_backward_step_skips_the_gradient_of_a_constant_initial_state(i
     unrolled = (_unrolled(step, init, [x[t] for t in range(5)], 5)[1] ** 2).sum()
     given_values = values if init_is_input else {k: v for k, v in values.items() if k != "h0"}
     _close(fn(**given_values), C.evaluate(C.grad(unrolled, wrt), given_values))
+
+
+def test_a_dict_carry_is_matched_by_key_and_its_structure_is_kept():
+    """Carries are matched as jax.lax.scan matches them: a dict by its sorted keys (a body returning the keys
+    in another order once swapped the values, silently), and any change of structure (a tuple returned as
+    a list, a nesting added, a key renamed) is an error; namedtuples go through as namedtuples."""
+    from collections import namedtuple
+    a, b = C.Input("a", (2,), "float64"), C.Input("b", (2,), "float64")
+    values = {"a": np.ones(2), "b": np.ones(2)}
+    carry, _ = C.scan(lambda c, _: ({"b": c["b"] * 10.0, "a": c["a"] + 1.0}, None), {"a": a, "b": b}, None, length=1)
+    for got in (C.evaluate([carry["a"], carry["b"]], values), C.compile([carry["a"], carry["b"]])(**values)):
+        np.testing.assert_array_equal(got[0], [2.0, 2.0])
+        np.testing.assert_array_equal(got[1], [10.0, 10.0])
+    for body, init in [(lambda c, _: ([c[0], c[1]], None), (a, b)), (lambda c, _: ((c[0], (c[1],)), None), (a, b)),
+                       (lambda c, _: ({"a": c["a"], "z": c["b"]}, None), {"a": a, "b": b})]:
+        with pytest.raises(GraphError, match="fn must return a carry of the structure"):
+            C.scan(body, init, None, length=2)
+    State = namedtuple("State", "h c")
+    x = C.Input("x", (3, 2), "float64")
+    state, ys = C.scan(lambda s, xt: (State(s.h * xt + s.c, s.c), s.h), State(a, b), x)
+    assert isinstance(state, State)
+    got = C.evaluate([state.h, ys], {**values, "x": np.full((3, 2), 2.0)})
+    np.testing.assert_array_equal(got[0], [15.0, 15.0])
+    np.testing.assert_array_equal(got[1], [[1.0, 1.0], [3.0, 3.0], [7.0, 7.0]])
