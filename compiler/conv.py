@@ -1,4 +1,4 @@
-"""Convolution and pooling, written on the primitives: a ``window`` view and an einsum or reduction.
+"""Convolution, written on the primitives: a ``window`` view and an einsum.
 
 A convolution is the contraction of the windows of its (padded) input with its
 weights: ``window`` gives, without copying, the view ``x[n, c, i*stride + k*dilation]``
@@ -8,7 +8,7 @@ makes it a batched matrix product whose window operand is stored once per call b
 a fused loop (im2col) and multiplied by the register-tiled GEMM
 (``docs/architecture.md``, "Convolution"). Its gradients are the gradients of
 those primitives: two more products and the scatter of the window's cotangent,
-all visible in the symbolic backward graph. Pooling reduces over the taps.
+all visible in the symbolic backward graph. Pooling (``pooling.py``) reduces over the same windows.
 
 Layouts and defaults are PyTorch's: x ``(N, C, *spatial)``, w ``(O, C/groups, *kernel)``.
 """
@@ -17,14 +17,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sympy
 
-from . import scalar_functions as sf
 from .errors import fail
-from .graph import Node, as_node, const, scalar_symbol
-from .primitives import (make_broadcast, make_einsum, make_map, make_reduce, make_reshape, make_stop_gradient,
-                         make_transpose)
-from .primitives.layouts import make_pad, make_slice, make_surrogate, make_window, window_count
+from .graph import Node, as_node, scalar_symbol
+from .primitives import make_broadcast, make_einsum, make_map, make_reshape, make_transpose
+from .primitives.layouts import make_pad, make_window, window_count
 from .shapes import normalize_axes
 
 SPATIAL = "hwd"
@@ -93,20 +90,6 @@ def _windows(x: Node, first_axis: int, kernel: tuple, stride: tuple, dilation: t
                            f"{length} of the padded input ({shapes})")
         padded = make_window(padded, first_axis + j, k, s, d)
     return padded
-
-
-def _pool_windows(x: Node, kernel: tuple, stride: tuple, pads: tuple, fill: float, op: str) -> Node:
-    """The pooling windows of x as (N, C, Ho, Wo, kh, kw). Windows that tile the input (stride equal
-    to the kernel, no padding) are a split reshape and a transpose: read at affine indices, and
-    their cotangent is stored once, in the input's layout, by one loop."""
-    if stride != kernel or any(p != (0, 0) for p in pads):
-        return _windows(x, 2, kernel, stride, (1, 1), pads, fill, op, f"x {x.shape}")
-    (n, c, h, w), (kh, kw) = x.shape, kernel
-    ho, wo = h // kh, w // kw
-    if ho < 1 or wo < 1:
-        raise fail(op, f"the kernel {kernel} is larger than the input {x.shape}")
-    cut = make_slice(x, (0, 0, 0, 0), (n, c, ho * kh, wo * kw))
-    return make_transpose(make_reshape(cut, (n, c, ho, kh, wo, kw)), (0, 1, 2, 4, 3, 5))
 
 
 def _conv(x, w, b, stride, padding, dilation, groups, spatial: int, op: str) -> Node:
@@ -217,125 +200,6 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
             raise fail("conv_transpose2d", f"b must have shape ({y.shape[1]},), got {b.shape} ({error.shapes})")
         y = make_map(scalar_symbol(0) + scalar_symbol(1), [y, make_reshape(b, (y.shape[1], 1, 1))], y.dtype)
     return y
-
-
-def _pool_setup(x, kernel_size, stride, padding, op: str):
-    x = as_node(x)
-    error = _Failure(op, x=x.shape)
-    _check_input(x, 2, error)
-    kernel = _tuple(kernel_size, 2, "kernel_size", error)
-    stride = kernel if stride is None else _tuple(stride, 2, "stride", error)
-    pads = _tuple(padding, 2, "padding", error)
-    if min(kernel) < 1 or min(stride) < 1:
-        raise error(f"kernel_size and stride must be >= 1, got {kernel} and {stride}")
-    if any(p < 0 or 2 * p > k for p, k in zip(pads, kernel)):
-        raise error(f"padding must be between 0 and half the kernel size {kernel} (as in PyTorch), got {pads}")
-    return x, kernel, stride, tuple((p, p) for p in pads)
-
-
-SMALL_WINDOW = 16  # windows of at most this many taps pool as one map over the taps, not a reduction loop
-
-
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> Node:
-    """The maximum of each window, as torch.nn.functional.max_pool2d (padding reads -inf); the gradient
-    goes to the first maximum of each window in row-major order (to the last NaN of a window holding
-    NaNs), never to padding, as PyTorch's does."""
-    x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "max_pool2d")
-    windows = _pool_windows(x, kernel, stride, pads, -math.inf, "max_pool2d")
-    count = kernel[0] * kernel[1]
-    # taps inside the input: a padded tap is never a maximum's position (PyTorch's rule)
-    inside = None
-    if any(p != (0, 0) for p in pads):
-        ones = make_broadcast(const(np.asarray(1.0, dtype=x.dtype)), x.shape)
-        inside = _pool_windows(ones, kernel, stride, pads, 0.0, "max_pool2d")
-    if count > SMALL_WINDOW:
-        return _max_pool_reduced(windows, kernel, inside)
-    # one loop over the output: the maximum of the taps; the gradient is that of selecting the
-    # first tap holding it (found without gradient: a chain of comparisons, no reduction)
-    taps = _taps(windows, kernel)
-    peak = make_map(sympy.Max(*(scalar_symbol(t) for t in range(count))), taps, x.dtype)
-    frozen = [make_stop_gradient(t) for t in taps] + [make_stop_gradient(peak)]
-    real = [] if inside is None else _taps(inside, kernel)
-    chosen: sympy.Expr = sympy.Integer(count)
-    for t in reversed(range(count)):  # the first tap holding the maximum...
-        is_peak = _holds_maximum(scalar_symbol(t), scalar_symbol(count),
-                                 scalar_symbol(count + 1 + t) if real else None)
-        chosen = sf.Where(is_peak, t, chosen)
-    for t in range(count):  # ...unless the window holds a NaN: then the last NaN, as PyTorch's kernel
-        chosen = sf.Where(sf.NotEqual(scalar_symbol(t), scalar_symbol(t)), t, chosen)
-    first_tap = make_map(chosen, frozen + real, x.dtype)
-    return make_surrogate(peak, _select_tap(windows, kernel, first_tap))
-
-
-def _holds_maximum(value, peak, inside=None) -> sympy.Expr:
-    """1 where a tap equals its window's maximum and is inside the input when `inside` says so; else 0."""
-    holds = sf.Equal(value, peak)
-    return holds if inside is None else sf.Where(inside, holds, 0)
-
-
-def _select_tap(windows: Node, kernel: tuple, tap: Node) -> Node:
-    """The element of each window at tap number `tap` (row-major), as a sum over the taps: its
-    gradient is one loop over the windows, in the windows' layout."""
-    number = const(np.arange(kernel[0] * kernel[1], dtype=np.float64).reshape(kernel).astype(windows.dtype))
-    chosen = make_map(sf.Where(sf.Equal(scalar_symbol(1), scalar_symbol(2)), scalar_symbol(0), 0),
-                      [windows, number, make_reshape(tap, tap.shape + (1, 1))], windows.dtype)
-    return make_reduce("sum", chosen, (4, 5))
-
-
-def _taps(windows: Node, kernel: tuple) -> list:
-    """The (N, C, Ho, Wo) view of each tap of the windows, in row-major tap order."""
-    start = (0,) * windows.ndim
-    return [make_reshape(make_slice(windows, start[:4] + (i, j), windows.shape[:4] + (i + 1, j + 1)),
-                         windows.shape[:4])
-            for i in range(kernel[0]) for j in range(kernel[1])]
-
-
-def _max_pool_reduced(windows: Node, kernel: tuple, inside: Node | None) -> Node:
-    """Max pooling of large windows: a max reduction over the taps, and the gradient of selecting
-    the first tap holding it (the least tap number where the window holds its maximum), or the
-    last NaN of a window holding one."""
-    taps, dtype, count = (4, 5), windows.dtype, kernel[0] * kernel[1]
-    peak = make_reduce("max", windows, taps)
-    number = const(np.arange(count, dtype=np.float64).reshape(kernel).astype(dtype))
-    args = [make_stop_gradient(windows), make_reshape(make_stop_gradient(peak), peak.shape + (1, 1)), number]
-    is_peak = _holds_maximum(scalar_symbol(0), scalar_symbol(1), scalar_symbol(3) if inside is not None else None)
-    at_peak = make_map(sf.Where(is_peak, scalar_symbol(2), count), args + ([inside] if inside is not None else []),
-                       dtype)
-    negated = make_map(-scalar_symbol(0), [at_peak], dtype)
-    first = make_map(-scalar_symbol(0), [make_reduce("max", negated, taps)], dtype)
-    # a window holding a NaN: its last NaN, as PyTorch's kernel
-    nan_tap = make_map(sf.Where(sf.NotEqual(scalar_symbol(0), scalar_symbol(0)), scalar_symbol(1), -1),
-                       [make_stop_gradient(windows), number], dtype)
-    last_nan = make_reduce("max", nan_tap, taps)
-    chosen = make_map(sf.Where(sf.GreaterEqual(scalar_symbol(0), 0), scalar_symbol(0), scalar_symbol(1)),
-                      [last_nan, first], dtype)
-    return make_surrogate(peak, _select_tap(windows, kernel, chosen))
-
-
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True) -> Node:
-    """The mean of each window, as torch.nn.functional.avg_pool2d (padding reads 0; without
-    count_include_pad the divisor counts only the elements inside the input)."""
-    x, kernel, stride, pads = _pool_setup(x, kernel_size, stride, padding, "avg_pool2d")
-    windows = _pool_windows(x, kernel, stride, pads, 0.0, "avg_pool2d")
-    count = kernel[0] * kernel[1]
-    if count > SMALL_WINDOW:
-        total = make_reduce("sum", windows, (4, 5))
-    else:
-        total = make_map(sum(scalar_symbol(t) for t in range(count)), _taps(windows, kernel), x.dtype)
-    if count_include_pad:
-        divisor = const(np.asarray(count, dtype=x.dtype))
-    else:
-        divisor = const(_valid_counts(x.shape[2:], kernel, stride, pads).astype(x.dtype))
-    return make_map(scalar_symbol(0) / scalar_symbol(1), [total, divisor], x.dtype)
-
-
-def _valid_counts(size: tuple, kernel: tuple, stride: tuple, pads: tuple) -> np.ndarray:
-    """How many elements of each window lie inside the unpadded input (Ho, Wo)."""
-    counts = []
-    for length, k, s, (low, high) in zip(size, kernel, stride, pads):
-        positions = np.arange(window_count(length + low + high, k, s, 1)) * s - low
-        counts.append(np.clip(positions + k, 0, length) - np.clip(positions, 0, length))
-    return np.outer(counts[0], counts[1])
 
 
 def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Node:

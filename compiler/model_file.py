@@ -51,7 +51,6 @@ import difflib
 import inspect
 import json
 import math
-import numbers
 import os
 import re
 import tomllib
@@ -64,6 +63,8 @@ from .graph import Input, Node
 from .nn.activations import ACTIVATIONS
 from .model_file_recurrent import (RECURRENT_INPUT_LAYOUTS, RECURRENT_LAYER_TYPES, make_recurrent_layer,
                                    read_recurrent_layer)
+from .model_file_values import (PADDING, SIZE, as_size, is_count, is_natural, is_number, is_padding,
+                                is_size)
 from .model_file_sequences import (SEQUENCE_INPUT_LAYOUTS, SEQUENCE_LAYER_TYPES, check_input_keys, make_sequence_layer,
                                    python_docs_sizes, read_input_tokens, read_sequence_layer)
 from .ops import cross_entropy, mse, one_hot
@@ -192,35 +193,7 @@ class Table:
                                  + f"; expected one of {', '.join(known)}")
 
 
-def is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def is_natural(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 # ---- sections --------------------------------------------------------------------------------
-
-def is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def is_size(value) -> bool:
-    """A positive integer or an array of two (a kernel size, stride or dilation per spatial axis)."""
-    return is_count(value) or (isinstance(value, list) and len(value) == 2 and all(is_count(v) for v in value))
-
-
-def is_padding(value) -> bool:
-    return is_natural(value) or (isinstance(value, list) and len(value) == 2 and all(is_natural(v) for v in value))
-
-
-def _size(value):
-    return tuple(value) if isinstance(value, list) else value
-
-
-SIZE = "a positive integer or an array of 2 positive integers"
-PADDING = "a non-negative integer or an array of 2"
 
 
 def read_input_shape(table: Table, dataset: DatasetInfo, dataset_name: str) -> tuple:
@@ -276,17 +249,17 @@ def read_layer(entry: Table, dataset: DatasetInfo, dtype: str) -> LayerEntry:
         size, is_a_size = (SIZE, is_size) if kind == "conv2d" else ("a positive integer", is_count)
         padding, is_a_padding = (PADDING, is_padding) if kind == "conv2d" else ("a non-negative integer", is_natural)
         arguments = {"out_channels": entry.take("filters", "a positive integer", is_count),
-                     "kernel_size": _size(entry.take("kernel_size", size, is_a_size)),
-                     "stride": _size(entry.take("stride", size, is_a_size, default=1)),
-                     "padding": _size(entry.take("padding", f'{padding}, "same" or "valid"',
+                     "kernel_size": as_size(entry.take("kernel_size", size, is_a_size)),
+                     "stride": as_size(entry.take("stride", size, is_a_size, default=1)),
+                     "padding": as_size(entry.take("padding", f'{padding}, "same" or "valid"',
                                                  lambda v: is_a_padding(v) or v in ("same", "valid"), default=0)),
-                     "dilation": _size(entry.take("dilation", size, is_a_size, default=1)),
+                     "dilation": as_size(entry.take("dilation", size, is_a_size, default=1)),
                      "groups": entry.take("groups", "a positive integer", is_count, default=1),
                      "activation": read_activation(entry)}
     elif kind in ("max_pool2d", "avg_pool2d"):
-        arguments = {"kernel_size": _size(entry.take("kernel_size", SIZE, is_size)),
-                     "stride": _size(entry.take("stride", SIZE, is_size, default=None)),
-                     "padding": _size(entry.take("padding", PADDING, is_padding, default=0))}
+        arguments = {"kernel_size": as_size(entry.take("kernel_size", SIZE, is_size)),
+                     "stride": as_size(entry.take("stride", SIZE, is_size, default=None)),
+                     "padding": as_size(entry.take("padding", PADDING, is_padding, default=0))}
         if kind == "avg_pool2d":
             arguments["count_include_pad"] = entry.take("count_include_pad", "true or false",
                                                         lambda v: isinstance(v, bool), default=True)

@@ -22,11 +22,11 @@ features), ``layer_0.bias_hh_l1``, ...
 """
 from __future__ import annotations
 
-import numbers
 
 from . import nn, ops
 from .graph import Node
 from .nn.recurrent import NONLINEARITIES
+from .model_file_values import is_count, is_flag, is_probability
 
 RECURRENT_LAYER_TYPES = ("rnn", "lstm", "gru")
 RECURRENT_INPUT_LAYOUTS = {kind: ((3,), "(batch, steps, features): set model.input_shape = [T, features]")
@@ -34,27 +34,15 @@ RECURRENT_INPUT_LAYOUTS = {kind: ((3,), "(batch, steps, features): set model.inp
 LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _flag(value) -> bool:
-    return isinstance(value, bool)
-
-
-def _probability(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
-
-
 def read_recurrent_layer(kind: str, entry) -> dict:
     """The arguments of a recurrent layer entry (a model_file.Table)."""
-    arguments = {"hidden_size": entry.take("units", "a positive integer (the hidden state's size)", _count),
-                 "num_layers": entry.take("num_layers", "a positive integer", _count, default=1),
-                 "bias": entry.take("bias", "true or false", _flag, default=True),
-                 "bidirectional": entry.take("bidirectional", "true or false", _flag, default=False),
-                 "dropout": entry.take("dropout", "a probability in [0, 1)", _probability, default=0.0),
+    arguments = {"hidden_size": entry.take("units", "a positive integer (the hidden state's size)", is_count),
+                 "num_layers": entry.take("num_layers", "a positive integer", is_count, default=1),
+                 "bias": entry.take("bias", "true or false", is_flag, default=True),
+                 "bidirectional": entry.take("bidirectional", "true or false", is_flag, default=False),
+                 "dropout": entry.take("dropout", "a probability in [0, 1)", is_probability, default=0.0),
                  "return_sequences": entry.take("return_sequences", "true (the output at every step) or false (the "
-                                                "last step's)", _flag, default=False)}
+                                                "last step's)", is_flag, default=False)}
     if kind == "rnn":
         arguments["nonlinearity"] = entry.choice("nonlinearity", tuple(NONLINEARITIES), default="tanh")
     return arguments

@@ -27,10 +27,10 @@ last dense layer).
 from __future__ import annotations
 
 import functools
-import numbers
 
 from . import nn
 from .errors import fail
+from .model_file_values import is_count, is_flag, is_positive, is_probability
 
 SEQUENCE_LAYER_TYPES = ("embedding", "position_embedding", "transformer_block", "multi_head_attention",
                         "layer_norm", "rms_norm")
@@ -43,22 +43,6 @@ SEQUENCE_INPUT_LAYOUTS = {  # ranks of (batch, ...) each layer type takes, spell
     "layer_norm": ((2, 3, 4), "(batch, ..., features)"),
     "rms_norm": ((2, 3, 4), "(batch, ..., features)"),
 }
-
-
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _positive(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
-
-
-def _probability(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
-
-
-def _flag(value) -> bool:
-    return isinstance(value, bool)
 
 
 @functools.cache
@@ -83,27 +67,27 @@ def read_input_tokens(table, dataset_name: str) -> int:
     longest = python_docs_sizes()[1] - 1
     return table.take("input_tokens", f"a positive integer (the ids in each example, such as 64) of at most "
                       f"{longest} (the validation text of dataset \"{dataset_name}\")",
-                      lambda v: _count(v) and v <= longest)
+                      lambda v: is_count(v) and v <= longest)
 
 
 def read_sequence_layer(kind: str, entry, vocabulary: int | None, dtype: str) -> dict:
     """The nn constructor arguments of a sequence layer entry (a model_file.Table)."""
     if kind == "embedding":
-        return {"embedding_dim": entry.take("dim", "a positive integer", _count),
-                "num_embeddings": entry.take("num_embeddings", "a positive integer (the vocabulary size)", _count,
+        return {"embedding_dim": entry.take("dim", "a positive integer", is_count),
+                "num_embeddings": entry.take("num_embeddings", "a positive integer (the vocabulary size)", is_count,
                                              default=vocabulary),
                 "dtype": dtype}
     if kind in ("transformer_block", "multi_head_attention"):
-        arguments = {"num_heads": entry.take("num_heads", "a positive integer dividing the features", _count),
-                     "causal": entry.take("causal", "true or false", _flag, default=kind == "transformer_block")}
+        arguments = {"num_heads": entry.take("num_heads", "a positive integer dividing the features", is_count),
+                     "causal": entry.take("causal", "true or false", is_flag, default=kind == "transformer_block")}
         if kind == "transformer_block":
-            arguments.update(mlp_ratio=entry.take("mlp_ratio", "a number > 0", _positive, default=4),
+            arguments.update(mlp_ratio=entry.take("mlp_ratio", "a number > 0", is_positive, default=4),
                              dropout=entry.take("dropout", "a probability in [0, 1)",
-                                                _probability, default=0.0),
-                             eps=entry.take("eps", "a number > 0", _positive, default=1e-5))
+                                                is_probability, default=0.0),
+                             eps=entry.take("eps", "a number > 0", is_positive, default=1e-5))
         return arguments
     if kind in ("layer_norm", "rms_norm"):
-        return {"eps": entry.take("eps", "a number > 0", _positive, default=1e-5 if kind == "layer_norm" else 1e-6)}
+        return {"eps": entry.take("eps", "a number > 0", is_positive, default=1e-5 if kind == "layer_norm" else 1e-6)}
     return {}  # position_embedding
 
 

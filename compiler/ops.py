@@ -22,7 +22,9 @@ from .graph import Node, as_node, const, is_python_number, scalar_symbol
 from .primitives import (make_broadcast, make_concat, make_einsum, make_map, make_reduce, make_reshape,
                          make_slice, make_stop_gradient, make_transpose, size_of)
 from .label_ranges import require as require_labels
-from .conv import avg_pool2d, conv1d, conv2d, conv_transpose2d, flatten, max_pool2d
+from .conv import conv1d, conv2d, conv_transpose2d, flatten
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, max_pool1d,
+                      max_pool2d)
 from .layout import diagonal, expand_einsum, flip, pad, repeat, roll, tile, tril, triu
 from .shapes import broadcast_shapes, normalize_axes, reshape_target
 
@@ -36,6 +38,7 @@ __all__ = [
     "floor", "ceil", "round", "trunc", "sign", "remainder", "fmod", "floor_divide", "copysign", "tan", "asin",
     "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "erf", "log1p", "expm1", "pad", "flip", "roll", "tile", "repeat", "diagonal", "tril", "triu",
     "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "flatten",
+    "max_pool1d", "avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool1d",
 ]
 
 _builtin_abs, _builtin_sum, _builtin_max, _builtin_any = abs, sum, max, any
@@ -588,9 +591,9 @@ for _name, _method in [("min", _min), ("prod", prod), ("var", var), ("std", std)
 
 # ---- normalisation (normalization.py) -----------------------------------------------------------
 
-from .normalization import batch_norm  # noqa: E402
+from .normalization import batch_norm, group_norm, instance_norm  # noqa: E402
 
-__all__ += ["batch_norm"]
+__all__ += ["batch_norm", "group_norm", "instance_norm"]
 
 
 # ---- sequence models: normalisation over the last axis, attention (sequence_ops.py) -----------
@@ -602,7 +605,10 @@ __all__ += ["layer_norm", "rms_norm", "scaled_dot_product_attention"]
 
 # ---- losses (losses.py) ------------------------------------------------------------------------
 
-from .losses import binary_cross_entropy_with_logits, cross_entropy, mse  # noqa: E402
+from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: E402
+                     kl_div, l1_loss, mse, nll_loss, smooth_l1_loss)
+
+__all__ += ["l1_loss", "smooth_l1_loss", "huber_loss", "nll_loss", "kl_div", "binary_cross_entropy"]
 
 # ---- randomness (randomness.py) ----------------------------------------------------------------
 
@@ -616,3 +622,10 @@ __all__ += ["dropout"]
 from .gathers import embedding, index_add, scatter_add, take, take_along_axis  # noqa: E402
 
 __all__ += ["take", "take_along_axis", "embedding", "index_add", "scatter_add"]
+
+
+# ---- resampling: interpolate, pixel shuffle (resampling.py) ------------------------------------
+
+from .resampling import interpolate, pixel_shuffle, pixel_unshuffle  # noqa: E402
+
+__all__ += ["interpolate", "pixel_shuffle", "pixel_unshuffle"]

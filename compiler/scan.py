@@ -163,9 +163,10 @@ def _check_body(outputs) -> None:
     """A running statistic updated inside a loop would need one in-place update per step."""
     for node in topological_order(outputs):
         if node.op == "training" and node.attr("updates"):
-            raise GraphError(f"scan: batch_norm (declared at {node.location}) inside a scan body is not "
-                             f"supported: its running statistics would be updated at every step; normalise "
-                             f"outside the loop, or use layer_norm inside it")
+            raise GraphError(f"scan: a normalisation with running statistics (batch_norm or instance_norm, "
+                             f"declared at {node.location}) inside a scan body is not supported: its running "
+                             f"statistics would be updated at every step; normalise outside the loop, or use "
+                             f"layer_norm inside it")
 
 
 def map_bodies(outputs, transform) -> list:

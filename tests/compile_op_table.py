@@ -101,6 +101,14 @@ def batch_norm_row(x, gamma, beta):
                         C.Buffer("row_running_var", (channels,), init="ones", dtype=x.dtype))
 
 
+def instance_norm_row(x):
+    """Training mode, as batch_norm_row: the statistics of each sample's channels (the affine transform is
+    group_norm's, already covered)."""
+    channels = x.shape[1]
+    return C.instance_norm(x, C.Buffer("row_instance_mean", (channels,), dtype=x.dtype),
+                           C.Buffer("row_instance_var", (channels,), init="ones", dtype=x.dtype))
+
+
 UNARY = ((B, 3),)
 PAIR = ((B, 3), (B, 3))
 BROADCAST_PAIR = ((B, 1, 3), (4, 1))
@@ -291,10 +299,21 @@ ROWS = [
         (F, "int64")),
     Row("binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits", C.binary_cross_entropy_with_logits,
         PAIR, (real(-30, 30), unit)),
+    # torch's other losses, away from their kinks (tests/test_losses_torch.py has them, against torch)
+    Row("nll_loss_weighted", "nll_loss", lambda lp, y: C.nll_loss(lp, y, np.linspace(0.5, 2, 5), ignore_index=-1),
+        ((B, 5), (B,)), (real(-10, 0), labels(5)), (F, "int64")),
+    Row("l1_loss", "l1_loss", C.l1_loss, PAIR, (off_grid, on_grid)),
+    Row("smooth_l1_loss_broadcast", "smooth_l1_loss", lambda x, y: C.smooth_l1_loss(x, y, beta=0.5), ((B, 3), (3,)),
+        (off_grid, on_grid)),
+    Row("huber_loss", "huber_loss", lambda x, y: C.huber_loss(x, y, "none", delta=1.5), PAIR, (off_grid, on_grid)),
+    Row("kl_div_batchmean", "kl_div", lambda x, t: C.kl_div(x, t, "batchmean"), PAIR, (real(-5, 0), real(0.01, 1))),
+    Row("binary_cross_entropy", "binary_cross_entropy", C.binary_cross_entropy, PAIR, (real(0.01, 0.99), unit)),
     Row("stop_gradient", "stop_gradient", lambda a, b: C.stop_gradient(a) * b, BROADCAST_PAIR, (R,)),
     Row("batch_norm_2d", "batch_norm", batch_norm_row, ((B, 3), (3,), (3,)), (R,), min_batch=2),
     Row("batch_norm_3d", "batch_norm", batch_norm_row, ((B, 3, 4), (3,), (3,)), (R,)),
     Row("batch_norm_4d", "batch_norm", batch_norm_row, ((B, 2, 3, 3), (2,), (2,)), (R,)),
+    Row("group_norm", "group_norm", lambda x, w, b: C.group_norm(x, 2, w, b), ((B, 4, 3, 2), (4,), (4,)), (R,)),
+    Row("instance_norm", "instance_norm", instance_norm_row, ((B, 3, 4),), (R,)),
     Row("layer_norm", "layer_norm", C.layer_norm, ((B, 3, 5), (5,), (5,)), (R,)),
     Row("layer_norm_no_affine", "layer_norm", lambda x: C.layer_norm(x, None, None, eps=0.1), ((B, 4),), (R,)),
     Row("rms_norm", "rms_norm", C.rms_norm, ((B, 3, 5), (5,)), (R,)),
@@ -363,6 +382,16 @@ ROWS = [
     Row("avg_pool2d_padded", "avg_pool2d", lambda x: C.avg_pool2d(x, 3, stride=2, padding=1), ((B, 2, 5, 6),), (R,)),
     Row("avg_pool2d_exclude_pad", "avg_pool2d",
         lambda x: C.avg_pool2d(x, (3, 2), stride=(2, 1), padding=1, count_include_pad=False), ((B, 2, 5, 6),), (R,)),
+    # ceil_mode (a last window reading past the input), dilation, 1-d pooling, adaptive bins that overlap
+    Row("max_pool1d_ceil_mode_dilation_ties", "max_pool1d",
+        lambda x: C.max_pool1d(x, 3, stride=2, padding=1, dilation=2, ceil_mode=True), ((B, 2, 8),), (small_integers,)),
+    Row("avg_pool1d_ceil_mode_exclude_pad", "avg_pool1d",
+        lambda x: C.avg_pool1d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), ((B, 2, 8),), (R,)),
+    Row("adaptive_avg_pool2d", "adaptive_avg_pool2d", lambda x: C.adaptive_avg_pool2d(x, (3, 2)), ((B, 2, 5, 5),),
+        (R,)),
+    Row("adaptive_max_pool2d_ties", "adaptive_max_pool2d", lambda x: C.adaptive_max_pool2d(x, (3, 2)), ((B, 2, 5, 5),),
+        (small_integers,)),
+    Row("adaptive_avg_pool1d", "adaptive_avg_pool1d", lambda x: C.adaptive_avg_pool1d(x, 4), ((B, 2, 7),), (R,)),
     Row("flatten", "flatten", C.flatten, ((B, 2, 3, 4),), (R,)),
     Row("flatten_inner", "flatten", lambda x: C.flatten(x, 2, 3) * 2, ((B, 2, 3, 4, 2),), (R,)),
     # gathers read inside the consumer's loop; their gradients are scatter-add kernels (ids repeat)
@@ -383,6 +412,13 @@ ROWS = [
         ((B, 5), (7,), (B, 7)), (R, labels(5), R), (F, "int64", F)),
     Row("scatter_add", "scatter_add", lambda a, i, s: C.scatter_add(a, 1, i, s), ((B, 5), (B, 4), (B, 4)),
         (R, labels(5), R), (F, "int64", F)),
+    # resampling: integer nearest upsampling is a broadcast, other factors and linear modes gathers
+    Row("interpolate_nearest", "interpolate", lambda x: C.tanh(C.interpolate(x, scale_factor=(2, 1.5))),
+        ((B, 2, 3, 4),), (R,)),
+    Row("interpolate_bilinear", "interpolate", lambda x: C.interpolate(x, size=(5, 9), mode="bilinear"),
+        ((B, 2, 3, 7),), (R,)),
+    Row("pixel_shuffle", "pixel_shuffle", lambda x: C.pixel_shuffle(x, 2), ((B, 8, 2, 3),), (R,)),
+    Row("pixel_unshuffle", "pixel_unshuffle", lambda x: C.pixel_unshuffle(x, 2) * 2, ((B, 2, 4, 6),), (R,)),
 ]
 
 ROW_IDS = [row.name for row in ROWS]

@@ -62,6 +62,22 @@ def np_cross_entropy_nd(logits, labels):
     return -np.mean(np.take_along_axis(np_log_softmax(logits, -1), labels[..., None].astype(np.int64), -1))
 
 
+def np_nll_loss_weighted(log_probs, labels):
+    """nll_loss with per-class weights: sum(w_y * -log_probs[y]) / sum(w_y)."""
+    w = np.linspace(0.5, 2, log_probs.shape[-1])[labels]
+    return -np.sum(w * np.take_along_axis(log_probs, labels[..., None].astype(np.int64), -1)[..., 0]) / np.sum(w)
+
+
+# small operands for the losses' rows: a central difference per element is their cost
+SMALL_PAIR = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, min_side=1, max_side=3).map(
+    lambda b: (tuple(b.input_shapes), {}))
+
+
+def np_smooth_l1(x, y, beta):
+    d = np.abs(x - y)
+    return np.sum(np.where(d < beta, d * d / (2 * beta), d - beta / 2))
+
+
 def np_topk(x, axis, k):
     return np.take(-np.sort(-x, axis), np.arange(k), axis)
 
@@ -107,6 +123,35 @@ def np_batch_norm(x, gamma, beta, eps):
     shape = (1, -1) + (1,) * (x.ndim - 2)
     normalised = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + eps)
     return normalised * gamma.reshape(shape) + beta.reshape(shape)
+
+
+@st.composite
+def group_norm_case(draw, instance=False):
+    """x (N, C, ...) whose groups hold at least 3 values (two normalise to +-1 whatever they are), gamma
+    and beta (C,) or neither, num_groups (C for instance norm) and eps."""
+    groups = draw(st.integers(1, 3))
+    channels = groups * draw(st.integers(1, 2))
+    spatial = draw(st.lists(st.integers(1, 3), min_size=1, max_size=2).filter(
+        lambda s: math.prod(s) * (1 if instance else channels // groups) >= 3))
+    x = (draw(st.integers(1, 2)), channels, *spatial)
+    kwargs = {"eps": draw(st.sampled_from([1e-5, 0.1]))} | ({} if instance else {"num_groups": groups})
+    return ((x, (channels,), (channels,)) if draw(st.booleans()) else (x,)), kwargs
+
+
+def np_group_norm(x, gamma=None, beta=None, num_groups=None, eps=1e-5):
+    """Each sample's groups of consecutive channels, mean and biased variance (instance norm: one per channel)."""
+    grouped = x.reshape(x.shape[0], num_groups or x.shape[1], -1)
+    out = ((grouped - grouped.mean(2, keepdims=True)) / np.sqrt(grouped.var(2, keepdims=True) + eps)).reshape(x.shape)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return out if gamma is None else out * gamma.reshape(shape) + beta.reshape(shape)
+
+
+def build_instance_norm(x, *affine, eps):
+    """With running statistics: the training node's training value."""
+    channels = x.shape[1]
+    mean = C.Buffer("grad_row_instance_mean", (channels,), dtype="float64")
+    var = C.Buffer("grad_row_instance_var", (channels,), init="ones", dtype="float64")
+    return C.instance_norm(x, mean, var, *affine, eps=eps)
 
 @st.composite
 def last_axis_norm_case(draw, operands, sizes=(1, 2, 3, 4, 5)):
@@ -177,6 +222,98 @@ def np_dropout(x, p):
 
 def dropout_case():
     return SHAPE.flatmap(lambda s: st.sampled_from([0.2, 0.5, 0.9, 1.0]).map(lambda p: ((s,), {"p": p})))
+
+
+def _pool_taps(length, k, s, p, d, n):
+    """(positions clipped into the axis, inside mask) of n windows' taps, (n, k), as torch reads them."""
+    at = np.arange(n)[:, None] * s - p + np.arange(k) * d
+    return np.clip(at, 0, length - 1), (at >= 0) & (at < length)
+
+
+def np_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=True,
+            divisor_override=None, average=False):
+    """torch's max or average pooling over x (N, C, L) or (N, C, H, W), by its definition (its output
+    sizes, its divisors clipped to the padded input or the input); 1-d as 2-d over a height of 1."""
+    if x.ndim == 3:
+        one = lambda v, first=1: (first, v) if isinstance(v, int) else (first,) + tuple(v)  # noqa: E731
+        y = np_pool(x[:, :, None], one(kernel_size), one(stride or kernel_size), one(padding, 0), one(dilation),
+                    ceil_mode, count_include_pad, divisor_override, average)
+        return y[:, :, 0]
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    k, p, d = pair(kernel_size), pair(padding), pair(dilation)
+    s = pair(stride) if stride is not None else k
+    taps, sizes = [], []
+    for j, length in enumerate(x.shape[2:]):
+        n = (length + 2 * p[j] - d[j] * (k[j] - 1) - 1 + (s[j] - 1 if ceil_mode else 0)) // s[j] + 1
+        n -= ceil_mode and (n - 1) * s[j] >= length + p[j]
+        taps.append(_pool_taps(length, k[j], s[j], p[j], d[j], n))
+        starts = np.arange(n) * s[j] - p[j]
+        ends = np.minimum(starts + k[j], length + p[j])
+        sizes.append(ends - starts if count_include_pad else np.minimum(ends, length) - np.maximum(starts, 0))
+    (rows, row_in), (cols, col_in) = taps
+    windows = x[:, :, rows[:, :, None, None], cols[None, None]]  # (N, C, Ho, kh, Wo, kw)
+    inside = row_in[:, :, None, None] & col_in[None, None]
+    if not average:
+        return np.where(inside, windows, -np.inf).max(axis=(3, 5))
+    divisor = divisor_override or np.outer(*sizes)
+    return np.where(inside, windows, 0.0).sum(axis=(3, 5)) / divisor
+
+
+def np_adaptive_pool(x, output_size, reduce):
+    """torch's adaptive pooling: bin i of an axis of length L covers [floor(i L / out), ceil((i + 1) L / out))."""
+    sizes = (output_size,) * (x.ndim - 2) if isinstance(output_size, int) else output_size
+    bins = [[(i * length // o, -(-(i + 1) * length // o)) for i in range(o)]
+            for length, o in zip(x.shape[2:], [length if o is None else o for o, length in zip(sizes, x.shape[2:])])]
+    out = np.zeros(x.shape[:2] + tuple(len(b) for b in bins))
+    for index in np.ndindex(out.shape[2:]):
+        cut = tuple(slice(*bins[j][i]) for j, i in enumerate(index))
+        out[(..., *index)] = reduce(x[(..., *cut)], axis=tuple(range(2, x.ndim)))
+    return out
+
+
+def pool_cases(cases):
+    return st.sampled_from(cases).map(lambda c: ((c[0],), c[1]))
+
+
+def np_interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """torch's interpolate by its definition, one output position at a time in float64: the source
+    position i * scale (nearest), (i + 1/2) scale (nearest-exact), (i + 1/2) scale - 1/2 clipped at 0 or
+    i (in - 1) / (out - 1) with align_corners (linear), with scale 1 / scale_factor if given, else in / out."""
+    for j, n in enumerate(x.shape[2:]):
+        pick = lambda v: v[j] if isinstance(v, tuple) else v  # noqa: E731
+        factor = None if scale_factor is None else pick(scale_factor)
+        m = pick(size) if size is not None else int(n * factor)
+        scale = 1 / factor if factor else n / m
+        rows = []
+        for i in range(m):
+            if mode == "nearest" or mode == "nearest-exact":
+                rows.append(x.take(min(math.floor((i + 0.5 * (mode != "nearest")) * scale), n - 1), 2 + j))
+                continue
+            real = (i * (n - 1) / (m - 1) if m > 1 else 0.0) if align_corners else max((i + 0.5) * scale - 0.5, 0.0)
+            low = min(math.floor(real), n - 1) if m != n else i
+            weight = real - low if m != n else 0.0
+            rows.append((1 - weight) * x.take(low, 2 + j) + weight * x.take(min(low + 1, n - 1), 2 + j))
+        x = np.stack(rows, 2 + j)
+    return x
+
+
+def np_pixel_shuffle(x, upscale_factor):
+    """out[..., c, h r + i, w r + j] = x[..., c r^2 + i r + j, h, w], element by element."""
+    r = upscale_factor
+    *batch, c, h, w = x.shape
+    out = np.empty((*batch, c // r ** 2, h * r, w * r))
+    for k, i, j in np.ndindex(c // r ** 2, r, r):
+        out[..., k, i::r, j::r] = x[..., k * r * r + i * r + j, :, :]
+    return out
+
+
+def np_pixel_unshuffle(x, downscale_factor):
+    r = downscale_factor
+    *batch, c, h, w = x.shape
+    out = np.empty((*batch, c * r * r, h // r, w // r))
+    for k, i, j in np.ndindex(c, r, r):
+        out[..., k * r * r + i * r + j, :, :] = x[..., k, i::r, j::r]
+    return out
 
 
 R, P = real(), positive()
@@ -298,6 +435,19 @@ OPS = [
        (real(-5, 5), labels_for_last_axis), dtypes=("float64", "int64")),
     Op("binary_cross_entropy_with_logits", C.binary_cross_entropy_with_logits,
        lambda x, y: np.mean(np.logaddexp(0, x) - x * y), broadcast_shapes(2), (real(-5, 5), unit)),
+    # torch's other losses, away from their kinks (x - y on no multiple of 1/2; tests/test_losses_torch.py has them)
+    Op("nll_loss", lambda lp, labels: C.nll_loss(lp, labels, np.linspace(0.5, 2, lp.shape[-1]), ignore_index=-1),
+       np_nll_loss_weighted, cross_entropy_case(), (real(-5, 0), labels_for_logits), dtypes=("float64", "int64")),
+    Op("l1_loss", C.l1_loss, lambda x, y: np.mean(np.abs(x - y)), SMALL_PAIR, (off_grid, on_grid)),
+    Op("smooth_l1_loss", lambda x, y: C.smooth_l1_loss(x, y, "sum", beta=0.5), lambda x, y: np_smooth_l1(x, y, 0.5),
+       SMALL_PAIR, (off_grid, on_grid)),
+    Op("huber_loss", lambda x, y: C.huber_loss(x, y, "none"),
+       lambda x, y: np.where(np.abs(x - y) < 1, (x - y) ** 2 / 2, np.abs(x - y) - 0.5), SMALL_PAIR,
+       (off_grid, on_grid)),
+    Op("kl_div", lambda x, t: C.kl_div(x, t, "batchmean"), lambda x, t: np.sum(t * np.log(t) - t * x) / (
+       x.shape[0] if x.ndim else 1), SMALL_PAIR, (real(-3, 0), real(0.1, 1))),
+    Op("binary_cross_entropy", C.binary_cross_entropy, lambda p, t: -np.mean(t * np.log(p) + (1 - t) * np.log1p(-p)),
+       SMALL_PAIR.map(lambda c: ((c[0][0],) * 2, {})), (real(0.05, 0.95), unit)),
     Op("stop_gradient", lambda x, y: C.stop_gradient(x) * y, lambda x, y: x * y, broadcast_shapes(2), (R,),
        no_gradient=frozenset({0})),
     Op("stop_gradient_alone", C.stop_gradient, lambda x: x, one_shape(), (R,), no_gradient=frozenset({0})),
@@ -318,6 +468,9 @@ OPS = [
     Op("swish", swish, lambda t: t / (1 + np.exp(-t)), one_shape(), (real(-4, 4),)),
     Op("user_binary_elementwise", damped, lambda a, b: a * np.exp(-b ** 2), broadcast_shapes(2), (R,)),
     Op("batch_norm", build_batch_norm, np_batch_norm, batch_norm_case(), (distinct, R, R)),
+    Op("group_norm", lambda x, *affine, num_groups, eps: C.group_norm(x, num_groups, *affine, eps=eps),
+       np_group_norm, group_norm_case(), (distinct, R, R)),
+    Op("instance_norm", build_instance_norm, np_group_norm, group_norm_case(instance=True), (distinct, R, R)),
     Op("dropout", C.ops.dropout, np_dropout, dropout_case(), (R,)),
     Op("layer_norm", lambda x, *affine, eps: C.layer_norm(x, *affine, eps=eps), np_layer_norm,
        last_axis_norm_case(3, (1, 3, 4, 5)), (distinct, R, R)),  # two values normalise to +-1 whatever they are:
@@ -347,6 +500,20 @@ OPS = [
        CR.pool_case(average=False, min_kernel=5, max_kernel=6, max_extra=2, max_batch=1), (distinct,)),
     Op("avg_pool2d_large_window", C.avg_pool2d, CR.avg_pool2d,
        CR.pool_case(average=True, min_kernel=5, max_kernel=6, max_extra=2, max_batch=1), (R,)),
+    # ceil_mode (a last window past the input: its divisor), dilation, 1-d and adaptive pooling (np_pool above;
+    # 1-d pooling is the 2-d code over a height of 1)
+    Op("max_pool1d", C.max_pool1d, np_pool, pool_cases([
+        ((2, 2, 7), {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True})]), (distinct,)),
+    Op("avg_pool1d", C.avg_pool1d, lambda x, **kw: np_pool(x, **kw, average=True),
+       pool_cases([((2, 2, 7), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True,
+                                "count_include_pad": False}),
+                   ((1, 2, 8), {"kernel_size": 2, "stride": 3, "ceil_mode": True, "divisor_override": 3})]), (R,)),
+    Op("adaptive_avg_pool2d", C.adaptive_avg_pool2d, lambda x, output_size: np_adaptive_pool(x, output_size, np.mean),
+       pool_cases([((1, 2, 5, 4), {"output_size": (3, 3)})]), (R,)),
+    Op("adaptive_max_pool2d", C.adaptive_max_pool2d, lambda x, output_size: np_adaptive_pool(x, output_size, np.max),
+       pool_cases([((1, 2, 5, 4), {"output_size": (3, 3)})]), (distinct,)),
+    Op("adaptive_avg_pool1d", C.adaptive_avg_pool1d, lambda x, output_size: np_adaptive_pool(x, output_size, np.mean),
+       pool_cases([((2, 2, 7), {"output_size": 4})]), (R,)),
     Op("flatten", C.flatten, CR.flatten, CR.flatten_case(), (R,)),
     # gathers and scatter-adds (gather_cases.py): ids with repeats, integer operands get no gradient
     Op("take", C.take, GC.np_take, GC.take_case(), (R, GC.ids_for), dtypes=("float64", "int64")),
@@ -357,4 +524,15 @@ OPS = [
        GC.index_add_case(), (R, GC.ids_for, R), dtypes=("float64", "int64", "float64")),
     Op("scatter_add", lambda a, ids, source, axis: C.scatter_add(a, axis, ids, source), GC.np_scatter_add,
        GC.scatter_add_case(), (R, GC.ids_for, R), dtypes=("float64", "int64", "float64")),
+    # resampling (np_interpolate above): a broadcast, a strided slice, takes, two-tap interpolation
+    Op("interpolate", C.interpolate, np_interpolate, st.sampled_from([
+        ((2, 2, 3), {"scale_factor": 2}), ((1, 2, 4, 3), {"size": (2, 5)}),
+        ((1, 2, 6), {"scale_factor": 1.5, "mode": "nearest-exact"}),
+        ((2, 1, 5), {"scale_factor": 1.7, "mode": "linear"}),
+        ((1, 2, 3, 4), {"size": (5, 7), "mode": "bilinear", "align_corners": True}),
+        ((1, 1, 5, 4), {"scale_factor": (0.6, 2.5), "mode": "bilinear"})]).map(lambda c: ((c[0],), c[1])), (R,)),
+    Op("pixel_shuffle", C.pixel_shuffle, np_pixel_shuffle,
+       st.sampled_from([((2, 8, 2, 3), 2), ((9, 1, 2), 3)]).map(lambda c: ((c[0],), {"upscale_factor": c[1]})), (R,)),
+    Op("pixel_unshuffle", C.pixel_unshuffle, np_pixel_unshuffle,
+       st.sampled_from([((2, 2, 4, 6), 2), ((1, 3, 3), 3)]).map(lambda c: ((c[0],), {"downscale_factor": c[1]})), (R,)),
 ]

@@ -172,3 +172,25 @@ def test_integer_valued_powers_with_negative_exponents_keep_their_fractions():
     got, got_gradient = C.compile([x ** y, gradient])(**values)
     np.testing.assert_allclose(got, values["x"] ** values["y"], rtol=1e-15)
     np.testing.assert_allclose(got_gradient, values["y"] * values["x"] ** (values["y"] - 1), rtol=1e-15)
+
+
+def test_simplification_never_cancels_an_operand():
+    """Inlining a constant 0 or merging maps must not let sympy's algebra drop an operand: 0/0 stays nan
+    (it compiled to 4.0) and inf * 0 stays nan, as in evaluate and NumPy."""
+    v = C.Input("v", (4, 3), "float64")
+    zeros = C.const(np.zeros(4))
+    ratio = C.sum(v[:, 0] * zeros) / C.sum(zeros)
+    times_zero = v[:, 0] * zeros
+    x = np.arange(12.0).reshape(4, 3)
+    x[1, 0] = np.inf
+    for got in (C.evaluate([ratio, times_zero], {"v": x}), C.compile([ratio, times_zero])(v=x)):
+        assert np.isnan(got[0])
+        np.testing.assert_array_equal(np.isnan(got[1]), [False, True, False, False])
+
+
+def test_cross_entropy_with_every_constant_label_ignored_is_nan():
+    """torch's mean over no counted label is nan; the compiled loss gave 4.0 when the labels were a constant."""
+    logits = C.Input("logits", (4, 3), "float64")
+    loss = C.ops.cross_entropy(logits, C.const(np.full(4, -1, dtype=np.int64)), ignore_index=-1)
+    values = {"logits": np.random.default_rng(0).normal(size=(4, 3))}
+    assert np.isnan(C.evaluate(loss, values)) and np.isnan(C.compile(loss)(**values))

@@ -293,8 +293,11 @@ def test_inference_switches_dropout_off_inside_loops_and_batch_norm_inside_is_re
     np.testing.assert_allclose(inferred, expected)
     gamma, beta = C.Param("g", (8,), dtype="float64"), C.Param("b", (8,), dtype="float64")
     mean, var = C.Buffer("m", (8,), dtype="float64"), C.Buffer("v", (8,), init="ones", dtype="float64")
-    with pytest.raises(GraphError, match="batch_norm .* inside a scan body is not supported"):
+    with pytest.raises(GraphError, match="running statistics .* inside a scan body is not supported"):
         C.scan(lambda h, x_t: (ops.batch_norm(h + x_t, gamma, beta, mean, var), h), C.const(np.zeros((50, 8))), x)
+    with pytest.raises(GraphError, match="instance_norm, declared at .* inside a scan body"):
+        C.scan(lambda h, x_t: (ops.instance_norm(ops.reshape(h + x_t, (50, 8, 1)) + ops.reshape(x_t, (50, 1, 8)),
+                                                 mean, var)[:, :, 0], h), C.const(np.zeros((50, 8))), x)
 
 
 def test_ids_inside_a_loop_are_range_checked_sliced_or_computed():

@@ -32,12 +32,16 @@ from .init import WEIGHT_INITS, Normal, Uniform
 from .layer import Layer
 from .layer_norm import LayerNorm, RMSNorm
 from .naming import names
-from .normalization import BatchNorm1d, BatchNorm2d
-from .pooling import AvgPool2d, MaxPool2d
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
+                      MaxPool2d)
 from .recurrent import GRU, LSTM, RNN
+from .resampling import PixelShuffle, PixelUnshuffle, Upsample
 from .sequential import Sequential
 from .transformer import TransformerBlock
 
-__all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Dropout",
+__all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d",
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout",
            "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "PositionEmbedding", "LayerNorm",
            "RMSNorm", "MultiHeadAttention", "TransformerBlock", "RNN", "LSTM", "GRU", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]
+__all__ += ["Upsample", "PixelShuffle", "PixelUnshuffle"]

@@ -66,6 +66,8 @@ def _inline(node: Node):
             inlined = body.xreplace({scalar_symbol(i): value})
             if inlined.has(sympy.zoo):  # a division by a zero constant: NumPy computes it at run time
                 continue
+            if (body.free_symbols - {scalar_symbol(i)}) - inlined.free_symbols:
+                continue  # x * 0 would drop x, whose inf or nan must still give nan
             body = inlined
             remaining.discard(i)
             changed = True

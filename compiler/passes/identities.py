@@ -16,12 +16,16 @@ from ..primitives import (canonical_args, make_broadcast, make_map, make_reshape
 from .rewrite import rewrite
 
 
+def _composable(arg: Node, node: Node, depth: int) -> bool:
+    """Whether `arg`'s body is substituted into `node`'s (a map of `node`'s dtype on operands of its own)."""
+    return depth > 0 and arg.op == "map" and arg.dtype == node.dtype and all(a.dtype == arg.dtype for a in arg.args)
+
+
 def compose_maps(node: Node, depth: int = 1):
     """Substitute argument maps (up to `depth` levels) into `node`'s body: (body, args), each arg once."""
     args, subs = [], {}
     for i, arg in enumerate(node.args):
-        inner_ok = depth > 0 and arg.op == "map" and arg.dtype == node.dtype and all(a.dtype == arg.dtype for a in arg.args)
-        if inner_ok:
+        if _composable(arg, node, depth):
             inner_body, inner_args = compose_maps(arg, depth - 1)
             offset = len(args)
             args.extend(inner_args)
@@ -35,10 +39,20 @@ def compose_maps(node: Node, depth: int = 1):
     return canonical_args(composed, args)
 
 
+def _operands(node: Node, depth: int = 1) -> set:
+    """The nodes `compose_maps(node, depth)` reads before sympy's algebra runs on the composed body."""
+    found = set()
+    for arg in node.args:
+        found |= _operands(arg, depth - 1) if _composable(arg, node, depth) else {arg}
+    return found
+
+
 def _collapse_maps(node: Node):
     if node.op != "map" or not any(a.op == "map" for a in node.args):
         return None
     composed, args = compose_maps(node)
+    if len(args) < len(_operands(node)):
+        return None  # the algebra cancelled an operand (4 c / c is 4): an inf, nan or 0 there would change that
     before = sympy.count_ops(node.attr("body"))
     if sympy.count_ops(composed) >= before and not composed.is_Symbol:
         return None
