@@ -30,12 +30,10 @@ gives -- raises ModelFileError naming the file, the key as a dotted path
 Layer types and their keys (defaults as in torch.nn):
 
 - ``dense``: units, activation = "linear" (over the last axis: (batch, features) or (batch, positions, features))
-- ``conv2d``: filters, kernel_size, stride = 1, padding = 0 (or "same", "valid"), dilation = 1,
-  groups = 1, activation = "linear"; kernel_size, stride, padding, dilation an integer or [h, w]
-- ``conv1d``: the same keys, each an integer, over (batch, channels, length) (input_shape = [8, 8])
-- ``max_pool2d``: kernel_size, stride = kernel_size, padding = 0
-- ``avg_pool2d``: the same and count_include_pad = true
-- ``batch_norm``: momentum = 0.1, eps = 1e-5 (over the channels of (batch, C) or (batch, C, H, W))
+- ``conv2d``, ``conv1d``, ``conv_transpose2d``, ``max_pool2d``, ``avg_pool2d``, ``max_pool1d``, ``avg_pool1d``,
+  ``adaptive_avg_pool2d``, ``adaptive_max_pool2d``, ``adaptive_avg_pool1d``, ``batch_norm``, ``group_norm``,
+  ``instance_norm``, ``upsample``, ``pixel_shuffle``: images and signals (``model_file_images``), over
+  input_shape = [channels, height, width] or [channels, length]
 - ``dropout``: p = 0.5
 - ``flatten``: (batch, C, H, W) -> (batch, C*H*W)
 - ``embedding``, ``position_embedding``, ``transformer_block``, ``multi_head_attention``, ``layer_norm``,
@@ -60,11 +58,11 @@ from pathlib import Path
 from . import nn
 from .errors import GraphError
 from .graph import Input, Node
-from .nn.activations import ACTIVATIONS
+from .model_file_images import (IMAGE_INPUT_LAYOUTS, IMAGE_LAYER_TYPES, IMAGE_WIDTH_KEYS, make_image_layer,
+                                read_image_layer)
 from .model_file_recurrent import (RECURRENT_INPUT_LAYOUTS, RECURRENT_LAYER_TYPES, make_recurrent_layer,
                                    read_recurrent_layer)
-from .model_file_values import (PADDING, SIZE, as_size, is_count, is_natural, is_number, is_padding,
-                                is_size)
+from .model_file_values import is_count, is_natural, is_number, read_activation
 from .model_file_sequences import (SEQUENCE_INPUT_LAYOUTS, SEQUENCE_LAYER_TYPES, check_input_keys, make_sequence_layer,
                                    python_docs_sizes, read_input_tokens, read_sequence_layer)
 from .ops import cross_entropy, mse, one_hot
@@ -93,8 +91,7 @@ DIGITS = DatasetInfo(features=64, classes=10, image_shape=(1, 8, 8))
 DATASETS = {"digits": lambda: DIGITS, "python_docs": python_docs_info}  # name -> its DatasetInfo (read when used)
 LOSSES = ("cross_entropy", "mse")
 DTYPES = ("float32", "float64")
-LAYER_TYPES = ("dense", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "flatten",
-               *SEQUENCE_LAYER_TYPES, *RECURRENT_LAYER_TYPES)
+LAYER_TYPES = ("dense", *IMAGE_LAYER_TYPES, "dropout", "flatten", *SEQUENCE_LAYER_TYPES, *RECURRENT_LAYER_TYPES)
 
 
 @dataclass(frozen=True)
@@ -231,12 +228,6 @@ class LayerEntry:
     width_key: str | None  # the key that sets the layer's output width (units, filters), for errors
 
 
-def read_activation(entry: Table):
-    """The layer's activation function name, None for "linear" (the default)."""
-    name = entry.choice("activation", tuple(ACTIVATIONS), default="linear")
-    return None if name == "linear" else name
-
-
 def read_layer(entry: Table, dataset: DatasetInfo, dtype: str) -> LayerEntry:
     kind = entry.choice("type", LAYER_TYPES)
     if kind in SEQUENCE_LAYER_TYPES:
@@ -245,36 +236,15 @@ def read_layer(entry: Table, dataset: DatasetInfo, dtype: str) -> LayerEntry:
         arguments = read_recurrent_layer(kind, entry)
     elif kind == "dense":
         arguments = {"units": entry.take("units", "a positive integer", is_count), "activation": read_activation(entry)}
-    elif kind in ("conv2d", "conv1d"):
-        size, is_a_size = (SIZE, is_size) if kind == "conv2d" else ("a positive integer", is_count)
-        padding, is_a_padding = (PADDING, is_padding) if kind == "conv2d" else ("a non-negative integer", is_natural)
-        arguments = {"out_channels": entry.take("filters", "a positive integer", is_count),
-                     "kernel_size": as_size(entry.take("kernel_size", size, is_a_size)),
-                     "stride": as_size(entry.take("stride", size, is_a_size, default=1)),
-                     "padding": as_size(entry.take("padding", f'{padding}, "same" or "valid"',
-                                                 lambda v: is_a_padding(v) or v in ("same", "valid"), default=0)),
-                     "dilation": as_size(entry.take("dilation", size, is_a_size, default=1)),
-                     "groups": entry.take("groups", "a positive integer", is_count, default=1),
-                     "activation": read_activation(entry)}
-    elif kind in ("max_pool2d", "avg_pool2d"):
-        arguments = {"kernel_size": as_size(entry.take("kernel_size", SIZE, is_size)),
-                     "stride": as_size(entry.take("stride", SIZE, is_size, default=None)),
-                     "padding": as_size(entry.take("padding", PADDING, is_padding, default=0))}
-        if kind == "avg_pool2d":
-            arguments["count_include_pad"] = entry.take("count_include_pad", "true or false",
-                                                        lambda v: isinstance(v, bool), default=True)
-    elif kind == "batch_norm":
-        arguments = {"momentum": entry.take("momentum", "a number in [0, 1]", lambda v: is_number(v) and 0 <= v <= 1,
-                                            default=0.1),
-                     "eps": entry.take("eps", "a number > 0", lambda v: is_number(v) and v > 0, default=1e-5)}
+    elif kind in IMAGE_LAYER_TYPES:
+        arguments = read_image_layer(kind, entry)
     elif kind == "dropout":
         arguments = {"p": entry.take("p", "a probability in [0, 1]", lambda v: is_number(v) and 0 <= v <= 1,
                                      default=0.5)}
     else:  # flatten
         arguments = {}
     entry.finish()
-    width_key = {"dense": "units", "conv2d": "filters", "conv1d": "filters",
-                 **{kind: "units" for kind in RECURRENT_LAYER_TYPES}}.get(kind)
+    width_key = {"dense": "units", **IMAGE_WIDTH_KEYS, **{kind: "units" for kind in RECURRENT_LAYER_TYPES}}.get(kind)
     return LayerEntry(entry.path, kind, arguments, width_key)
 
 
@@ -301,11 +271,7 @@ def read_model(table: Table, dataset: DatasetInfo, dataset_name: str):
 
 INPUT_LAYOUTS = {  # what each layer type takes: ranks of (batch, ...) and the layout spelled for errors
     "dense": ((2, 3), "(batch, features) or (batch, positions, features)"),  # over the last axis
-    "conv2d": ((4,), "(batch, channels, height, width)"),
-    "conv1d": ((3,), "(batch, channels, length)"),
-    "max_pool2d": ((4,), "(batch, channels, height, width)"),
-    "avg_pool2d": ((4,), "(batch, channels, height, width)"),
-    "batch_norm": ((2, 3, 4), "(batch, channels), (batch, channels, length) or (batch, channels, height, width)"),
+    **IMAGE_INPUT_LAYOUTS,
     "flatten": ((2, 3, 4, 5), "(batch, ...)"),
     **SEQUENCE_INPUT_LAYOUTS,
     **RECURRENT_INPUT_LAYOUTS,
@@ -320,16 +286,8 @@ def make_layer(entry: LayerEntry, x: Node, name: str) -> nn.Layer:
         return make_recurrent_layer(entry.type, entry.arguments, name)
     if entry.type == "dense":
         return nn.Dense(name=name, **entry.arguments)
-    if entry.type == "conv2d":
-        return nn.Conv2d(name=name, **entry.arguments)
-    if entry.type == "conv1d":
-        return nn.Conv1d(name=name, **entry.arguments)
-    if entry.type == "max_pool2d":
-        return nn.MaxPool2d(name=name, **entry.arguments)
-    if entry.type == "avg_pool2d":
-        return nn.AvgPool2d(name=name, **entry.arguments)
-    if entry.type == "batch_norm":
-        return (nn.BatchNorm2d if x.ndim == 4 else nn.BatchNorm1d)(name=name, **entry.arguments)
+    if entry.type in IMAGE_LAYER_TYPES:
+        return make_image_layer(entry.type, entry.arguments, x, name)
     if entry.type == "dropout":
         return nn.Dropout(name=name, **entry.arguments)
     return nn.Flatten(name=name)
@@ -408,7 +366,7 @@ def check_fits_in_memory(table: Table, entries: list, layers: list, dtype: str) 
                     f"this machine's {physical_memory() / 2**30:.1f} GiB of memory")
             if entry.width_key is None:  # a layer sized by the one before it
                 raise table.error(entry.path, f"expected a smaller input to this {entry.type} layer ({fits})")
-            width = layer.out_channels if entry.type in ("conv2d", "conv1d") else layer.units
+            width = layer.out_channels if entry.type in IMAGE_WIDTH_KEYS else layer.units
             most = max((budget - total) // max(count // width, 1), 0)
             raise table.error(f"{entry.path}.{entry.width_key}", f"expected at most {most} ({fits}), "
                               f"found {describe(width)}")

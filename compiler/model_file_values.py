@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 
+from .nn.activations import ACTIVATIONS
+
 SIZE = "a positive integer or an array of 2 positive integers"
 PADDING = "a non-negative integer or an array of 2"
 
@@ -45,3 +47,9 @@ def is_padding(value) -> bool:
 def as_size(value):
     """An array read from TOML as the tuple the nn layers take."""
     return tuple(value) if isinstance(value, list) else value
+
+
+def read_activation(entry):
+    """A layer entry's activation function name (a model_file.Table's key), None for "linear" (the default)."""
+    name = entry.choice("activation", tuple(ACTIVATIONS), default="linear")
+    return None if name == "linear" else name

@@ -81,6 +81,53 @@ def test_every_layer_type_builds_with_its_keys(tmp_path):
     assert buffers == ["layer_1.running_mean", "layer_1.running_var", "layer_6.running_mean", "layer_6.running_var"]
 
 
+IMAGE_LAYERS = """layers = [
+    { type = "conv2d", filters = 8, kernel_size = 3, padding = 1, activation = "relu" },
+    { type = "group_norm", num_groups = 4 },
+    { type = "instance_norm", affine = true, track_running_stats = true },
+    { type = "max_pool2d", kernel_size = 3, stride = 2, ceil_mode = true },
+    { type = "upsample", scale_factor = 2, mode = "bilinear" },
+    { type = "conv_transpose2d", filters = 4, kernel_size = 2, stride = 2, output_padding = 0 },
+    { type = "pixel_shuffle", upscale_factor = 2 },
+    { type = "avg_pool2d", kernel_size = 2, divisor_override = 3 },
+    { type = "adaptive_avg_pool2d", output_size = [2, 1] },
+    { type = "flatten" },
+    { type = "dense", units = 10 },
+]"""
+
+
+def test_image_layer_types_equal_their_nn_layers(tmp_path):
+    """Normalisation, ceil_mode pooling, upsampling, transposed convolution and adaptive pooling from a
+    model file: torch's names and shapes, and the same logits as the nn layers built in Python."""
+    text = SMALL_CNN[:SMALL_CNN.index("layers = [")] + IMAGE_LAYERS + SMALL_CNN[SMALL_CNN.index("]\n\n[loss]") + 1:]
+    spec = load_model_file(write(tmp_path, text))
+    assert [(p.name, p.shape) for p in spec.params] == [
+        ("layer_0.weight", (8, 1, 3, 3)), ("layer_0.bias", (8,)), ("layer_1.weight", (8,)), ("layer_1.bias", (8,)),
+        ("layer_2.weight", (8,)), ("layer_2.bias", (8,)), ("layer_5.weight", (8, 4, 2, 2)), ("layer_5.bias", (4,)),
+        ("layer_10.weight", (2, 10)), ("layer_10.bias", (10,))]
+    buffers = sorted(leaf.name for leaf in compiler.leaves(spec.loss) if compiler.graph.is_buffer(leaf))
+    assert buffers == ["layer_2.running_mean", "layer_2.running_var"]
+    nn = compiler.nn
+    x = compiler.Input("x", ("batch", 1, 8, 8))
+    with nn.names():
+        logits = nn.Sequential(
+            nn.Conv2d(8, 3, padding=1, activation="relu"), nn.GroupNorm(4),
+            nn.InstanceNorm2d(affine=True, track_running_stats=True), nn.MaxPool2d(3, 2, ceil_mode=True),
+            nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 2, stride=2), nn.PixelShuffle(2),
+            nn.AvgPool2d(2, divisor_override=3), nn.AdaptiveAvgPool2d((2, 1)), nn.Flatten(), nn.Dense(10))(x)
+    file_leaves = [leaf for leaf in compiler.leaves(spec.logits) if leaf.op in ("param", "buffer")]
+    python_leaves = [leaf for leaf in compiler.leaves(logits) if leaf.op in ("param", "buffer")]
+    assert [p.shape for p in file_leaves] == [p.shape for p in python_leaves]
+    rng = np.random.default_rng(0)
+    values = [np.abs(rng.normal(size=p.shape)).astype(np.float32) + 0.5 for p in file_leaves]
+    images = datasets.load_digits("test")[0][:4].reshape(-1, 1, 8, 8)
+    for mode in (lambda node: node, compiler.inference):
+        from_file = compiler.evaluate(mode(spec.logits), {"x": images, **dict(zip(names(file_leaves), values))})
+        from_python = compiler.evaluate(mode(logits), {"x": images, **dict(zip(names(python_leaves), values))})
+        assert from_file.shape == (4, 10) and np.all(np.isfinite(from_file))
+        np.testing.assert_allclose(from_file, from_python, rtol=1e-5, atol=1e-5)
+
+
 def test_conv1d_reads_rows_of_pixels_as_a_sequence(tmp_path):
     layers = """layers = [
     { type = "conv1d", filters = 5, kernel_size = 3, stride = 2, padding = "valid", activation = "tanh" },
@@ -164,7 +211,18 @@ CONV = '{ type = "conv2d", filters = 4, kernel_size = 3, padding = 1, activation
     ('activation = "relu" }', 'activation = "relu", units = 4 }', "model.layers[0].units",
      "unknown key; expected one of activation, dilation, filters, groups, kernel_size, padding, stride, type"),
     ('{ type = "max_pool2d", kernel_size = 2 }', '{ type = "max_pool2d", kernel_size = 2, count_include_pad = true }',
-     "model.layers[2].count_include_pad", "unknown key; expected one of kernel_size, padding, stride, type"),
+     "model.layers[2].count_include_pad",
+     "unknown key; expected one of ceil_mode, dilation, kernel_size, padding, stride, type"),
+    ('{ type = "max_pool2d", kernel_size = 2 }', '{ type = "max_pool2d", kernel_size = 2, ceil_mode = 1 }',
+     "model.layers[2].ceil_mode", "expected true or false, found 1 (an integer)"),
+    ('{ type = "max_pool2d", kernel_size = 2 }', '{ type = "upsample", scale_factor = 2, size = 16 }',
+     "model.layers[2].scale_factor", "expected exactly one of scale_factor and size, found both"),
+    ('{ type = "max_pool2d", kernel_size = 2 }', '{ type = "upsample", mode = "bicubic", size = 16 }',
+     "model.layers[2].mode", 'expected one of "nearest", "nearest-exact", "linear", "bilinear", found "bicubic"'),
+    ('{ type = "max_pool2d", kernel_size = 2 }', '{ type = "group_norm", num_groups = 3 }', "model.layers[2]",
+     "cannot build this group_norm layer for its input of shape (batch, 4, 8, 8)"),
+    ('{ type = "max_pool2d", kernel_size = 2 }', '{ type = "pixel_shuffle", upscale_factor = 3 }', "model.layers[2]",
+     "cannot build this pixel_shuffle layer for its input of shape (batch, 4, 8, 8)"),
     ("p = 0.1", "p = 1.5", "model.layers[7].p", "expected a probability in [0, 1], found 1.5 (a float)"),
     ("momentum = 0.2", "momentum = -1", "model.layers[6].momentum", "expected a number in [0, 1], found -1"),
     ("count_include_pad = false", "count_include_pad = 0", "model.layers[4].count_include_pad",
