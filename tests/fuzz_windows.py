@@ -141,9 +141,9 @@ def fam_window(ch, prog, x):
                       lambda a: f"ops.max_pool2d({into_text(a)}, {shown_kernel}, {stride}, {shown_padding})",
                       lambda a: decide(into_ref(a))), (x,), v.bound
         include = ch.boolean(0.5)
-        return Op("window", lambda a: ops.avg_pool2d(into(a), shown_kernel, stride, shown_padding, include),
+        return Op("window", lambda a: ops.avg_pool2d(into(a), shown_kernel, stride, shown_padding, count_include_pad=include),
                   lambda a: CR.avg_pool2d(into_ref(a), shown_kernel, stride, shown_padding, include),
-                  lambda a: f"ops.avg_pool2d({into_text(a)}, {shown_kernel}, {stride}, {shown_padding}, {include})"), \
+                  lambda a: f"ops.avg_pool2d({into_text(a)}, {shown_kernel}, {stride}, {shown_padding}, count_include_pad={include})"), \
             (x,), v.bound
 
     # a convolution
