@@ -106,14 +106,31 @@ def _check_define(define) -> dict:
     return define
 
 
+_RECENT: dict = {}  # (node, form, define, name_parts, max_depth) -> (expression, parts), newest last
+RECENT_LIMIT = 16  # the views of a node (to_sympy, latex, pretty, formula) share its conversion
+
+
 def _expression(node, form, define, name_parts: bool, max_depth=MAX_NESTING):
-    """``(expression, parts)``: with name_parts=False, parts are only deep intermediates."""
+    """``(expression, parts)``: with name_parts=False, parts are only deep intermediates. Nodes are
+    immutable, so a conversion is remembered: a deep graph's takes seconds, and each view asks for it."""
     if form not in FORMS:
         raise ValueError(f"to_sympy: form must be one of {FORMS}, got {form!r}")
     if not isinstance(node, Node):
         raise TypeError(f"to_sympy expects a graph node, got {type(node).__name__}")
     define = _check_define(define)
     check_max_depth(max_depth)
+    key = (node, form, frozenset(define.items()), name_parts, max_depth)
+    if key in _RECENT:
+        expr, parts = _RECENT[key]
+        return expr, list(parts)
+    expr, parts = _converted(node, form, define, name_parts, max_depth)
+    _RECENT[key] = (expr, tuple(parts))
+    while len(_RECENT) > RECENT_LIMIT:
+        del _RECENT[next(iter(_RECENT))]
+    return expr, list(parts)
+
+
+def _converted(node, form, define, name_parts: bool, max_depth):
     node, define = _as_written(node, define)
     order = _order(node, define)
     if form != "matrix":
