@@ -20,6 +20,12 @@ def test_autoencoder_learns_to_reconstruct():
     assert result["accuracy"] > 0.5  # codes keep class information (chance is 10%)
 
 
+def test_convolutional_autoencoder_learns_to_reconstruct():
+    result = load("digits_conv_autoencoder").main(epochs=5, progress=False)
+    assert result["after"] < 0.25 * result["before"]
+    assert result["accuracy"] > 0.6  # codes keep class information (chance is 10%)
+
+
 def test_cnn_example_learns_the_digits():
     result = load("digits_cnn").main(epochs=3, progress=False)
     assert result["accuracy"] > 0.9  # chance is 10 %
