@@ -23,8 +23,8 @@ naming scope (``dense``, ``dense_1``, ...). Build a model inside
 """
 from .activations import ACTIVATIONS, GELU, ReLU, Sigmoid, Tanh
 from .attention import MultiHeadAttention
-from .convolution import Conv1d, Conv2d, ConvTranspose2d
-from .dense import Dense
+from .convolution import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .dense import Dense, Linear
 from .dropout import Dropout
 from .embedding import Embedding, PositionEmbedding
 from .flatten import Flatten
@@ -40,8 +40,8 @@ from .resampling import PixelShuffle, PixelUnshuffle, Upsample
 from .sequential import Sequential
 from .transformer import TransformerBlock
 
-__all__ = ["Layer", "Dense", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d",
+__all__ = ["Layer", "Dense", "Linear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout",
            "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "PositionEmbedding", "LayerNorm",
            "RMSNorm", "MultiHeadAttention", "TransformerBlock", "RNN", "LSTM", "GRU", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]
-__all__ += ["Upsample", "PixelShuffle", "PixelUnshuffle"]
+__all__ += ["Upsample", "PixelShuffle", "PixelUnshuffle", "ConvTranspose1d"]

@@ -49,13 +49,16 @@ class Dense(Layer):
         weight_init(init, 1, 1, self.describe())  # reject an unknown init now, not at the first call
         self.weight = self.bias = None
 
+    def weight_shape(self, features: int) -> tuple:
+        return features, self.units
+
     def build(self, x: Node) -> None:
         if x.ndim < 1:
             raise fail(self.describe(), "expected an input of shape (..., features), got a scalar")
         dtype = float_dtype(self, x)
         features = concrete_dim(self, x, -1, "features")
-        self.weight = self.param("weight", (features, self.units), weight_init(self.init, features, self.units,
-                                                                                self.describe()), dtype)
+        self.weight = self.param("weight", self.weight_shape(features),
+                                 weight_init(self.init, features, self.units, self.describe()), dtype)
         if self.use_bias:
             self.bias = self.param("bias", (self.units,), bias_init(features), dtype)
 
@@ -63,7 +66,31 @@ class Dense(Layer):
         check_same_dim(self, x, -1, "features")
 
     def forward(self, x: Node) -> Node:
-        y = x @ self.weight
+        y = self.product(x)
         if self.bias is not None:
             y = y + self.bias
         return y if self.activation is None else self.activation(y)
+
+    def product(self, x: Node) -> Node:
+        return x @ self.weight
+
+
+class Linear(Dense):
+    """torch.nn.Linear with in_features inferred: y = activation(x @ weight.T + bias), weight of torch's
+    shape (out_features, in_features), so a torch state dict's ``weight`` loads as it is. The product
+    reads the weight transposed in place (no copy); initialisation is torch's, as Dense's."""
+
+    kind = "linear"
+
+    def __init__(self, out_features: int, bias: bool = True, activation=None, name: str | None = None, init=None):
+        super().__init__(out_features, bias, activation, name, init)
+
+    @property
+    def out_features(self) -> int:
+        return self.units
+
+    def weight_shape(self, features: int) -> tuple:
+        return self.units, features
+
+    def product(self, x: Node) -> Node:
+        return x @ self.weight.T
