@@ -1,5 +1,5 @@
-"""nn.Linear: torch.nn.Linear's layout (weight (out, in)), so torch's state dict loads by name, and its
-values and gradients equal torch's."""
+"""nn.Linear (torch.nn.Linear's weight layout (out, in), so torch's state dict loads by name) and
+nn.Embedding's padding_idx: values and gradients equal torch's."""
 from __future__ import annotations
 
 import math
@@ -54,3 +54,37 @@ def test_linear_equals_torch_with_its_state_dict(shape, bias):
     for got in (C.evaluate(nodes, {"x": x, **values}), C.compile(nodes)(x=x, **values)):
         for g, w in zip(got, wanted, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def test_embedding_padding_row_starts_at_zero_and_never_learns():
+    ids = C.Input("ids", ("batch", 3), "int64")
+    with nn.names():
+        layer = nn.Embedding(5, 2, padding_idx=-1)
+        loss = C.sum(layer(ids) ** 2)
+    step = C.compile_step(loss, C.optim.SGD(lr=0.5), seed=0)
+    weight = step.params["embedding.weight"]
+    assert layer.padding_idx == 4 and np.all(weight[4] == 0) and np.all(weight[:4] != 0)
+    weight[4] = 1.0  # a loaded padding row is read as it is, and still never learns
+    before = weight.copy()
+    step(ids=np.array([[4, 0, 4], [1, 4, 4]]))
+    assert np.all(weight[4] == 1.0) and np.all(weight[2:4] == before[2:4]) and np.all(weight[:2] != before[:2])
+    with pytest.raises(GraphError, match=r"padding_idx: expected None or an int in \[-5, 5\), got 5"):
+        nn.Embedding(5, 2, padding_idx=5)
+
+
+@needs_torch
+def test_embedding_with_padding_idx_equals_torch():
+    torch.manual_seed(0)
+    module = torch.nn.Embedding(6, 3, padding_idx=2).double()
+    ids = np.array([[2, 0, 5], [2, 2, 1]])
+    with nn.names():
+        layer = nn.Embedding(6, 3, padding_idx=2, dtype="float64")
+        y = layer(C.Input("ids", ids.shape, "int64"))
+    loss = C.sum(C.tanh(y) * C.const(np.arange(18.0).reshape(2, 3, 3)))
+    nodes = [y, C.grad(loss, layer.weight)]
+    out = module(torch.tensor(ids))
+    (torch.tanh(out) * torch.arange(18.0, dtype=torch.float64).reshape(2, 3, 3)).sum().backward()
+    values = {"ids": ids, "embedding.weight": module.weight.detach().numpy()}
+    for got in (C.evaluate(nodes, values), C.compile(nodes)(**values)):
+        np.testing.assert_allclose(got[0], out.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got[1], module.weight.grad.numpy(), rtol=1e-12, atol=1e-14)
