@@ -156,28 +156,27 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
     return _conv(x, w, b, stride, padding, dilation, groups, 1, "conv1d")
 
 
-def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1) -> Node:
-    """torch.nn.functional.conv_transpose2d: x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,)
-    or None; out (N, C_out, (H - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1, ...).
-
-    It is the gradient of conv2d with respect to its input, and built as that: the vector-Jacobian
-    product of ``conv2d(z, w, stride, padding, dilation, groups)`` with x as the cotangent, for a
-    placeholder z the result never reads. So no zeros are inserted between x's elements (no FLOP is
-    wasted on them): the graph is the conv's backward pass, a product and the windows' scatter."""
+def _conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation, spatial: int, op: str) -> Node:
+    """The gradient of a convolution with respect to its input, built as that: the vector-Jacobian product
+    of ``_conv(z, w, stride, padding, dilation, groups)`` with x as the cotangent, for a placeholder z the
+    result never reads. So no zeros are inserted between x's elements (no FLOP is wasted on them): the
+    graph is the conv's backward pass, a product and the windows' scatter."""
     from .autodiff import backward
     from .graph import Input
     from .traversal import topological_order
     x, w = as_node(x), as_node(w)
-    error = _Failure("conv_transpose2d", x=x.shape, w=w.shape)
-    _check_input(x, 2, error)
-    if w.ndim != 4 or not all(isinstance(d, int) for d in w.shape):
-        raise error("w must have shape (in_channels, out_channels/groups, kh, kw)")
+    error = _Failure(op, x=x.shape, w=w.shape)
+    _check_input(x, spatial, error)
+    if w.ndim != 2 + spatial or not all(isinstance(d, int) for d in w.shape):
+        taps = ", ".join("k" + SPATIAL[j] for j in range(spatial))
+        raise error(f"w must have shape (in_channels, out_channels/groups, {taps})")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise error(f"groups must be a positive int, got {groups!r}")
     if x.shape[1] != w.shape[0] or w.shape[0] % groups:
         raise error(f"x has {x.shape[1]} channels, w expects {w.shape[0]} (divisible by groups {groups})")
-    stride, dilation = _tuple(stride, 2, "stride", error), _tuple(dilation, 2, "dilation", error)
-    padding, extra = _tuple(padding, 2, "padding", error), _tuple(output_padding, 2, "output_padding", error)
+    stride, dilation = _tuple(stride, spatial, "stride", error), _tuple(dilation, spatial, "dilation", error)
+    padding = _tuple(padding, spatial, "padding", error)
+    extra = _tuple(output_padding, spatial, "output_padding", error)
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0 or min(extra) < 0:
         raise error(f"stride and dilation must be >= 1, padding and output_padding >= 0, got {stride}, "
                     f"{dilation}, {padding} and {extra}")
@@ -187,19 +186,34 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
                 for size, s, p, d, k, e in zip(x.shape[2:], stride, padding, dilation, w.shape[2:], extra))
     if min(out) < 1:
         raise error(f"the output would have spatial size {out}")
-    z = Input("conv_transpose2d.z", (x.shape[0], w.shape[1] * groups) + out, x.dtype)
-    y = _conv(z, w, None, stride, padding, dilation, groups, 2, "conv_transpose2d")
+    z = Input(f"{op}.z", (x.shape[0], w.shape[1] * groups) + out, x.dtype)
+    y = _conv(z, w, None, stride, padding, dilation, groups, spatial, op)
     # an output padding of at least the stride (allowed below the dilation) makes the convolution of z
     # longer than x: the cotangent's extra rows are zeros (no input element reaches them)
     extra_rows = tuple(a - b for a, b in zip(y.shape[2:], x.shape[2:]))
-    cotangent = x if extra_rows == (0, 0) else make_pad(x, (0, 0, 0, 0), (0, 0) + extra_rows, 0.0)
+    cotangent = x if not any(extra_rows) else make_pad(x, (0,) * x.ndim, (0, 0) + extra_rows, 0.0)
     y = backward(topological_order(y), y, cotangent)[z]
     if b is not None:
         b = as_node(b)
         if b.shape != (y.shape[1],):
-            raise fail("conv_transpose2d", f"b must have shape ({y.shape[1]},), got {b.shape} ({error.shapes})")
-        y = make_map(scalar_symbol(0) + scalar_symbol(1), [y, make_reshape(b, (y.shape[1], 1, 1))], y.dtype)
+            raise fail(op, f"b must have shape ({y.shape[1]},), got {b.shape} ({error.shapes})")
+        y = make_map(scalar_symbol(0) + scalar_symbol(1), [y, make_reshape(b, (y.shape[1],) + (1,) * spatial)],
+                     y.dtype)
     return y
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1) -> Node:
+    """torch.nn.functional.conv_transpose2d: x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,)
+    or None; out (N, C_out, (H - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1, ...).
+    It is conv2d's gradient with respect to its input, and built as that (see _conv_transpose)."""
+    return _conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation, 2, "conv_transpose2d")
+
+
+def conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1) -> Node:
+    """torch.nn.functional.conv_transpose1d: x (N, C_in, L), w (C_in, C_out/groups, k), b (C_out,) or None;
+    out (N, C_out, (L - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1): conv1d's input
+    gradient."""
+    return _conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation, 1, "conv_transpose1d")
 
 
 def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Node:

@@ -1,5 +1,5 @@
 """Reductions, scans and sorting written on the primitives: min, prod, var/std, any/all,
-argmax/argmin, cumsum/cumprod, sort/argsort/topk.
+argmax/argmin, cumsum/cumprod, cummax/cummin, logcumsumexp, sort/argsort/topk.
 
 Every op here is a composite, so its gradient, evaluation and lowering are those of the
 primitives. min, any and all would shadow Python's builtins, which this code calls on shapes:
@@ -20,6 +20,7 @@ from .graph import Node, as_node, const, scalar_symbol
 from .layout import static_size, take
 from .ops import (_is_int, _is_number, _keep, _nonempty, _reduction_axes, _sympy_number, astype, equal, max, mean,
                   not_equal, stop_gradient, sum, where)
+from .gathers import take_along_axis
 from .primitives import make_broadcast, make_map, make_pad, make_reshape, make_transpose, size_of
 from .primitives.layouts import make_surrogate
 from .shapes import normalize_axes
@@ -212,6 +213,106 @@ def cumprod(x, axis=None):
     """Running product along `axis` (of the flattened tensor if None); a log-depth scan of products,
     so the gradient is exact where x has zeros."""
     return _scan(x, axis, "cumprod", 1)
+
+
+def _scan_input(x, axis, op: str) -> tuple:
+    """(x, axis, n) for torch's cumulative ops: an int axis (0 or -1 of a 0-d tensor, scanned as one
+    element), whose size must be concrete."""
+    x = as_node(x)
+    if x.ndim == 0:
+        _one_axis(make_reshape(x, (1,)), axis, op)
+        return make_reshape(x, (1,)), 0, 1
+    axis = _one_axis(x, axis, op)
+    return x, axis, static_size(x, axis, op)
+
+
+def _shifted(y: Node, axis: int, n: int, shift: int, fill) -> Node:
+    """y moved `shift` places along axis, the first `shift` filled with `fill` (a Hillis-Steele step)."""
+    widths = tuple(shift if i == axis else 0 for i in range(y.ndim))
+    return make_pad(take(y, axis, 0, n - shift), widths, (0,) * y.ndim, fill)
+
+
+# whether the later element b (x1) beats the earlier a (x0, index x2; -1 for the padding): torch's
+# cummax rule, b >= a (ties go to the later index), a NaN beating everything and the later NaN winning
+def _later_wins(compare):
+    a, b, a_index = scalar_symbol(0), scalar_symbol(1), scalar_symbol(2)
+    b_wins = sf.Where(sf.NotEqual(b, b), 1, sf.Where(sf.NotEqual(a, a), 0, compare(b, a)))
+    return sf.Where(sf.Less(a_index, 0), 1, b_wins)
+
+
+_LATER_MAX, _LATER_MIN = _later_wins(sf.GreaterEqual), _later_wins(sf.LessEqual)
+
+
+def _cumulative_extreme(x, axis, op: str, largest: bool) -> tuple:
+    """(values, int64 indices) of torch.cummax (cummin): a log-depth scan of (value, index) pairs whose
+    combination keeps the later one on ties (associative, so the tree gives the sequential answer).
+    The values' gradient is that of gathering x at the indices, as torch's (a tie's gradient goes to
+    the index torch returns, not split)."""
+    x0 = as_node(x)
+    x, axis, n = _scan_input(x0, axis, op)
+    key = stop_gradient(astype(x, "int64") if x.dtype == "bool" else x)
+    index = make_broadcast(_iota(n, axis, x.ndim), x.shape)
+    shift = 1
+    while shift < n:
+        earlier, earlier_index = _shifted(key, axis, n, shift, 0), _shifted(index, axis, n, shift, -1)
+        later = make_map(_LATER_MAX if largest else _LATER_MIN, [earlier, key, earlier_index], "bool", op)
+        key, index = where(later, key, earlier), where(later, index, earlier_index)
+        shift *= 2
+    if x.dtype == "bool":
+        key = astype(key, "bool")
+    elif x.dtype.startswith("float"):
+        key = make_surrogate(key, take_along_axis(x, index, axis))
+    if x0.ndim == 0:
+        return make_reshape(key, ()), make_reshape(index, ())
+    return key, index
+
+
+def cummax(x, axis):
+    """(values, indices) of the running maximum along `axis`, as torch.cummax: indices int64, the last
+    index among equal maxima, a NaN the maximum from where it stands on (the latest NaN's index). The
+    gradient of each value goes to x at its index. The axis must be concrete; O(n log n) work."""
+    return _cumulative_extreme(x, axis, "cummax", largest=True)
+
+
+def cummin(x, axis):
+    """(values, indices) of the running minimum along `axis`, as torch.cummin (ties: the last index;
+    NaN as in cummax)."""
+    return _cumulative_extreme(x, axis, "cummin", largest=False)
+
+
+def _log_add_exp(shift: int) -> sympy.Expr:
+    """log(exp(a) + exp(b)) as max(a, b) + softplus(-|a - b|), never overflowing, and (a + b) / 2 + log 2
+    where a == b: the same value, a derivative of 1/2 each at a tie, and equal infinities give
+    themselves (their difference would be nan). A NaN propagates. b alone where the position (x2, an
+    integer operand) is below the shift, so a is the padding. The integer operand keeps the passes from
+    composing the scan's maps (or their gradients) into one body, which would grow exponentially."""
+    a, b, position = scalar_symbol(0), scalar_symbol(1), scalar_symbol(2)
+    both = sf.Where(sf.Equal(a, b), (a + b) / 2 + sympy.log(2), sf.Maximum(a, b) + sf.Softplus(-sympy.Abs(a - b)))
+    return sf.Where(sf.Less(position, shift), b, both)
+
+
+def logcumsumexp(x, axis):
+    """log(cumsum(exp(x))) along `axis`, as torch.logcumsumexp, without overflow or underflow: a
+    log-depth scan of the stable log-add-exp (leading -inf stay -inf, +inf stays +inf). Integers give
+    floats (torch rejects them).
+
+    The gradient is the scan's, exp(x_j - r_i) summed over i >= j; where torch's (a log-space formula)
+    is nan it is made nan too: at +inf entries, along the leading run of -inf (where r = -inf) and over
+    a whole row holding a NaN."""
+    x0 = as_node(x)
+    x, axis, n = _scan_input(x0, axis, "logcumsumexp")
+    x = astype(x, float_result(x.dtype)) if not x.dtype.startswith("float") else x
+    y, shift, position = x, 1, _iota(n, axis, x.ndim)
+    while shift < n:
+        y = make_map(_log_add_exp(shift), [_shifted(y, axis, n, shift, 0), y, position], x.dtype, "logcumsumexp")
+        shift *= 2
+    if n:
+        a, b, c = scalar_symbol(0), scalar_symbol(1), scalar_symbol(2)
+        undefined = sf.Where(sf.Greater(c, 0), 1, sf.Where(sf.Equal(a, sympy.oo), 1, sf.Equal(b, -sympy.oo)))
+        has_nan = sum(make_map(sf.NotEqual(a, a), [x], "bool", "logcumsumexp"), axis, keepdims=True)
+        nan_where = make_map(sf.Where(undefined, sympy.nan, 0), [x, y, has_nan], x.dtype, "logcumsumexp")
+        y = make_surrogate(y, y + stop_gradient(nan_where) * x)
+    return make_reshape(y, ()) if x0.ndim == 0 else y
 
 
 # ascending: element j goes before element i (x1, x0 = their keys, x2 < x3 their indices): smaller, or

@@ -15,7 +15,8 @@ from .graph import Node, as_node, const, scalar_symbol
 from .label_ranges import require as require_labels
 from .layout import static_size
 from .shapes import broadcast_shapes
-from .ops import (Elementwise, _is_number, _sympy_number, astype, log_softmax, logsumexp, mean, not_equal, sum)
+from .ops import (Elementwise, _is_number, _sympy_number, astype, equal, log_softmax, logsumexp, mean, not_equal, sum,
+                  where)
 from .primitives import make_map, make_reshape, make_stop_gradient, size_of
 from .primitives.gathers import make_gather
 from .primitives.layouts import make_surrogate
@@ -161,7 +162,13 @@ def _label_losses(op: str, logp, labels, weight, ignore_index, smoothing: float,
         losses = losses * kept
         counts = kept if counts is None else counts * kept
     if reduction == "mean" and counts is not None:
-        return sum(losses) / sum(counts)
+        total, count = sum(losses), sum(counts)
+        if ignored is None:
+            return total / count
+        # every label ignored: the mean is 0 / 0 = nan, as torch's, but torch's gradient is 0 (no label passes
+        # one), where the quotient's would be nan; it is read from total / 1 there
+        divisor = where(equal(sum(kept), 0), const(np.asarray(1, dtype=count.dtype)), count)
+        return make_surrogate(total / count, total / divisor)
     return _reduce(losses, reduction)
 
 
@@ -235,7 +242,8 @@ def l1_loss(input, target, reduction="mean", weight=None):
 
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """torch's smooth_l1_loss: (x - y)**2 / (2 beta) where |x - y| < beta, else |x - y| - beta / 2; beta = 0 is
-    l1_loss. Value and gradient are continuous at |x - y| = beta (gradient +-1), the gradient is 0 at x = y."""
+    l1_loss. Value and gradient are continuous at |x - y| = beta (gradient +-1), the gradient is 0 at x = y and
+    +-1 at an infinite x - y (a Where's derivative selects its branches' derivatives)."""
     beta = _positive_number("smooth_l1_loss", "beta", beta, allow_zero=True)
     if beta == 0:
         return l1_loss(input, target, reduction)
@@ -262,8 +270,11 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 
 
 # xlogy(t, t) - t x: a zero target adds 0 whatever the input (torch's xlogy), its own gradient there is nan
-# as torch's (the derivative of t log t has no finite limit at 0)
+# as torch's (the derivative of t log t has no finite limit at 0): a Where's derivative selects its branches'
+# (0 there), so the gradient is carried by a surrogate whose zero-target branch is (t - t_) nan, t_ = t held
 _kl_terms = Elementwise(lambda x, t: sf.Where(sf.Equal(t, 0), 0, t * sympy.log(t)) - t * x, "kl_div", float_only=True)
+_kl_gradient = Elementwise(lambda x, t, t_, nan: sf.Where(sf.Equal(t_, 0), (t - t_) * nan, t * sympy.log(t)) - t * x,
+                          "kl_div_gradient", float_only=True)
 _kl_log_terms = Elementwise(lambda x, t: sympy.exp(t) * (t - x), "kl_div", float_only=True)
 
 
@@ -275,7 +286,12 @@ def kl_div(input, target, reduction="mean", log_target=False):
     _check_reduction("kl_div", reduction, ("mean", "batchmean", "sum", "none"))
     if not isinstance(log_target, (bool, np.bool_)):
         raise fail("kl_div", f"log_target must be a bool, got {log_target!r}")
-    losses = (_kl_log_terms if log_target else _kl_terms)(input, target)
+    if log_target:
+        losses = _kl_log_terms(input, target)
+    else:
+        nan = const(np.asarray(np.nan, dtype=input.dtype))
+        losses = make_surrogate(_kl_terms(input, target),
+                                _kl_gradient(input, target, make_stop_gradient(target), nan))
     if reduction != "batchmean":
         return _reduce(losses, reduction)
     total = sum(losses)

@@ -22,7 +22,7 @@ from .graph import Node, as_node, const, is_python_number, scalar_symbol
 from .primitives import (make_broadcast, make_concat, make_einsum, make_map, make_reduce, make_reshape,
                          make_slice, make_stop_gradient, make_transpose, size_of)
 from .label_ranges import require as require_labels
-from .conv import conv1d, conv2d, conv_transpose2d, flatten
+from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d, flatten
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, max_pool1d,
                       max_pool2d)
 from .layout import diagonal, expand_einsum, flip, pad, repeat, roll, tile, tril, triu
@@ -37,7 +37,7 @@ __all__ = [
     "stop_gradient", "one_hot",
     "floor", "ceil", "round", "trunc", "sign", "remainder", "fmod", "floor_divide", "copysign", "tan", "asin",
     "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "erf", "log1p", "expm1", "pad", "flip", "roll", "tile", "repeat", "diagonal", "tril", "triu",
-    "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "flatten",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "flatten",
     "max_pool1d", "avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool1d",
 ]
 
@@ -569,11 +569,11 @@ _install_operators()
 
 # ---- reductions, scans and sorting (derived_reductions.py) -------------------------------------
 
-from .derived_reductions import (_all, _any, _min, argmax, argmin, argsort, cumprod, cumsum, prod, sort,  # noqa: E402
-                                 std, topk, var)
+from .derived_reductions import (_all, _any, _min, argmax, argmin, argsort, cummax, cummin, cumprod, cumsum,  # noqa: E402
+                                 logcumsumexp, prod, sort, std, topk, var)
 
 __all__ += ["min", "prod", "var", "std", "any", "all", "argmax", "argmin", "cumsum", "cumprod", "sort", "argsort",
-            "topk"]
+            "topk", "cummax", "cummin", "logcumsumexp"]
 _SHADOWING = {"min": _min, "any": _any, "all": _all}
 
 
@@ -629,3 +629,5 @@ __all__ += ["take", "take_along_axis", "embedding", "index_add", "scatter_add"]
 from .resampling import interpolate, pixel_shuffle, pixel_unshuffle  # noqa: E402
 
 __all__ += ["interpolate", "pixel_shuffle", "pixel_unshuffle"]
+from .similarity import cosine_similarity, normalize  # noqa: E402  (norms along an axis: similarity.py)
+__all__ += ["cosine_similarity", "normalize"]

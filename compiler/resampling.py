@@ -39,7 +39,8 @@ Torch's index rules, followed exactly (``tests/test_resampling_torch.py``):
   as torch's ``floorf`` does; nearest-exact and linear (align_corners=False) compute
   ``scale * (i + 0.5) - 0.5`` with one rounding, as the fused multiply-add of
   torch's vectorised (AVX2, AVX-512) builds does. Linear modes copy an axis whose
-  length does not change, whatever the scale factor.
+  length does not change, whatever the scale factor; torch reads it as
+  ``1 * x[i] + 0 * x[i]``, so an inf there becomes nan, and so it does here.
 - Torch's 2-d nearest kernels have rules of their own: a float32 scale whatever the
   dtype, and (nearest) an output of the input's length or twice it read as a copy
   or ``i // 2`` whatever the scale factor. Its 1-d and 3-d nearest *backward*
@@ -54,10 +55,13 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import sympy
 
+from . import scalar_functions as sf
 from .errors import fail
 from .graph import Node, as_node, const, scalar_symbol
 from .primitives import make_broadcast, make_map, make_reshape, make_transpose
+from .primitives.layouts import make_surrogate
 
 NEAREST = ("nearest", "nearest-exact")
 LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3}  # the spatial rank each interpolating mode takes
@@ -215,9 +219,21 @@ def interpolate(x, size=None, scale_factor=None, mode: str = "nearest", align_co
     if mode in NEAREST:
         exact = mode == "nearest-exact"
         return _nearest(x, [(a, nearest_indices(n, m, f, exact, x.dtype, spatial)) for a, n, m, f in axes])
+    if any(n == m for _, n, m, _ in axes):
+        x = _inf_to_nan(x)
     for axis, n, m, f in sorted(axes, key=lambda item: item[2] / item[1]):  # downsampling first: less work after
         x = _two_taps(x, axis, linear_taps(n, m, f, corners, x.dtype))
     return x
+
+
+def _inf_to_nan(x: Node) -> Node:
+    """torch's linear kernels read an axis whose length does not change as 1 * x[i] + 0 * x[i], so an inf
+    there is nan (0 * inf) in every output that reads it; copying the axis would keep the inf. The gradient
+    stays the copy's (1)."""
+    nan = const(np.asarray(np.nan, dtype=x.dtype))
+    value = make_map(sf.Where(sf.Equal(sympy.Abs(scalar_symbol(0)), sympy.oo), scalar_symbol(1), scalar_symbol(0)),
+                     [x, nan], x.dtype)
+    return make_surrogate(value, x)
 
 
 def _nearest(x: Node, picks: list) -> Node:

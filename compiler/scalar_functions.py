@@ -141,6 +141,12 @@ class Where(sympy.Function):
             return Where(c, 1, 0)
         return Where(c, 0, 1)
 
+    def _eval_derivative(self, s):
+        """d/ds Where(c, a, b) is Where(c, da/ds, db/ds): a selection, not the chain rule's products with
+        the masks, so an inf derivative of the branch not taken is not multiplied by 0 (nan)."""
+        c, a, b = self.args
+        return Where(c, a.diff(s), b.diff(s))
+
     def _latex(self, printer):
         c, a, b = (printer._print(arg) for arg in self.args)
         return r"\begin{cases} %s & \text{if } %s \\ %s & \text{otherwise} \end{cases}" % (a, c, b)

@@ -82,6 +82,21 @@ def np_topk(x, axis, k):
     return np.take(-np.sort(-x, axis), np.arange(k), axis)
 
 
+def np_cosine_similarity(a, b, dim):
+    a, b = np.broadcast_arrays(a, b)
+    return np.sum(a * b, dim) / np.sqrt(np.sum(a * a, dim) * np.sum(b * b, dim))
+
+
+def np_normalize(x, p, dim):
+    return x / np.sum(np.abs(x) ** p, dim, keepdims=True) ** (1 / p)
+
+
+def np_conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """conv_transpose2d's reference over a height of 1."""
+    return CR.conv_transpose2d(x[:, :, None], w[:, :, None], b, (1, stride), (0, padding), (0, output_padding), groups,
+                               (1, dilation))[:, :, 0]
+
+
 # ---- the table -------------------------------------------------------------------------------
 
 
@@ -423,6 +438,15 @@ OPS = [
     Op("sort", C.sort, np.sort, axis_case(), (distinct,)),
     Op("argsort", C.argsort, lambda x, axis: np.argsort(x, axis, kind="stable"), axis_case(), (distinct,)),
     Op("topk", lambda x, axis, k: C.topk(x, k, axis)[0], np_topk, topk_case(), (distinct,)),
+    Op("cummax", lambda x, axis: C.cummax(x, axis)[0], np.maximum.accumulate, axis_case(), (distinct,)),
+    Op("cummin", lambda x, axis: C.cummin(x, axis)[0], np.minimum.accumulate, axis_case(), (distinct,)),
+    Op("logcumsumexp", C.logcumsumexp, np.logaddexp.accumulate, axis_case(), (real(-5, 5),)),
+    Op("cosine_similarity", C.cosine_similarity, np_cosine_similarity, st.sampled_from([
+        ((3, 4), (3, 4), 1), ((2, 1, 4), (3, 4), -1), ((4,), (2, 4), 0)]).map(lambda c: (c[:2], {"dim": c[2]})),
+       (nonzero,)),
+    Op("normalize", C.normalize, np_normalize, st.sampled_from([((3, 4), 2.0, 1), ((2, 3, 2), 3, -1), ((5,), 1, 0),
+                                                                 ((2, 3), 0.5, 0)]).map(
+        lambda c: ((c[0],), {"p": c[1], "dim": c[2]})), (nonzero,)),
     Op("softmax", C.softmax, lambda x, axis: np.exp(np_log_softmax(x, axis)), axis_case(), (real(-5, 5),)),
     Op("log_softmax", C.log_softmax, np_log_softmax, axis_case(), (real(-5, 5),)),
     Op("logsumexp", C.logsumexp, np_logsumexp, reduction_case(), (real(-5, 5),)),
@@ -491,6 +515,10 @@ OPS = [
        lambda x, w, b=None, **kw: CR.conv1d(x, w, b, **kw), CR.conv_case(1), (R,)),
     Op("conv_transpose2d", lambda x, w, b=None, **kw: C.ops.conv_transpose2d(x, w, b, **kw),
        lambda x, w, b=None, **kw: CR.conv_transpose2d(x, w, b, **kw), CR.conv_transpose_case(), (R,)),
+    Op("conv_transpose1d", lambda x, w, b=None, **kw: C.ops.conv_transpose1d(x, w, b, **kw), np_conv_transpose1d,
+       st.sampled_from([((2, 2, 3), (2, 3, 2), {"stride": 2, "padding": 1, "output_padding": 1}),
+                        ((1, 4, 4), (4, 1, 3), {"groups": 2, "dilation": 2})]).map(
+           lambda c: ((c[0], c[1], (c[1][1] * c[2].get("groups", 1),)), c[2])), (R,)),
     Op("conv2d", lambda x, w, b=None, **kw: C.conv2d(x, w, b, **kw),
        lambda x, w, b=None, **kw: CR.conv2d(x, w, b, **kw), CR.conv_case(2, max_extra=2), (R,)),
     Op("max_pool2d", C.max_pool2d, CR.max_pool2d, CR.pool_case(average=False), (distinct,)),

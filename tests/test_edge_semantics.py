@@ -9,6 +9,8 @@ import sympy
 import compiler as C
 from compiler import Input, grad
 from compiler.passes import simplify
+from compiler.traversal import topological_order
+from compiler import scalar_functions as sf
 from compiler.scalar_functions import Sigmoid
 
 
@@ -194,3 +196,31 @@ def test_cross_entropy_with_every_constant_label_ignored_is_nan():
     loss = C.ops.cross_entropy(logits, C.const(np.full(4, -1, dtype=np.int64)), ignore_index=-1)
     values = {"logits": np.random.default_rng(0).normal(size=(4, 3))}
     assert np.isnan(C.evaluate(loss, values)) and np.isnan(C.compile(loss)(**values))
+
+
+def test_a_written_in_zero_constant_or_a_repeated_operand_never_cancels_in_compiled_code():
+    """The scheduler writes a size-1 constant into the kernel body and inlines maps into their consumers:
+    sympy's algebra then made x * 0 zero (0 for an inf x, where evaluate and NumPy give nan), x * 0 + x
+    x, and (a k) / k a (2.0 where k = 0; the simplifier also merged the two maps into a)."""
+    x = C.Input("x", (3,), "float64")
+    zero, zeros1 = C.const(np.array(0.0)), C.const(np.array([0.0]))
+    a, k = C.Input("a", (), "float64"), C.Input("k", (), "float64")
+    X = np.array([1.0, np.inf, np.nan])
+    outputs = [x * zero, x * zeros1 + x, x * zero + 2.0]
+    for got in both(outputs, {"x": X}):
+        np.testing.assert_array_equal(got[0], [0.0, np.nan, np.nan])
+        np.testing.assert_array_equal(got[1], [1.0, np.nan, np.nan])
+        np.testing.assert_array_equal(got[2], [2.0, np.nan, np.nan])
+    ratio = (a * k) / k
+    assert len([n for n in topological_order(simplify(ratio)) if n.op == "map"]) == 2
+    for (value,) in both([ratio], {"a": np.array(2.0), "k": np.array(0.0)}):
+        assert np.isnan(value)
+
+
+def test_where_gradient_selects_its_branches_gradients():
+    """d/dx Where(c, a, b) is Where(c, a', b'): the chain rule's a' Where(c, 1, 0) + b' Where(c, 0, 1) made an
+    infinite a' in the branch not taken nan (huber and smooth l1 losses at an infinite difference)."""
+    x = C.Input("x", (4,), "float64")
+    huber = C.elementwise(lambda t: sf.Where(sf.Less(sympy.Abs(t), 1), t ** 2 / 2, sympy.Abs(t) - sympy.Rational(1, 2)))
+    for (gradient,) in both(grad(C.sum(huber(x)), [x]), {"x": np.array([np.inf, -np.inf, 0.5, 3.0])}):
+        np.testing.assert_array_equal(gradient, [1.0, -1.0, 0.5, 1.0])

@@ -339,3 +339,74 @@ LABELS = C.Input("labels", (3,), "int64")
 def test_bad_arguments_are_graph_errors_naming_them(call, match):
     with pytest.raises(GraphError, match=match):
         call()
+
+
+# ---- regressions from the independent sweep ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_label_ignored_is_nan_with_gradient_zero(op, weighted):
+    """A batch whose every label is ignore_index: torch's mean is nan (0 / 0) but its gradient 0 (no label
+    passes one); the quotient's gradient was nan here, which a training step would write into the weights."""
+    x = C.Input("x", ("batch", 4), "float64")
+    labels = C.Input("labels", ("batch",), "int64")
+    weight = np.array([0.5, 1.0, 2.0, 1.5]) if weighted else None
+    loss = getattr(C, op)(x, labels, weight=weight, ignore_index=-100)
+    outputs = [loss] + C.grad(loss, [x])
+    values = {"x": np.random.default_rng(0).normal(size=(3, 4)), "labels": np.full(3, -100)}
+    for value, gradient in (C.evaluate(outputs, values), C.compile(outputs)(**values)):
+        assert np.isnan(value)
+        np.testing.assert_array_equal(gradient, np.zeros((3, 4)))
+    some = {"x": values["x"], "labels": np.array([-100, 2, -100])}  # one label counted: the ordinary mean
+    for value, gradient in (C.evaluate(outputs, some), C.compile(outputs)(**some)):
+        assert np.isfinite(value) and np.isfinite(gradient).all() and np.abs(gradient[1]).sum() > 0
+        np.testing.assert_array_equal(gradient[[0, 2]], 0)
+
+
+@needs_torch
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_every_label_ignored_equals_torch(smoothing):
+    logits = np.random.default_rng(1).normal(size=(2, 3, 5))
+    labels = np.full((2, 3), 1)
+    labels[0, 1] = 4
+    ignored = np.full((2, 3), 4)
+    weight = np.linspace(0.5, 2, 5)
+    for y in (labels, ignored):
+        check(lambda x, y: C.cross_entropy(x, y, weight=weight, ignore_index=4, label_smoothing=smoothing),
+              lambda x, y: F.cross_entropy(x.movedim(-1, 1), y, weight=torch.tensor(weight), ignore_index=4,
+                                           label_smoothing=smoothing),
+              {"x": logits, "y": y}, "float64", ["x"])
+
+
+@pytest.mark.parametrize("op, kwargs", [("smooth_l1_loss", {}), ("smooth_l1_loss", {"beta": 0.5}),
+                                        ("huber_loss", {}), ("huber_loss", {"delta": 2.0})])
+def test_smooth_l1_and_huber_gradient_at_an_infinite_difference_is_torchs(op, kwargs):
+    """At x - y = +-inf torch's gradient is the linear branch's, +-1 (smooth l1) or +-delta (huber); selecting
+    between the branches multiplied the quadratic branch's infinite gradient by 0 and gave nan."""
+    scale = kwargs.get("delta", 1.0) if op == "huber_loss" else 1.0
+    kink = kwargs.get("beta", kwargs.get("delta", 1.0))
+    x = np.array([np.inf, -np.inf, 0.0, np.inf, kink, -kink, 0.25, np.nan])
+    y = np.array([0.0, 0.0, np.inf, np.inf, 0.0, 0.0, 0.0, 0.0])
+    nx, ny = C.Input("x", (8,), "float64"), C.Input("y", (8,), "float64")
+    loss = getattr(C, op)(nx, ny, reduction="none", **kwargs)
+    outputs = [loss] + C.grad(C.sum(loss), [nx, ny])
+    inner = 0.25 / (kink if op == "smooth_l1_loss" else 1.0)
+    dx = np.array([scale, -scale, -scale, np.nan, scale, -scale, inner, np.nan])
+    for value, gx, gy in (C.evaluate(outputs, {"x": x, "y": y}), C.compile(outputs)(x=x, y=y)):
+        np.testing.assert_array_equal(value[:3], np.inf)
+        assert np.isnan(value[3]) and np.isnan(value[7])
+        np.testing.assert_array_equal(gx, dx)
+        np.testing.assert_array_equal(gy, -dx)
+
+
+def test_unbatched_cross_entropy_with_its_label_ignored_is_nan_compiled_too():
+    """(classes,) logits and a 0-d label equal to ignore_index: the mean (l k) / k with k = 0 compiled to l
+    (the scheduler's algebra cancelled k); torch's and evaluate's value is nan, the gradient 0."""
+    x, y = C.Input("x", (3,), "float64"), C.Input("y", (), "int64")
+    loss = C.cross_entropy(x, y, ignore_index=-100)
+    outputs = [loss] + C.grad(loss, [x])
+    values = {"x": np.array([0.3, -1.0, 2.0]), "y": np.array(-100)}
+    for value, gradient in (C.evaluate(outputs, values), C.compile(outputs)(**values)):
+        assert np.isnan(value)
+        np.testing.assert_array_equal(gradient, np.zeros(3))

@@ -233,7 +233,9 @@ def test_lowering():
     assert "gather" in ops(C.interpolate(x, scale_factor=1.5))
     assert "gather" in ops(C.interpolate(x, scale_factor=2, mode="bilinear"))
     assert "einsum" not in ops(C.interpolate(x, scale_factor=2, mode="bilinear"))
-    assert C.interpolate(x, size=(4, 5), mode="bilinear") is x
+    # an unchanged size is a copy, but torch reads it as 1 * x[i] + 0 * x[i] (an inf is nan): one map
+    assert ops(C.interpolate(x, size=(4, 5), mode="bilinear")) <= {"input", "const", "map", "surrogate"}
+    assert C.interpolate(x, size=(4, 5)) is x
 
 
 # ---- pixel shuffle --------------------------------------------------------------------------------
@@ -361,3 +363,58 @@ def test_layer_errors():
         layer = nn.Upsample(scale_factor=2, mode="bilinear")
     with pytest.raises(GraphError, match=r"4-d input \(N, C, H, W\), got shape \(2, 3, 4\)"):
         layer(Input("x", (2, 3, 4)))
+
+
+# ---- regressions from the independent sweep ---------------------------------------------------------
+
+
+def test_linear_modes_read_an_unchanged_axis_as_torch_does_inf_becomes_nan():
+    """torch's linear kernels read an axis whose length does not change as 1 * x[i] + 0 * x[i]: an inf there
+    is nan in every output reading it (the other axes interpolated or not). The copy kept the inf; the
+    gradient stays the copy's."""
+    inf, nan = np.inf, np.nan
+    row = np.array([1.0, -inf, 2.0, inf, nan])
+    cases = [(Input("x", (1, 1, 5), "float64"), row[None, None], dict(size=5, mode="linear"),
+              np.array([1.0, nan, 2.0, nan, nan])[None, None]),
+             (Input("x", (1, 1, 5), "float64"), row[None, None], dict(scale_factor=1.0, mode="linear", align_corners=True),
+              np.array([1.0, nan, 2.0, nan, nan])[None, None]),
+             (Input("x", (1, 1, 2, 5), "float64"), np.stack([row, row])[None, None],
+              dict(size=(4, 5), mode="bilinear", align_corners=True),
+              np.broadcast_to(np.array([1.0, nan, 2.0, nan, nan]), (1, 1, 4, 5)))]
+    for x, value, kwargs, expected in cases:
+        y = C.interpolate(x, **kwargs)
+        outputs = [y] + grad(C.sum(y), [x])
+        for got, gradient in (evaluate(outputs, {"x": value}), C.compile(outputs)(x=value)):
+            np.testing.assert_array_equal(got, expected)
+            assert np.isfinite(gradient).all() and (gradient > 0).all()
+
+
+@needs_torch
+@pytest.mark.parametrize("shape, kwargs", [
+    ((2, 3, 6), dict(scale_factor=1.0, mode="linear")),
+    ((1, 2, 4, 5), dict(size=(4, 9), mode="bilinear")),
+    ((1, 2, 4, 5), dict(size=(7, 5), mode="bilinear", align_corners=True)),
+    ((1, 1, 3, 4, 5), dict(scale_factor=(2.5, 1.0, 1.5), mode="trilinear")),
+])
+def test_linear_modes_with_an_unchanged_axis_equal_torch_on_infs(shape, kwargs):
+    rng = np.random.default_rng(0)
+    value = rng.integers(-1, 2, shape).astype(np.float64)
+    value[rng.random(shape) < 0.2] = -np.inf
+    value[rng.random(shape) < 0.1] = np.inf
+    expected = F.interpolate(torch.tensor(value), **kwargs).numpy()
+    x = Input("x", ("batch",) + shape[1:], "float64")
+    y = C.interpolate(x, **kwargs)
+    for got in (evaluate(y, {"x": value}), C.compile(y)(x=value)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True)
+
+
+def test_linear_zero_weight_taps_are_read_in_compiled_code():
+    """An axis resampled to one output (or from one input) has weights that are size-1 constants, one of them
+    0: written into the kernel body, sympy's algebra dropped x[i1] * 0, so an inf there stayed inf (torch
+    and evaluate: nan). The scheduler now keeps such a product."""
+    value = np.zeros((1, 1, 7, 5))
+    value[0, 0, 4, :] = np.inf  # read with weight 0 by the single output row (source position 3)
+    x = Input("x", (1, 1, 7, 5), "float64")
+    y = C.interpolate(x, size=(1, 5), mode="bilinear")
+    for got in (evaluate(y, {"x": value}), C.compile(y)(x=value)):
+        assert np.isnan(got).all()

@@ -408,6 +408,22 @@ SUPPORTED = tuple(sorted(_HANDLERS, key=lambda cls: cls.__name__))
 powers, constants, comparisons and And/Or/Not)."""
 
 
+class Kept(sympy.Function):
+    """x itself, opaque to sympy's algebra: the scheduler wraps a size-1 constant 0 it writes into a
+    body in it, and every operand of an inlined body whose algebra would cancel one of them
+    (``codegen.schedule._substituted``), so x * 0 and (a k) / k are computed as written (nan for an
+    inf or nan operand, as in NumPy). Not a body function: SUPPORTED does not list it."""
+
+    nargs = 1
+
+
+def _kept(p: _Printer, x):
+    return p.value(x)
+
+
+_HANDLERS[Kept] = _kept
+
+
 def unsupported_functions(expr) -> list:
     """Names of the functions in `expr` that lower_expr cannot lower (empty: it compiles)."""
     missing, pending = [], [sympy.sympify(expr)]

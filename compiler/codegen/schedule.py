@@ -434,7 +434,7 @@ class Scheduler:
             body = node.attr("body")
             values = {sympy.Symbol(f"x{i}", real=True): self.expr(arg, through_broadcast(mapping, arg.shape, node.shape), kernel)
                       for i, arg in enumerate(node.args)}
-            result = self._guarded(body.xreplace(values), mapping, kernel)
+            result = self._guarded(_substituted(body, values), mapping, kernel)
             if node in self.home and not root:
                 kernel.shared[(node, mapping)] = result
             return result
@@ -497,6 +497,22 @@ class Scheduler:
         symbol = sympy.Symbol(f"a{len(kernel.leaves)}", real=True)
         kernel.leaves[symbol] = access
         return symbol
+
+
+def _substituted(body: sympy.Expr, values: dict) -> sympy.Expr:
+    """`body` with its arguments' expressions substituted. sympy's algebra runs on the result and may
+    cancel an operand the body reads: x * 0 with a size-1 constant 0 written in (also in x + y * 0, where
+    x stays), (a k) / k with the map a k inlined. As the simplifier never lets it (``passes/identities.py``,
+    ``constant_folding.py``), a written-in 0 is wrapped in ``Kept``, opaque to the algebra, and so is every
+    argument when an operand vanishes all the same, so an inf or nan operand gives what it gives in NumPy
+    (inf * 0 is nan) instead of vanishing."""
+    from .scalar import Kept
+    values = {symbol: Kept(v) if v.is_number and v.is_zero else v for symbol, v in values.items()}
+    result = body.xreplace(values)
+    operands = [v.free_symbols for v in values.values() if not v.is_number]
+    if operands and set().union(*operands) - result.free_symbols:
+        result = body.xreplace({symbol: v if isinstance(v, Kept) else Kept(v) for symbol, v in values.items()})
+    return result
 
 
 def _number(value):

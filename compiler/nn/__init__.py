@@ -23,7 +23,7 @@ naming scope (``dense``, ``dense_1``, ...). Build a model inside
 """
 from .activations import ACTIVATIONS, GELU, ReLU, Sigmoid, Tanh
 from .attention import MultiHeadAttention
-from .convolution import Conv1d, Conv2d, ConvTranspose2d
+from .convolution import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .dense import Dense, Linear
 from .dropout import Dropout
 from .embedding import Embedding, PositionEmbedding
@@ -44,4 +44,4 @@ __all__ = ["Layer", "Dense", "Linear", "Conv1d", "Conv2d", "ConvTranspose2d", "M
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout",
            "Flatten", "ReLU", "Tanh", "GELU", "Sigmoid", "Sequential", "Embedding", "PositionEmbedding", "LayerNorm",
            "RMSNorm", "MultiHeadAttention", "TransformerBlock", "RNN", "LSTM", "GRU", "names", "ACTIVATIONS", "WEIGHT_INITS", "Uniform", "Normal"]
-__all__ += ["Upsample", "PixelShuffle", "PixelUnshuffle"]
+__all__ += ["Upsample", "PixelShuffle", "PixelUnshuffle", "ConvTranspose1d"]

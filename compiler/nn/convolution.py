@@ -1,4 +1,4 @@
-"""Conv1d, Conv2d and ConvTranspose2d: convolution layers over (N, C, L) and (N, C, H, W) inputs."""
+"""Conv1d, Conv2d, ConvTranspose1d and ConvTranspose2d: convolution layers over (N, C, L) and (N, C, H, W) inputs."""
 from __future__ import annotations
 
 import math
@@ -108,8 +108,9 @@ class ConvTranspose2d(Convolution):
                  bias: bool = True, dilation=1, activation=None, name: str | None = None, init=None):
         super().__init__(out_channels, kernel_size, stride, padding, dilation, groups, bias, activation, name, init)
         if isinstance(self.padding, str):
-            raise fail(self.describe(), f"padding: expected an int or 2 ints >= 0, got {padding!r}")
-        self.output_padding = sizes(output_padding, 2, "output_padding", self.describe(), 0)
+            spelled = "an int" if self.spatial == 1 else f"an int or {self.spatial} ints"
+            raise fail(self.describe(), f"padding: expected {spelled} >= 0, got {padding!r}")
+        self.output_padding = sizes(output_padding, self.spatial, "output_padding", self.describe(), 0)
 
     def weight_layout(self, channels: int) -> tuple:
         receptive = math.prod(self.kernel_size)
@@ -117,8 +118,16 @@ class ConvTranspose2d(Convolution):
         return shape, self.out_channels // self.groups * receptive, channels * receptive
 
     def convolve(self, x: Node) -> Node:
-        return ops.conv_transpose2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                                    output_padding=self.output_padding, groups=self.groups, dilation=self.dilation)
+        transpose = ops.conv_transpose1d if self.spatial == 1 else ops.conv_transpose2d
+        return transpose(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                         output_padding=self.output_padding, groups=self.groups, dilation=self.dilation)
+
+
+class ConvTranspose1d(ConvTranspose2d):
+    """torch.nn.ConvTranspose1d with in_channels inferred: x (N, C, L) -> (N, out_channels, L'), L' as
+    ConvTranspose2d's H'; weight (in_channels, out_channels/groups, k). The 2-d layer over one axis."""
+
+    kind, spatial, layout = "conv_transpose1d", 1, "(N, C, L)"
 
 
 class Conv1d(Convolution):

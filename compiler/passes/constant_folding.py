@@ -68,6 +68,8 @@ def _inline(node: Node):
                 continue
             if (body.free_symbols - {scalar_symbol(i)}) - inlined.free_symbols:
                 continue  # x * 0 would drop x, whose inf or nan must still give nan
+            if value == 0 and any(inlined.count(s) < body.count(s) for s in body.free_symbols - {scalar_symbol(i)}):
+                continue  # x * 0 + x would be x: the term with x * 0 (nan for an inf x) cancelled
             body = inlined
             remaining.discard(i)
             changed = True

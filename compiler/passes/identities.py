@@ -51,7 +51,10 @@ def _collapse_maps(node: Node):
     if node.op != "map" or not any(a.op == "map" for a in node.args):
         return None
     composed, args = compose_maps(node)
-    if len(args) < len(_operands(node)):
+    # canonical_args merges a repeated operand after the algebra ran ((a k) / k is t0 t1 / t2 with t1 and t2
+    # both k: renamed x0 x1 / x1, that is x0), so count the operands the composed body still reads
+    read = {a for i, a in enumerate(args) if scalar_symbol(i) in composed.free_symbols}
+    if len(read) < len(_operands(node)):
         return None  # the algebra cancelled an operand (4 c / c is 4): an inf, nan or 0 there would change that
     before = sympy.count_ops(node.attr("body"))
     if sympy.count_ops(composed) >= before and not composed.is_Symbol:
