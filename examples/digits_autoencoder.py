@@ -32,20 +32,26 @@ def nearest_mean_accuracy(codes_train, labels_train, codes_test, labels_test) ->
     return float(np.mean(distances.argmin(axis=1) == labels_test))
 
 
-def main(epochs: int = 30) -> dict:
+def train_autoencoder(build, epochs: int, shape: tuple = (64,), progress: bool = True) -> dict:
+    """Train the autoencoder `build()` gives ((x, code, loss), x of (batch, *shape)) with Adam; report
+    the test reconstruction error before and after, and how well its codes separate the classes."""
     x_train, y_train = datasets.load_digits("train")
     x_test, y_test = datasets.load_digits("test")
+    x_train, x_test = x_train.reshape(-1, *shape), x_test.reshape(-1, *shape)
     x, code, loss = build()
     step = sp.compile_step(loss, sp.optim.Adam(lr=1e-2), seed=0)
-    error = step.function(loss)
-    encode = step.function(code)
+    error, encode = step.function(loss), step.function(code)
     before = float(error(x=x_test))
-    fit(step, {"x": x_train}, epochs=epochs, batch_size=32, progress=True)
+    fit(step, {"x": x_train}, epochs=epochs, batch_size=32, progress=progress)
     after = float(error(x=x_test))
     accuracy = nearest_mean_accuracy(encode(x=x_train), y_train, encode(x=x_test), y_test)
     print(f"test reconstruction error {before:.4f} -> {after:.4f}; "
           f"nearest class mean in code space: {accuracy:.1%} test accuracy")
     return {"before": before, "after": after, "accuracy": accuracy}
+
+
+def main(epochs: int = 30) -> dict:
+    return train_autoencoder(build, epochs)
 
 
 if __name__ == "__main__":

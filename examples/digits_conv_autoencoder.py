@@ -15,10 +15,9 @@ from pathlib import Path
 
 import compiler as sp
 from compiler import nn
-from runtime import datasets, fit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the dense autoencoder's class-separation measure
-from digits_autoencoder import nearest_mean_accuracy  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # trained and measured as the dense autoencoder
+from digits_autoencoder import train_autoencoder  # noqa: E402
 
 
 def build():
@@ -34,19 +33,7 @@ def build():
 
 
 def main(epochs: int = 20, progress: bool = True) -> dict:
-    x_train, y_train = datasets.load_digits("train")
-    x_test, y_test = datasets.load_digits("test")
-    x_train, x_test = x_train.reshape(-1, 1, 8, 8), x_test.reshape(-1, 1, 8, 8)
-    x, code, loss = build()
-    step = sp.compile_step(loss, sp.optim.Adam(lr=1e-2), seed=0)
-    error, encode = step.function(loss), step.function(code)
-    before = float(error(x=x_test))
-    fit(step, {"x": x_train}, epochs=epochs, batch_size=32, progress=progress)
-    after = float(error(x=x_test))
-    accuracy = nearest_mean_accuracy(encode(x=x_train), y_train, encode(x=x_test), y_test)
-    print(f"test reconstruction error {before:.4f} -> {after:.4f}; "
-          f"nearest class mean in code space: {accuracy:.1%} test accuracy")
-    return {"before": before, "after": after, "accuracy": accuracy}
+    return train_autoencoder(build, epochs, shape=(1, 8, 8), progress=progress)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,7 @@ import compiler as C
 from compiler import nn
 from compiler.errors import GraphError
 
-try:
-    import torch
-    F = torch.nn.functional
-except ImportError:  # the comparisons skip; the argument checks below run without torch
-    torch = F = None
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
+from optional_torch import F, needs_torch, torch
 
 TOLERANCE = {"float64": 1e-12, "float32": 2e-5}
 

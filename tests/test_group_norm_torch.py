@@ -21,12 +21,7 @@ import compiler as C
 from compiler import Input, evaluate, grad, nn, optim
 from compiler.modes import buffer_updates
 
-try:
-    import torch
-    F = torch.nn.functional
-except ImportError:  # only the error tests at the end run
-    torch = F = None
-needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+from optional_torch import F, needs_torch, torch
 
 SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 TOLERANCE = {"float64": (1e-10, 1e-12), "float32": (1e-5, 1e-5)}

@@ -10,11 +10,7 @@ import pytest
 import compiler as C
 from compiler import GraphError, nn
 
-try:
-    import torch
-except ImportError:  # the layout and error tests run without it
-    torch = None
-needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+from optional_torch import needs_torch, torch
 
 
 def test_linear_has_torchs_names_shapes_and_initialisation():

@@ -22,12 +22,7 @@ from compiler import Input, evaluate, grad, nn
 from compiler.traversal import topological_order
 from declaration_errors import assert_names_shapes_and_line
 
-try:
-    import torch
-    F = torch.nn.functional
-except ImportError:  # the comparisons are skipped; the error and lowering tests still run
-    torch = None
-needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+from optional_torch import F, needs_torch, torch
 
 SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 RTOL = {"float64": 1e-12, "float32": 2e-6}

@@ -24,12 +24,7 @@ import compiler as C
 from compiler import GraphError, Input, evaluate, grad, nn
 from compiler.resampling import linear_taps, nearest_indices
 
-try:
-    import torch
-except ImportError:  # the error and lowering tests run without it
-    torch = None
-F = torch.nn.functional if torch is not None else None
-needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+from optional_torch import F, needs_torch, torch
 
 RTOL = {"float64": 1e-12, "float32": 1e-5}
 

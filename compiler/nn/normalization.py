@@ -25,57 +25,14 @@ def check_eps_and_momentum(eps, momentum, layer: str) -> tuple:
     return eps, float(momentum)
 
 
-class BatchNorm(Layer):
-    """weight (gamma, ones) and bias (beta, zeros) of shape (C,) when `affine`; Buffers running_mean
-    (zeros) and running_var (ones); C from the first input."""
+class ChannelNorm(Layer):
+    """A per-channel normalisation with torch's Params and Buffers: weight (ones) and bias (zeros) of
+    shape (C,) when `affine`, Buffers running_mean (zeros) and running_var (ones) when it tracks running
+    statistics; C from the first input."""
 
     ranks, layout = (), ""
 
-    def __init__(self, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True, name: str | None = None):
-        super().__init__(name)
-        self.eps, self.momentum = check_eps_and_momentum(eps, momentum, self.describe())
-        self.affine = check_flag(affine, "affine", self.describe())
-        self.weight = self.bias = self.running_mean = self.running_var = None
-
-    def build(self, x: Node) -> None:
-        check_rank(self, x, self.ranks, self.layout)
-        dtype = float_dtype(self, x)
-        channels = concrete_dim(self, x, 1, "channels")
-        if self.affine:
-            self.weight = self.param("weight", (channels,), "ones", dtype)
-            self.bias = self.param("bias", (channels,), "zeros", dtype)
-        self.running_mean = self.buffer("running_mean", (channels,), "zeros", dtype)
-        self.running_var = self.buffer("running_var", (channels,), "ones", dtype)
-
-    def check_reuse(self, x: Node) -> None:
-        check_rank(self, x, self.ranks, self.layout)
-        check_same_dim(self, x, 1, "channels")
-
-    def forward(self, x: Node) -> Node:
-        return ops.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, training=True,
-                              momentum=self.momentum, eps=self.eps)
-
-
-class BatchNorm1d(BatchNorm):
-    """torch.nn.BatchNorm1d with num_features inferred: x (N, C) or (N, C, L)."""
-
-    kind, ranks, layout = "batch_norm", (2, 3), "(N, C) or (N, C, L)"
-
-
-class BatchNorm2d(BatchNorm):
-    """torch.nn.BatchNorm2d with num_features inferred: x (N, C, H, W)."""
-
-    kind, ranks, layout = "batch_norm", (4,), "(N, C, H, W)"
-
-
-class InstanceNorm(Layer):
-    """weight (ones) and bias (zeros) of shape (C,) when `affine`; Buffers running_mean (zeros) and
-    running_var (ones) when `track_running_stats`; C from the first input. torch's defaults: neither."""
-
-    kind, ranks, layout = "instance_norm", (), ""
-
-    def __init__(self, affine: bool = False, track_running_stats: bool = False, momentum: float = 0.1,
-                 eps: float = 1e-5, name: str | None = None):
+    def __init__(self, eps: float, momentum: float, affine: bool, track_running_stats: bool, name: str | None):
         super().__init__(name)
         self.eps, self.momentum = check_eps_and_momentum(eps, momentum, self.describe())
         self.affine = check_flag(affine, "affine", self.describe())
@@ -96,6 +53,39 @@ class InstanceNorm(Layer):
     def check_reuse(self, x: Node) -> None:
         check_rank(self, x, self.ranks, self.layout)
         check_same_dim(self, x, 1, "channels")
+
+
+class BatchNorm(ChannelNorm):
+    """Batch statistics while training, running statistics (always tracked) after compiler.inference."""
+
+    def __init__(self, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True, name: str | None = None):
+        super().__init__(eps, momentum, affine, True, name)
+
+    def forward(self, x: Node) -> Node:
+        return ops.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, training=True,
+                              momentum=self.momentum, eps=self.eps)
+
+
+class BatchNorm1d(BatchNorm):
+    """torch.nn.BatchNorm1d with num_features inferred: x (N, C) or (N, C, L)."""
+
+    kind, ranks, layout = "batch_norm", (2, 3), "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(BatchNorm):
+    """torch.nn.BatchNorm2d with num_features inferred: x (N, C, H, W)."""
+
+    kind, ranks, layout = "batch_norm", (4,), "(N, C, H, W)"
+
+
+class InstanceNorm(ChannelNorm):
+    """Each sample's statistics per channel; torch's defaults: no affine transform, no running statistics."""
+
+    kind = "instance_norm"
+
+    def __init__(self, affine: bool = False, track_running_stats: bool = False, momentum: float = 0.1,
+                 eps: float = 1e-5, name: str | None = None):
+        super().__init__(eps, momentum, affine, track_running_stats, name)
 
     def forward(self, x: Node) -> Node:
         """The input's statistics; with running statistics, the running ones after compiler.inference
