@@ -30,10 +30,10 @@ gives -- raises ModelFileError naming the file, the key as a dotted path
 Layer types and their keys (defaults as in torch.nn):
 
 - ``dense``: units, activation = "linear" (over the last axis: (batch, features) or (batch, positions, features))
-- ``conv2d``, ``conv1d``, ``conv_transpose2d``, ``max_pool2d``, ``avg_pool2d``, ``max_pool1d``, ``avg_pool1d``,
-  ``adaptive_avg_pool2d``, ``adaptive_max_pool2d``, ``adaptive_avg_pool1d``, ``batch_norm``, ``group_norm``,
-  ``instance_norm``, ``upsample``, ``pixel_shuffle``: images and signals (``model_file_images``), over
-  input_shape = [channels, height, width] or [channels, length]
+- ``conv2d``, ``conv1d``, ``conv_transpose2d``, ``conv_transpose1d``, ``max_pool2d``, ``avg_pool2d``,
+  ``max_pool1d``, ``avg_pool1d``, ``adaptive_avg_pool2d``, ``adaptive_max_pool2d``, ``adaptive_avg_pool1d``,
+  ``batch_norm``, ``group_norm``, ``instance_norm``, ``upsample``, ``pixel_shuffle``: images and signals
+  (``model_file_images``), over input_shape = [channels, height, width] or [channels, length]
 - ``dropout``: p = 0.5
 - ``flatten``: (batch, C, H, W) -> (batch, C*H*W)
 - ``embedding``, ``position_embedding``, ``transformer_block``, ``multi_head_attention``, ``layer_norm``,

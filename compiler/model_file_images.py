@@ -13,8 +13,8 @@ torch.nn's; a size is an integer or [h, w] for the 2-d types, an integer for the
 
 - ``conv2d``: filters, kernel_size, stride = 1, padding = 0 (or "same", "valid"), dilation = 1,
   groups = 1, activation = "linear"; ``conv1d``: the same over (batch, channels, length)
-- ``conv_transpose2d``: filters, kernel_size, stride = 1, padding = 0, output_padding = 0, dilation = 1,
-  groups = 1, activation = "linear" (a decoder's upsampling)
+- ``conv_transpose2d``, ``conv_transpose1d``: filters, kernel_size, stride = 1, padding = 0, output_padding = 0,
+  dilation = 1, groups = 1, activation = "linear" (a decoder's upsampling)
 - ``max_pool2d``, ``max_pool1d``: kernel_size, stride = kernel_size, padding = 0, dilation = 1, ceil_mode = false
 - ``avg_pool2d``, ``avg_pool1d``: kernel_size, stride = kernel_size, padding = 0, ceil_mode = false,
   count_include_pad = true, divisor_override (absent: none)
@@ -38,6 +38,7 @@ SIGNALS = "(batch, channels, length)"
 ANY_CHANNELS = "(batch, channels), (batch, channels, length) or (batch, channels, height, width)"
 IMAGE_INPUT_LAYOUTS = {  # ranks of (batch, ...) each layer type takes, spelled for errors
     "conv2d": ((4,), IMAGES), "conv1d": ((3,), SIGNALS), "conv_transpose2d": ((4,), IMAGES),
+    "conv_transpose1d": ((3,), SIGNALS),
     "max_pool2d": ((4,), IMAGES), "avg_pool2d": ((4,), IMAGES), "max_pool1d": ((3,), SIGNALS),
     "avg_pool1d": ((3,), SIGNALS), "adaptive_avg_pool2d": ((4,), IMAGES), "adaptive_max_pool2d": ((4,), IMAGES),
     "adaptive_avg_pool1d": ((3,), SIGNALS), "batch_norm": ((2, 3, 4), ANY_CHANNELS),
@@ -45,8 +46,9 @@ IMAGE_INPUT_LAYOUTS = {  # ranks of (batch, ...) each layer type takes, spelled 
     "upsample": ((3, 4), f"{SIGNALS} or {IMAGES}"), "pixel_shuffle": ((4,), IMAGES),
 }
 IMAGE_LAYER_TYPES = tuple(IMAGE_INPUT_LAYOUTS)
-IMAGE_WIDTH_KEYS = {"conv2d": "filters", "conv1d": "filters", "conv_transpose2d": "filters"}
+IMAGE_WIDTH_KEYS = {kind: "filters" for kind in ("conv2d", "conv1d", "conv_transpose2d", "conv_transpose1d")}
 LAYERS = {"conv2d": nn.Conv2d, "conv1d": nn.Conv1d, "conv_transpose2d": nn.ConvTranspose2d,
+          "conv_transpose1d": nn.ConvTranspose1d,
           "max_pool2d": nn.MaxPool2d, "avg_pool2d": nn.AvgPool2d, "max_pool1d": nn.MaxPool1d,
           "avg_pool1d": nn.AvgPool1d, "adaptive_avg_pool2d": nn.AdaptiveAvgPool2d,
           "adaptive_max_pool2d": nn.AdaptiveMaxPool2d, "adaptive_avg_pool1d": nn.AdaptiveAvgPool1d,
@@ -68,7 +70,8 @@ def _scale(value) -> bool:
 def _convolution(kind: str, entry) -> dict:
     (size, is_a_size), (padding, is_a_padding) = _sizes(kind)
     paddings = (padding, is_a_padding)
-    if kind != "conv_transpose2d":
+    transposed = kind.startswith("conv_transpose")
+    if not transposed:
         paddings = (f'{padding}, "same" or "valid"', lambda v: is_a_padding(v) or v in ("same", "valid"))
     arguments = {"out_channels": entry.take("filters", "a positive integer", is_count),
                  "kernel_size": as_size(entry.take("kernel_size", size, is_a_size)),
@@ -77,7 +80,7 @@ def _convolution(kind: str, entry) -> dict:
                  "dilation": as_size(entry.take("dilation", size, is_a_size, default=1)),
                  "groups": entry.take("groups", "a positive integer", is_count, default=1),
                  "activation": read_activation(entry)}
-    if kind == "conv_transpose2d":
+    if transposed:
         arguments["output_padding"] = as_size(entry.take("output_padding", padding, is_a_padding, default=0))
     return arguments
 

@@ -128,6 +128,28 @@ def test_image_layer_types_equal_their_nn_layers(tmp_path):
         np.testing.assert_allclose(from_file, from_python, rtol=1e-5, atol=1e-5)
 
 
+def test_signal_layer_types_take_integer_sizes(tmp_path):
+    layers = """layers = [
+    { type = "conv1d", filters = 6, kernel_size = 3, padding = 1, activation = "relu" },
+    { type = "max_pool1d", kernel_size = 3, stride = 2, ceil_mode = true },
+    { type = "conv_transpose1d", filters = 4, kernel_size = 2, stride = 2, output_padding = 1 },
+    { type = "instance_norm" },
+    { type = "avg_pool1d", kernel_size = 2, ceil_mode = true, count_include_pad = false },
+    { type = "adaptive_avg_pool1d", output_size = 3 },
+    { type = "flatten" },
+    { type = "dense", units = 10 },
+]"""
+    text = SMALL_CNN.replace("input_shape = [1, 8, 8]", "input_shape = [8, 8]")
+    text = text[:text.index("layers = [")] + layers + text[text.index("]\n\n[loss]") + 1:]
+    spec = load_model_file(write(tmp_path, text))
+    assert [(p.name, p.shape) for p in spec.params] == [
+        ("layer_0.weight", (6, 8, 3)), ("layer_0.bias", (6,)), ("layer_2.weight", (6, 4, 2)), ("layer_2.bias", (4,)),
+        ("layer_7.weight", (12, 10)), ("layer_7.bias", (10,))]
+    bad = text.replace('type = "max_pool1d", kernel_size = 3', 'type = "max_pool1d", kernel_size = [3, 3]')
+    assert ("model.layers[1].kernel_size: expected a positive integer, found an array of 2 items"
+            in error_of(tmp_path, bad))
+
+
 def test_conv1d_reads_rows_of_pixels_as_a_sequence(tmp_path):
     layers = """layers = [
     { type = "conv1d", filters = 5, kernel_size = 3, stride = 2, padding = "valid", activation = "tanh" },
