@@ -4,6 +4,8 @@ recomputes (``recomputable``), and which maps read repeatedly are stored (``read
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy
 
@@ -90,14 +92,16 @@ def recomputable(node: Node) -> bool:
     return _recompute_cost(node, nested=False) <= CHEAP_OPS
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _recompute_cost(node: Node, nested: bool) -> float:
     """Operations of a map and of the maps under it down to stored values; inf when not cheap. A
     nest of maps (`nested`, or a map argument here) must read its stored values in order: a
-    transposed read, repeated by every recomputation, costs more than storing the result once."""
-    body = node.attr("body")
-    if any(type(f) not in CHEAP_FUNCTIONS for f in body.atoms(sympy.Function)):
+    transposed read, repeated by every recomputation, costs more than storing the result once.
+    Remembered (nodes are immutable): the scheduler asks again for every read of a map."""
+    cost = _body_cost(node.attr("body"))
+    if cost > CHEAP_OPS:
         return float("inf")
-    cost, sources = sympy.count_ops(body), []
+    sources = []
     for arg in node.args:
         transposed = False
         while arg.op in LAYOUT_OPS:
@@ -115,6 +119,15 @@ def _recompute_cost(node: Node, nested: bool) -> float:
         if cost > CHEAP_OPS:
             return float("inf")
     return cost
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _body_cost(body) -> float:
+    """sympy's operation count of a body, inf if it calls a function that is not cheap (bodies are
+    written in canonical symbols, so the maps of a deep graph share a few)."""
+    if any(type(f) not in CHEAP_FUNCTIONS for f in body.atoms(sympy.Function)):
+        return float("inf")
+    return sympy.count_ops(body)
 
 
 def _computed(node: Node) -> bool:

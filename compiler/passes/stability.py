@@ -20,6 +20,8 @@ make numerics worse.
 """
 from __future__ import annotations
 
+import functools
+
 import sympy
 
 from ..graph import Node
@@ -34,7 +36,10 @@ GRADIENT_DEPTH = 6
 _a = sympy.Wild("a")
 
 
+@functools.lru_cache(maxsize=4096)
 def _stabilize_expr(expr: sympy.Expr) -> sympy.Expr:
+    """The stable form of a body. Remembered: bodies are written in canonical symbols (x0, x1, ...), so
+    the steps of an unrolled loop repeat the same few, and sympy's matching is the slow part."""
     rules = [
         (sympy.log(1 + sympy.exp(_a)), lambda a: Softplus(a)),
         (1 / (1 + sympy.exp(-_a)), lambda a: Sigmoid(a)),
@@ -89,7 +94,11 @@ def _exp_times_sigmoid(e):
 
 
 def _replace(expr, pattern, build):
+    head, needs_exp = pattern.func, pattern.has(sympy.exp)
+
     def visit(e):
+        if e.func != head or (needs_exp and not e.has(sympy.exp)):
+            return None  # cannot match: sympy's match is slow, most subexpressions are ruled out here
         match = e.match(pattern)
         if match is not None and _a in match:
             return build(match[_a])
