@@ -58,6 +58,11 @@ def names(nodes) -> list:
     return [node.name for node in nodes]
 
 
+def with_layers(text: str, layers: str) -> str:
+    """The model file `text` with its layers array replaced by `layers` (a whole ``layers = [...]``)."""
+    return text[:text.index("layers = [")] + layers + text[text.index("]\n\n[loss]") + 1:]
+
+
 def error_of(tmp_path, text) -> str:
     path = write(tmp_path, text)
     with pytest.raises(ModelFileError) as info:
@@ -99,7 +104,7 @@ IMAGE_LAYERS = """layers = [
 def test_image_layer_types_equal_their_nn_layers(tmp_path):
     """Normalisation, ceil_mode pooling, upsampling, transposed convolution and adaptive pooling from a
     model file: torch's names and shapes, and the same logits as the nn layers built in Python."""
-    text = SMALL_CNN[:SMALL_CNN.index("layers = [")] + IMAGE_LAYERS + SMALL_CNN[SMALL_CNN.index("]\n\n[loss]") + 1:]
+    text = with_layers(SMALL_CNN, IMAGE_LAYERS)
     spec = load_model_file(write(tmp_path, text))
     assert [(p.name, p.shape) for p in spec.params] == [
         ("layer_0.weight", (8, 1, 3, 3)), ("layer_0.bias", (8,)), ("layer_1.weight", (8,)), ("layer_1.bias", (8,)),
@@ -139,8 +144,7 @@ def test_signal_layer_types_take_integer_sizes(tmp_path):
     { type = "flatten" },
     { type = "dense", units = 10 },
 ]"""
-    text = SMALL_CNN.replace("input_shape = [1, 8, 8]", "input_shape = [8, 8]")
-    text = text[:text.index("layers = [")] + layers + text[text.index("]\n\n[loss]") + 1:]
+    text = with_layers(SMALL_CNN.replace("input_shape = [1, 8, 8]", "input_shape = [8, 8]"), layers)
     spec = load_model_file(write(tmp_path, text))
     assert [(p.name, p.shape) for p in spec.params] == [
         ("layer_0.weight", (6, 8, 3)), ("layer_0.bias", (6,)), ("layer_2.weight", (6, 4, 2)), ("layer_2.bias", (4,)),
@@ -157,8 +161,7 @@ def test_conv1d_reads_rows_of_pixels_as_a_sequence(tmp_path):
     { type = "flatten" },
     { type = "dense", units = 10 },
 ]"""
-    text = SMALL_CNN.replace("input_shape = [1, 8, 8]", "input_shape = [8, 8]")
-    text = text[:text.index("layers = [")] + layers + text[text.index("]\n\n[loss]") + 1:]
+    text = with_layers(SMALL_CNN.replace("input_shape = [1, 8, 8]", "input_shape = [8, 8]"), layers)
     spec = load_model_file(write(tmp_path, text))
     assert spec.inputs["x"].shape == ("batch", 8, 8)
     assert [(p.name, p.shape) for p in spec.params] == [
