@@ -224,3 +224,13 @@ def test_where_gradient_selects_its_branches_gradients():
     huber = C.elementwise(lambda t: sf.Where(sf.Less(sympy.Abs(t), 1), t ** 2 / 2, sympy.Abs(t) - sympy.Rational(1, 2)))
     for (gradient,) in both(grad(C.sum(huber(x)), [x]), {"x": np.array([np.inf, -np.inf, 0.5, 3.0])}):
         np.testing.assert_array_equal(gradient, [1.0, -1.0, 0.5, 1.0])
+
+
+def test_a_written_in_zero_inside_a_maximum_compiles():
+    """A size-1 zero constant the scheduler writes into a body is Kept(0); sympy's Max refused it as not
+    comparable, so max pooling of a constant zero failed to compile (``program_fuzz.py 1200 7``, program 4)."""
+    x = C.Input("x", (1, 5), "float64")
+    zero = C.ops.triu(x - x, 0)  # x - x is 0: a constant by the time the scheduler writes the pool's body
+    pooled = C.ops.max_pool2d(C.ops.reshape(zero, (1, 1, 1, 5)), (3, 5), None, (1, 2))
+    for (got,) in both([pooled], {"x": np.arange(5.0).reshape(1, 5)}):
+        np.testing.assert_array_equal(got, np.zeros((1, 1, 1, 1)))

@@ -412,9 +412,16 @@ class Kept(sympy.Function):
     """x itself, opaque to sympy's algebra: the scheduler wraps a size-1 constant 0 it writes into a
     body in it, and every operand of an inlined body whose algebra would cancel one of them
     (``codegen.schedule._substituted``), so x * 0 and (a k) / k are computed as written (nan for an
-    inf or nan operand, as in NumPy). Not a body function: SUPPORTED does not list it."""
+    inf or nan operand, as in NumPy). Not a body function: SUPPORTED does not list it. Real and
+    evaluable as its argument, so Max, Min and comparisons take a kept constant."""
 
     nargs = 1
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
+    def _eval_evalf(self, prec):
+        return self.args[0]._eval_evalf(prec)
 
 
 def _kept(p: _Printer, x):
